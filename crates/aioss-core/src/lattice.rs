@@ -1,0 +1,432 @@
+//! The compiled constraint lattice and Tier 1, the sound checker.
+//!
+//! Tier 1 is the trusted part of AIOSS: nothing executes until it has certified every
+//! active critical row. It evaluates the whole lattice on one tape over intervals (the
+//! action is a point, each state an interval), then reads each row's margin:
+//!
+//! * SAT: the margin is non-negative (positive for strict rows) for every point of the box;
+//! * VIOLATED: it is negative for every point of the box;
+//! * UNCERTAIN: anything else, including INVALID margins (division by an interval holding
+//!   zero, `sqrt` of a negative, NaN). UNCERTAIN is treated as violated by the governor.
+//!
+//! The check is allocation-free: callers keep a [`Scratch`] and an output slice.
+
+use crate::error::{ErrorKind, PolicyError};
+use crate::expr::typeck::{Func, Op2, Term};
+use crate::interval::{Interval, Truth};
+use crate::policy::{ConstraintKind, Criticality, Policy, Sense, VarType};
+use crate::tape::{Inst, Tape, TapeBuilder};
+
+/// One compiled row.
+#[derive(Clone, Debug)]
+pub struct Row {
+    /// Index of its constraint in `Policy::constraints`.
+    pub constraint: usize,
+    /// `id` or `id#k`.
+    pub name: String,
+    /// The comparison.
+    pub sense: Sense,
+    /// Slot of the left side (the condition, for [`Sense::Bool`]).
+    pub lhs: u32,
+    /// Slot of the right side.
+    pub rhs: u32,
+    /// Slot of the margin (the condition itself for [`Sense::Bool`]).
+    pub margin: u32,
+    /// Slot of the constraint's guard.
+    pub guard: Option<u32>,
+    /// The constraint's criticality.
+    pub criticality: Criticality,
+    /// The constraint's kind.
+    pub kind: ConstraintKind,
+    /// Does the row read anything but the action (state, prev, budgets, attributes)?
+    pub reads_state: bool,
+}
+
+/// The compiled lattice: one tape for every rule, guard, row and budget.
+#[derive(Clone, Debug, Default)]
+pub struct Lattice {
+    /// The shared tape.
+    pub tape: Tape,
+    /// Rows, grouped by constraint in policy order.
+    pub rows: Vec<Row>,
+    /// Slot of each rule's `when`.
+    pub rule_slots: Vec<u32>,
+    /// Slot of each budget's `add`.
+    pub budget_slots: Vec<u32>,
+    /// Number of action slots (the first slots of the input vector).
+    pub n_actions: u32,
+}
+
+/// A row's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Holds for every state in the box.
+    Sat,
+    /// Fails for every state in the box.
+    Violated,
+    /// Could not be decided (straddles the bound, or undefined somewhere in the box).
+    Uncertain,
+}
+
+impl Status {
+    /// The name used in decisions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Sat => "SAT",
+            Status::Violated => "VIOLATED",
+            Status::Uncertain => "UNCERTAIN",
+        }
+    }
+}
+
+/// Tier 1's result for one row.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RowCheck {
+    /// Does the row apply (its guard is not surely false)?
+    pub active: bool,
+    /// SAT / VIOLATED / UNCERTAIN (meaningful when active).
+    pub status: Status,
+    /// The margin interval (non-negative means satisfied; ±1 for boolean rows).
+    pub margin: Interval,
+    /// A numerical fault: the margin is undefined somewhere in the box.
+    pub fault: bool,
+}
+
+impl Default for RowCheck {
+    fn default() -> Self {
+        RowCheck {
+            active: false,
+            status: Status::Uncertain,
+            margin: Interval::INVALID,
+            fault: false,
+        }
+    }
+}
+
+/// Counts over the active rows of one check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Active rows that are SAT.
+    pub sat: u32,
+    /// Active rows that are VIOLATED.
+    pub violated: u32,
+    /// Active rows that are UNCERTAIN.
+    pub uncertain: u32,
+    /// Rows whose guard is surely false.
+    pub inactive: u32,
+    /// Active critical rows that are not SAT.
+    pub critical_unsat: u32,
+}
+
+/// Working memory for checks, sized for one lattice.
+#[derive(Clone, Debug)]
+pub struct Scratch {
+    /// One interval per tape slot.
+    pub slots: Vec<Interval>,
+}
+
+/// The status a margin gives a row of the given sense.
+#[inline]
+pub fn status_of(sense: Sense, m: Interval) -> (Status, Interval, bool) {
+    if m.is_invalid() {
+        return (Status::Uncertain, m, true);
+    }
+    match sense {
+        Sense::Bool => match m.truth() {
+            Truth::True => (Status::Sat, Interval::point(1.0), false),
+            Truth::False => (Status::Violated, Interval::point(-1.0), false),
+            Truth::Unknown => (Status::Uncertain, Interval::new(-1.0, 1.0), false),
+        },
+        Sense::Le | Sense::Eq => {
+            let s = if m.lo >= 0.0 {
+                Status::Sat
+            } else if m.hi < 0.0 {
+                Status::Violated
+            } else {
+                Status::Uncertain
+            };
+            (s, m, false)
+        }
+        Sense::Lt | Sense::Ne => {
+            let s = if m.lo > 0.0 {
+                Status::Sat
+            } else if m.hi <= 0.0 {
+                Status::Violated
+            } else {
+                Status::Uncertain
+            };
+            (s, m, false)
+        }
+    }
+}
+
+impl Lattice {
+    /// Compile a validated policy's rules, guards, rows and budgets onto one tape.
+    pub fn compile(p: &Policy) -> Lattice {
+        let mut b = TapeBuilder::new();
+        let rule_slots = p.rules.iter().map(|r| b.add(&r.when)).collect();
+        let n_actions = u32::try_from(p.actions.len()).unwrap_or(u32::MAX);
+        let mut rows = Vec::new();
+        for (ci, c) in p.constraints.iter().enumerate() {
+            let guard = c.guard.as_ref().map(|g| b.add(g));
+            for r in &c.rows {
+                let lhs = b.add(&r.lhs);
+                let rhs = b.add(&r.rhs);
+                let margin = match r.sense {
+                    Sense::Le | Sense::Lt => b.inst(Inst::Bin(Op2::Sub, rhs, lhs)),
+                    Sense::Eq => {
+                        let d = b.inst(Inst::Bin(Op2::Sub, lhs, rhs));
+                        let a = b.inst(Inst::Un(Func::Abs, d));
+                        b.inst(Inst::Un(Func::Neg, a))
+                    }
+                    Sense::Ne => {
+                        let d = b.inst(Inst::Bin(Op2::Sub, lhs, rhs));
+                        b.inst(Inst::Un(Func::Abs, d))
+                    }
+                    Sense::Bool => lhs,
+                };
+                let mut reads_state = false;
+                let mut note = |s: u32| reads_state |= s >= n_actions;
+                r.lhs.inputs(&mut note);
+                r.rhs.inputs(&mut note);
+                if let Some(g) = &c.guard {
+                    g.inputs(&mut note);
+                }
+                rows.push(Row {
+                    constraint: ci,
+                    name: r.name.clone(),
+                    sense: r.sense,
+                    lhs,
+                    rhs,
+                    margin,
+                    guard,
+                    criticality: c.criticality,
+                    kind: c.kind,
+                    reads_state,
+                });
+            }
+        }
+        let budget_slots = p.budgets.iter().map(|bu| b.add(&bu.add)).collect();
+        Lattice {
+            tape: b.finish(),
+            rows,
+            rule_slots,
+            budget_slots,
+            n_actions,
+        }
+    }
+
+    pub(crate) fn shrink(&mut self) {
+        self.rows.shrink_to_fit();
+    }
+
+    /// Fresh working memory for [`Lattice::check`].
+    pub fn scratch(&self) -> Scratch {
+        Scratch {
+            slots: vec![Interval::INVALID; self.tape.len()],
+        }
+    }
+
+    /// Tier 1: evaluate every row. `out` receives one [`RowCheck`] per row (extra rows of
+    /// `out` are left alone; missing ones are skipped). No allocation.
+    pub fn check(
+        &self,
+        inputs: &[Interval],
+        scratch: &mut Scratch,
+        out: &mut [RowCheck],
+    ) -> Summary {
+        if scratch.slots.len() < self.tape.len() {
+            scratch.slots.resize(self.tape.len(), Interval::INVALID);
+        }
+        self.tape.eval(inputs, &mut scratch.slots);
+        self.read_rows(&scratch.slots, out)
+    }
+
+    /// Read the row verdicts from an evaluated slot array.
+    pub fn read_rows(&self, slots: &[Interval], out: &mut [RowCheck]) -> Summary {
+        let mut s = Summary::default();
+        for (row, o) in self.rows.iter().zip(out.iter_mut()) {
+            let get = |k: u32| slots.get(k as usize).copied().unwrap_or(Interval::INVALID);
+            let active = row.guard.is_none_or(|g| get(g).truth() != Truth::False);
+            if !active {
+                *o = RowCheck::default();
+                s.inactive += 1;
+                continue;
+            }
+            let (status, margin, fault) = status_of(row.sense, get(row.margin));
+            *o = RowCheck {
+                active,
+                status,
+                margin,
+                fault,
+            };
+            match status {
+                Status::Sat => s.sat += 1,
+                Status::Violated => s.violated += 1,
+                Status::Uncertain => s.uncertain += 1,
+            }
+            if status != Status::Sat && row.criticality == Criticality::Critical {
+                s.critical_unsat += 1;
+            }
+        }
+        s
+    }
+}
+
+impl Policy {
+    /// The input vector with every slot at its declared range: actions at the fallback,
+    /// state at `[min, max]` (enums and booleans at all their values), `prev.` anywhere in
+    /// the action ranges, budgets in their declared ranges, agent attributes unknown.
+    /// This is the box the fallback is certified over when the policy loads.
+    pub fn range_inputs(&self) -> Vec<Interval> {
+        let mut v = vec![Interval::ENTIRE; self.layout.len as usize];
+        let mut set = |slot: u32, x: Interval| {
+            if let Some(s) = v.get_mut(slot as usize) {
+                *s = x;
+            }
+        };
+        for (a, f) in self.actions.iter().zip(&self.fallback) {
+            set(a.slot, Interval::point(*f));
+            set(a.prev_slot, Interval::new(a.min, a.max));
+        }
+        for s in &self.states {
+            if let Some(slot) = s.slot {
+                set(slot, Interval::new(s.min, s.max));
+            }
+        }
+        for b in &self.budgets {
+            set(b.slot, Interval::new(b.min, b.max));
+        }
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "symbol counts are far below 2^52"
+        )]
+        let nsym = self.symbols.len() as f64;
+        for a in &self.layout.attrs {
+            set(
+                a.slot,
+                if a.numeric {
+                    Interval::ENTIRE
+                } else {
+                    Interval::new(-1.0, nsym)
+                },
+            );
+        }
+        v
+    }
+
+    /// Rows certified for the fallback when loading, and rows left to decision time.
+    pub fn certification_split(&self) -> (usize, usize) {
+        let crit = self
+            .lattice
+            .rows
+            .iter()
+            .filter(|r| r.criticality == Criticality::Critical);
+        let at_decision = crit
+            .clone()
+            .filter(|r| r.kind.certified_at_decision_time())
+            .count();
+        (crit.count() - at_decision, at_decision)
+    }
+}
+
+/// Certify the fallback: every critical row (except barrier and Lyapunov rows, certified at
+/// decision time) must be SAT over [`Policy::range_inputs`]. One error per failing row.
+pub fn certify_fallback(p: &Policy) -> Vec<PolicyError> {
+    let inputs = p.range_inputs();
+    let mut scratch = p.lattice.scratch();
+    let mut out = vec![RowCheck::default(); p.lattice.rows.len()];
+    p.lattice.check(&inputs, &mut scratch, &mut out);
+    let mut errors = Vec::new();
+    for (row, chk) in p.lattice.rows.iter().zip(&out) {
+        if row.criticality != Criticality::Critical
+            || row.kind.certified_at_decision_time()
+            || !chk.active
+        {
+            continue;
+        }
+        if chk.status == Status::Sat {
+            continue;
+        }
+        let Some(c) = p.constraints.get(row.constraint) else {
+            continue;
+        };
+        let span = c
+            .rows
+            .iter()
+            .find(|r| r.name == row.name)
+            .map_or(c.span, |r| r.span);
+        let how = match chk.status {
+            Status::Violated => "violates",
+            _ => "may violate",
+        };
+        let reads: Vec<String> = {
+            let mut names = Vec::new();
+            let mut note = |slot: u32| {
+                for s in &p.states {
+                    if s.slot == Some(slot) && !names.contains(&s.name) {
+                        names.push(s.name.clone());
+                    }
+                }
+                for b in &p.budgets {
+                    if b.slot == slot && !names.contains(&format!("budget.{}", b.name)) {
+                        names.push(format!("budget.{}", b.name));
+                    }
+                }
+                for a in &p.actions {
+                    if a.prev_slot == slot && !names.contains(&format!("prev.{}", a.name)) {
+                        names.push(format!("prev.{}", a.name));
+                    }
+                }
+            };
+            if let Some(r) = c.rows.iter().find(|r| r.name == row.name) {
+                r.lhs.inputs(&mut note);
+                r.rhs.inputs(&mut note);
+            }
+            names
+        };
+        let margin = if chk.margin.is_invalid() {
+            "undefined".to_string()
+        } else {
+            format!("[{}, {}]", chk.margin.lo, chk.margin.hi)
+        };
+        let mut help =
+            "change [fallback] so that it satisfies this constraint for every state".to_string();
+        if !reads.is_empty() {
+            help.push_str(&format!(
+                ", or declare tighter `min`/`max` for {}",
+                reads
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        errors.push(
+            PolicyError::new(
+                ErrorKind::FallbackNotCertified,
+                span,
+                format!(
+                    "the fallback {how} critical constraint `{}` for some state in the declared ranges (margin {margin})",
+                    row.name
+                ),
+            )
+            .help(help),
+        );
+    }
+    errors
+}
+
+/// Evaluate a term over intervals with the reference interpreter (re-exported for tests
+/// and tools that want to evaluate one expression).
+pub fn interpret(t: &Term, inputs: &[Interval]) -> Interval {
+    crate::tape::interpret(t, inputs)
+}
+
+/// The encoded range of a variable type (enum index range, `{0, 1}`, or the given bounds).
+pub fn type_range(ty: &VarType, min: f64, max: f64) -> Interval {
+    match ty {
+        VarType::Bool => Interval::new(0.0, 1.0),
+        _ => Interval::new(min, max),
+    }
+}

@@ -1,0 +1,364 @@
+//! The compiled evaluation form: a flat SSA tape shared by every row of a policy.
+//!
+//! Every distinct subexpression of every rule, constraint and budget is one instruction,
+//! computed once per decision (common subexpressions such as `next.px` or `vx^2` are
+//! shared across the whole lattice), and constant subexpressions are folded when the policy
+//! loads, in the same interval arithmetic, so folding never changes a result. Evaluation is
+//! one linear pass over a preallocated slot array: no allocation, no recursion, no tree
+//! walk. The reference interpreter ([`interpret`]) walks the [`Term`] tree instead; the two
+//! must agree bit for bit (tested).
+
+use std::collections::HashMap;
+
+use crate::expr::typeck::{Func, Op2, Term};
+use crate::interval::Interval;
+
+/// One instruction; operands are indices of earlier instructions.
+///
+/// INVARIANT (tape-order): every operand index is smaller than the instruction's own index,
+/// so one forward pass computes everything. Kept by [`TapeBuilder::push`], the only
+/// constructor.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Inst {
+    /// A constant.
+    Const(Interval),
+    /// An input slot.
+    Input(u32),
+    /// A unary function.
+    Un(Func, u32),
+    /// Integer power.
+    PowI(u32, i32),
+    /// A binary operation.
+    Bin(Op2, u32, u32),
+    /// `if c then a else b`.
+    If(u32, u32, u32),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Key {
+    Const(u64, u64),
+    Input(u32),
+    Un(Func, u32),
+    PowI(u32, i32),
+    Bin(Op2, u32, u32),
+    If(u32, u32, u32),
+}
+
+/// A compiled tape.
+#[derive(Clone, Debug, Default)]
+pub struct Tape {
+    insts: Vec<Inst>,
+}
+
+/// Builds a tape with common-subexpression elimination and constant folding.
+#[derive(Debug, Default)]
+pub struct TapeBuilder {
+    tape: Tape,
+    memo: HashMap<Key, u32>,
+}
+
+impl TapeBuilder {
+    /// A new, empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn key(i: &Inst) -> Key {
+        match *i {
+            Inst::Const(c) => Key::Const(c.lo.to_bits(), c.hi.to_bits()),
+            Inst::Input(k) => Key::Input(k),
+            Inst::Un(f, a) => Key::Un(f, a),
+            Inst::PowI(a, n) => Key::PowI(a, n),
+            Inst::Bin(o, a, b) => Key::Bin(o, a, b),
+            Inst::If(c, a, b) => Key::If(c, a, b),
+        }
+    }
+
+    fn konst(&self, i: u32) -> Option<Interval> {
+        match self.tape.insts.get(i as usize) {
+            Some(Inst::Const(c)) => Some(*c),
+            _ => None,
+        }
+    }
+
+    fn push(&mut self, inst: Inst) -> u32 {
+        // Constant folding, in the tape's own arithmetic.
+        let folded = match inst {
+            Inst::Un(f, a) => self.konst(a).map(|x| un(f, x)),
+            Inst::PowI(a, n) => self.konst(a).map(|x| x.powi(n)),
+            Inst::Bin(o, a, b) => match (self.konst(a), self.konst(b)) {
+                (Some(x), Some(y)) => Some(bin(o, x, y)),
+                _ => None,
+            },
+            Inst::If(c, a, b) => match self.konst(c).map(Interval::truth) {
+                Some(crate::interval::Truth::True) => return a,
+                Some(crate::interval::Truth::False) => return b,
+                _ => None,
+            },
+            _ => None,
+        };
+        let inst = folded.map_or(inst, Inst::Const);
+        let key = Self::key(&inst);
+        if let Some(&i) = self.memo.get(&key) {
+            return i;
+        }
+        let i = u32::try_from(self.tape.insts.len()).unwrap_or(u32::MAX);
+        self.tape.insts.push(inst);
+        self.memo.insert(key, i);
+        i
+    }
+
+    /// Add a term; returns the slot holding its value.
+    pub fn add(&mut self, t: &Term) -> u32 {
+        match t {
+            Term::Const(c) => self.push(Inst::Const(*c)),
+            Term::Input(k) => self.push(Inst::Input(*k)),
+            Term::Un(f, a) => {
+                let a = self.add(a);
+                self.push(Inst::Un(*f, a))
+            }
+            Term::PowI(a, n) => {
+                let a = self.add(a);
+                self.push(Inst::PowI(a, *n))
+            }
+            Term::Bin(o, a, b) => {
+                let a = self.add(a);
+                let b = self.add(b);
+                self.push(Inst::Bin(*o, a, b))
+            }
+            Term::If(c, a, b) => {
+                let c = self.add(c);
+                let a = self.add(a);
+                let b = self.add(b);
+                self.push(Inst::If(c, a, b))
+            }
+        }
+    }
+
+    /// Add an instruction over existing slots (used for row margins).
+    pub fn inst(&mut self, i: Inst) -> u32 {
+        self.push(i)
+    }
+
+    /// The finished tape.
+    pub fn finish(self) -> Tape {
+        self.tape
+    }
+}
+
+#[inline]
+pub(crate) fn un(f: Func, x: Interval) -> Interval {
+    match f {
+        Func::Neg => x.neg(),
+        Func::Not => x.not(),
+        Func::Abs => x.abs(),
+        Func::Sqrt => x.sqrt(),
+        Func::Exp => x.exp(),
+        Func::Log => x.log(),
+        Func::Sin => x.sin(),
+        Func::Cos => x.cos(),
+        Func::Tanh => x.tanh(),
+    }
+}
+
+#[inline]
+pub(crate) fn bin(o: Op2, a: Interval, b: Interval) -> Interval {
+    match o {
+        Op2::Add => a.add(b),
+        Op2::Sub => a.sub(b),
+        Op2::Mul => a.mul(b),
+        Op2::Div => a.div(b),
+        Op2::Pow => a.pow(b),
+        Op2::Min => a.min(b),
+        Op2::Max => a.max(b),
+        Op2::Lt => a.lt(b),
+        Op2::Le => a.le(b),
+        Op2::Eq => a.eq(b),
+        Op2::Ne => a.ne(b),
+        Op2::And => a.and(b),
+        Op2::Or => a.or(b),
+    }
+}
+
+impl Tape {
+    /// Number of instructions (and of slots an evaluation needs).
+    pub fn len(&self) -> usize {
+        self.insts.len()
+    }
+
+    /// Is the tape empty?
+    pub fn is_empty(&self) -> bool {
+        self.insts.is_empty()
+    }
+
+    /// The instructions.
+    pub fn insts(&self) -> &[Inst] {
+        &self.insts
+    }
+
+    /// Evaluate every instruction over intervals. `slots` must have [`Tape::len`]
+    /// entries; a missing input reads as INVALID, so a short `inputs` can only make rows
+    /// UNCERTAIN.
+    #[inline]
+    pub fn eval(&self, inputs: &[Interval], slots: &mut [Interval]) {
+        for (i, inst) in self.insts.iter().enumerate() {
+            let g = |k: u32| slots.get(k as usize).copied().unwrap_or(Interval::INVALID);
+            let v = match *inst {
+                Inst::Const(c) => c,
+                Inst::Input(k) => inputs.get(k as usize).copied().unwrap_or(Interval::INVALID),
+                Inst::Un(f, a) => un(f, g(a)),
+                Inst::PowI(a, n) => g(a).powi(n),
+                Inst::Bin(o, a, b) => bin(o, g(a), g(b)),
+                Inst::If(c, a, b) => Interval::select(g(c), g(a), g(b)),
+            };
+            if let Some(s) = slots.get_mut(i) {
+                *s = v;
+            }
+        }
+    }
+
+    /// Evaluate at a point, with forward-mode derivatives with respect to the inputs listed
+    /// in `wrt` (tangent `j` is input `wrt[j]`). `vals` needs [`Tape::len`] entries and
+    /// `grads` `len * wrt.len()`. Comparisons give 0/1 and have zero derivative; `if`, `min`,
+    /// `max` and `abs` take the derivative of the branch taken.
+    pub fn eval_grad(&self, inputs: &[f64], wrt: &[u32], vals: &mut [f64], grads: &mut [f64]) {
+        let n = wrt.len();
+        for (i, inst) in self.insts.iter().enumerate() {
+            let v = |k: u32| vals.get(k as usize).copied().unwrap_or(f64::NAN);
+            // (value, d_self/d_a, a, d_self/d_b, b): the chain rule's local partials.
+            let (val, da, a, db, b): (f64, f64, u32, f64, u32) = match *inst {
+                Inst::Const(c) => (c.mid(), 0.0, u32::MAX, 0.0, u32::MAX),
+                Inst::Input(k) => {
+                    let x = inputs.get(k as usize).copied().unwrap_or(f64::NAN);
+                    (x, 0.0, u32::MAX, 0.0, u32::MAX)
+                }
+                Inst::Un(f, a) => {
+                    let x = v(a);
+                    let (y, d) = match f {
+                        Func::Neg => (-x, -1.0),
+                        Func::Not => (if x > 0.5 { 0.0 } else { 1.0 }, 0.0),
+                        Func::Abs => (
+                            x.abs(),
+                            if x < 0.0 {
+                                -1.0
+                            } else if x > 0.0 {
+                                1.0
+                            } else {
+                                0.0
+                            },
+                        ),
+                        Func::Sqrt => {
+                            let y = x.sqrt();
+                            (y, 0.5 / y)
+                        }
+                        Func::Exp => {
+                            let y = libm::exp(x);
+                            (y, y)
+                        }
+                        Func::Log => (libm::log(x), 1.0 / x),
+                        Func::Sin => (libm::sin(x), libm::cos(x)),
+                        Func::Cos => (libm::cos(x), -libm::sin(x)),
+                        Func::Tanh => {
+                            let y = libm::tanh(x);
+                            (y, 1.0 - y * y)
+                        }
+                    };
+                    (y, d, a, 0.0, u32::MAX)
+                }
+                Inst::PowI(a, n) => {
+                    let x = v(a);
+                    let d = if n == 0 {
+                        0.0
+                    } else {
+                        f64::from(n) * x.powi(n - 1)
+                    };
+                    (x.powi(n), d, a, 0.0, u32::MAX)
+                }
+                Inst::Bin(o, a, b) => {
+                    let (x, y) = (v(a), v(b));
+                    let t = |c: bool| if c { 1.0 } else { 0.0 };
+                    match o {
+                        Op2::Add => (x + y, 1.0, a, 1.0, b),
+                        Op2::Sub => (x - y, 1.0, a, -1.0, b),
+                        Op2::Mul => (x * y, y, a, x, b),
+                        Op2::Div => (x / y, 1.0 / y, a, -x / (y * y), b),
+                        Op2::Pow => {
+                            let z = libm::pow(x, y);
+                            (z, y * libm::pow(x, y - 1.0), a, z * libm::log(x), b)
+                        }
+                        Op2::Min => {
+                            if x <= y {
+                                (x, 1.0, a, 0.0, b)
+                            } else {
+                                (y, 0.0, a, 1.0, b)
+                            }
+                        }
+                        Op2::Max => {
+                            if x >= y {
+                                (x, 1.0, a, 0.0, b)
+                            } else {
+                                (y, 0.0, a, 1.0, b)
+                            }
+                        }
+                        Op2::Lt => (t(x < y), 0.0, a, 0.0, b),
+                        Op2::Le => (t(x <= y), 0.0, a, 0.0, b),
+                        Op2::Eq => (t(x == y), 0.0, a, 0.0, b),
+                        Op2::Ne => (t(x != y), 0.0, a, 0.0, b),
+                        Op2::And => (t(x > 0.5 && y > 0.5), 0.0, a, 0.0, b),
+                        Op2::Or => (t(x > 0.5 || y > 0.5), 0.0, a, 0.0, b),
+                    }
+                }
+                Inst::If(c, a, b) => {
+                    if v(c) > 0.5 {
+                        (v(a), 1.0, a, 0.0, b)
+                    } else {
+                        (v(b), 0.0, a, 1.0, b)
+                    }
+                }
+            };
+            if let Some(s) = vals.get_mut(i) {
+                *s = val;
+            }
+            // Gradient row i = da * row a + db * row b, or the unit vector for an input.
+            for j in 0..n {
+                let ga = if da != 0.0 {
+                    grads.get(a as usize * n + j).copied().unwrap_or(0.0)
+                } else {
+                    0.0
+                };
+                let gb = if db != 0.0 {
+                    grads.get(b as usize * n + j).copied().unwrap_or(0.0)
+                } else {
+                    0.0
+                };
+                let mut g = da * ga + db * gb;
+                if let Inst::Input(k) = *inst {
+                    g = if wrt.get(j) == Some(&k) { 1.0 } else { 0.0 };
+                }
+                if let Some(s) = grads.get_mut(i * n + j) {
+                    *s = g;
+                }
+            }
+        }
+    }
+}
+
+/// The reference interpreter: a plain recursive walk of the term, in the same interval
+/// arithmetic. The oracle for the tape (compiled and interpreted results must be equal).
+pub fn interpret(t: &Term, inputs: &[Interval]) -> Interval {
+    match t {
+        Term::Const(c) => *c,
+        Term::Input(k) => inputs
+            .get(*k as usize)
+            .copied()
+            .unwrap_or(Interval::INVALID),
+        Term::Un(f, a) => un(*f, interpret(a, inputs)),
+        Term::PowI(a, n) => interpret(a, inputs).powi(*n),
+        Term::Bin(o, a, b) => bin(*o, interpret(a, inputs), interpret(b, inputs)),
+        Term::If(c, a, b) => Interval::select(
+            interpret(c, inputs),
+            interpret(a, inputs),
+            interpret(b, inputs),
+        ),
+    }
+}

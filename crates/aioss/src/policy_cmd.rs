@@ -1,0 +1,90 @@
+//! `aioss policy ...`
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use aioss_core::policy::{ConstraintKind, Criticality, VarType};
+use aioss_core::Policy;
+
+/// Read and load one policy file; errors come back rendered.
+pub fn load_file(path: &std::path::Path) -> Result<Policy, String> {
+    let shown = path.display().to_string();
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("error: cannot read `{shown}`: {e}"))?;
+    aioss_core::load(&shown, &text).map_err(|e| e.to_string())
+}
+
+/// The one-line summary `policy check` prints.
+pub fn summary(p: &Policy) -> String {
+    let real = p.actions.iter().filter(|a| a.ty == VarType::Real).count();
+    let mut s = format!(
+        "{} {}: {} action variables ({} real, {} discrete), {} state variables",
+        p.name,
+        p.version,
+        p.actions.len(),
+        real,
+        p.actions.len() - real,
+        p.states.len()
+    );
+    let _ = write!(
+        s,
+        ", {} constraints in {} rows (",
+        p.constraints.len(),
+        p.lattice.rows.len()
+    );
+    let kinds: Vec<String> = ConstraintKind::ALL
+        .iter()
+        .map(|k| (k, p.constraints.iter().filter(|c| c.kind == *k).count()))
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{} {n}", k.as_str()))
+        .collect();
+    s.push_str(&kinds.join(", "));
+    s.push_str("; ");
+    let crits: Vec<String> = [
+        Criticality::Critical,
+        Criticality::High,
+        Criticality::Medium,
+        Criticality::Low,
+    ]
+    .iter()
+    .map(|c| {
+        (
+            c,
+            p.constraints.iter().filter(|x| x.criticality == *c).count(),
+        )
+    })
+    .filter(|(_, n)| *n > 0)
+    .map(|(c, n)| format!("{} {n}", c.as_str()))
+    .collect();
+    s.push_str(&crits.join(", "));
+    let (at_load, at_decision) = p.certification_split();
+    let _ = write!(
+        s,
+        "), {} rules, {} budgets; fallback certified on {at_load} critical rows at load, {at_decision} barrier/lyapunov rows at decision time; tape {} instructions",
+        p.rules.len(),
+        p.budgets.len(),
+        p.lattice.tape.len()
+    );
+    s
+}
+
+/// `aioss policy check FILE...`
+pub fn check(files: &[PathBuf]) -> ExitCode {
+    let mut failed = 0usize;
+    for f in files {
+        match load_file(f) {
+            Ok(p) => println!("{}: ok: {}", f.display(), summary(&p)),
+            Err(e) => {
+                failed += 1;
+                eprintln!("{e}");
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} policies refused", files.len());
+        ExitCode::from(crate::exit::BAD_INPUT)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
