@@ -264,6 +264,10 @@ impl Interval {
         if self.is_point() && o.is_point() {
             return Self::mul_points(self.lo, o.lo);
         }
+        if (self.is_point() && self.lo == 0.0) || (o.is_point() && o.lo == 0.0) {
+            // Exactly zero times any real is exactly zero.
+            return Self::point(0.0);
+        }
         let p1 = mulz(self.lo, o.lo);
         let p2 = mulz(self.lo, o.hi);
         let p3 = mulz(self.hi, o.lo);
