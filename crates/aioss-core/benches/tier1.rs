@@ -1,7 +1,12 @@
 //! Tier 1 speed: all rows of `warehouse-robot.toml` for one proposal, and policy loading.
 //!
 //! Run: `cargo bench -p aioss-core --bench tier1`. Figures go to BENCHMARKS.md.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::hint::black_box;
 
@@ -15,7 +20,11 @@ const WAREHOUSE: &str = include_str!("../../../policies/warehouse-robot.toml");
 fn nominal_inputs(p: &Policy) -> Vec<Interval> {
     let mut v = p.range_inputs();
     for (a, f) in p.actions.iter().zip(&p.fallback) {
-        let x = if a.ty == VarType::Real { 0.5 * a.min + 0.5 * a.max + 0.1 * (a.max - a.min) } else { *f };
+        let x = if a.ty == VarType::Real {
+            0.5 * a.min + 0.5 * a.max + 0.1 * (a.max - a.min)
+        } else {
+            *f
+        };
         v[a.slot as usize] = Interval::point(x);
         v[a.prev_slot as usize] = Interval::point(*f);
     }

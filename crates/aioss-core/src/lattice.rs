@@ -40,6 +40,8 @@ pub struct Row {
     pub kind: ConstraintKind,
     /// Does the row read anything but the action (state, prev, budgets, attributes)?
     pub reads_state: bool,
+    /// The tape instructions the margin depends on, ascending (for reverse-mode gradients).
+    pub cone: Vec<u32>,
 }
 
 /// The compiled lattice: one tape for every rule, guard, row and budget.
@@ -55,6 +57,8 @@ pub struct Lattice {
     pub budget_slots: Vec<u32>,
     /// Number of action slots (the first slots of the input vector).
     pub n_actions: u32,
+    /// The tape instruction reading each action variable's slot (`None` if no row reads it).
+    pub action_inst: Vec<Option<u32>>,
 }
 
 /// A row's verdict.
@@ -203,16 +207,23 @@ impl Lattice {
                     criticality: c.criticality,
                     kind: c.kind,
                     reads_state,
+                    cone: Vec::new(),
                 });
             }
         }
         let budget_slots = p.budgets.iter().map(|bu| b.add(&bu.add)).collect();
+        let tape = b.finish();
+        for r in &mut rows {
+            r.cone = tape.cone(r.margin);
+        }
+        let action_inst = p.actions.iter().map(|a| tape.input_inst(a.slot)).collect();
         Lattice {
-            tape: b.finish(),
+            tape,
             rows,
             rule_slots,
             budget_slots,
             n_actions,
+            action_inst,
         }
     }
 

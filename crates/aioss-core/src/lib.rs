@@ -37,6 +37,8 @@ pub mod interval;
 pub mod lattice;
 pub mod load;
 pub mod policy;
+pub mod qp;
+pub mod repair;
 pub mod tape;
 
 pub use error::{ErrorKind, PolicyError, PolicyErrors, Span};

@@ -1488,7 +1488,10 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                 None
             };
             let (id, idspan) = id.unwrap_or((format!("constraint-{}", k + 1), cspan));
-            if let Some(first) = cids.get(&id) {
+            if let Some(first) = ids.get(&id) {
+                let (line, _) = crate::error::line_col(l.src, first.start);
+                l.err(PolicyError::new(ErrorKind::DuplicateId, idspan, format!("constraint id `{id}` is also a rule id")).help(format!("the rule is on line {line}; decisions name rules and constraints by id, so they must differ")));
+            } else if let Some(first) = cids.get(&id) {
                 let (line, _) = crate::error::line_col(l.src, first.start);
                 l.err(
                     PolicyError::new(

@@ -362,3 +362,146 @@ pub fn interpret(t: &Term, inputs: &[Interval]) -> Interval {
         ),
     }
 }
+
+impl Tape {
+    /// The cone of `root`: every instruction it depends on (itself included), ascending.
+    pub fn cone(&self, root: u32) -> Vec<u32> {
+        let mut mark = vec![false; self.insts.len()];
+        let mut stack = vec![root];
+        while let Some(i) = stack.pop() {
+            let Some(m) = mark.get_mut(i as usize) else {
+                continue;
+            };
+            if *m {
+                continue;
+            }
+            *m = true;
+            match self.insts.get(i as usize) {
+                Some(Inst::Un(_, a) | Inst::PowI(a, _)) => stack.push(*a),
+                Some(Inst::Bin(_, a, b)) => stack.extend([*a, *b]),
+                Some(Inst::If(c, a, b)) => stack.extend([*c, *a, *b]),
+                _ => {}
+            }
+        }
+        mark.iter()
+            .enumerate()
+            .filter(|(_, m)| **m)
+            .filter_map(|(i, _)| u32::try_from(i).ok())
+            .collect()
+    }
+
+    /// Reverse-mode gradient of slot `root` over its `cone` (from [`Tape::cone`]), using
+    /// the midpoints of an evaluated interval slot array as the linearisation point.
+    /// `adj` is working memory of [`Tape::len`] entries; on return `adj[i]` holds
+    /// d root / d slot i for every `i` in the cone (entries outside the cone are stale).
+    /// Cost: the cone's size, not the tape's — what makes linearising many rows cheap.
+    pub fn grad_reverse(&self, slots: &[Interval], cone: &[u32], root: u32, adj: &mut [f64]) {
+        for &i in cone {
+            if let Some(a) = adj.get_mut(i as usize) {
+                *a = 0.0;
+            }
+        }
+        if let Some(a) = adj.get_mut(root as usize) {
+            *a = 1.0;
+        }
+        let mid = |k: u32| slots.get(k as usize).map_or(f64::NAN, |x| x.mid());
+        let fin = |d: f64| if d.is_finite() { d } else { 0.0 };
+        for &i in cone.iter().rev() {
+            let w = adj.get(i as usize).copied().unwrap_or(0.0);
+            if w == 0.0 {
+                continue;
+            }
+            let mut push = |k: u32, d: f64| {
+                if let Some(a) = adj.get_mut(k as usize) {
+                    *a += w * fin(d);
+                }
+            };
+            match self.insts.get(i as usize).copied() {
+                Some(Inst::Un(f, a)) => {
+                    let x = mid(a);
+                    let d = match f {
+                        Func::Neg => -1.0,
+                        Func::Not => 0.0,
+                        Func::Abs => {
+                            if x < 0.0 {
+                                -1.0
+                            } else if x > 0.0 {
+                                1.0
+                            } else {
+                                0.0
+                            }
+                        }
+                        Func::Sqrt => 0.5 / x.sqrt(),
+                        Func::Exp => libm::exp(x),
+                        Func::Log => 1.0 / x,
+                        Func::Sin => libm::cos(x),
+                        Func::Cos => -libm::sin(x),
+                        Func::Tanh => {
+                            let t = libm::tanh(x);
+                            1.0 - t * t
+                        }
+                    };
+                    push(a, d);
+                }
+                Some(Inst::PowI(a, n)) => {
+                    let x = mid(a);
+                    push(
+                        a,
+                        if n == 0 {
+                            0.0
+                        } else {
+                            f64::from(n) * x.powi(n - 1)
+                        },
+                    );
+                }
+                Some(Inst::Bin(o, a, b)) => {
+                    let (x, y) = (mid(a), mid(b));
+                    let (da, db) = match o {
+                        Op2::Add => (1.0, 1.0),
+                        Op2::Sub => (1.0, -1.0),
+                        Op2::Mul => (y, x),
+                        Op2::Div => (1.0 / y, -x / (y * y)),
+                        Op2::Pow => (y * libm::pow(x, y - 1.0), libm::pow(x, y) * libm::log(x)),
+                        Op2::Min => {
+                            if x <= y {
+                                (1.0, 0.0)
+                            } else {
+                                (0.0, 1.0)
+                            }
+                        }
+                        Op2::Max => {
+                            if x >= y {
+                                (1.0, 0.0)
+                            } else {
+                                (0.0, 1.0)
+                            }
+                        }
+                        _ => (0.0, 0.0),
+                    };
+                    if da != 0.0 {
+                        push(a, da);
+                    }
+                    if db != 0.0 {
+                        push(b, db);
+                    }
+                }
+                Some(Inst::If(c, a, b)) => {
+                    if mid(c) > 0.5 {
+                        push(a, 1.0);
+                    } else {
+                        push(b, 1.0);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The instruction that reads input slot `k`, if any.
+    pub fn input_inst(&self, k: u32) -> Option<u32> {
+        self.insts
+            .iter()
+            .position(|i| *i == Inst::Input(k))
+            .and_then(|i| u32::try_from(i).ok())
+    }
+}

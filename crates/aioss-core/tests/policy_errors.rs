@@ -1,5 +1,10 @@
 //! Every kind of policy error, each with its reported line, column and message.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use aioss_core::{load, ErrorKind};
 
@@ -42,7 +47,13 @@ fn one_error(src: &str) -> (ErrorKind, usize, usize, String, String) {
     assert_eq!(errs.errors.len(), 1, "expected one error, got:\n{errs}");
     let e = &errs.errors[0];
     let (line, col) = errs.position(e);
-    (e.kind, line, col, e.message.clone(), e.help.clone().unwrap_or_default())
+    (
+        e.kind,
+        line,
+        col,
+        e.message.clone(),
+        e.help.clone().unwrap_or_default(),
+    )
 }
 
 fn with(extra: &str) -> String {
@@ -117,7 +128,8 @@ fn enum_compared_with_a_value_it_lacks() {
 
 #[test]
 fn enum_in_list_with_a_value_it_lacks() {
-    let src = with("[[rule]]\nid = \"r\"\nwhen = \"mode in ['move', 'jump']\"\nverdict = \"HOLD\"\n");
+    let src =
+        with("[[rule]]\nid = \"r\"\nwhen = \"mode in ['move', 'jump']\"\nverdict = \"HOLD\"\n");
     let (k, line, col, msg, _) = one_error(&src);
     assert_eq!(k, ErrorKind::UnknownEnumValue);
     assert_eq!((line, col), (BASE_LINES + 3, 26));
@@ -148,7 +160,10 @@ fn constraint_expr_that_is_a_number() {
     let (k, line, col, msg, _) = one_error(&src);
     assert_eq!(k, ErrorKind::NotBoolean);
     assert_eq!((line, col), (BASE_LINES + 3, 9));
-    assert_eq!(msg, "`expr` of constraint `c` must be a comparison, found a number");
+    assert_eq!(
+        msg,
+        "`expr` of constraint `c` must be a comparison, found a number"
+    );
 }
 
 #[test]
@@ -185,7 +200,10 @@ fn duplicate_constraint_id() {
     assert_eq!(k, ErrorKind::DuplicateId);
     assert_eq!((line, col), (BASE_LINES + 2, 6));
     assert_eq!(msg, "constraint id `speed` is used twice");
-    assert_eq!(help, "the first use is on line 26; constraint ids must be unique");
+    assert_eq!(
+        help,
+        "the first use is on line 26; constraint ids must be unique"
+    );
 }
 
 #[test]
@@ -214,12 +232,21 @@ fn metric_not_positive_definite() {
     let (k, line, col, msg, _) = one_error(&src);
     assert_eq!(k, ErrorKind::MetricNotPositiveDefinite);
     assert_eq!((line, col), (5, 17));
-    assert!(msg.starts_with("`metric_matrix` is not positive definite"), "{msg}");
-    let src = BASE.replace("[action.vx]", "[governor]\nmetric = { vx = -1.0 }\n[action.vx]");
+    assert!(
+        msg.starts_with("`metric_matrix` is not positive definite"),
+        "{msg}"
+    );
+    let src = BASE.replace(
+        "[action.vx]",
+        "[governor]\nmetric = { vx = -1.0 }\n[action.vx]",
+    );
     let (k, line, col, msg, _) = one_error(&src);
     assert_eq!(k, ErrorKind::MetricNotPositiveDefinite);
     assert_eq!((line, col), (5, 17));
-    assert_eq!(msg, "the metric weight of `vx` is -1; the metric must be positive definite");
+    assert_eq!(
+        msg,
+        "the metric weight of `vx` is -1; the metric must be positive definite"
+    );
 }
 
 #[test]
@@ -234,7 +261,9 @@ fn critical_constraint_with_tolerance() {
 
 #[test]
 fn barrier_without_dynamics() {
-    let src = with("[[constraint]]\nid = \"wall\"\nkind = \"barrier\"\nbarrier = \"px - 1\"\ngamma = 0.5\n");
+    let src = with(
+        "[[constraint]]\nid = \"wall\"\nkind = \"barrier\"\nbarrier = \"px - 1\"\ngamma = 0.5\n",
+    );
     let (k, line, col, msg, _) = one_error(&src);
     assert_eq!(k, ErrorKind::NeedsDynamics);
     assert_eq!((line, col), (BASE_LINES + 2, 6));
@@ -273,7 +302,10 @@ fn fallback_not_certified_names_the_constraint() {
     let (k, line, col, msg, _) = one_error(&src);
     assert_eq!(k, ErrorKind::FallbackNotCertified);
     assert_eq!((line, col), (27, 9));
-    assert!(msg.starts_with("the fallback violates critical constraint `speed`"), "{msg}");
+    assert!(
+        msg.starts_with("the fallback violates critical constraint `speed`"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -331,7 +363,10 @@ fn text_state_cannot_be_computed_with() {
     let (k, _, col, msg, _) = one_error(&src);
     assert_eq!(k, ErrorKind::TypeMismatch);
     assert_eq!(col, 9);
-    assert_eq!(msg, "the text variable `note` cannot be used in an expression");
+    assert_eq!(
+        msg,
+        "the text variable `note` cannot be used in an expression"
+    );
 }
 
 #[test]
@@ -343,11 +378,18 @@ fn every_error_is_reported_at_once_and_the_policy_is_refused_whole() {
     let kinds: Vec<ErrorKind> = errs.errors.iter().map(|e| e.kind).collect();
     assert_eq!(
         kinds,
-        vec![ErrorKind::UnknownName, ErrorKind::UnknownEnumValue, ErrorKind::DuplicateId]
+        vec![
+            ErrorKind::UnknownName,
+            ErrorKind::UnknownEnumValue,
+            ErrorKind::DuplicateId
+        ]
     );
     let text = errs.to_string();
     assert!(text.contains("--> p.toml:30:9"), "{text}");
-    assert!(text.ends_with("p.toml: 3 errors; the policy was not loaded"), "{text}");
+    assert!(
+        text.ends_with("p.toml: 3 errors; the policy was not loaded"),
+        "{text}"
+    );
 }
 
 #[test]

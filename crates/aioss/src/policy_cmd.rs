@@ -29,7 +29,7 @@ pub fn summary(p: &Policy) -> String {
     );
     let _ = write!(
         s,
-        ", {} constraints in {} rows (",
+        ", {} constraints in {} rows",
         p.constraints.len(),
         p.lattice.rows.len()
     );
@@ -39,8 +39,11 @@ pub fn summary(p: &Policy) -> String {
         .filter(|(_, n)| *n > 0)
         .map(|(k, n)| format!("{} {n}", k.as_str()))
         .collect();
-    s.push_str(&kinds.join(", "));
-    s.push_str("; ");
+    if !p.constraints.is_empty() {
+        s.push_str(" (");
+        s.push_str(&kinds.join(", "));
+        s.push_str("; ");
+    }
     let crits: Vec<String> = [
         Criticality::Critical,
         Criticality::High,
@@ -57,11 +60,14 @@ pub fn summary(p: &Policy) -> String {
     .filter(|(_, n)| *n > 0)
     .map(|(c, n)| format!("{} {n}", c.as_str()))
     .collect();
-    s.push_str(&crits.join(", "));
+    if !p.constraints.is_empty() {
+        s.push_str(&crits.join(", "));
+        s.push(')');
+    }
     let (at_load, at_decision) = p.certification_split();
     let _ = write!(
         s,
-        "), {} rules, {} budgets; fallback certified on {at_load} critical rows at load, {at_decision} barrier/lyapunov rows at decision time; tape {} instructions",
+        ", {} rules, {} budgets; fallback certified on {at_load} critical rows at load, {at_decision} barrier/lyapunov rows at decision time; tape {} instructions",
         p.rules.len(),
         p.budgets.len(),
         p.lattice.tape.len()

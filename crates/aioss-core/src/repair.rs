@@ -1,0 +1,799 @@
+//! Tier 2: repair by projection, mixed discrete search, the Conflict Resolution Engine and
+//! the certified fallback.
+//!
+//! Everything here is an *untrusted proposer*. It searches for the action nearest the
+//! proposal in the policy's metric,
+//!
+//! ```text
+//! minimise ‖u − u₀‖²_W + Σ discrete-change costs   subject to every active row,
+//! ```
+//!
+//! but nothing it finds is returned as a repair unless Tier 1 ([`Lattice::check`]) has
+//! certified every active critical row over the whole state box. A bug here can cost
+//! optimality, never safety: when the search fails, the answer is the fallback, itself
+//! re-checked by Tier 1 against the current state.
+//!
+//! * **Continuous part.** A bounded sequence of linearised QPs (sequential quadratic
+//!   programming): each active numeric row's margin is linearised at the current iterate
+//!   with reverse-mode derivatives over its cone, using the *lower bound* of its Tier 1
+//!   margin interval as the constant term. That is the robust tightening: the linear model
+//!   asks for the margin over the whole state box, not at the nominal state. Each row also
+//!   backs off a tiny `δ` from its boundary so that Tier 1's outward rounding certifies the
+//!   boundary point instead of calling it UNCERTAIN. Affine rows are solved exactly in one
+//!   step; curved rows (speed discs, barriers, Lyapunov) converge in a few.
+//! * **Discrete part.** Enum, bool and int action variables are searched best-first over
+//!   their values in order of `discrete_cost` (a rule's `set` is tried first); a branch stops
+//!   the search when its discrete cost alone cannot beat the best found, or at the node
+//!   budget.
+//! * **CRE.** When no candidate satisfies every row, non-critical rows are relaxed in
+//!   priority order — low, then low and medium, then low, medium and high — each taking a
+//!   slack of at most its `tolerance`, with an exact L1 penalty (weighted by the row's
+//!   `weight`) so no slack is used where none is needed. Critical rows are never relaxed.
+//! * **Fallback.** If even that fails, the fallback action, with its Tier 1 verdict at the
+//!   current state.
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use crate::interval::Interval;
+use crate::lattice::{RowCheck, Scratch, Status};
+use crate::policy::{Criticality, Policy, Sense, VarType};
+use crate::qp::{QpStatus, QpWorkspace};
+
+/// Node budget of the discrete search, per relaxation stage.
+pub const NODE_BUDGET: u32 = 64;
+/// Penalty per unit of slack (times the row's `weight`) in the CRE's exact L1 term.
+const L1_PENALTY: f64 = 1e4;
+/// Quadratic regularisation of slack variables (keeps the QP's Hessian positive definite).
+const SLACK_RHO: f64 = 1e-4;
+/// How many int values on each side of the proposal the search considers.
+const INT_SPAN: i32 = 4;
+
+/// The last solver status of a repair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SolverStatus {
+    /// The QP solved (or no QP was needed).
+    Solved,
+    /// The (linearised) feasible set is empty.
+    Infeasible,
+    /// An iteration cap was reached first.
+    MaxIterations,
+    /// NaN, overflow or a singular system.
+    NumericalError,
+}
+
+impl SolverStatus {
+    /// The name used in decisions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SolverStatus::Solved => "SOLVED",
+            SolverStatus::Infeasible => "INFEASIBLE",
+            SolverStatus::MaxIterations => "MAX_ITERATIONS",
+            SolverStatus::NumericalError => "NUMERICAL_ERROR",
+        }
+    }
+}
+
+/// What the repair produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RepairOutcome {
+    /// A certified action satisfying every active row.
+    Certified,
+    /// A certified action that relaxed some non-critical rows (see [`Repair::relaxed`]).
+    Relaxed,
+    /// No certified repair exists within the budgets: the fallback.
+    Fallback,
+}
+
+/// The result of [`Repairer::repair`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Repair {
+    /// The action (encoded, one value per action variable).
+    pub action: Vec<f64>,
+    /// What it is.
+    pub outcome: RepairOutcome,
+    /// The last solver status.
+    pub status: SolverStatus,
+    /// `sqrt(‖u − u₀‖²_W + Σ discrete-change costs)`; 0 for the proposal itself, and the
+    /// distance to the fallback when the outcome is [`RepairOutcome::Fallback`].
+    pub distance: f64,
+    /// Lattice rows binding at the solution (in row order).
+    pub active_set: Vec<usize>,
+    /// Relaxed rows and their slack (how far the margin is below zero).
+    pub relaxed: Vec<(usize, f64)>,
+    /// SQP iterations plus QP iterations, summed over the search.
+    pub iterations: u32,
+    /// Discrete candidates examined.
+    pub nodes: u32,
+    /// Tier 1 per row at the returned action.
+    pub checks: Vec<RowCheck>,
+    /// Does Tier 1 certify every active critical row at the returned action? Always true
+    /// for `Certified` and `Relaxed`; for `Fallback`, false means the fallback itself could
+    /// not be certified at this state (a FAILED evaluation).
+    pub certified: bool,
+}
+
+/// A candidate that passed Tier 1.
+#[derive(Clone, Debug)]
+struct Found {
+    action: Vec<f64>,
+    objective: f64,
+    relaxed: Vec<(usize, f64)>,
+    active: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Node {
+    cost: f64,
+    seq: u32,
+    ranks: Vec<usize>,
+    last: usize,
+}
+impl Eq for Node {}
+impl Ord for Node {
+    fn cmp(&self, o: &Self) -> Ordering {
+        // Min-heap on (cost, seq): deterministic order.
+        o.cost.total_cmp(&self.cost).then(o.seq.cmp(&self.seq))
+    }
+}
+impl PartialOrd for Node {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+/// Reusable Tier 2 working memory for one policy (one per agent stream: it also keeps the
+/// warm-start active set).
+#[derive(Debug)]
+pub struct Repairer {
+    real: Vec<usize>,
+    discrete: Vec<usize>,
+    /// Per row: `(index into real, tape instruction)` of the real variables in its cone.
+    row_vars: Vec<Vec<(usize, u32)>>,
+    row_reads_real: Vec<bool>,
+    qp: QpWorkspace,
+    scratch: Scratch,
+    adj: Vec<f64>,
+    work: Vec<Interval>,
+    checks: Vec<RowCheck>,
+    a: Vec<f64>,
+    b: Vec<f64>,
+    g: Vec<f64>,
+    h: Vec<f64>,
+    /// What each QP row is: `Some(lattice row)` or `None` for a bound.
+    qrow: Vec<Option<usize>>,
+    /// Slack column of each lattice row at the current stage.
+    slack_col: Vec<Option<usize>>,
+    /// Lattice rows active at the last solve (the warm start).
+    warm_rows: Vec<usize>,
+    warm_idx: Vec<usize>,
+    /// Turn warm starting off (for tests comparing warm and cold).
+    pub cold: bool,
+}
+
+impl Repairer {
+    /// Working memory sized for `p`.
+    pub fn new(p: &Policy) -> Self {
+        let real: Vec<usize> = p
+            .actions
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.ty == VarType::Real)
+            .map(|(i, _)| i)
+            .collect();
+        let discrete = p
+            .actions
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.ty.is_discrete())
+            .map(|(i, _)| i)
+            .collect();
+        let lat = &p.lattice;
+        let row_vars: Vec<Vec<(usize, u32)>> = lat
+            .rows
+            .iter()
+            .map(|r| {
+                real.iter()
+                    .enumerate()
+                    .filter_map(|(j, &ai)| {
+                        let inst = lat.action_inst.get(ai).copied().flatten()?;
+                        r.cone.binary_search(&inst).ok().map(|_| (j, inst))
+                    })
+                    .collect()
+            })
+            .collect();
+        let row_reads_real = row_vars.iter().map(|v| !v.is_empty()).collect();
+        let nr = real.len();
+        let nrows = lat.rows.len();
+        let n_max = nr + nrows;
+        let m_max = nrows + 2 * nr + 2 * nrows;
+        Repairer {
+            real,
+            discrete,
+            row_vars,
+            row_reads_real,
+            qp: QpWorkspace::new(n_max.max(1), m_max.max(1)),
+            scratch: lat.scratch(),
+            adj: vec![0.0; lat.tape.len()],
+            work: Vec::with_capacity(p.layout.len as usize),
+            checks: vec![RowCheck::default(); nrows],
+            a: Vec::with_capacity(m_max * n_max),
+            b: Vec::with_capacity(m_max),
+            g: Vec::with_capacity(n_max),
+            h: Vec::with_capacity(n_max * n_max),
+            qrow: Vec::with_capacity(m_max),
+            slack_col: vec![None; nrows],
+            warm_rows: Vec::new(),
+            warm_idx: Vec::with_capacity(m_max),
+            cold: false,
+        }
+    }
+
+    /// Tier 1 at `action` over the state in `inputs`; fills `self.checks`.
+    fn tier1(&mut self, p: &Policy, inputs: &[Interval], action: &[f64]) {
+        self.work.clear();
+        self.work.extend_from_slice(inputs);
+        for (a, x) in p.actions.iter().zip(action) {
+            if let Some(s) = self.work.get_mut(a.slot as usize) {
+                *s = Interval::point(*x);
+            }
+        }
+        p.lattice
+            .check(&self.work, &mut self.scratch, &mut self.checks);
+    }
+
+    /// Are the current checks acceptable with rows of criticality `< level_max` relaxable?
+    /// Returns the relaxed rows with their slack, or `None`.
+    fn acceptable(
+        &self,
+        p: &Policy,
+        relax_below: Criticality,
+        allow_relax: bool,
+    ) -> Option<Vec<(usize, f64)>> {
+        let mut relaxed = Vec::new();
+        for (i, (row, c)) in p.lattice.rows.iter().zip(&self.checks).enumerate() {
+            if !c.active || c.status == Status::Sat {
+                continue;
+            }
+            let tol = p
+                .constraints
+                .get(row.constraint)
+                .map_or(0.0, |k| k.tolerance);
+            let relaxable = allow_relax
+                && row.criticality < relax_below
+                && row.criticality != Criticality::Critical
+                && matches!(row.sense, Sense::Le | Sense::Lt)
+                && !c.margin.is_invalid()
+                && c.margin.lo >= -tol;
+            if !relaxable {
+                return None;
+            }
+            relaxed.push((i, -c.margin.lo));
+        }
+        Some(relaxed)
+    }
+
+    /// Run the SQP for one discrete assignment. `u` holds the full action (discrete values
+    /// fixed, real values the starting point) and receives the result.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one SQP loop: assemble, solve, re-check"
+    )]
+    fn continuous(
+        &mut self,
+        p: &Policy,
+        inputs: &[Interval],
+        u0: &[f64],
+        u: &mut [f64],
+        stage: Option<Criticality>,
+        iterations: &mut u32,
+    ) -> Result<Found, SolverStatus> {
+        let nr = self.real.len();
+        let relax_below = stage.unwrap_or(Criticality::Low);
+        let allow = stage.is_some();
+        let max_iter = p.governor.max_iterations;
+        let mut last = SolverStatus::Solved;
+        let mut active_rows: Vec<usize> = Vec::new();
+        for _ in 0..max_iter {
+            *iterations = iterations.saturating_add(1);
+            self.tier1(p, inputs, u);
+            if let Some(relaxed) = self.acceptable(p, relax_below, allow) {
+                let objective = objective(p, &self.real, u0, u);
+                return Ok(Found {
+                    action: u.to_vec(),
+                    objective,
+                    relaxed,
+                    active: active_rows,
+                });
+            }
+            // A critical row no continuous move can fix ends this candidate now.
+            for (i, (row, c)) in p.lattice.rows.iter().zip(&self.checks).enumerate() {
+                if c.active
+                    && c.status != Status::Sat
+                    && row.criticality == Criticality::Critical
+                    && !self.row_reads_real.get(i).copied().unwrap_or(false)
+                {
+                    return Err(SolverStatus::Infeasible);
+                }
+            }
+            if nr == 0 {
+                return Err(SolverStatus::Infeasible);
+            }
+            // Columns: real variables, then one slack per relaxable row.
+            let mut n = nr;
+            for (i, row) in p.lattice.rows.iter().enumerate() {
+                let c = self.checks.get(i).copied().unwrap_or_default();
+                let relaxable = allow
+                    && row.criticality < relax_below
+                    && row.criticality != Criticality::Critical
+                    && matches!(row.sense, Sense::Le | Sense::Lt)
+                    && c.active;
+                let col = if relaxable {
+                    n += 1;
+                    Some(n - 1)
+                } else {
+                    None
+                };
+                if let Some(s) = self.slack_col.get_mut(i) {
+                    *s = col;
+                }
+            }
+            // Objective: ‖x − u₀‖²_W + Σ (ρ s² + P w s).
+            self.h.clear();
+            self.h.resize(n * n, 0.0);
+            self.g.clear();
+            self.g.resize(n, 0.0);
+            for (bi, wrow) in p.governor.metric.iter().enumerate() {
+                for (bj, w) in wrow.iter().enumerate() {
+                    if let Some(hh) = self.h.get_mut(bi * n + bj) {
+                        *hh = 2.0 * w;
+                    }
+                    let u0j = self
+                        .real
+                        .get(bj)
+                        .and_then(|&ai| u0.get(ai))
+                        .copied()
+                        .unwrap_or(0.0);
+                    if let Some(gg) = self.g.get_mut(bi) {
+                        *gg -= 2.0 * w * u0j;
+                    }
+                }
+            }
+            for (i, col) in self.slack_col.iter().enumerate() {
+                if let Some(col) = col {
+                    let w = p
+                        .lattice
+                        .rows
+                        .get(i)
+                        .and_then(|r| p.constraints.get(r.constraint))
+                        .map_or(1.0, |c| c.weight);
+                    if let Some(hh) = self.h.get_mut(col * n + col) {
+                        *hh = 2.0 * SLACK_RHO;
+                    }
+                    if let Some(gg) = self.g.get_mut(*col) {
+                        *gg = L1_PENALTY * w.max(1e-6);
+                    }
+                }
+            }
+            if self.qp.set_hessian(n, &self.h) != QpStatus::Solved {
+                return Err(SolverStatus::NumericalError);
+            }
+            // Rows.
+            self.a.clear();
+            self.b.clear();
+            self.qrow.clear();
+            for (i, row) in p.lattice.rows.iter().enumerate() {
+                let c = self.checks.get(i).copied().unwrap_or_default();
+                if !c.active || !matches!(row.sense, Sense::Le | Sense::Lt) {
+                    continue;
+                }
+                if c.margin.is_invalid() || !c.margin.lo.is_finite() {
+                    continue; // cannot be linearised; Tier 1 will refuse the candidate
+                }
+                let vars = self.row_vars.get(i).map_or(&[][..], Vec::as_slice);
+                let slack = self.slack_col.get(i).copied().flatten();
+                if vars.is_empty() && slack.is_none() {
+                    continue; // constant in the real variables; handled above
+                }
+                let slots = &self.scratch.slots;
+                let cone = p.lattice.rows.get(i).map_or(&[][..], |r| r.cone.as_slice());
+                p.lattice
+                    .tape
+                    .grad_reverse(slots, cone, row.margin, &mut self.adj);
+                // margin(x) ≈ lo + ∇·(x − u) ≥ δ   ⇔   −∇·x − s ≤ lo − ∇·u − δ
+                let base = self.a.len();
+                self.a.resize(base + n, 0.0);
+                let mut gu = 0.0;
+                let mut scale = c.margin.lo.abs();
+                for &(j, inst) in vars {
+                    let d = self.adj.get(inst as usize).copied().unwrap_or(0.0);
+                    let uj = self
+                        .real
+                        .get(j)
+                        .and_then(|&ai| u.get(ai))
+                        .copied()
+                        .unwrap_or(0.0);
+                    gu += d * uj;
+                    scale += (d * uj).abs();
+                    if let Some(x) = self.a.get_mut(base + j) {
+                        *x = -d;
+                    }
+                }
+                if let Some(col) = slack {
+                    if let Some(x) = self.a.get_mut(base + col) {
+                        *x = -1.0;
+                    }
+                }
+                let delta = 1e-9 * (1.0 + scale);
+                self.b.push(c.margin.lo - gu - delta);
+                self.qrow.push(Some(i));
+            }
+            // Bounds of the real variables and of the slacks.
+            for (j, &ai) in self.real.iter().enumerate() {
+                let Some(a) = p.actions.get(ai) else { continue };
+                for (sign, bound) in [(1.0, a.max), (-1.0, -a.min)] {
+                    let base = self.a.len();
+                    self.a.resize(base + n, 0.0);
+                    if let Some(x) = self.a.get_mut(base + j) {
+                        *x = sign;
+                    }
+                    self.b.push(bound);
+                    self.qrow.push(None);
+                }
+            }
+            for (i, col) in self.slack_col.iter().enumerate() {
+                let Some(col) = *col else { continue };
+                let tol = p
+                    .lattice
+                    .rows
+                    .get(i)
+                    .and_then(|r| p.constraints.get(r.constraint))
+                    .map_or(0.0, |c| c.tolerance);
+                for (sign, bound) in [(1.0, tol), (-1.0, 0.0)] {
+                    let base = self.a.len();
+                    self.a.resize(base + n, 0.0);
+                    if let Some(x) = self.a.get_mut(base + col) {
+                        *x = sign;
+                    }
+                    self.b.push(bound);
+                    self.qrow.push(None);
+                }
+            }
+            let m = self.b.len();
+            self.warm_idx.clear();
+            if !self.cold {
+                for (qi, r) in self.qrow.iter().enumerate() {
+                    if let Some(r) = r {
+                        if self.warm_rows.binary_search(r).is_ok() {
+                            self.warm_idx.push(qi);
+                        }
+                    }
+                }
+            }
+            let sol = self.qp.solve(
+                &self.g,
+                &self.a,
+                &self.b,
+                m,
+                0,
+                &self.warm_idx,
+                max_iter.saturating_mul(4),
+            );
+            *iterations = iterations.saturating_add(sol.iterations);
+            last = match sol.status {
+                QpStatus::Solved => SolverStatus::Solved,
+                QpStatus::Infeasible => SolverStatus::Infeasible,
+                QpStatus::MaxIterations => SolverStatus::MaxIterations,
+                QpStatus::NumericalError => SolverStatus::NumericalError,
+            };
+            if last != SolverStatus::Solved {
+                return Err(last);
+            }
+            active_rows.clear();
+            for &qi in sol.active {
+                if let Some(Some(r)) = self.qrow.get(qi) {
+                    active_rows.push(*r);
+                }
+            }
+            active_rows.sort_unstable();
+            let mut moved = 0.0f64;
+            for (j, &ai) in self.real.iter().enumerate() {
+                let x = sol.x.get(j).copied().unwrap_or(f64::NAN);
+                if !x.is_finite() {
+                    return Err(SolverStatus::NumericalError);
+                }
+                if let Some(uj) = u.get_mut(ai) {
+                    moved = moved.max((x - *uj).abs());
+                    *uj = x;
+                }
+            }
+            self.warm_rows.clone_from(&active_rows);
+            let scale = u.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+            if moved <= 1e-14 * scale {
+                // The linear model is satisfied where Tier 1 is not: a row the model cannot
+                // see (undefined margin, `==`, `!=`, or a boolean row over real variables).
+                return Err(SolverStatus::Infeasible);
+            }
+        }
+        Err(if last == SolverStatus::Solved {
+            SolverStatus::MaxIterations
+        } else {
+            last
+        })
+    }
+
+    /// Repair `proposal` (encoded, one value per action variable) for the state in
+    /// `inputs` (the decision's input vector; its action slots are ignored). `preferred` is
+    /// a rule's discrete repair, tried first.
+    pub fn repair(
+        &mut self,
+        p: &Policy,
+        inputs: &[Interval],
+        proposal: &[f64],
+        preferred: &[(usize, f64)],
+    ) -> Repair {
+        let mut iterations = 0u32;
+        let mut nodes = 0u32;
+        let mut last = SolverStatus::Solved;
+        let stages = [
+            None,
+            Some(Criticality::Medium),
+            Some(Criticality::High),
+            Some(Criticality::Critical),
+        ];
+        for stage in stages {
+            let (found, st) = self.search(
+                p,
+                inputs,
+                proposal,
+                preferred,
+                stage,
+                &mut iterations,
+                &mut nodes,
+            );
+            if st != SolverStatus::Solved {
+                last = st;
+            }
+            if let Some(f) = found {
+                // Re-certify the returned action (the checks buffer must describe it).
+                self.tier1(p, inputs, &f.action);
+                let outcome = if f.relaxed.is_empty() {
+                    RepairOutcome::Certified
+                } else {
+                    RepairOutcome::Relaxed
+                };
+                return Repair {
+                    distance: f.objective.max(0.0).sqrt(),
+                    action: f.action,
+                    outcome,
+                    status: SolverStatus::Solved,
+                    active_set: f.active,
+                    relaxed: f.relaxed,
+                    iterations,
+                    nodes,
+                    checks: self.checks.clone(),
+                    certified: true,
+                };
+            }
+        }
+        self.fallback(
+            p,
+            inputs,
+            proposal,
+            if last == SolverStatus::Solved {
+                SolverStatus::Infeasible
+            } else {
+                last
+            },
+            iterations,
+            nodes,
+        )
+    }
+
+    /// The fallback with its Tier 1 verdict at the current state.
+    pub fn fallback(
+        &mut self,
+        p: &Policy,
+        inputs: &[Interval],
+        proposal: &[f64],
+        status: SolverStatus,
+        iterations: u32,
+        nodes: u32,
+    ) -> Repair {
+        let fb = p.fallback.clone();
+        self.tier1(p, inputs, &fb);
+        let certified = p.lattice.rows.iter().zip(&self.checks).all(|(r, c)| {
+            !c.active || r.criticality != Criticality::Critical || c.status == Status::Sat
+        });
+        let objective = objective(p, &self.real, proposal, &fb)
+            + discrete_cost(p, &self.discrete, proposal, &fb);
+        Repair {
+            action: fb,
+            outcome: RepairOutcome::Fallback,
+            status,
+            distance: objective.max(0.0).sqrt(),
+            active_set: Vec::new(),
+            relaxed: Vec::new(),
+            iterations,
+            nodes,
+            checks: self.checks.clone(),
+            certified,
+        }
+    }
+
+    /// Best-first search over the discrete variables' values, with the SQP at each node.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "internal; the counters are threaded through"
+    )]
+    fn search(
+        &mut self,
+        p: &Policy,
+        inputs: &[Interval],
+        proposal: &[f64],
+        preferred: &[(usize, f64)],
+        stage: Option<Criticality>,
+        iterations: &mut u32,
+        nodes: &mut u32,
+    ) -> (Option<Found>, SolverStatus) {
+        // Each discrete variable's candidate values, cheapest change first.
+        let options: Vec<Vec<(f64, f64)>> = self
+            .discrete
+            .iter()
+            .map(|&ai| value_options(p, ai, proposal.get(ai).copied().unwrap_or(0.0)))
+            .collect();
+        let mut best: Option<Found> = None;
+        let mut last = SolverStatus::Solved;
+        let mut u = proposal.to_vec();
+        let mut budget = NODE_BUDGET;
+        // The rule's `set` first.
+        if !preferred.is_empty() {
+            u.copy_from_slice(proposal);
+            for &(ai, v) in preferred {
+                if let Some(x) = u.get_mut(ai) {
+                    *x = v;
+                }
+            }
+            let dc = discrete_cost(p, &self.discrete, proposal, &u);
+            *nodes += 1;
+            budget = budget.saturating_sub(1);
+            match self.continuous(p, inputs, proposal, &mut u, stage, iterations) {
+                Ok(mut f) => {
+                    f.objective += dc;
+                    best = Some(f);
+                }
+                Err(s) => last = s,
+            }
+        }
+        let mut heap = BinaryHeap::new();
+        let mut seq = 0u32;
+        heap.push(Node {
+            cost: 0.0,
+            seq,
+            ranks: vec![0; options.len()],
+            last: 0,
+        });
+        while let Some(node) = heap.pop() {
+            if budget == 0 {
+                if best.is_none() {
+                    last = SolverStatus::MaxIterations;
+                }
+                break;
+            }
+            if best.as_ref().is_some_and(|b| node.cost >= b.objective) {
+                break; // no remaining branch can beat the best found
+            }
+            budget -= 1;
+            *nodes += 1;
+            // Successors: advance one variable at or after `last` to its next value.
+            for j in node.last..options.len() {
+                let Some(opts) = options.get(j) else { continue };
+                let r = node.ranks.get(j).copied().unwrap_or(0);
+                if r + 1 < opts.len() {
+                    let mut ranks = node.ranks.clone();
+                    if let Some(x) = ranks.get_mut(j) {
+                        *x = r + 1;
+                    }
+                    let cost: f64 = ranks
+                        .iter()
+                        .zip(&options)
+                        .map(|(&k, o)| o.get(k).map_or(0.0, |x| x.1))
+                        .sum();
+                    seq += 1;
+                    heap.push(Node {
+                        cost,
+                        seq,
+                        ranks,
+                        last: j,
+                    });
+                }
+            }
+            u.copy_from_slice(proposal);
+            for ((&ai, opts), &k) in self.discrete.iter().zip(&options).zip(&node.ranks) {
+                if let (Some(x), Some(v)) = (u.get_mut(ai), opts.get(k)) {
+                    *x = v.0;
+                }
+            }
+            match self.continuous(p, inputs, proposal, &mut u, stage, iterations) {
+                Ok(mut f) => {
+                    f.objective += node.cost;
+                    if best.as_ref().is_none_or(|b| f.objective < b.objective) {
+                        best = Some(f);
+                    }
+                }
+                Err(s) => last = s,
+            }
+        }
+        (best, last)
+    }
+}
+
+/// `‖u − u₀‖²_W` over the real variables.
+fn objective(p: &Policy, real: &[usize], u0: &[f64], u: &[f64]) -> f64 {
+    let d: Vec<f64> = real
+        .iter()
+        .map(|&ai| u.get(ai).copied().unwrap_or(0.0) - u0.get(ai).copied().unwrap_or(0.0))
+        .collect();
+    let mut s = 0.0;
+    for (i, row) in p.governor.metric.iter().enumerate() {
+        for (j, w) in row.iter().enumerate() {
+            s += d.get(i).copied().unwrap_or(0.0) * w * d.get(j).copied().unwrap_or(0.0);
+        }
+    }
+    s
+}
+
+/// Σ discrete-change costs from `u0` to `u`.
+fn discrete_cost(p: &Policy, discrete: &[usize], u0: &[f64], u: &[f64]) -> f64 {
+    discrete
+        .iter()
+        .map(|&ai| {
+            let (a, b) = (
+                u0.get(ai).copied().unwrap_or(0.0),
+                u.get(ai).copied().unwrap_or(0.0),
+            );
+            let w = p.governor.discrete_cost.get(ai).copied().unwrap_or(1.0);
+            let steps = match p.actions.get(ai).map(|a| &a.ty) {
+                Some(VarType::Int) => (a - b).abs(),
+                _ => f64::from(u8::from(a != b)),
+            };
+            w * steps
+        })
+        .sum()
+}
+
+/// Candidate values of discrete action `ai` with their change cost, cheapest first (the
+/// proposal's own value first, at cost 0).
+fn value_options(p: &Policy, ai: usize, v0: f64) -> Vec<(f64, f64)> {
+    let Some(a) = p.actions.get(ai) else {
+        return vec![(v0, 0.0)];
+    };
+    let w = p.governor.discrete_cost.get(ai).copied().unwrap_or(1.0);
+    let mut opts: Vec<(f64, f64)> = match &a.ty {
+        VarType::Bool => vec![0.0, 1.0],
+        VarType::Enum(vals) => (0..vals.len())
+            .filter_map(|i| u32::try_from(i).ok())
+            .map(f64::from)
+            .collect(),
+        VarType::Int => {
+            let c = v0.round().clamp(a.min, a.max);
+            (-INT_SPAN..=INT_SPAN)
+                .map(|k| c + f64::from(k))
+                .filter(|x| *x >= a.min && *x <= a.max)
+                .collect()
+        }
+        _ => vec![v0],
+    }
+    .into_iter()
+    .map(|x| {
+        let steps = if a.ty == VarType::Int {
+            (x - v0).abs()
+        } else {
+            f64::from(u8::from(x != v0))
+        };
+        (x, w * steps)
+    })
+    .collect();
+    opts.sort_by(|x, y| x.1.total_cmp(&y.1).then(x.0.total_cmp(&y.0)));
+    opts
+}
