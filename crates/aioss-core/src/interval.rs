@@ -74,12 +74,13 @@ fn sum_hi(a: f64, b: f64) -> f64 {
     }
 }
 
-/// Knuth's TwoSum: the exact error of `s = fl(a + b)` (NaN if an intermediate overflowed,
+/// The exact error of `s = fl(a + b)` (NaN if an intermediate overflowed,
 /// which the callers treat as "unknown sign" because NaN fails both comparisons).
 #[inline]
 fn two_sum_err(a: f64, b: f64, s: f64) -> f64 {
-    let bb = s - a;
-    (a - (s - bb)) + (b - bb)
+    // Fast2Sum (Dekker): exact when |x| >= |y|; two flops after the swap.
+    let (x, y) = if a.abs() >= b.abs() { (a, b) } else { (b, a) };
+    y - (s - x)
 }
 
 /// Dekker's TwoProduct without FMA (an FMA is a slow library call without target-cpu
@@ -102,6 +103,25 @@ fn two_prod_err(a: f64, b: f64, p: f64) -> Option<f64> {
     let (ah, al) = split(a);
     let (bh, bl) = split(b);
     Some(((ah * bh - p) + ah * bl + al * bh) + al * bl)
+}
+
+/// Significant bits of a normal double's significand (53 for subnormals, to be safe).
+#[inline]
+fn sig_bits(x: f64) -> u32 {
+    if !x.is_normal() {
+        return 53;
+    }
+    let m = (x.to_bits() & ((1u64 << 52) - 1)) | (1u64 << 52);
+    53 - m.trailing_zeros()
+}
+
+/// Is `p = fl(a * b)` provably the exact product? (A zero factor, or significands short
+/// enough that the product fits in 53 bits, with a normal result.)
+#[inline]
+fn exact_product(a: f64, b: f64, p: f64) -> bool {
+    a == 0.0
+        || b == 0.0
+        || (p.is_finite() && p.abs() > 2.0 * f64::MIN_POSITIVE && sig_bits(a) + sig_bits(b) <= 53)
 }
 
 /// Multiplication where a zero factor gives zero even against an infinite bound (the
@@ -268,6 +288,12 @@ impl Interval {
             // Exactly zero times any real is exactly zero.
             return Self::point(0.0);
         }
+        if self.is_point() {
+            return o.scale(self.lo);
+        }
+        if o.is_point() {
+            return self.scale(o.lo);
+        }
         let p1 = mulz(self.lo, o.lo);
         let p2 = mulz(self.lo, o.hi);
         let p3 = mulz(self.hi, o.lo);
@@ -281,6 +307,23 @@ impl Interval {
         }
     }
 
+    /// `[lo, hi] * k` for a non-zero double `k`: two products instead of four.
+    #[inline]
+    fn scale(self, k: f64) -> Self {
+        let (p, q) = (mulz(self.lo, k), mulz(self.hi, k));
+        let (pe, qe) = (self.lo == 0.0, self.hi == 0.0); // a zero bound stays exact
+        let ((lo, lo_exact), (hi, hi_exact)) = if k > 0.0 {
+            ((p, pe), (q, qe))
+        } else {
+            ((q, qe), (p, pe))
+        };
+        Interval {
+            lo: if lo_exact { lo } else { down(lo) },
+            hi: if hi_exact { hi } else { up(hi) },
+        }
+        .checked()
+    }
+
     #[inline]
     fn mul_points(a: f64, b: f64) -> Self {
         if a == 0.0 || b == 0.0 {
@@ -289,6 +332,12 @@ impl Interval {
         let p = a * b;
         if p.is_nan() {
             return Self::INVALID;
+        }
+        // Cheap exactness proof: significands of sa and sb bits multiply into at most
+        // sa + sb bits, which fit in 53 when the sum is at most 53 (and the product is a
+        // normal number, so no bits were lost to underflow or overflow).
+        if exact_product(a, b, p) {
+            return Self::point(p);
         }
         match two_prod_err(a, b, p) {
             Some(0.0) => Self::point(p),
@@ -398,6 +447,26 @@ impl Interval {
             return Self::point(1.0).div(self.powi(n.saturating_neg()));
         }
         let n = n.unsigned_abs();
+        if n == 2 {
+            // The common square, directly: [m_lo², m_hi²] of the magnitudes.
+            let m = self.abs();
+            if m.is_invalid() {
+                return Self::INVALID;
+            }
+            let lo = m.lo * m.lo;
+            let hi = m.hi * m.hi;
+            let lo = if exact_product(m.lo, m.lo, lo) {
+                lo
+            } else {
+                down(lo).max(0.0)
+            };
+            let hi = if exact_product(m.hi, m.hi, hi) {
+                hi
+            } else {
+                up(hi)
+            };
+            return Interval { lo, hi };
+        }
         if n % 2 == 0 {
             self.abs().pow_nonneg(n)
         } else if self.lo >= 0.0 {

@@ -48,6 +48,12 @@ enum Key {
 #[derive(Clone, Debug, Default)]
 pub struct Tape {
     insts: Vec<Inst>,
+    /// `(slot, constant)`: written in one tight loop, not dispatched per instruction.
+    consts: Vec<(u32, Interval)>,
+    /// `(slot, input index)`.
+    loads: Vec<(u32, u32)>,
+    /// `(slot, instruction)` for everything that computes.
+    ops: Vec<(u32, Inst)>,
 }
 
 /// Builds a tape with common-subexpression elimination and constant folding.
@@ -142,7 +148,16 @@ impl TapeBuilder {
 
     /// The finished tape.
     pub fn finish(self) -> Tape {
-        self.tape
+        let mut t = self.tape;
+        for (i, inst) in t.insts.iter().enumerate() {
+            let slot = u32::try_from(i).unwrap_or(u32::MAX);
+            match *inst {
+                Inst::Const(c) => t.consts.push((slot, c)),
+                Inst::Input(k) => t.loads.push((slot, k)),
+                op => t.ops.push((slot, op)),
+            }
+        }
+        t
     }
 }
 
@@ -161,7 +176,7 @@ pub(crate) fn un(f: Func, x: Interval) -> Interval {
     }
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn bin(o: Op2, a: Interval, b: Interval) -> Interval {
     match o {
         Op2::Add => a.add(b),
@@ -201,17 +216,30 @@ impl Tape {
     /// UNCERTAIN.
     #[inline]
     pub fn eval(&self, inputs: &[Interval], slots: &mut [Interval]) {
-        for (i, inst) in self.insts.iter().enumerate() {
+        for &(i, c) in &self.consts {
+            if let Some(s) = slots.get_mut(i as usize) {
+                *s = c;
+            }
+        }
+        for &(i, k) in &self.loads {
+            let v = inputs.get(k as usize).copied().unwrap_or(Interval::INVALID);
+            if let Some(s) = slots.get_mut(i as usize) {
+                *s = v;
+            }
+        }
+        // INVARIANT (tape-order): operands precede their instruction, and `ops` is in
+        // instruction order, so every operand is final when it is read.
+        for &(i, inst) in &self.ops {
             let g = |k: u32| slots.get(k as usize).copied().unwrap_or(Interval::INVALID);
-            let v = match *inst {
-                Inst::Const(c) => c,
-                Inst::Input(k) => inputs.get(k as usize).copied().unwrap_or(Interval::INVALID),
+            let v = match inst {
                 Inst::Un(f, a) => un(f, g(a)),
                 Inst::PowI(a, n) => g(a).powi(n),
                 Inst::Bin(o, a, b) => bin(o, g(a), g(b)),
                 Inst::If(c, a, b) => Interval::select(g(c), g(a), g(b)),
+                Inst::Const(c) => c,
+                Inst::Input(k) => inputs.get(k as usize).copied().unwrap_or(Interval::INVALID),
             };
-            if let Some(s) = slots.get_mut(i) {
+            if let Some(s) = slots.get_mut(i as usize) {
                 *s = v;
             }
         }
