@@ -212,7 +212,12 @@ impl Lattice {
             }
         }
         let budget_slots = p.budgets.iter().map(|bu| b.add(&bu.add)).collect();
-        let tape = b.finish();
+        let mut tape = b.finish();
+        let roots: Vec<u32> = rows
+            .iter()
+            .flat_map(|r: &Row| [r.margin].into_iter().chain(r.guard))
+            .collect();
+        tape.focus(&roots);
         for r in &mut rows {
             r.cone = tape.cone(r.margin);
         }
@@ -238,7 +243,8 @@ impl Lattice {
         }
     }
 
-    /// Tier 1: evaluate every row. `out` receives one [`RowCheck`] per row (extra rows of
+    /// Tier 1: evaluate every row (only the instructions rows and guards depend on; use
+    /// [`Tape::eval`] on [`Lattice::tape`] for the rules and budgets too). `out` receives one [`RowCheck`] per row (extra rows of
     /// `out` are left alone; missing ones are skipped). No allocation.
     pub fn check(
         &self,
@@ -249,7 +255,7 @@ impl Lattice {
         if scratch.slots.len() < self.tape.len() {
             scratch.slots.resize(self.tape.len(), Interval::INVALID);
         }
-        self.tape.eval(inputs, &mut scratch.slots);
+        self.tape.eval_focus(inputs, &mut scratch.slots);
         self.read_rows(&scratch.slots, out)
     }
 

@@ -294,9 +294,25 @@ impl Repairer {
         let max_iter = p.governor.max_iterations;
         let mut last = SolverStatus::Solved;
         let mut active_rows: Vec<usize> = Vec::new();
+        // Step length: 1 while the violation falls; halved whenever it does not. Without the
+        // constraint curvature in the QP, full steps can cycle between two linearisations
+        // of a curved row that meets a straight one (regression test
+        // `sqp_oscillates_between_disc_and_lane_linearisations`).
+        let mut step = 1.0f64;
+        let mut last_violation = f64::INFINITY;
         for _ in 0..max_iter {
             *iterations = iterations.saturating_add(1);
             self.tier1(p, inputs, u);
+            let violation: f64 = self
+                .checks
+                .iter()
+                .filter(|c| c.active && !c.margin.is_invalid())
+                .map(|c| (-c.margin.lo).max(0.0))
+                .sum();
+            if violation >= last_violation {
+                step = (step * 0.5).max(1.0 / 64.0);
+            }
+            last_violation = violation;
             if let Some(relaxed) = self.acceptable(p, relax_below, allow) {
                 let objective = objective(p, &self.real, u0, u);
                 return Ok(Found {
@@ -503,8 +519,9 @@ impl Repairer {
                     return Err(SolverStatus::NumericalError);
                 }
                 if let Some(uj) = u.get_mut(ai) {
-                    moved = moved.max((x - *uj).abs());
-                    *uj = x;
+                    let next = *uj + step * (x - *uj);
+                    moved = moved.max((next - *uj).abs());
+                    *uj = next;
                 }
             }
             self.warm_rows.clone_from(&active_rows);

@@ -52,8 +52,29 @@ pub struct Tape {
     consts: Vec<(u32, Interval)>,
     /// `(slot, input index)`.
     loads: Vec<(u32, u32)>,
-    /// `(slot, instruction)` for everything that computes.
-    ops: Vec<(u32, Inst)>,
+    /// `(slot, op)` for everything that computes, flattened to one dispatch level.
+    ops: Vec<(u32, Op)>,
+    /// The subset of `ops` that some chosen roots depend on (see [`Tape::focus`]).
+    focus: Vec<(u32, Op)>,
+}
+
+/// A computing instruction with its operation in the opcode itself: the evaluation loop
+/// dispatches once per instruction instead of twice.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Op {
+    Un(Func, u32),
+    Add(u32, u32),
+    Sub(u32, u32),
+    Mul(u32, u32),
+    Sq(u32),
+    PowI(u32, i32),
+    Lt(u32, u32),
+    Le(u32, u32),
+    And(u32, u32),
+    Or(u32, u32),
+    Neg(u32),
+    Other(Op2, u32, u32),
+    If(u32, u32, u32),
 }
 
 /// Builds a tape with common-subexpression elimination and constant folding.
@@ -154,7 +175,19 @@ impl TapeBuilder {
             match *inst {
                 Inst::Const(c) => t.consts.push((slot, c)),
                 Inst::Input(k) => t.loads.push((slot, k)),
-                op => t.ops.push((slot, op)),
+                Inst::Un(Func::Neg, a) => t.ops.push((slot, Op::Neg(a))),
+                Inst::Un(f, a) => t.ops.push((slot, Op::Un(f, a))),
+                Inst::PowI(a, 2) => t.ops.push((slot, Op::Sq(a))),
+                Inst::PowI(a, n) => t.ops.push((slot, Op::PowI(a, n))),
+                Inst::Bin(Op2::Add, a, b) => t.ops.push((slot, Op::Add(a, b))),
+                Inst::Bin(Op2::Sub, a, b) => t.ops.push((slot, Op::Sub(a, b))),
+                Inst::Bin(Op2::Mul, a, b) => t.ops.push((slot, Op::Mul(a, b))),
+                Inst::Bin(Op2::Lt, a, b) => t.ops.push((slot, Op::Lt(a, b))),
+                Inst::Bin(Op2::Le, a, b) => t.ops.push((slot, Op::Le(a, b))),
+                Inst::Bin(Op2::And, a, b) => t.ops.push((slot, Op::And(a, b))),
+                Inst::Bin(Op2::Or, a, b) => t.ops.push((slot, Op::Or(a, b))),
+                Inst::Bin(o, a, b) => t.ops.push((slot, Op::Other(o, a, b))),
+                Inst::If(c, a, b) => t.ops.push((slot, Op::If(c, a, b))),
             }
         }
         t
@@ -216,6 +249,37 @@ impl Tape {
     /// UNCERTAIN.
     #[inline]
     pub fn eval(&self, inputs: &[Interval], slots: &mut [Interval]) {
+        self.eval_list(&self.ops, inputs, slots);
+    }
+
+    /// Restrict [`Tape::eval_focus`] to what `roots` depend on (for Tier 1: the rows and
+    /// their guards, not the rules' conditions or the budgets' increments).
+    pub fn focus(&mut self, roots: &[u32]) {
+        let mut need = vec![false; self.insts.len()];
+        for &r in roots {
+            for i in self.cone(r) {
+                if let Some(n) = need.get_mut(i as usize) {
+                    *n = true;
+                }
+            }
+        }
+        self.focus = self
+            .ops
+            .iter()
+            .filter(|(i, _)| need.get(*i as usize).copied().unwrap_or(false))
+            .copied()
+            .collect();
+    }
+
+    /// Evaluate only the instructions chosen by [`Tape::focus`] (slots outside it keep
+    /// whatever they held).
+    #[inline]
+    pub fn eval_focus(&self, inputs: &[Interval], slots: &mut [Interval]) {
+        self.eval_list(&self.focus, inputs, slots);
+    }
+
+    #[inline]
+    fn eval_list(&self, ops: &[(u32, Op)], inputs: &[Interval], slots: &mut [Interval]) {
         for &(i, c) in &self.consts {
             if let Some(s) = slots.get_mut(i as usize) {
                 *s = c;
@@ -229,15 +293,22 @@ impl Tape {
         }
         // INVARIANT (tape-order): operands precede their instruction, and `ops` is in
         // instruction order, so every operand is final when it is read.
-        for &(i, inst) in &self.ops {
+        for &(i, inst) in ops {
             let g = |k: u32| slots.get(k as usize).copied().unwrap_or(Interval::INVALID);
             let v = match inst {
-                Inst::Un(f, a) => un(f, g(a)),
-                Inst::PowI(a, n) => g(a).powi(n),
-                Inst::Bin(o, a, b) => bin(o, g(a), g(b)),
-                Inst::If(c, a, b) => Interval::select(g(c), g(a), g(b)),
-                Inst::Const(c) => c,
-                Inst::Input(k) => inputs.get(k as usize).copied().unwrap_or(Interval::INVALID),
+                Op::Add(a, b) => g(a).add(g(b)),
+                Op::Sub(a, b) => g(a).sub(g(b)),
+                Op::Mul(a, b) => g(a).mul(g(b)),
+                Op::Sq(a) => g(a).sq(),
+                Op::Lt(a, b) => g(a).lt(g(b)),
+                Op::Le(a, b) => g(a).le(g(b)),
+                Op::And(a, b) => g(a).and(g(b)),
+                Op::Or(a, b) => g(a).or(g(b)),
+                Op::Neg(a) => g(a).neg(),
+                Op::Un(f, a) => un(f, g(a)),
+                Op::PowI(a, n) => g(a).powi(n),
+                Op::Other(o, a, b) => bin(o, g(a), g(b)),
+                Op::If(c, a, b) => Interval::select(g(c), g(a), g(b)),
             };
             if let Some(s) = slots.get_mut(i as usize) {
                 *s = v;

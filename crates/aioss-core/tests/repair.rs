@@ -72,12 +72,11 @@ fn projection_is_certified_and_near() {
     assert!((rep.distance - 1.5).abs() < 1e-6, "{}", rep.distance);
 }
 
-/// Caught: SQP with only the metric as Hessian (no constraint curvature) oscillates between
-/// two linearisations of the speed disc when the straight `lane` row is also near; it ends
-/// in MaxIterations and the fallback. Needs the Lagrangian's curvature or a damped step
-/// (issue 3, open). With the lane far away it converges (next test).
+/// Caught: SQP with only the metric as Hessian (no constraint curvature) oscillated between
+/// two linearisations of the speed disc when the straight `lane` row was also near, ending
+/// in MaxIterations and the fallback. Fixed by halving the step when the violation stops
+/// falling.
 #[test]
-#[ignore = "known Tier 2 bug: SQP oscillates between disc linearisations next to a straight row (issue 3)"]
 fn sqp_oscillates_between_disc_and_lane_linearisations() {
     // px = 10: the lane allows vy up to 0.995, so the disc binds, and the nearest
     // point is the radial projection of the proposal.
