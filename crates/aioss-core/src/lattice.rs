@@ -12,9 +12,9 @@
 //! The check is allocation-free: callers keep a [`Scratch`] and an output slice.
 
 use crate::error::{ErrorKind, PolicyError};
-use crate::expr::typeck::{Func, Op2, Term};
+use crate::expr::typeck::{Func, Op2};
 use crate::interval::{Interval, Truth};
-use crate::policy::{ConstraintKind, Criticality, Policy, Sense, VarType};
+use crate::policy::{ConstraintKind, Criticality, Policy, Sense};
 use crate::tape::{Inst, Tape, TapeBuilder};
 
 /// One compiled row.
@@ -432,18 +432,4 @@ pub fn certify_fallback(p: &Policy) -> Vec<PolicyError> {
         );
     }
     errors
-}
-
-/// Evaluate a term over intervals with the reference interpreter (re-exported for tests
-/// and tools that want to evaluate one expression).
-pub fn interpret(t: &Term, inputs: &[Interval]) -> Interval {
-    crate::tape::interpret(t, inputs)
-}
-
-/// The encoded range of a variable type (enum index range, `{0, 1}`, or the given bounds).
-pub fn type_range(ty: &VarType, min: f64, max: f64) -> Interval {
-    match ty {
-        VarType::Bool => Interval::new(0.0, 1.0),
-        _ => Interval::new(min, max),
-    }
 }

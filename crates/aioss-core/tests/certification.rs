@@ -20,30 +20,15 @@
     clippy::indexing_slicing
 )]
 
+mod common;
 use aioss_core::{load, ErrorKind, PolicyErrors};
+use common::{config, scale};
 use num_rational::BigRational;
 use num_traits::{Signed, ToPrimitive, Zero};
 use proptest::prelude::*;
-use proptest::test_runner::Config as ProptestConfig;
 
 const ACTIONS: [&str; 2] = ["vx", "vy"];
 const STATES: [&str; 2] = ["px", "py"];
-
-/// Case counts are multiplied by `AIOSS_TEST_SCALE` (default 1) for longer soak runs.
-fn scale() -> u32 {
-    std::env::var("AIOSS_TEST_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1)
-}
-
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases: cases * scale(),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 fn rat(x: f64) -> BigRational {
     BigRational::from_float(x).expect("finite")

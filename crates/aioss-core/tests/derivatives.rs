@@ -15,32 +15,16 @@
     clippy::indexing_slicing
 )]
 
+mod common;
 use aioss_core::expr::typeck::{Func, Op2, Term};
 use aioss_core::tape::{Tape, TapeBuilder};
 use aioss_core::Interval;
+use common::config;
 use num_rational::BigRational;
 use num_traits::{One, Signed, ToPrimitive, Zero};
 use proptest::prelude::*;
-use proptest::test_runner::Config as ProptestConfig;
 
 const N: usize = 3;
-
-/// Case counts are multiplied by `AIOSS_TEST_SCALE` (default 1) for longer soak runs.
-fn scale() -> u32 {
-    std::env::var("AIOSS_TEST_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1)
-}
-
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases: cases * scale(),
-        failure_persistence: None,
-        max_global_rejects: cases * scale() * 4,
-        ..ProptestConfig::default()
-    }
-}
 
 fn bx(t: Term) -> Box<Term> {
     Box::new(t)

@@ -14,35 +14,20 @@
     clippy::indexing_slicing
 )]
 
+mod common;
 use aioss_core::expr::typeck::{Func, Op2, Term};
 use aioss_core::tape::{interpret, TapeBuilder};
 use aioss_core::{Interval, Truth};
+use common::{config, scale};
 use num_rational::BigRational;
 use num_traits::{One, Signed, Zero};
 use proptest::prelude::*;
-use proptest::test_runner::Config as ProptestConfig;
 
 const N_INPUTS: u32 = 3;
 /// Exact evaluation gives up (skips the point) past this many bits of numerator plus
 /// denominator: every f64 is at most ~2100 bits as a rational, so this still allows a few
 /// products of extreme doubles, while keeping the gcd normalisations cheap in debug mode.
 const MAX_BITS: u64 = 6000;
-
-/// Case counts are multiplied by `AIOSS_TEST_SCALE` (default 1) for longer soak runs.
-fn scale() -> u32 {
-    std::env::var("AIOSS_TEST_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1)
-}
-
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases: cases * scale(),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // Generators

@@ -13,13 +13,14 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+use common::{config, scale};
 use std::cell::RefCell;
 use std::f64::consts::FRAC_PI_2;
 
 use aioss_core::Interval;
 use astro_float::{BigFloat, Consts, RoundingMode};
 use proptest::prelude::*;
-use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 
 /// Working precision of the reference (bits).
 const P: usize = 384;
@@ -27,31 +28,6 @@ const RM: RoundingMode = RoundingMode::ToEven;
 
 thread_local! {
     static CC: RefCell<Consts> = RefCell::new(Consts::new().expect("astro-float constants"));
-}
-
-/// Case counts are multiplied by `AIOSS_TEST_SCALE` (default 1) for longer soak runs.
-fn scale() -> u32 {
-    std::env::var("AIOSS_TEST_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1)
-}
-
-/// A fixed seed by default: while the known `tanh` bug (see
-/// [`tanh_two_ulp_widening_misses_libm_error`]) is open, a random seed would make the
-/// random tanh properties fail now and then (about one run in thirty). Soak runs
-/// (`AIOSS_TEST_SCALE` > 1) use a random seed.
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases: cases * scale(),
-        failure_persistence: None,
-        rng_seed: if scale() > 1 {
-            RngSeed::Random
-        } else {
-            RngSeed::Fixed(0x00A1_055C_0DE5)
-        },
-        ..ProptestConfig::default()
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
