@@ -33,6 +33,7 @@
 
 pub mod error;
 pub mod expr;
+pub mod governor;
 pub mod interval;
 pub mod lattice;
 pub mod load;
@@ -41,6 +42,7 @@ pub mod qp;
 pub mod repair;
 pub mod tape;
 
+pub use governor::{Decision, Governor, InputError, Outcome, Proposal};
 pub use error::{ErrorKind, PolicyError, PolicyErrors, Span};
 pub use interval::{Interval, Truth};
 pub use lattice::{Lattice, Row, RowCheck, Scratch, Status, Summary};

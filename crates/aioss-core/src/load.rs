@@ -518,6 +518,7 @@ const TOP: &[&str] = &[
     "rule",
     "constraint",
     "budget",
+    "test",
 ];
 
 fn parse_window(s: &str) -> Option<f64> {
@@ -801,10 +802,12 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                         "noise",
                         "description",
                         "unit",
+                        "required",
                     ],
                     &section,
                 );
                 let _ = l.string(st, "description", &section);
+                let required = l.boolean(st, "required", &section).unwrap_or(true);
                 let _ = l.string(st, "unit", &section);
                 let Some(ty) = read_type(l, st, &section, true) else {
                     continue;
@@ -878,6 +881,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                     min,
                     max,
                     noise,
+                    required,
                     slot: None,
                 });
             }
@@ -1890,6 +1894,8 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
         },
         symbols,
         lattice: Lattice::default(),
+        hash: source_hash(l.src),
+        tests: Vec::new(),
     };
     let lattice = Lattice::compile(&policy);
     let mut policy = Policy { lattice, ..policy };
@@ -1897,6 +1903,9 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
         l.err(e);
     }
     policy.lattice.shrink();
+    if let Some(v) = root.get("test") {
+        policy.tests = load_tests(l, &policy, v);
+    }
     Some(policy)
 }
 
@@ -2029,4 +2038,161 @@ pub(crate) fn positive_definite(m: &[Vec<f64>]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `sha256:` and the hex digest of the policy text: what decisions and records name.
+fn source_hash(src: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(src.as_bytes());
+    let mut s = String::with_capacity(71);
+    s.push_str("sha256:");
+    for b in d {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// A TOML value as JSON (policy tests carry proposals written in TOML).
+fn to_json(v: &DeValue<'_>) -> Option<serde_json::Value> {
+    use serde_json::Value as J;
+    Some(match v {
+        DeValue::String(s) => J::String(s.to_string()),
+        DeValue::Integer(i) => J::from(i64::from_str_radix(i.as_str(), i.radix()).ok()?),
+        DeValue::Float(f) => {
+            J::from(serde_json::Number::from_f64(f.as_str().replace('_', "").parse().ok()?)?)
+        }
+        DeValue::Boolean(b) => J::Bool(*b),
+        DeValue::Datetime(d) => J::String(d.to_string()),
+        DeValue::Array(a) => J::Array(
+            a.iter()
+                .map(|x| to_json(x.get_ref()))
+                .collect::<Option<Vec<_>>>()?,
+        ),
+        DeValue::Table(t) => J::Object(
+            entries(t)
+                .into_iter()
+                .map(|(k, _, x)| Some((k.to_string(), to_json(x.get_ref())?)))
+                .collect::<Option<serde_json::Map<_, _>>>()?,
+        ),
+    })
+}
+
+/// The decision fields a `[[test]]` may expect.
+pub(crate) const EXPECTABLE: &[&str] = &[
+    "final_outcome",
+    "classification",
+    "evaluation",
+    "audit",
+    "repair_status",
+    "report_type",
+    "human_action_required",
+    "action",
+    "candidate",
+    "distance",
+    "constraints",
+    "relaxed",
+    "rule",
+    "reasons",
+    "repaired_transition",
+    "failure_modes",
+    "guarantees",
+];
+
+/// `[[test]]` cases: each proposal must be valid input for this policy, and `expect` may
+/// only name decision fields.
+fn load_tests(l: &mut Loader<'_>, p: &Policy, v: &Val<'_>) -> Vec<PolicyTest> {
+    let mut tests = Vec::new();
+    let mut names: HashMap<String, Span> = HashMap::new();
+    for (k, tv) in array_of_tables(l, v, "test") {
+        let Some(t) = l.table(tv, "test") else {
+            continue;
+        };
+        let sec = format!("[[test]] ({})", k + 1);
+        l.check_keys(t, &["name", "given", "proposal", "expect"], &sec);
+        let at = span_of(tv);
+        let name = l
+            .string(t, "name", &sec)
+            .map_or_else(|| (format!("test-{}", k + 1), at), |x| x);
+        if let Some(first) = names.get(&name.0) {
+            let (line, _) = crate::error::line_col(l.src, first.start);
+            l.err(
+                PolicyError::new(
+                    ErrorKind::DuplicateId,
+                    name.1,
+                    format!("test name `{}` is used twice", name.0),
+                )
+                .help(format!("the first use is on line {line}; test names must be unique")),
+            );
+        } else {
+            names.insert(name.0.clone(), name.1);
+        }
+        let sec = format!("test `{}`", name.0);
+        let proposal_of = |l: &mut Loader<'_>, pv: &Val<'_>, what: &str| {
+            let Some(j) = to_json(pv.get_ref()) else {
+                l.err(PolicyError::new(
+                    ErrorKind::InvalidValue,
+                    span_of(pv),
+                    format!("{what} of {sec} is not representable as JSON"),
+                ));
+                return None;
+            };
+            match crate::governor::Proposal::from_json(p, &j) {
+                Ok(_) => Some(j),
+                Err(e) => {
+                    l.err(
+                        PolicyError::new(
+                            ErrorKind::InvalidValue,
+                            span_of(pv),
+                            format!("{what} of {sec} is not a valid proposal: {}", e.message),
+                        )
+                        .help("write the proposal as `aioss decide` would read it"),
+                    );
+                    None
+                }
+            }
+        };
+        let mut given = Vec::new();
+        if let Some(gv) = t.get("given") {
+            match gv.get_ref() {
+                DeValue::Array(a) => {
+                    for x in a {
+                        if let Some(j) = proposal_of(l, x, "a `given` proposal") {
+                            given.push(j);
+                        }
+                    }
+                }
+                other => l.err(PolicyError::new(
+                    ErrorKind::InvalidValue,
+                    span_of(gv),
+                    format!("`given` of {sec} must be an array of proposals, found {}", other.type_str()),
+                )),
+            }
+        }
+        let proposal = if l.required(t, "proposal", &sec, name.1) {
+            t.get("proposal").and_then(|pv| proposal_of(l, pv, "`proposal`"))
+        } else {
+            None
+        };
+        let mut expect = serde_json::Map::new();
+        if l.required(t, "expect", &sec, name.1) {
+            if let Some(et) = t.get("expect").and_then(|ev| l.table(ev, "expect")) {
+                l.check_keys(et, EXPECTABLE, &format!("`expect` of {sec}"));
+                for (key, _, x) in entries(et) {
+                    if let Some(j) = to_json(x.get_ref()) {
+                        expect.insert(key.to_string(), j);
+                    }
+                }
+            }
+        }
+        if let Some(proposal) = proposal {
+            tests.push(PolicyTest {
+                name: name.0,
+                given,
+                proposal,
+                expect,
+                span: name.1,
+            });
+        }
+    }
+    tests
 }

@@ -188,6 +188,9 @@ pub struct StateVar {
     pub max: f64,
     /// Default half-width of a reported value.
     pub noise: f64,
+    /// Is the variable required evidence? A required variable missing from a proposal (or a
+    /// blank required text) makes the audit INSUFFICIENT. Default true.
+    pub required: bool,
     /// Input slot (`None` for text).
     pub slot: Option<u32>,
 }
@@ -370,6 +373,26 @@ pub struct Policy {
     pub symbols: Vec<String>,
     /// The compiled lattice (Tier 1).
     pub lattice: crate::lattice::Lattice,
+    /// `sha256:` and the hex SHA-256 of the policy text.
+    pub hash: String,
+    /// The policy's own `[[test]]` cases.
+    pub tests: Vec<PolicyTest>,
+}
+
+/// One `[[test]]` case: proposals given first (to set up budgets and `prev`), the proposal
+/// under test, and the expected fields of its decision.
+#[derive(Clone, Debug)]
+pub struct PolicyTest {
+    /// `name`.
+    pub name: String,
+    /// `given`: proposals decided first, in order.
+    pub given: Vec<serde_json::Value>,
+    /// `proposal`.
+    pub proposal: serde_json::Value,
+    /// `expect`: a subset of the decision's JSON fields.
+    pub expect: serde_json::Map<String, serde_json::Value>,
+    /// Where the test is.
+    pub span: Span,
 }
 
 impl Policy {

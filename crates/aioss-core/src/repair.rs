@@ -760,6 +760,15 @@ fn objective(p: &Policy, real: &[usize], u0: &[f64], u: &[f64]) -> f64 {
     s
 }
 
+/// The repair distance from `u0` to `u`: `sqrt(‖u − u₀‖²_W + Σ discrete-change costs)`.
+pub fn distance(p: &Policy, u0: &[f64], u: &[f64]) -> f64 {
+    let (real, discrete): (Vec<usize>, Vec<usize>) =
+        (0..p.actions.len()).partition(|&i| p.actions.get(i).is_some_and(|a| !a.ty.is_discrete()));
+    (objective(p, &real, u0, u) + discrete_cost(p, &discrete, u0, u))
+        .max(0.0)
+        .sqrt()
+}
+
 /// Σ discrete-change costs from `u0` to `u`.
 fn discrete_cost(p: &Policy, discrete: &[usize], u0: &[f64], u: &[f64]) -> f64 {
     discrete

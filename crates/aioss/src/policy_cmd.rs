@@ -94,3 +94,49 @@ pub fn check(files: &[PathBuf]) -> ExitCode {
         ExitCode::SUCCESS
     }
 }
+
+/// `aioss policy test FILE...`: each policy's `[[test]]` cases, as a table.
+pub fn test(files: &[PathBuf], verbose: bool) -> ExitCode {
+    let (mut passed, mut failed, mut refused) = (0usize, 0usize, 0usize);
+    for f in files {
+        let p = match load_file(f) {
+            Ok(p) => p,
+            Err(e) => {
+                refused += 1;
+                eprintln!("{e}");
+                continue;
+            }
+        };
+        println!("{}:", f.display());
+        if p.tests.is_empty() {
+            println!("  (no [[test]] cases)");
+        }
+        let width = p.tests.iter().map(|t| t.name.len()).max().unwrap_or(0);
+        for r in aioss_core::governor::run_tests(&p) {
+            if r.passed() {
+                passed += 1;
+                if verbose {
+                    println!("  PASS  {:width$}", r.name);
+                }
+            } else {
+                failed += 1;
+                println!("  FAIL  {:width$}", r.name);
+                for (field, want, got) in &r.failures {
+                    println!("        {field}: expected {want}, got {got}");
+                }
+            }
+        }
+    }
+    println!("--------------------------------------------------------------------------------");
+    println!("PASS: {passed}/{}", passed + failed);
+    if failed > 0 {
+        println!("FAIL: {failed}/{}", passed + failed);
+    }
+    if refused > 0 {
+        ExitCode::from(crate::exit::BAD_INPUT)
+    } else if failed > 0 {
+        ExitCode::from(crate::exit::VERDICT)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,1883 @@
+//! The integrated governance stack: one proposal in, one [`Decision`] out.
+//!
+//! This is where the lattice (Tier 1), the rules and the repair (Tier 2) become the
+//! I2OS-style decision of `DESIGN.md`: classification → evaluation → audit → repair status →
+//! report, ending in one of six outcomes, with the action to execute now. The stages are
+//! small pure functions of what the earlier ones found, so that each row of the final-outcome
+//! table can be tested on its own ([`final_outcome`]) and the whole is deterministic: the
+//! same policy, governor state and proposal give byte-identical decisions (the measured
+//! `latency_us` aside), which is what `audit replay` relies on.
+//!
+//! Nothing here can fail on the hot path: bad input is refused before the decision starts
+//! ([`Proposal::from_json`] names the field), and everything after that produces a decision.
+//! When the optimiser cannot find a certified action the answer is the fallback, and when
+//! even the fallback is not certified at the current state the decision says so (evaluation
+//! FAILED, outcome FAILED_GOVERNANCE): it never claims a guarantee it does not have.
+//!
+//! Governor state (what replay rebuilds): the budget windows, each agent's last executed
+//! action (`prev.`), the logical clock and the sequence number. The warm starts of the
+//! repairers are also kept per agent, but they change only speed, never answers.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write as _;
+
+use serde_json::{Map, Value};
+
+use crate::interval::{Interval, Truth};
+use crate::lattice::{RowCheck, Status};
+use crate::policy::{
+    ConstraintKind, Criticality, Mode, OnViolation, Policy, PolicyTest, VarType, Verdict,
+};
+use crate::repair::{Repair, RepairOutcome, Repairer, SolverStatus};
+
+/// Agents whose repairer warm start and last action are kept; past this, new agents share
+/// one repairer and their `prev.` defaults to the fallback (bounded memory).
+pub const MAX_AGENTS: usize = 4096;
+
+// ---------------------------------------------------------------------------------------
+// The I2OS enums and the final-outcome table
+// ---------------------------------------------------------------------------------------
+
+/// Was the decision effective?
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Evaluation {
+    /// The executed action is certified and the decision did what it should.
+    Effective,
+    /// Safe, but intent or soft constraints were given up.
+    Partial,
+    /// The decision changed nothing (dry-run).
+    Neutral,
+    /// The executed action could not be certified.
+    Failed,
+}
+
+/// Can the decision be trusted from its trace?
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Audit {
+    /// Complete evidence, every guarantee's assumptions certified.
+    Valid,
+    /// A BLOCK fell on a low-criticality cause (or a guarantee was suspended).
+    Questionable,
+    /// Required evidence was missing.
+    Insufficient,
+    /// A contradiction (GO with a FAILED evaluation).
+    Invalid,
+}
+
+/// The repair stage's result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RepairStatus {
+    /// GO: nothing to repair.
+    NotRequired,
+    /// A certified repair within `repair_limit`.
+    Repaired,
+    /// A human must confirm (HOLD, a confirmable BLOCK, or a repair beyond the limit).
+    ConfirmationRequired,
+    /// No certified repair: the fallback.
+    NoRepairAvailable,
+}
+
+/// The six final outcomes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Execute the proposal.
+    Allow,
+    /// Execute the fallback; the proposal (or its repair) waits for a human.
+    HoldForConfirmation,
+    /// Execute the repaired action.
+    AllowAfterRepair,
+    /// Execute the fallback; the proposal is refused.
+    BlockNoRepair,
+    /// Execute the fallback; the trace needs review.
+    ReviewAudit,
+    /// Execute the fallback; governance itself failed.
+    FailedGovernance,
+}
+
+macro_rules! names {
+    ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {
+        impl $t {
+            /// The name used in decisions.
+            pub fn as_str(self) -> &'static str {
+                match self { $(<$t>::$v => $s),* }
+            }
+        }
+    };
+}
+names!(Evaluation { Effective => "EFFECTIVE", Partial => "PARTIAL", Neutral => "NEUTRAL", Failed => "FAILED" });
+names!(Audit { Valid => "VALID", Questionable => "QUESTIONABLE", Insufficient => "INSUFFICIENT", Invalid => "INVALID" });
+names!(RepairStatus {
+    NotRequired => "NOT_REQUIRED",
+    Repaired => "REPAIRED",
+    ConfirmationRequired => "CONFIRMATION_REQUIRED",
+    NoRepairAvailable => "NO_REPAIR_AVAILABLE",
+});
+names!(Outcome {
+    Allow => "ALLOW",
+    HoldForConfirmation => "HOLD_FOR_CONFIRMATION",
+    AllowAfterRepair => "ALLOW_AFTER_REPAIR",
+    BlockNoRepair => "BLOCK_NO_REPAIR",
+    ReviewAudit => "REVIEW_AUDIT",
+    FailedGovernance => "FAILED_GOVERNANCE",
+});
+
+impl Outcome {
+    /// The report type of `DESIGN.md`'s table.
+    pub fn report_type(self) -> &'static str {
+        match self {
+            Outcome::FailedGovernance => "FAILED_GOVERNANCE_REPORT",
+            Outcome::ReviewAudit => "AUDIT_REVIEW_REPORT",
+            Outcome::BlockNoRepair => "BLOCKED_TRANSITION_REPORT",
+            Outcome::AllowAfterRepair => "REPAIR_APPLIED_REPORT",
+            Outcome::HoldForConfirmation => "CONFIRMATION_REQUIRED_REPORT",
+            Outcome::Allow => "SAFE_TO_PROCEED_REPORT",
+        }
+    }
+
+    /// Does a human have to act?
+    pub fn human_action_required(self) -> bool {
+        !matches!(self, Outcome::Allow | Outcome::AllowAfterRepair)
+    }
+
+    /// All six, in table order.
+    pub const ALL: [Outcome; 6] = [
+        Outcome::FailedGovernance,
+        Outcome::ReviewAudit,
+        Outcome::BlockNoRepair,
+        Outcome::AllowAfterRepair,
+        Outcome::HoldForConfirmation,
+        Outcome::Allow,
+    ];
+}
+
+/// The final-outcome table of `DESIGN.md`; the first matching row wins.
+pub fn final_outcome(
+    classification: Verdict,
+    evaluation: Evaluation,
+    audit: Audit,
+    repair: RepairStatus,
+) -> Outcome {
+    if evaluation == Evaluation::Failed || audit == Audit::Invalid {
+        Outcome::FailedGovernance
+    } else if matches!(audit, Audit::Questionable | Audit::Insufficient) {
+        Outcome::ReviewAudit
+    } else if classification == Verdict::Block && repair == RepairStatus::NoRepairAvailable {
+        Outcome::BlockNoRepair
+    } else if classification == Verdict::Repair && repair == RepairStatus::Repaired {
+        Outcome::AllowAfterRepair
+    } else if classification == Verdict::Hold || repair == RepairStatus::ConfirmationRequired {
+        Outcome::HoldForConfirmation
+    } else if classification == Verdict::Go && audit == Audit::Valid {
+        Outcome::Allow
+    } else {
+        Outcome::ReviewAudit
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Input
+// ---------------------------------------------------------------------------------------
+
+/// Bad input: refused before the decision starts, naming the field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputError {
+    /// A stable machine-readable code (`malformed_json`, `unknown_field`, `missing_field`,
+    /// `wrong_type`, `not_finite`, `unknown_enum_value`, `invalid_value`).
+    pub code: &'static str,
+    /// What is wrong, lowercase, user input in backticks.
+    pub message: String,
+    /// The JSON path of the offending field (`action.vx`, `state.py.noise`), if any.
+    pub field: Option<String>,
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{} (field `{field}`)", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for InputError {}
+
+impl InputError {
+    fn new(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
+        InputError {
+            code,
+            message: message.into(),
+            field: Some(field.into()),
+        }
+    }
+
+    /// The error object of `spec/interfaces.md`: `{"error": {"code", "message", "field"}}`.
+    pub fn to_json(&self) -> String {
+        let mut s = String::from("{\"error\":{\"code\":");
+        json_str(&mut s, self.code);
+        s.push_str(",\"message\":");
+        json_str(&mut s, &self.message);
+        if let Some(f) = &self.field {
+            s.push_str(",\"field\":");
+            json_str(&mut s, f);
+        }
+        s.push_str("}}");
+        s
+    }
+}
+
+/// One state variable's value in a proposal.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StateValue {
+    /// A number, enum or bool state, as its uncertainty interval.
+    Num(Interval),
+    /// A text state.
+    Text(String),
+}
+
+/// An agent attribute's value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AttrValue {
+    /// A number.
+    Num(f64),
+    /// A string (compared as a symbol).
+    Sym(String),
+}
+
+/// A validated proposal, encoded for one policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Proposal {
+    /// The caller's id, echoed in the decision.
+    pub id: Option<String>,
+    /// The proposing agent (`"anonymous"` if not given).
+    pub agent: String,
+    /// Seconds since the Unix epoch, from `timestamp` (a number or an RFC 3339 string).
+    pub timestamp: Option<f64>,
+    /// One encoded value per action variable.
+    pub action: Vec<f64>,
+    /// One entry per state variable; `None` when missing.
+    pub state: Vec<Option<StateValue>>,
+    /// `prev.<action>` given by the proposal, per action variable.
+    pub prev: Vec<Option<f64>>,
+    /// `agent_attributes`.
+    pub attributes: Vec<(String, AttrValue)>,
+    /// Top-level `transition` text when the policy has no such state variable.
+    pub transition: Option<String>,
+}
+
+const RESERVED: &[&str] = &[
+    "id",
+    "agent",
+    "timestamp",
+    "action",
+    "state",
+    "prev",
+    "agent_attributes",
+    "transition",
+];
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn number(v: &Value, field: &str) -> Result<f64, InputError> {
+    match v.as_f64() {
+        Some(x) if x.is_finite() => Ok(x),
+        Some(_) => Err(InputError::new(
+            "not_finite",
+            field,
+            format!("`{field}` must be a finite number"),
+        )),
+        None => Err(InputError::new(
+            "wrong_type",
+            field,
+            format!("`{field}` must be a number, found {}", type_name(v)),
+        )),
+    }
+}
+
+fn enum_value(values: &[String], v: &Value, field: &str) -> Result<f64, InputError> {
+    let Value::String(s) = v else {
+        return Err(InputError::new(
+            "wrong_type",
+            field,
+            format!(
+                "`{field}` must be one of {}, found {}",
+                list(values),
+                type_name(v)
+            ),
+        ));
+    };
+    Policy::enum_index(values, s).ok_or_else(|| {
+        InputError::new(
+            "unknown_enum_value",
+            field,
+            format!("`{field}` has no value `{s}`; its values are {}", list(values)),
+        )
+    })
+}
+
+fn list(values: &[String]) -> String {
+    values
+        .iter()
+        .map(|v| format!("`{v}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An action value (also `prev.`), encoded.
+fn action_value(ty: &VarType, v: &Value, field: &str) -> Result<f64, InputError> {
+    match ty {
+        VarType::Real => number(v, field),
+        VarType::Int => {
+            let x = number(v, field)?;
+            if x.fract() == 0.0 {
+                Ok(x)
+            } else {
+                Err(InputError::new(
+                    "wrong_type",
+                    field,
+                    format!("`{field}` is an int, and {x} is not whole"),
+                ))
+            }
+        }
+        VarType::Bool => match v {
+            Value::Bool(b) => Ok(f64::from(u8::from(*b))),
+            _ => Err(InputError::new(
+                "wrong_type",
+                field,
+                format!("`{field}` must be true or false, found {}", type_name(v)),
+            )),
+        },
+        VarType::Enum(values) => enum_value(values, v, field),
+        VarType::Text => Err(InputError::new(
+            "wrong_type",
+            field,
+            format!("`{field}` cannot be text"),
+        )),
+    }
+}
+
+fn object<'a>(v: &'a Value, field: &str) -> Result<&'a Map<String, Value>, InputError> {
+    v.as_object().ok_or_else(|| {
+        InputError::new(
+            "wrong_type",
+            field,
+            format!("`{field}` must be an object, found {}", type_name(v)),
+        )
+    })
+}
+
+fn unknown(field: String, what: &str, known: &[&str]) -> InputError {
+    let hint = if known.is_empty() {
+        format!("this policy has no {what}")
+    } else {
+        format!("the {what} are {}", known.join(", "))
+    };
+    InputError {
+        code: "unknown_field",
+        message: format!("`{field}` is not known: {hint}"),
+        field: Some(field),
+    }
+}
+
+fn state_value(s: &crate::policy::StateVar, v: &Value, field: &str) -> Result<StateValue, InputError> {
+    let num = |x: Interval| Ok(StateValue::Num(x));
+    match &s.ty {
+        VarType::Text => match v {
+            Value::String(t) => Ok(StateValue::Text(t.clone())),
+            _ => Err(InputError::new(
+                "wrong_type",
+                field,
+                format!("`{field}` must be a string, found {}", type_name(v)),
+            )),
+        },
+        VarType::Bool => num(Interval::point(action_value(&s.ty, v, field)?)),
+        VarType::Enum(values) => num(Interval::point(enum_value(values, v, field)?)),
+        VarType::Real | VarType::Int => match v {
+            Value::Object(o) => {
+                if o.contains_key("lo") || o.contains_key("hi") {
+                    for k in o.keys() {
+                        if k != "lo" && k != "hi" {
+                            return Err(unknown(format!("{field}.{k}"), "keys", &["lo", "hi"]));
+                        }
+                    }
+                    let get = |k: &str| {
+                        let f = format!("{field}.{k}");
+                        o.get(k).map_or_else(
+                            || {
+                                Err(InputError::new(
+                                    "missing_field",
+                                    &f,
+                                    format!("`{f}` is missing: give both `lo` and `hi`"),
+                                ))
+                            },
+                            |x| number(x, &f),
+                        )
+                    };
+                    let (lo, hi) = (get("lo")?, get("hi")?);
+                    if lo > hi {
+                        return Err(InputError::new(
+                            "invalid_value",
+                            field,
+                            format!("`{field}` has `lo` {lo} above `hi` {hi}"),
+                        ));
+                    }
+                    num(Interval::new(lo, hi))
+                } else {
+                    for k in o.keys() {
+                        if k != "value" && k != "noise" {
+                            return Err(unknown(
+                                format!("{field}.{k}"),
+                                "keys",
+                                &["value", "noise", "lo", "hi"],
+                            ));
+                        }
+                    }
+                    let f = format!("{field}.value");
+                    let value = o.get("value").map_or_else(
+                        || {
+                            Err(InputError::new(
+                                "missing_field",
+                                &f,
+                                format!("`{f}` is missing"),
+                            ))
+                        },
+                        |x| number(x, &f),
+                    )?;
+                    let f = format!("{field}.noise");
+                    let noise = match o.get("noise") {
+                        Some(x) => number(x, &f)?,
+                        None => s.noise,
+                    };
+                    if noise < 0.0 {
+                        return Err(InputError::new(
+                            "invalid_value",
+                            &f,
+                            format!("`{f}` is negative; noise is a half-width"),
+                        ));
+                    }
+                    num(Interval::around(value, noise))
+                }
+            }
+            _ => num(Interval::around(number(v, field)?, s.noise)),
+        },
+    }
+}
+
+impl Proposal {
+    /// Parse one JSON line.
+    pub fn parse(p: &Policy, line: &str) -> Result<Proposal, InputError> {
+        let v: Value = serde_json::from_str(line).map_err(|e| InputError {
+            code: "malformed_json",
+            message: format!("malformed JSON: {e}"),
+            field: None,
+        })?;
+        Proposal::from_json(p, &v)
+    }
+
+    /// Validate and encode a proposal for `p`. Every problem is an [`InputError`] naming
+    /// the field; nothing here panics.
+    pub fn from_json(p: &Policy, v: &Value) -> Result<Proposal, InputError> {
+        let o = v.as_object().ok_or_else(|| InputError {
+            code: "wrong_type",
+            message: format!("a proposal must be a JSON object, found {}", type_name(v)),
+            field: None,
+        })?;
+        let text = |k: &str| -> Result<Option<String>, InputError> {
+            match o.get(k) {
+                None => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(Value::Number(n)) if k == "id" => Ok(Some(n.to_string())),
+                Some(x) => Err(InputError::new(
+                    "wrong_type",
+                    k,
+                    format!("`{k}` must be a string, found {}", type_name(x)),
+                )),
+            }
+        };
+        let id = text("id")?;
+        let agent = text("agent")?.unwrap_or_else(|| "anonymous".to_string());
+        let timestamp = match o.get("timestamp") {
+            None => None,
+            Some(Value::String(s)) => Some(
+                humantime::parse_rfc3339_weak(s)
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_secs_f64())
+                    .ok_or_else(|| {
+                        InputError::new(
+                            "invalid_value",
+                            "timestamp",
+                            format!(
+                                "`timestamp` `{s}` is not an RFC 3339 UTC time (like `2026-11-26T12:00:00Z`)"
+                            ),
+                        )
+                    })?,
+            ),
+            Some(x) => Some(number(x, "timestamp")?),
+        };
+        let state_names: Vec<&str> = p.states.iter().map(|s| s.name.as_str()).collect();
+        let action_names: Vec<&str> = p.actions.iter().map(|a| a.name.as_str()).collect();
+
+        // The action: every variable, nothing else.
+        let mut action = p.fallback.clone();
+        let given = match o.get("action") {
+            Some(a) => Some(object(a, "action")?),
+            None if p.actions.is_empty() => None,
+            None => {
+                return Err(InputError::new(
+                    "missing_field",
+                    "action",
+                    format!(
+                        "the proposal has no `action`; this policy's action variables are {}",
+                        action_names.join(", ")
+                    ),
+                ))
+            }
+        };
+        if let Some(a) = given {
+            for k in a.keys() {
+                if !action_names.contains(&k.as_str()) {
+                    return Err(unknown(format!("action.{k}"), "action variables", &action_names));
+                }
+            }
+            for (var, slot) in p.actions.iter().zip(action.iter_mut()) {
+                let field = format!("action.{}", var.name);
+                let x = a.get(&var.name).ok_or_else(|| {
+                    InputError::new(
+                        "missing_field",
+                        &field,
+                        format!("`{field}` is missing: every action variable must be given"),
+                    )
+                })?;
+                *slot = action_value(&var.ty, x, &field)?;
+            }
+        }
+
+        // The state: under `state`, or flat at the top level (I2OS transitions).
+        let mut state: Vec<Option<StateValue>> = vec![None; p.states.len()];
+        if let Some(sv) = o.get("state") {
+            let so = object(sv, "state")?;
+            for (k, x) in so {
+                let i = state_names
+                    .iter()
+                    .position(|n| n == k)
+                    .ok_or_else(|| unknown(format!("state.{k}"), "state variables", &state_names))?;
+                if let (Some(s), Some(slot)) = (p.states.get(i), state.get_mut(i)) {
+                    *slot = Some(state_value(s, x, &format!("state.{k}"))?);
+                }
+            }
+        }
+        let mut transition = None;
+        for (k, x) in o {
+            let i = state_names.iter().position(|n| n == k);
+            match i {
+                Some(i) => {
+                    if o.contains_key("state") && !RESERVED.contains(&k.as_str()) {
+                        return Err(InputError::new(
+                            "invalid_value",
+                            k.as_str(),
+                            format!("`{k}` is given both at the top level and under `state`; give it once"),
+                        ));
+                    }
+                    if let (Some(s), Some(slot)) = (p.states.get(i), state.get_mut(i)) {
+                        if slot.is_none() {
+                            *slot = Some(state_value(s, x, k)?);
+                        }
+                    }
+                }
+                None if k == "transition" => {
+                    transition = text("transition")?;
+                }
+                None if RESERVED.contains(&k.as_str()) => {}
+                None => {
+                    let mut known: Vec<&str> = RESERVED.to_vec();
+                    known.extend(state_names.iter());
+                    return Err(unknown(k.clone(), "top-level fields", &known));
+                }
+            }
+        }
+
+        let mut prev = vec![None; p.actions.len()];
+        if let Some(pv) = o.get("prev") {
+            let po = object(pv, "prev")?;
+            for (k, x) in po {
+                let i = action_names
+                    .iter()
+                    .position(|n| n == k)
+                    .ok_or_else(|| unknown(format!("prev.{k}"), "action variables", &action_names))?;
+                if let (Some(var), Some(slot)) = (p.actions.get(i), prev.get_mut(i)) {
+                    *slot = Some(action_value(&var.ty, x, &format!("prev.{k}"))?);
+                }
+            }
+        }
+
+        let mut attributes = Vec::new();
+        if let Some(av) = o.get("agent_attributes") {
+            for (k, x) in object(av, "agent_attributes")? {
+                let field = format!("agent_attributes.{k}");
+                let val = match x {
+                    Value::String(s) => AttrValue::Sym(s.clone()),
+                    Value::Number(_) => AttrValue::Num(number(x, &field)?),
+                    Value::Bool(b) => AttrValue::Sym(b.to_string()),
+                    _ => {
+                        return Err(InputError::new(
+                            "wrong_type",
+                            &field,
+                            format!(
+                                "`{field}` must be a string or a number, found {}",
+                                type_name(x)
+                            ),
+                        ))
+                    }
+                };
+                attributes.push((k.clone(), val));
+            }
+        }
+
+        Ok(Proposal {
+            id,
+            agent,
+            timestamp,
+            action,
+            state,
+            prev,
+            attributes,
+            transition,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The decision
+// ---------------------------------------------------------------------------------------
+
+/// A row's Tier 1 verdict at the proposal, as reported.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowReport {
+    /// Row name (`id`, or `id#k` for a conjunct); `bounds.<var>` for an action bound.
+    pub id: String,
+    /// VIOLATED or UNCERTAIN.
+    pub status: Status,
+    /// The margin interval (negative is violated).
+    pub margin: Interval,
+    /// The constraint's criticality.
+    pub criticality: Criticality,
+}
+
+/// Which guarantees held for this decision (`None`: the policy does not offer it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Guarantees {
+    /// G1: the executed action satisfies every active critical row over the state box.
+    pub pointwise_safety: bool,
+    /// G2: every barrier row is SAT at the executed action.
+    pub forward_invariance: Option<bool>,
+    /// G3: the repair is the certified projection, no relaxation (for repairs).
+    pub projection_stability: Option<bool>,
+    /// G4: every Lyapunov row is SAT at the executed action.
+    pub input_to_state_stability: Option<bool>,
+}
+
+/// The solver's report, for decisions that ran Tier 2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SolverReport {
+    /// The last solver status.
+    pub status: SolverStatus,
+    /// SQP plus QP iterations.
+    pub iterations: u32,
+    /// Discrete candidates examined.
+    pub nodes: u32,
+}
+
+/// One decision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    /// The proposal's `id`, echoed.
+    pub id: Option<String>,
+    /// Unique per governor: the policy hash prefix and the sequence number.
+    pub decision_id: String,
+    /// Sequence number (0-based, per governor).
+    pub seq: u64,
+    /// The proposing agent.
+    pub agent: String,
+    /// The time the decision used (seconds since the Unix epoch; the logical clock).
+    pub time: f64,
+    /// One of six.
+    pub final_outcome: Outcome,
+    /// GO / REPAIR / HOLD / BLOCK.
+    pub classification: Verdict,
+    /// EFFECTIVE / PARTIAL / NEUTRAL / FAILED.
+    pub evaluation: Evaluation,
+    /// VALID / QUESTIONABLE / INSUFFICIENT / INVALID.
+    pub audit: Audit,
+    /// NOT_REQUIRED / REPAIRED / CONFIRMATION_REQUIRED / NO_REPAIR_AVAILABLE.
+    pub repair_status: RepairStatus,
+    /// The action to execute now (encoded).
+    pub action: Vec<f64>,
+    /// The proposal's action (encoded).
+    pub proposed: Vec<f64>,
+    /// A certified repair offered to the approver of a hold.
+    pub candidate: Option<Vec<f64>>,
+    /// The repair's distance in the policy's metric (with discrete-change costs).
+    pub distance: Option<f64>,
+    /// Rows not SAT at the proposal (violated first, then uncertain, in row order).
+    pub constraints: Vec<RowReport>,
+    /// Rows the CRE relaxed, with their slack.
+    pub relaxed: Vec<(String, f64)>,
+    /// The rule that gave the classification (index into `Policy::rules`).
+    pub rule: Option<usize>,
+    /// Human-readable reasons, naming the rule and the rows.
+    pub reasons: Vec<String>,
+    /// The rule's repaired transition text, for REPAIR.
+    pub repaired_transition: Option<String>,
+    /// Failure modes detected (`numerical_fault`, `solver_non_convergence`,
+    /// `infeasible_constraint_set`, `fallback_not_certified`, `insufficient_evidence`).
+    pub failure_modes: Vec<&'static str>,
+    /// The guarantees that held.
+    pub guarantees: Guarantees,
+    /// Tier 2's report, when it ran.
+    pub solver: Option<SolverReport>,
+    /// Wall time of the decision in microseconds (the only non-deterministic field).
+    pub latency_us: u64,
+}
+
+// ---------------------------------------------------------------------------------------
+// The governor
+// ---------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, Default)]
+struct Window {
+    /// `(time, amount)` of executed actions still in the window, oldest first.
+    entries: VecDeque<(f64, f64)>,
+    total: f64,
+    /// Bound on the rounding error accumulated in `total`.
+    err: f64,
+}
+
+impl Window {
+    fn evict(&mut self, now: f64, window: f64) {
+        while let Some(&(t, a)) = self.entries.front() {
+            if t > now - window {
+                break;
+            }
+            self.entries.pop_front();
+            self.total -= a;
+            self.err += self.total.abs() * f64::EPSILON;
+        }
+        if self.entries.is_empty() {
+            // INVARIANT (budget-exact): an empty window is exactly zero.
+            self.total = 0.0;
+            self.err = 0.0;
+        }
+    }
+
+    fn push(&mut self, now: f64, amount: f64) {
+        if amount != 0.0 {
+            self.entries.push_back((now, amount));
+            self.total += amount;
+            self.err += self.total.abs() * f64::EPSILON;
+        }
+    }
+
+    /// The accumulated value as a sound interval (the rounding error included).
+    fn value(&self) -> Interval {
+        Interval::around(self.total, self.err)
+    }
+}
+
+/// The governor: a validated policy and the state its decisions carry forward.
+#[derive(Debug)]
+pub struct Governor {
+    policy: Policy,
+    repairers: BTreeMap<String, Repairer>,
+    shared: Repairer,
+    last_action: BTreeMap<String, Vec<f64>>,
+    windows: Vec<Window>,
+    clock: f64,
+    seq: u64,
+    inputs: Vec<Interval>,
+    slots: Vec<Interval>,
+    checks: Vec<RowCheck>,
+    dry_run: bool,
+}
+
+impl Governor {
+    /// A governor for a loaded policy (loading validated it; nothing is re-checked here).
+    pub fn new(policy: Policy) -> Governor {
+        let shared = Repairer::new(&policy);
+        let windows = vec![Window::default(); policy.budgets.len()];
+        let inputs = policy.range_inputs();
+        let slots = vec![Interval::INVALID; policy.lattice.tape.len()];
+        let checks = vec![RowCheck::default(); policy.lattice.rows.len()];
+        let dry_run = policy.mode == Mode::DryRun;
+        Governor {
+            policy,
+            repairers: BTreeMap::new(),
+            shared,
+            last_action: BTreeMap::new(),
+            windows,
+            clock: 0.0,
+            seq: 0,
+            inputs,
+            slots,
+            checks,
+            dry_run,
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Decisions made so far (the next decision's sequence number).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Continue numbering from `seq` (an audit store that already holds `seq` records).
+    pub fn set_seq(&mut self, seq: u64) {
+        self.seq = seq;
+    }
+
+    /// Force dry-run (decide and report, but pass the proposal through) whatever the
+    /// policy's `mode` says.
+    pub fn set_dry_run(&mut self, on: bool) {
+        self.dry_run = on;
+    }
+
+    /// The current value of each budget, as of the logical clock.
+    pub fn budgets(&self) -> Vec<(String, f64)> {
+        self.policy
+            .budgets
+            .iter()
+            .zip(&self.windows)
+            .map(|(b, w)| (b.name.clone(), w.total))
+            .collect()
+    }
+
+    /// Parse a JSON line and decide it.
+    pub fn decide_line(&mut self, line: &str) -> Result<Decision, InputError> {
+        let p = Proposal::parse(&self.policy, line)?;
+        Ok(self.decide(&p))
+    }
+
+    /// Decide one proposal. Never panics, never fails: see the module documentation.
+    pub fn decide(&mut self, prop: &Proposal) -> Decision {
+        let started = std::time::Instant::now();
+        let mut d = self.decide_inner(prop);
+        d.latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        d
+    }
+
+
+    /// Fill `self.inputs` from the proposal and the governor state; returns the names of
+    /// required evidence that is missing.
+    fn fill_inputs(&mut self, prop: &Proposal, now: f64) -> Vec<String> {
+        let p = &self.policy;
+        let mut missing = Vec::new();
+        let inputs = &mut self.inputs;
+        let mut set = |slot: u32, x: Interval| {
+            if let Some(s) = inputs.get_mut(slot as usize) {
+                *s = x;
+            }
+        };
+        for (a, u) in p.actions.iter().zip(&prop.action) {
+            set(a.slot, Interval::point(*u));
+        }
+        let last = self.last_action.get(&prop.agent);
+        for (i, a) in p.actions.iter().enumerate() {
+            let v = prop
+                .prev
+                .get(i)
+                .copied()
+                .flatten()
+                .or_else(|| last.and_then(|l| l.get(i).copied()))
+                .or_else(|| p.fallback.get(i).copied())
+                .unwrap_or(0.0);
+            set(a.prev_slot, Interval::point(v));
+        }
+        for (s, v) in p.states.iter().zip(&prop.state) {
+            match v {
+                Some(StateValue::Num(x)) => {
+                    if let Some(slot) = s.slot {
+                        set(slot, *x);
+                    }
+                }
+                Some(StateValue::Text(t)) => {
+                    if s.required && t.trim().is_empty() {
+                        missing.push(format!("state `{}` is blank", s.name));
+                    }
+                }
+                None => {
+                    if let Some(slot) = s.slot {
+                        set(slot, Interval::new(s.min, s.max));
+                    }
+                    if s.required {
+                        missing.push(format!(
+                            "state `{}` is missing: its whole declared range was used",
+                            s.name
+                        ));
+                    }
+                }
+            }
+        }
+        for ((b, w), _) in p.budgets.iter().zip(&mut self.windows).zip(0..) {
+            w.evict(now, b.window_secs);
+            set(b.slot, w.value());
+        }
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "symbol counts are far below 2^52"
+        )]
+        for a in &p.layout.attrs {
+            let given = prop.attributes.iter().find(|(k, _)| *k == a.name);
+            let x = match (given, a.numeric) {
+                (Some((_, AttrValue::Num(x))), true) => Interval::point(*x),
+                (Some((_, AttrValue::Sym(s))), false) => Interval::point(
+                    p.symbols
+                        .iter()
+                        .position(|t| t == s)
+                        .map_or(-1.0, |i| i as f64),
+                ),
+                // A string where a number is read (or the reverse) matches nothing.
+                (Some((_, AttrValue::Sym(_))), true) => Interval::ENTIRE,
+                (Some((_, AttrValue::Num(_))), false) => Interval::point(-1.0),
+                (None, true) => Interval::ENTIRE,
+                (None, false) => Interval::new(-1.0, p.symbols.len() as f64),
+            };
+            set(a.slot, x);
+        }
+        missing
+    }
+
+    #[expect(
+        clippy::too_many_lines,
+        reason = "the flow of DESIGN.md, stage by stage, reads best in one place"
+    )]
+    fn decide_inner(&mut self, prop: &Proposal) -> Decision {
+        let seq = self.seq;
+        self.seq += 1;
+        let now = prop.timestamp.map_or(self.clock, |t| t.max(self.clock));
+        self.clock = now;
+        let missing = self.fill_inputs(prop, now);
+        let p = &self.policy;
+
+        // Tier 1 on the whole tape: rules, guards, rows, budgets.
+        p.lattice.tape.eval(&self.inputs, &mut self.slots);
+        let summary = p.lattice.read_rows(&self.slots, &mut self.checks);
+        let slot = |k: u32| self.slots.get(k as usize).copied().unwrap_or(Interval::INVALID);
+
+        let mut reasons = Vec::new();
+        let mut failure_modes: Vec<&'static str> = Vec::new();
+
+        // Rules: first match. A rule whose condition is unknown over the state box may be the
+        // first match, so the verdict is the most severe of the possible first matches.
+        let mut rule_verdict = p.default_verdict;
+        let mut rule: Option<usize> = None;
+        let mut matched = false;
+        let mut possible: Vec<usize> = Vec::new();
+        for (i, (r, &s)) in p.rules.iter().zip(&p.lattice.rule_slots).enumerate() {
+            match slot(s).truth() {
+                Truth::True => {
+                    possible.push(i);
+                    matched = true;
+                    break;
+                }
+                Truth::Unknown => possible.push(i),
+                Truth::False => {}
+            }
+            let _ = r;
+        }
+        let mut best: Option<(Verdict, Option<usize>)> =
+            (!matched).then_some((p.default_verdict, None));
+        for &i in &possible {
+            if let Some(r) = p.rules.get(i) {
+                if best.is_none_or(|(v, _)| r.verdict > v) {
+                    best = Some((r.verdict, Some(i)));
+                }
+            }
+        }
+        if let Some((v, r)) = best {
+            rule_verdict = v;
+            rule = r;
+        }
+        if let Some(r) = rule.and_then(|i| p.rules.get(i)) {
+            let maybe = if possible.last() == Some(&rule.unwrap_or(usize::MAX)) && matched {
+                ""
+            } else {
+                " (its condition may hold for this state box)"
+            };
+            reasons.push(format!(
+                "rule `{}`{maybe}: {} → {}",
+                r.id,
+                r.reason.as_deref().unwrap_or("matched"),
+                r.verdict.as_str()
+            ));
+        } else if rule_verdict != Verdict::Go || !p.rules.is_empty() {
+            reasons.push(format!(
+                "no rule matched: the policy default is {}",
+                rule_verdict.as_str()
+            ));
+        }
+
+        // The lattice's verdict: what each violated row calls for.
+        let mut lattice_verdict = Verdict::Go;
+        let mut constraints = Vec::new();
+        let mut block_cause: Option<Criticality> = None;
+        let mut violated_crit: Option<Criticality> = None;
+        for pass in [Status::Violated, Status::Uncertain] {
+            for (row, c) in p.lattice.rows.iter().zip(&self.checks) {
+                if !c.active || c.status != pass {
+                    continue;
+                }
+                let Some(con) = p.constraints.get(row.constraint) else {
+                    continue;
+                };
+                if c.fault && !failure_modes.contains(&"numerical_fault") {
+                    failure_modes.push("numerical_fault");
+                }
+                let v = match con.on_violation {
+                    OnViolation::Repair => Verdict::Repair,
+                    OnViolation::Hold => Verdict::Hold,
+                    OnViolation::Block => {
+                        block_cause = block_cause.max(Some(row.criticality));
+                        Verdict::Block
+                    }
+                };
+                violated_crit = violated_crit.max(Some(row.criticality));
+                lattice_verdict = lattice_verdict.max(v);
+                reasons.push(format!(
+                    "constraint `{}` ({}, {}) is {}: margin {}{}",
+                    row.name,
+                    row.kind.as_str(),
+                    row.criticality.as_str(),
+                    c.status.as_str(),
+                    fmt_margin(c.margin),
+                    match con.on_violation {
+                        OnViolation::Repair => "",
+                        OnViolation::Hold => "; it calls for a human (on_violation = hold)",
+                        OnViolation::Block => "; it blocks (on_violation = block)",
+                    }
+                ));
+                constraints.push(RowReport {
+                    id: row.name.clone(),
+                    status: c.status,
+                    margin: c.margin,
+                    criticality: row.criticality,
+                });
+            }
+        }
+        // Action bounds are physical limits: outside them is a violation to repair.
+        for (a, &u) in p.actions.iter().zip(&prop.action) {
+            if u < a.min || u > a.max {
+                let margin = (u - a.min).min(a.max - u);
+                lattice_verdict = lattice_verdict.max(Verdict::Repair);
+                violated_crit = violated_crit.max(Some(Criticality::Critical));
+                reasons.push(format!(
+                    "action `{}` = {} is outside its range [{}, {}]",
+                    a.name,
+                    fmt_num(u),
+                    fmt_num(a.min),
+                    fmt_num(a.max)
+                ));
+                constraints.push(RowReport {
+                    id: format!("bounds.{}", a.name),
+                    status: Status::Violated,
+                    margin: Interval::point(margin),
+                    criticality: Criticality::Critical,
+                });
+            }
+        }
+        let _ = summary;
+
+        let mut classification = rule_verdict.max(lattice_verdict);
+        let the_rule = rule.and_then(|i| p.rules.get(i));
+        // The rule that decided (when the rule's verdict is the classification).
+        let rule_decides = rule_verdict == classification && rule_verdict != Verdict::Go;
+
+        // Repair stage.
+        let repair_status;
+        let mut candidate: Option<Repair> = None;
+        let mut distance = None;
+        let mut solver = None;
+        let mut relaxed_rows: Vec<(String, f64)> = Vec::new();
+        let mut repaired_transition = None;
+        let needs_projection = lattice_verdict != Verdict::Go
+            || (rule_decides && the_rule.is_some_and(|r| !r.set.is_empty()));
+        let inputs = &self.inputs;
+        let proposal = &prop.action;
+        match classification {
+            Verdict::Go => repair_status = RepairStatus::NotRequired,
+            Verdict::Repair => {
+                // A rule's `set` is a discrete repair applied first.
+                let mut start = proposal.clone();
+                let mut preferred: Vec<(usize, f64)> = Vec::new();
+                if rule_decides {
+                    if let Some(r) = the_rule {
+                        for &(ai, v) in &r.set {
+                            if let Some(x) = start.get_mut(ai) {
+                                *x = v;
+                            }
+                        }
+                        preferred.clone_from(&r.set);
+                        repaired_transition.clone_from(&r.repaired_transition);
+                    }
+                }
+                let rep = repairer_of(
+                    &mut self.repairers,
+                    &mut self.shared,
+                    &self.policy,
+                    &prop.agent,
+                )
+                .repair(&self.policy, inputs, &start, &preferred);
+                let p = &self.policy;
+                solver = Some(SolverReport {
+                    status: rep.status,
+                    iterations: rep.iterations,
+                    nodes: rep.nodes,
+                });
+                match rep.outcome {
+                    RepairOutcome::Certified | RepairOutcome::Relaxed => {
+                        let dist = crate::repair::distance(p, proposal, &rep.action);
+                        distance = Some(dist);
+                        relaxed_rows = rep
+                            .relaxed
+                            .iter()
+                            .filter_map(|&(i, s)| p.lattice.rows.get(i).map(|r| (r.name.clone(), s)))
+                            .collect();
+                        for (name, s) in &relaxed_rows {
+                            reasons.push(format!(
+                                "the conflict resolution engine relaxed `{name}` by {}",
+                                fmt_num(*s)
+                            ));
+                        }
+                        if dist <= p.governor.repair_limit {
+                            repair_status = RepairStatus::Repaired;
+                            if needs_projection {
+                                reasons.push(format!(
+                                    "repaired: {} (distance {} within repair_limit {})",
+                                    describe_change(p, proposal, &rep.action),
+                                    fmt_num(dist),
+                                    fmt_num(p.governor.repair_limit)
+                                ));
+                            }
+                        } else {
+                            repair_status = RepairStatus::ConfirmationRequired;
+                            reasons.push(format!(
+                                "the nearest certified repair is at distance {}, beyond repair_limit {}: a human must confirm it",
+                                fmt_num(dist),
+                                fmt_num(p.governor.repair_limit)
+                            ));
+                        }
+                        candidate = Some(rep);
+                    }
+                    RepairOutcome::Fallback => {
+                        classification = Verdict::Block;
+                        repair_status = RepairStatus::NoRepairAvailable;
+                        failure_modes.push(match rep.status {
+                            SolverStatus::Infeasible => "infeasible_constraint_set",
+                            SolverStatus::MaxIterations => "solver_non_convergence",
+                            _ => "numerical_fault",
+                        });
+                        reasons.push(format!(
+                            "no certified repair exists within the budgets (solver {}): escalated to BLOCK",
+                            rep.status.as_str()
+                        ));
+                        // Escalation: the cause is the rows that could not be repaired.
+                        block_cause = block_cause.max(violated_crit);
+                    }
+                }
+            }
+            Verdict::Hold => repair_status = RepairStatus::ConfirmationRequired,
+            Verdict::Block => {
+                let confirmable = rule_decides
+                    && lattice_verdict != Verdict::Block
+                    && the_rule.is_some_and(|r| r.confirmable);
+                repair_status = if confirmable {
+                    RepairStatus::ConfirmationRequired
+                } else {
+                    RepairStatus::NoRepairAvailable
+                };
+                if rule_decides {
+                    block_cause = block_cause.max(Some(
+                        the_rule
+                            .and_then(|r| r.criticality)
+                            .unwrap_or(Criticality::High),
+                    ));
+                }
+            }
+        }
+        // A hold offers the approver a certified repair of the lattice's violations.
+        if classification == Verdict::Hold && lattice_verdict != Verdict::Go {
+            let rep = repairer_of(
+                &mut self.repairers,
+                &mut self.shared,
+                &self.policy,
+                &prop.agent,
+            )
+            .repair(&self.policy, inputs, proposal, &[]);
+            if rep.outcome != RepairOutcome::Fallback {
+                distance = Some(crate::repair::distance(&self.policy, proposal, &rep.action));
+                candidate = Some(rep);
+            }
+        }
+        let p = &self.policy;
+
+        // Which action the classification would execute, and is it certified?
+        let repaired_action = candidate
+            .as_ref()
+            .filter(|_| repair_status == RepairStatus::Repaired)
+            .map(|r| (r.action.clone(), r.checks.clone()));
+        let fallback = repairer_of(
+            &mut self.repairers,
+            &mut self.shared,
+            &self.policy,
+            &prop.agent,
+        )
+        .fallback(&self.policy, inputs, proposal, SolverStatus::Solved, 0, 0);
+        let p2 = &self.policy;
+        let certified = |checks: &[RowCheck]| {
+            p2.lattice.rows.iter().zip(checks).all(|(r, c)| {
+                !c.active || r.criticality != Criticality::Critical || c.status == Status::Sat
+            })
+        };
+        let proposal_certified = certified(&self.checks) && constraints.iter().all(|c| !c.id.starts_with("bounds."));
+        let _ = p;
+
+        let dry_run = self.dry_run;
+        let audit = if !missing.is_empty() {
+            for m in &missing {
+                reasons.push(m.clone());
+            }
+            failure_modes.push("insufficient_evidence");
+            Audit::Insufficient
+        } else if classification == Verdict::Block && block_cause == Some(Criticality::Low) {
+            reasons.push("a BLOCK on a low-criticality cause: review it".to_string());
+            Audit::Questionable
+        } else {
+            Audit::Valid
+        };
+        let base_eval = |exec_certified: bool| {
+            if dry_run {
+                Evaluation::Neutral
+            } else if !exec_certified {
+                Evaluation::Failed
+            } else if classification == Verdict::Block {
+                if block_cause == Some(Criticality::Critical) {
+                    Evaluation::Effective
+                } else {
+                    Evaluation::Partial
+                }
+            } else if repair_status == RepairStatus::Repaired && !relaxed_rows.is_empty() {
+                Evaluation::Partial
+            } else {
+                Evaluation::Effective
+            }
+        };
+        // The action the classification calls for...
+        let (mut exec, mut exec_checks, mut exec_certified) = match (classification, repair_status) {
+            (Verdict::Go, _) => (proposal.clone(), self.checks.clone(), proposal_certified),
+            (Verdict::Repair, RepairStatus::Repaired) => match &repaired_action {
+                Some((a, c)) => (a.clone(), c.clone(), true),
+                None => (fallback.action.clone(), fallback.checks.clone(), fallback.certified),
+            },
+            _ => (fallback.action.clone(), fallback.checks.clone(), fallback.certified),
+        };
+        let mut evaluation = base_eval(exec_certified);
+        let mut audit = if classification == Verdict::Go && evaluation == Evaluation::Failed {
+            Audit::Invalid
+        } else {
+            audit
+        };
+        let mut outcome = final_outcome(classification, evaluation, audit, repair_status);
+        // ...and the one the outcome executes: only ALLOW and ALLOW_AFTER_REPAIR run anything
+        // but the fallback.
+        if !matches!(outcome, Outcome::Allow | Outcome::AllowAfterRepair) && exec != fallback.action
+        {
+            exec.clone_from(&fallback.action);
+            exec_checks.clone_from(&fallback.checks);
+            exec_certified = fallback.certified;
+            evaluation = base_eval(exec_certified);
+            if classification == Verdict::Go && evaluation == Evaluation::Failed {
+                audit = Audit::Invalid;
+            }
+            outcome = final_outcome(classification, evaluation, audit, repair_status);
+        }
+        if !exec_certified && !dry_run {
+            failure_modes.push("fallback_not_certified");
+            let bad: Vec<&str> = p2
+                .lattice
+                .rows
+                .iter()
+                .zip(&exec_checks)
+                .filter(|(r, c)| {
+                    c.active && r.criticality == Criticality::Critical && c.status != Status::Sat
+                })
+                .map(|(r, _)| r.name.as_str())
+                .collect();
+            reasons.push(format!(
+                "the executed action is not certified at this state: critical rows {} are not SAT",
+                bad.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if dry_run {
+            exec.clone_from(proposal);
+            exec_checks.clone_from(&self.checks);
+            exec_certified = proposal_certified;
+            reasons.push("dry-run: the proposal passes through unchanged".to_string());
+        }
+
+        let kind_ok = |k: ConstraintKind| -> Option<bool> {
+            let mut any = false;
+            let mut ok = true;
+            for (r, c) in p2.lattice.rows.iter().zip(&exec_checks) {
+                if r.kind == k {
+                    any = true;
+                    ok &= !c.active || c.status == Status::Sat;
+                }
+            }
+            any.then_some(ok && exec_certified)
+        };
+        let guarantees = Guarantees {
+            pointwise_safety: exec_certified,
+            forward_invariance: kind_ok(ConstraintKind::Barrier),
+            input_to_state_stability: kind_ok(ConstraintKind::Lyapunov),
+            projection_stability: (outcome == Outcome::AllowAfterRepair && needs_projection)
+                .then_some(relaxed_rows.is_empty() && exec_certified),
+        };
+        if repaired_transition.is_some() && outcome != Outcome::AllowAfterRepair {
+            // The repaired text stays with the decision (it is what a human would approve).
+        }
+
+        // Governor state: budgets and the agent's last action follow what was executed.
+        let p = &self.policy;
+        if !p.budgets.is_empty() {
+            for (k, a) in p.actions.iter().zip(&exec) {
+                if let Some(s) = self.inputs.get_mut(k.slot as usize) {
+                    *s = Interval::point(*a);
+                }
+            }
+            p.lattice.tape.eval(&self.inputs, &mut self.slots);
+            for ((b, w), &s) in p.budgets.iter().zip(&mut self.windows).zip(&p.lattice.budget_slots) {
+                let add = self.slots.get(s as usize).copied().unwrap_or(Interval::INVALID);
+                let amount = if add.is_invalid() || !add.hi.is_finite() {
+                    if !failure_modes.contains(&"numerical_fault") {
+                        failure_modes.push("numerical_fault");
+                    }
+                    reasons.push(format!(
+                        "budget `{}`: the amount is undefined here, nothing was added",
+                        b.name
+                    ));
+                    0.0
+                } else {
+                    // The upper bound: a cap is never under-counted.
+                    add.hi
+                };
+                w.push(now, amount);
+            }
+        }
+        if self.last_action.contains_key(&prop.agent) || self.last_action.len() < MAX_AGENTS {
+            self.last_action.insert(prop.agent.clone(), exec.clone());
+        }
+
+        let candidate_action = candidate
+            .as_ref()
+            .filter(|_| outcome != Outcome::AllowAfterRepair)
+            .map(|r| r.action.clone());
+        if outcome != Outcome::AllowAfterRepair && classification != Verdict::Hold {
+            // Distance reported only for repairs and offered candidates.
+            if candidate_action.is_none() {
+                distance = None;
+            }
+        }
+        if outcome == Outcome::HoldForConfirmation || outcome == Outcome::BlockNoRepair {
+            reasons.push(format!(
+                "{}: the fallback is executed now{}",
+                outcome.as_str(),
+                if outcome.human_action_required() && outcome != Outcome::BlockNoRepair {
+                    " and the proposal waits for a human"
+                } else {
+                    ""
+                }
+            ));
+        }
+
+        Decision {
+            id: prop.id.clone(),
+            decision_id: format!("{}-{seq}", p.hash.get(7..19).unwrap_or("0")),
+            seq,
+            agent: prop.agent.clone(),
+            time: now,
+            final_outcome: outcome,
+            classification,
+            evaluation,
+            audit,
+            repair_status,
+            action: exec,
+            proposed: proposal.clone(),
+            candidate: candidate_action,
+            distance,
+            constraints,
+            relaxed: relaxed_rows,
+            rule,
+            reasons,
+            repaired_transition: if classification == Verdict::Repair || classification == Verdict::Hold {
+                repaired_transition
+            } else {
+                None
+            },
+            failure_modes,
+            guarantees,
+            solver,
+            latency_us: 0,
+        }
+    }
+}
+
+/// The agent's repairer (its warm start), or the shared one past [`MAX_AGENTS`].
+fn repairer_of<'a>(
+    repairers: &'a mut BTreeMap<String, Repairer>,
+    shared: &'a mut Repairer,
+    policy: &Policy,
+    agent: &str,
+) -> &'a mut Repairer {
+    if !repairers.contains_key(agent) && repairers.len() < MAX_AGENTS {
+        repairers.insert(agent.to_string(), Repairer::new(policy));
+    }
+    match repairers.get_mut(agent) {
+        Some(r) => r,
+        None => shared,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Output
+// ---------------------------------------------------------------------------------------
+
+/// A JSON string literal. Hand-written because decisions are written on the hot path and
+/// must be byte-identical across runs (no map reordering, no float formatting surprises).
+fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A JSON number: the shortest text that reads back as the same double; `null` for a
+/// non-finite value (JSON has none).
+fn json_num(out: &mut String, x: f64) {
+    if x.is_finite() {
+        if x == x.trunc() && x.abs() < 1e15 {
+            #[expect(clippy::cast_possible_truncation, reason = "whole and below 2^53")]
+            let i = x as i64;
+            let _ = write!(out, "{i}");
+        } else {
+            let _ = write!(out, "{x:?}");
+        }
+    } else {
+        out.push_str("null");
+    }
+}
+
+fn fmt_num(x: f64) -> String {
+    let mut s = String::new();
+    json_num(&mut s, x);
+    s
+}
+
+fn fmt_margin(m: Interval) -> String {
+    if m.is_invalid() {
+        "undefined".to_string()
+    } else if m.is_point() {
+        fmt_num(m.lo)
+    } else {
+        format!("[{}, {}]", fmt_num(m.lo), fmt_num(m.hi))
+    }
+}
+
+/// One action value, decoded.
+fn value_json(out: &mut String, ty: &VarType, x: f64) {
+    match ty {
+        VarType::Bool => out.push_str(if x != 0.0 { "true" } else { "false" }),
+        VarType::Enum(values) => {
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "enum indices are small whole numbers"
+            )]
+            let i = x as usize;
+            match values.get(i) {
+                Some(v) => json_str(out, v),
+                None => out.push_str("null"),
+            }
+        }
+        _ => json_num(out, x),
+    }
+}
+
+fn action_json(out: &mut String, p: &Policy, a: &[f64]) {
+    out.push('{');
+    for (i, (var, x)) in p.actions.iter().zip(a).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_str(out, &var.name);
+        out.push(':');
+        value_json(out, &var.ty, *x);
+    }
+    out.push('}');
+}
+
+fn describe_change(p: &Policy, from: &[f64], to: &[f64]) -> String {
+    let mut parts = Vec::new();
+    for (var, (a, b)) in p.actions.iter().zip(from.iter().zip(to)) {
+        if a != b {
+            let mut x = String::new();
+            let mut y = String::new();
+            value_json(&mut x, &var.ty, *a);
+            value_json(&mut y, &var.ty, *b);
+            parts.push(format!("`{}` {x} → {y}", var.name));
+        }
+    }
+    if parts.is_empty() {
+        "the action is unchanged".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+impl Decision {
+    /// The decision as one line of JSON, in the field order of `spec/interfaces.md`.
+    /// Deterministic: the same decision gives the same bytes.
+    pub fn to_json(&self, p: &Policy) -> String {
+        let mut s = String::with_capacity(512);
+        s.push('{');
+        if let Some(id) = &self.id {
+            s.push_str("\"id\":");
+            json_str(&mut s, id);
+            s.push(',');
+        }
+        s.push_str("\"decision_id\":");
+        json_str(&mut s, &self.decision_id);
+        let _ = write!(s, ",\"seq\":{}", self.seq);
+        s.push_str(",\"agent\":");
+        json_str(&mut s, &self.agent);
+        let _ = write!(
+            s,
+            ",\"final_outcome\":\"{}\",\"classification\":\"{}\",\"evaluation\":\"{}\",\"audit\":\"{}\",\"repair_status\":\"{}\",\"report_type\":\"{}\",\"human_action_required\":{}",
+            self.final_outcome.as_str(),
+            self.classification.as_str(),
+            self.evaluation.as_str(),
+            self.audit.as_str(),
+            self.repair_status.as_str(),
+            self.final_outcome.report_type(),
+            self.final_outcome.human_action_required()
+        );
+        s.push_str(",\"action\":");
+        action_json(&mut s, p, &self.action);
+        if let Some(c) = &self.candidate {
+            s.push_str(",\"candidate\":");
+            action_json(&mut s, p, c);
+        }
+        if let Some(d) = self.distance {
+            s.push_str(",\"distance\":");
+            json_num(&mut s, d);
+        }
+        s.push_str(",\"constraints\":[");
+        for (i, c) in self.constraints.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str("{\"id\":");
+            json_str(&mut s, &c.id);
+            let _ = write!(s, ",\"status\":\"{}\",\"margin\":", c.status.as_str());
+            json_num(&mut s, if c.margin.is_invalid() { f64::NAN } else { c.margin.lo });
+            let _ = write!(s, ",\"criticality\":\"{}\"}}", c.criticality.as_str());
+        }
+        s.push_str("],\"relaxed\":[");
+        for (i, (id, slack)) in self.relaxed.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str("{\"id\":");
+            json_str(&mut s, id);
+            s.push_str(",\"slack\":");
+            json_num(&mut s, *slack);
+            s.push('}');
+        }
+        s.push(']');
+        if let Some(r) = self.rule.and_then(|i| p.rules.get(i)) {
+            s.push_str(",\"rule\":");
+            json_str(&mut s, &r.id);
+        }
+        s.push_str(",\"reasons\":[");
+        for (i, r) in self.reasons.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            json_str(&mut s, r);
+        }
+        s.push(']');
+        if let Some(t) = &self.repaired_transition {
+            s.push_str(",\"repaired_transition\":");
+            json_str(&mut s, t);
+        }
+        s.push_str(",\"failure_modes\":[");
+        for (i, f) in self.failure_modes.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            json_str(&mut s, f);
+        }
+        let g = &self.guarantees;
+        let _ = write!(s, "],\"guarantees\":{{\"pointwise_safety\":{}", g.pointwise_safety);
+        for (name, v) in [
+            ("forward_invariance", g.forward_invariance),
+            ("projection_stability", g.projection_stability),
+            ("input_to_state_stability", g.input_to_state_stability),
+        ] {
+            if let Some(v) = v {
+                let _ = write!(s, ",\"{name}\":{v}");
+            }
+        }
+        s.push('}');
+        if let Some(sv) = &self.solver {
+            let _ = write!(
+                s,
+                ",\"solver\":{{\"status\":\"{}\",\"iterations\":{},\"nodes\":{}}}",
+                sv.status.as_str(),
+                sv.iterations,
+                sv.nodes
+            );
+        }
+        s.push_str(",\"policy\":{\"name\":");
+        json_str(&mut s, &p.name);
+        s.push_str(",\"version\":");
+        json_str(&mut s, &p.version);
+        s.push_str(",\"hash\":");
+        json_str(&mut s, &p.hash);
+        let _ = write!(s, "}},\"latency_us\":{}}}", self.latency_us);
+        s
+    }
+
+    /// A human-readable account: which rule, which rows were violated and by how much,
+    /// what the repair changed, and why the outcome is what it is.
+    pub fn explain(&self, p: &Policy) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "decision {}{} (agent `{}`): {}",
+            self.decision_id,
+            self.id
+                .as_ref()
+                .map(|i| format!(" for proposal `{i}`"))
+                .unwrap_or_default(),
+            self.agent,
+            self.final_outcome.as_str()
+        );
+        let mut a = String::new();
+        action_json(&mut a, p, &self.proposed);
+        let _ = writeln!(s, "  proposed:       {a}");
+        let _ = writeln!(
+            s,
+            "  classification: {}   evaluation: {}   audit: {}   repair: {}",
+            self.classification.as_str(),
+            self.evaluation.as_str(),
+            self.audit.as_str(),
+            self.repair_status.as_str()
+        );
+        for r in &self.reasons {
+            let _ = writeln!(s, "  - {r}");
+        }
+        let mut e = String::new();
+        action_json(&mut e, p, &self.action);
+        let what = match self.final_outcome {
+            Outcome::Allow => "the proposal",
+            Outcome::AllowAfterRepair => "the repaired action",
+            _ if self.evaluation == Evaluation::Neutral => "the proposal (dry-run)",
+            _ => "the certified fallback",
+        };
+        let _ = writeln!(s, "  executes:       {e}  ({what})");
+        if let Some(c) = &self.candidate {
+            let mut t = String::new();
+            action_json(&mut t, p, c);
+            let _ = writeln!(s, "  offered repair: {t}");
+        }
+        let why = match self.final_outcome {
+            Outcome::FailedGovernance => {
+                "the evaluation FAILED or the audit is INVALID (table row 1)"
+            }
+            Outcome::ReviewAudit if self.audit != Audit::Valid => {
+                "the audit is QUESTIONABLE or INSUFFICIENT (table row 2)"
+            }
+            Outcome::BlockNoRepair => "BLOCK with no repair available (table row 3)",
+            Outcome::AllowAfterRepair => "REPAIR and REPAIRED (table row 4)",
+            Outcome::HoldForConfirmation => "HOLD, or a confirmation is required (table row 5)",
+            Outcome::Allow => "GO and the audit is VALID (table row 6)",
+            Outcome::ReviewAudit => "no other row of the table applies (table row 7)",
+        };
+        let _ = writeln!(s, "  why:            {why}");
+        s
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Policy tests
+// ---------------------------------------------------------------------------------------
+
+/// The result of one `[[test]]` case.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TestResult {
+    /// The test's name.
+    pub name: String,
+    /// Mismatches as `(field, expected, actual)`; empty when the test passed.
+    pub failures: Vec<(String, String, String)>,
+}
+
+impl TestResult {
+    /// Did every expected field match?
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Does `actual` match `expected`? Strings, booleans and null exactly; numbers to 1e-6
+/// (relative above 1); objects by the expected keys only; arrays element by element with
+/// the same length.
+pub fn json_matches(expected: &Value, actual: &Value) -> bool {
+    match (expected, actual) {
+        (Value::Number(e), Value::Number(a)) => match (e.as_f64(), a.as_f64()) {
+            (Some(e), Some(a)) => (e - a).abs() <= 1e-6 * e.abs().max(1.0),
+            _ => false,
+        },
+        (Value::Object(e), Value::Object(a)) => e
+            .iter()
+            .all(|(k, v)| a.get(k).is_some_and(|x| json_matches(v, x))),
+        (Value::Array(e), Value::Array(a)) => {
+            e.len() == a.len() && e.iter().zip(a).all(|(x, y)| json_matches(x, y))
+        }
+        (e, a) => e == a,
+    }
+}
+
+/// Run one of the policy's own tests on a fresh governor.
+pub fn run_test(p: &Policy, t: &PolicyTest) -> TestResult {
+    let mut g = Governor::new(p.clone());
+    let mut failures = Vec::new();
+    for given in &t.given {
+        if let Err(e) = Proposal::from_json(p, given).map(|x| g.decide(&x)) {
+            failures.push(("given".to_string(), "a valid proposal".to_string(), e.to_string()));
+        }
+    }
+    match Proposal::from_json(p, &t.proposal) {
+        Err(e) => failures.push((
+            "proposal".to_string(),
+            "a valid proposal".to_string(),
+            e.to_string(),
+        )),
+        Ok(x) => {
+            let d = g.decide(&x);
+            let json = d.to_json(p);
+            let actual: Value = serde_json::from_str(&json).unwrap_or(Value::Null);
+            for (k, want) in &t.expect {
+                let got = actual.get(k).cloned().unwrap_or(Value::Null);
+                if !json_matches(want, &got) {
+                    failures.push((k.clone(), want.to_string(), got.to_string()));
+                }
+            }
+        }
+    }
+    TestResult {
+        name: t.name.clone(),
+        failures,
+    }
+}
+
+/// Run all of the policy's `[[test]]` cases.
+pub fn run_tests(p: &Policy) -> Vec<TestResult> {
+    p.tests.iter().map(|t| run_test(p, t)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+
+    #[test]
+    fn every_row_of_the_outcome_table() {
+        use Audit as A;
+        use Evaluation as E;
+        use RepairStatus as R;
+        use Verdict as V;
+        let cases = [
+            (V::Go, E::Failed, A::Valid, R::NotRequired, Outcome::FailedGovernance),
+            (V::Repair, E::Effective, A::Invalid, R::Repaired, Outcome::FailedGovernance),
+            (V::Go, E::Effective, A::Insufficient, R::NotRequired, Outcome::ReviewAudit),
+            (V::Block, E::Effective, A::Questionable, R::NoRepairAvailable, Outcome::ReviewAudit),
+            (V::Block, E::Effective, A::Valid, R::NoRepairAvailable, Outcome::BlockNoRepair),
+            (V::Repair, E::Effective, A::Valid, R::Repaired, Outcome::AllowAfterRepair),
+            (V::Hold, E::Effective, A::Valid, R::ConfirmationRequired, Outcome::HoldForConfirmation),
+            (V::Block, E::Effective, A::Valid, R::ConfirmationRequired, Outcome::HoldForConfirmation),
+            (V::Repair, E::Effective, A::Valid, R::ConfirmationRequired, Outcome::HoldForConfirmation),
+            (V::Go, E::Effective, A::Valid, R::NotRequired, Outcome::Allow),
+            (V::Go, E::Neutral, A::Valid, R::NotRequired, Outcome::Allow),
+            (V::Repair, E::Partial, A::Valid, R::NoRepairAvailable, Outcome::ReviewAudit),
+        ];
+        for (c, e, a, r, want) in cases {
+            assert_eq!(final_outcome(c, e, a, r), want, "{c:?} {e:?} {a:?} {r:?}");
+        }
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        let mut s = String::new();
+        json_str(&mut s, "a\"b\\c\nd\u{1}é");
+        assert_eq!(s, "\"a\\\"b\\\\c\\nd\\u0001é\"");
+        let back: String = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, "a\"b\\c\nd\u{1}é");
+    }
+
+    #[test]
+    fn json_numbers_read_back_exactly() {
+        for x in [0.0, -0.0, 1.0, 0.1, 1e-20, 1e300, -2.5e-7, 123_456_789.0, 1e15, 1e16] {
+            let mut s = String::new();
+            json_num(&mut s, x);
+            let back: f64 = serde_json::from_str(&s).unwrap();
+            assert_eq!(back, x, "{s}");
+        }
+        let mut s = String::new();
+        json_num(&mut s, f64::NAN);
+        assert_eq!(s, "null");
+    }
+
+    #[test]
+    fn budget_window_evicts_and_returns_to_exact_zero() {
+        let mut w = Window::default();
+        w.push(0.0, 0.1);
+        w.push(1.0, 0.2);
+        assert!(w.value().contains(0.30000000000000004));
+        w.evict(10.5, 10.0);
+        assert!(w.value().contains(0.2));
+        w.evict(11.0, 10.0);
+        assert_eq!(w.value(), Interval::point(0.0));
+    }
+}

@@ -1,0 +1,101 @@
+//! `aioss decide`: JSON-lines proposals on stdin, one decision per line on stdout.
+//!
+//! Streaming: one line is read, decided and written at a time, so memory does not grow with
+//! the input. Output is buffered for throughput and flushed whenever the input has nothing
+//! more buffered (before the next read could block), so an interactive caller sees each
+//! decision as soon as it is made.
+
+use std::io::{BufRead, BufWriter, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use aioss_core::Governor;
+
+/// Options of `aioss decide`.
+pub struct Options<'a> {
+    /// The policy file.
+    pub policy: &'a Path,
+    /// Print a human-readable account instead of JSON.
+    pub explain: bool,
+    /// Force dry-run mode.
+    pub dry_run: bool,
+}
+
+/// Run `aioss decide` over `input`, writing to `output`. Returns the number of lines that
+/// were errors.
+pub fn run(
+    g: &mut Governor,
+    input: &mut dyn BufRead,
+    output: &mut dyn Write,
+    explain: bool,
+) -> std::io::Result<u64> {
+    let mut line = String::new();
+    let mut lineno = 0u64;
+    let mut errors = 0u64;
+    loop {
+        if input.fill_buf().map(<[u8]>::is_empty).unwrap_or(true) {
+            // About to block (or at the end): let the caller see what is decided.
+            output.flush()?;
+        }
+        line.clear();
+        if input.read_line(&mut line)? == 0 {
+            break;
+        }
+        lineno += 1;
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        match g.decide_line(text) {
+            Ok(d) => {
+                if explain {
+                    output.write_all(d.explain(g.policy()).as_bytes())?;
+                    output.write_all(b"\n")?;
+                } else {
+                    output.write_all(d.to_json(g.policy()).as_bytes())?;
+                    output.write_all(b"\n")?;
+                }
+            }
+            Err(e) => {
+                errors += 1;
+                if explain {
+                    writeln!(output, "line {lineno}: error: {e}\n")?;
+                } else {
+                    let j = e.to_json();
+                    // `{"error": {...}, "line": n}`
+                    let body = j.strip_suffix('}').unwrap_or(&j);
+                    writeln!(output, "{body},\"line\":{lineno}}}")?;
+                }
+            }
+        }
+    }
+    output.flush()?;
+    Ok(errors)
+}
+
+/// `aioss decide --policy FILE [--explain] [--dry-run]`
+pub fn decide(o: &Options<'_>) -> ExitCode {
+    let p = match crate::policy_cmd::load_file(o.policy) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(crate::exit::BAD_INPUT);
+        }
+    };
+    let mut g = Governor::new(p);
+    if o.dry_run {
+        g.set_dry_run(true);
+    }
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let stdout = std::io::stdout();
+    let mut output = BufWriter::with_capacity(1 << 16, stdout.lock());
+    match run(&mut g, &mut input, &mut output, o.explain) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(crate::exit::INTERNAL)
+        }
+    }
+}
