@@ -752,13 +752,22 @@ pub struct Decision {
 // The governor
 // ---------------------------------------------------------------------------------------
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct Window {
     /// `(time, amount)` of executed actions still in the window, oldest first.
     entries: VecDeque<(f64, f64)>,
-    total: f64,
-    /// Bound on the rounding error accumulated in `total`.
-    err: f64,
+    /// Sound bounds on the exact sum of the amounts in the window (outward-rounded, so
+    /// sums of whole numbers stay points and a cap at exactly the limit is SAT).
+    sum: Interval,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Window {
+            entries: VecDeque::new(),
+            sum: Interval::point(0.0),
+        }
+    }
 }
 
 impl Window {
@@ -768,27 +777,24 @@ impl Window {
                 break;
             }
             self.entries.pop_front();
-            self.total -= a;
-            self.err += self.total.abs() * f64::EPSILON;
+            self.sum = self.sum.sub(Interval::point(a));
         }
         if self.entries.is_empty() {
             // INVARIANT (budget-exact): an empty window is exactly zero.
-            self.total = 0.0;
-            self.err = 0.0;
+            self.sum = Interval::point(0.0);
         }
     }
 
     fn push(&mut self, now: f64, amount: f64) {
         if amount != 0.0 {
             self.entries.push_back((now, amount));
-            self.total += amount;
-            self.err += self.total.abs() * f64::EPSILON;
+            self.sum = self.sum.add(Interval::point(amount));
         }
     }
 
-    /// The accumulated value as a sound interval (the rounding error included).
+    /// The accumulated value as a sound interval.
     fn value(&self) -> Interval {
-        Interval::around(self.total, self.err)
+        self.sum
     }
 }
 
@@ -859,7 +865,7 @@ impl Governor {
             .budgets
             .iter()
             .zip(&self.windows)
-            .map(|(b, w)| (b.name.clone(), w.total))
+            .map(|(b, w)| (b.name.clone(), w.sum.mid()))
             .collect()
     }
 
@@ -1874,9 +1880,15 @@ mod tests {
         let mut w = Window::default();
         w.push(0.0, 0.1);
         w.push(1.0, 0.2);
-        assert!(w.value().contains(0.30000000000000004));
+        // 0.1 + 0.2 is not a double: the window holds the exact sum, so it is not a point.
+        assert!(w.value().contains(0.30000000000000004) && !w.value().is_point());
         w.evict(10.5, 10.0);
         assert!(w.value().contains(0.2));
+        w.push(10.6, 7.0);
+        let mut x = Window::default();
+        x.push(0.0, 40_000.0);
+        x.push(0.0, 10_000.0);
+        assert_eq!(x.value(), Interval::point(50_000.0), "whole numbers add exactly");
         w.evict(11.0, 10.0);
         assert_eq!(w.value(), Interval::point(0.0));
     }

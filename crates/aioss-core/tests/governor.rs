@@ -1,0 +1,434 @@
+//! The integrated stack end to end: every reachable row of the final-outcome table with
+//! its executed action, dry-run, budgets, bad input, determinism, and the safety invariant
+//! over whole decisions as a property test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use aioss_core::policy::Criticality;
+use aioss_core::{Governor, Interval, Policy, Proposal, Status};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+fn load(rel: &str) -> Policy {
+    let path = format!("{}/{rel}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    aioss_core::load(&path, &text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn outcomes() -> Policy {
+    load("tests/data/outcomes.toml")
+}
+
+fn decide(g: &mut Governor, v: &Value) -> Value {
+    let d = g.decide_line(&v.to_string()).unwrap_or_else(|e| panic!("{e}: {v}"));
+    serde_json::from_str(&d.to_json(g.policy())).unwrap()
+}
+
+fn prop(vx: f64, mode: &str, px: f64, flag: &str) -> Value {
+    json!({"action": {"vx": vx, "mode": mode}, "state": {"px": px, "temp": 20, "flag": flag, "note": "n"}})
+}
+
+const FALLBACK: fn() -> Value = || json!({"vx": 0, "mode": "manual"});
+
+#[track_caller]
+fn expect(d: &Value, outcome: &str, class: &str, eval: &str, audit: &str, repair: &str) {
+    let ctx = format!("{d:#}");
+    assert_eq!(d["final_outcome"], outcome, "{ctx}");
+    assert_eq!(d["classification"], class, "{ctx}");
+    assert_eq!(d["evaluation"], eval, "{ctx}");
+    assert_eq!(d["audit"], audit, "{ctx}");
+    assert_eq!(d["repair_status"], repair, "{ctx}");
+}
+
+#[test]
+fn row_6_allow_executes_the_proposal() {
+    let mut g = Governor::new(outcomes());
+    let d = decide(&mut g, &prop(0.5, "auto", 5.0, "none"));
+    expect(&d, "ALLOW", "GO", "EFFECTIVE", "VALID", "NOT_REQUIRED");
+    assert_eq!(d["action"], json!({"vx": 0.5, "mode": "auto"}));
+    assert_eq!(d["report_type"], "SAFE_TO_PROCEED_REPORT");
+    assert_eq!(d["human_action_required"], false);
+    assert_eq!(d["guarantees"]["pointwise_safety"], true);
+    assert_eq!(d["guarantees"]["forward_invariance"], true);
+}
+
+#[test]
+fn row_4_allow_after_repair_executes_the_projection() {
+    let mut g = Governor::new(outcomes());
+    let d = decide(&mut g, &prop(1.2, "auto", 5.0, "none"));
+    expect(&d, "ALLOW_AFTER_REPAIR", "REPAIR", "EFFECTIVE", "VALID", "REPAIRED");
+    // eco (vx <= 0.8) is satisfiable, so no relaxation: the projection is 0.8.
+    let vx = d["action"]["vx"].as_f64().unwrap();
+    assert!(vx <= 0.8 && vx > 0.8 - 1e-6, "{d:#}");
+    assert!((d["distance"].as_f64().unwrap() - (1.2 - vx)).abs() < 1e-9);
+    assert_eq!(d["relaxed"], json!([]));
+    let ids: Vec<&str> = d["constraints"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["speed", "eco"], "{d:#}");
+    assert!(d["constraints"][0]["margin"].as_f64().unwrap() < 0.0);
+    assert_eq!(d["guarantees"]["projection_stability"], true);
+}
+
+#[test]
+fn a_conflict_is_resolved_by_relaxing_the_low_row_and_evaluates_partial() {
+    let mut g = Governor::new(outcomes());
+    // rush (high) wants vx >= 0.9, eco (low) wants vx <= 0.8: eco gives.
+    let d = decide(&mut g, &prop(0.95, "auto", 5.0, "rush"));
+    expect(&d, "ALLOW_AFTER_REPAIR", "REPAIR", "PARTIAL", "VALID", "REPAIRED");
+    let relaxed = d["relaxed"].as_array().unwrap();
+    assert_eq!(relaxed.len(), 1, "{d:#}");
+    assert_eq!(relaxed[0]["id"], "eco");
+    let slack = relaxed[0]["slack"].as_f64().unwrap();
+    assert!(slack > 0.0 && slack <= 0.5, "{d:#}");
+    assert_eq!(d["guarantees"]["projection_stability"], false);
+}
+
+#[test]
+fn a_rule_set_is_the_discrete_repair() {
+    let mut g = Governor::new(outcomes());
+    let d = decide(&mut g, &prop(0.5, "auto", 0.5, "none"));
+    expect(&d, "ALLOW_AFTER_REPAIR", "REPAIR", "EFFECTIVE", "VALID", "REPAIRED");
+    assert_eq!(d["rule"], "manual-near-dock");
+    assert_eq!(d["action"], json!({"vx": 0.5, "mode": "manual"}));
+    assert_eq!(d["repaired_transition"], "switch to manual mode");
+    assert!((d["distance"].as_f64().unwrap() - 0.1f64.sqrt()).abs() < 1e-12);
+}
+
+#[test]
+fn row_5_hold_executes_the_fallback() {
+    let mut g = Governor::new(outcomes());
+    let d = decide(&mut g, &prop(0.5, "auto", 5.0, "ask"));
+    expect(&d, "HOLD_FOR_CONFIRMATION", "HOLD", "EFFECTIVE", "VALID", "CONFIRMATION_REQUIRED");
+    assert_eq!(d["action"], FALLBACK());
+    assert_eq!(d["rule"], "ask");
+    assert_eq!(d["human_action_required"], true);
+}
+
+#[test]
+fn row_5_a_confirmable_block_waits_for_a_human() {
+    let mut g = Governor::new(outcomes());
+    let d = decide(&mut g, &prop(0.5, "auto", 5.0, "ask-stop"));
+    expect(&d, "HOLD_FOR_CONFIRMATION", "BLOCK", "PARTIAL", "VALID", "CONFIRMATION_REQUIRED");
+    assert_eq!(d["action"], FALLBACK());
+}
+
+#[test]
+fn row_5_a_repair_beyond_the_limit_is_offered_not_executed() {
+    let mut g = Governor::new(outcomes());
+    let d = decide(&mut g, &prop(2.0, "auto", 5.0, "none"));
+    expect(&d, "HOLD_FOR_CONFIRMATION", "REPAIR", "EFFECTIVE", "VALID", "CONFIRMATION_REQUIRED");
+    assert_eq!(d["action"], FALLBACK());
+    let c = d["candidate"]["vx"].as_f64().unwrap();
+    assert!(c <= 0.8 && c > 0.79, "{d:#}");
+    assert!(d["distance"].as_f64().unwrap() > 0.5);
+}
+
+#[test]
+fn row_3_block_no_repair_executes_the_fallback() {
+    let mut g = Governor::new(outcomes());
+    let d = decide(&mut g, &prop(0.5, "auto", 5.0, "stop"));
+    expect(&d, "BLOCK_NO_REPAIR", "BLOCK", "EFFECTIVE", "VALID", "NO_REPAIR_AVAILABLE");
+    assert_eq!(d["action"], FALLBACK());
+    assert_eq!(d["report_type"], "BLOCKED_TRANSITION_REPORT");
+}
+
+#[test]
+fn row_2_a_block_on_a_low_criticality_cause_is_questionable() {
+    let mut g = Governor::new(outcomes());
+    let d = decide(&mut g, &prop(0.5, "auto", 5.0, "soft-stop"));
+    expect(&d, "REVIEW_AUDIT", "BLOCK", "PARTIAL", "QUESTIONABLE", "NO_REPAIR_AVAILABLE");
+    assert_eq!(d["action"], FALLBACK());
+}
+
+#[test]
+fn row_2_missing_state_is_insufficient_and_executes_the_fallback() {
+    let mut g = Governor::new(outcomes());
+    let v = json!({"action": {"vx": 0.5, "mode": "auto"}, "state": {"px": 5, "flag": "none"}});
+    let d = decide(&mut g, &v);
+    // `hot` holds over the whole declared range of temp, so the lattice says GO...
+    expect(&d, "REVIEW_AUDIT", "GO", "EFFECTIVE", "INSUFFICIENT", "NOT_REQUIRED");
+    // ...but the table sends a decision made on missing evidence to review: fallback.
+    assert_eq!(d["action"], FALLBACK());
+    assert!(d["reasons"].as_array().unwrap().iter().any(|r| r.as_str().unwrap().contains("`temp` is missing")));
+    // A text state that is not required may be absent.
+    assert!(!d["reasons"].to_string().contains("note"));
+}
+
+#[test]
+fn row_1_an_uncertifiable_fallback_is_failed_governance() {
+    let mut g = Governor::new(outcomes());
+    // px = 8.5 is outside the wall's safe set: no action keeps the barrier, not even the
+    // fallback, at this state.
+    let d = decide(&mut g, &prop(0.5, "auto", 8.5, "none"));
+    expect(&d, "FAILED_GOVERNANCE", "BLOCK", "FAILED", "VALID", "NO_REPAIR_AVAILABLE");
+    assert_eq!(d["action"], FALLBACK());
+    assert_eq!(d["guarantees"]["pointwise_safety"], false);
+    let fm = d["failure_modes"].to_string();
+    assert!(fm.contains("fallback_not_certified"), "{d:#}");
+}
+
+#[test]
+fn dry_run_passes_the_proposal_through_and_is_neutral() {
+    let mut g = Governor::new(outcomes());
+    g.set_dry_run(true);
+    let d = decide(&mut g, &prop(1.2, "auto", 5.0, "none"));
+    assert_eq!(d["evaluation"], "NEUTRAL");
+    assert_eq!(d["classification"], "REPAIR");
+    assert_eq!(d["action"], json!({"vx": 1.2, "mode": "auto"}));
+    let d = decide(&mut g, &prop(0.5, "auto", 5.0, "stop"));
+    assert_eq!(d["evaluation"], "NEUTRAL");
+    assert_eq!(d["action"], json!({"vx": 0.5, "mode": "auto"}));
+}
+
+#[test]
+fn dry_run_mode_in_the_policy_file() {
+    let text = std::fs::read_to_string(format!("{}/tests/data/outcomes.toml", env!("CARGO_MANIFEST_DIR")))
+        .unwrap()
+        .replace("version = \"1\"", "version = \"1\"\nmode = \"dry-run\"");
+    let mut g = Governor::new(aioss_core::load("dry.toml", &text).unwrap());
+    let d = decide(&mut g, &prop(1.2, "auto", 5.0, "none"));
+    assert_eq!(d["evaluation"], "NEUTRAL");
+    assert_eq!(d["action"]["vx"], 1.2);
+}
+
+fn transfer(amount: f64, t: f64) -> Value {
+    json!({
+        "agent": "fin-bot", "timestamp": t,
+        "agent_attributes": {"role": "finance", "trust": 0.9, "status": "active"},
+        "action": {"tool": "transfer", "amount": amount, "recipients": 0, "file_count": 0,
+                   "write_mb": 0, "tokens": 100, "external": false, "preview": false},
+        "state": {"session_risk": "low", "user_confirmed": true, "sandboxed": true,
+                  "protected_dir": false, "pii_detected": false, "injection_score": 0.0,
+                  "balance": 1000000, "task_description": "pay suppliers"}
+    })
+}
+
+#[test]
+fn budgets_count_executed_actions_over_a_rolling_window() {
+    let mut g = Governor::new(load("../../policies/agent-tools.toml"));
+    let day = 86_400.0;
+    for (i, t) in [0.0, 3600.0].iter().enumerate() {
+        let d = decide(&mut g, &transfer(20_000.0, *t));
+        assert_eq!(d["final_outcome"], "ALLOW", "transfer {i}: {d:#}");
+    }
+    // 40 000 spent: a third 20 000 would break the 50 000 cap, which blocks.
+    let d = decide(&mut g, &transfer(20_000.0, 7200.0));
+    assert_eq!(d["final_outcome"], "BLOCK_NO_REPAIR", "{d:#}");
+    assert!(d["constraints"].to_string().contains("spend-cap"));
+    assert_eq!(d["action"]["tool"], "noop");
+    // The blocked transfer did not count: 10 000 still fits.
+    let d = decide(&mut g, &transfer(10_000.0, 7300.0));
+    assert_eq!(d["final_outcome"], "ALLOW", "{d:#}");
+    assert_eq!(g.budgets()[0], ("daily_spend".to_string(), 50_000.0));
+    // A day after the first transfer it has left the window.
+    let d = decide(&mut g, &transfer(15_000.0, day + 1.0));
+    assert_eq!(d["final_outcome"], "ALLOW", "{d:#}");
+    assert_eq!(g.budgets()[0].1, 45_000.0);
+    // Time never runs backwards: an older timestamp uses the governor's clock.
+    let d = decide(&mut g, &transfer(10_000.0, 0.0));
+    assert_eq!(d["final_outcome"], "BLOCK_NO_REPAIR", "{d:#}");
+}
+
+#[test]
+fn bad_input_names_the_field_and_never_panics() {
+    let p = outcomes();
+    let ok = prop(0.5, "auto", 5.0, "none");
+    let mut with = |f: &dyn Fn(&mut Value)| {
+        let mut v = ok.clone();
+        f(&mut v);
+        v.to_string()
+    };
+    let cases: Vec<(String, &str, Option<&str>)> = vec![
+        ("{\"action\": ".to_string(), "malformed_json", None),
+        ("[1, 2]".to_string(), "wrong_type", None),
+        (with(&|v| v["action"]["vy"] = json!(1.0)), "unknown_field", Some("action.vy")),
+        (with(&|v| v["action"]["vx"] = json!("fast")), "wrong_type", Some("action.vx")),
+        (with(&|v| v["action"]["mode"] = json!("turbo")), "unknown_enum_value", Some("action.mode")),
+        (with(&|v| v["action"]["mode"] = json!(1)), "wrong_type", Some("action.mode")),
+        (with(&|v| { v["action"].as_object_mut().unwrap().remove("vx"); }), "missing_field", Some("action.vx")),
+        (with(&|v| { v.as_object_mut().unwrap().remove("action"); }), "missing_field", Some("action")),
+        (with(&|v| v["state"]["flag"] = json!("panic")), "unknown_enum_value", Some("state.flag")),
+        (with(&|v| v["state"]["px"] = json!({"value": 1, "noise": -1})), "invalid_value", Some("state.px.noise")),
+        (with(&|v| v["state"]["px"] = json!({"lo": 2, "hi": 1})), "invalid_value", Some("state.px")),
+        (with(&|v| v["state"]["px"] = json!({"lo": 2})), "missing_field", Some("state.px.hi")),
+        (with(&|v| v["state"]["px"] = json!({"val": 2})), "unknown_field", Some("state.px.val")),
+        (with(&|v| v["state"]["depth"] = json!(2)), "unknown_field", Some("state.depth")),
+        (with(&|v| v["state"]["note"] = json!(3)), "wrong_type", Some("state.note")),
+        (with(&|v| v["prev"] = json!({"vz": 1})), "unknown_field", Some("prev.vz")),
+        (with(&|v| v["agent_attributes"] = json!({"role": [1]})), "wrong_type", Some("agent_attributes.role")),
+        (with(&|v| v["timestamp"] = json!("yesterday")), "invalid_value", Some("timestamp")),
+        (with(&|v| v["colour"] = json!("red")), "unknown_field", Some("colour")),
+        (with(&|v| v["agent"] = json!(7)), "wrong_type", Some("agent")),
+        ("{\"action\": {\"vx\": 1e999, \"mode\": \"auto\"}}".to_string(), "malformed_json", None),
+        ("{\"action\": {\"vx\": NaN, \"mode\": \"auto\"}}".to_string(), "malformed_json", None),
+    ];
+    for (text, code, field) in cases {
+        let e = Proposal::parse(&p, &text).expect_err(&text);
+        assert_eq!(e.code, code, "{text}: {e}");
+        assert_eq!(e.field.as_deref(), field, "{text}: {e}");
+        let first = e.message.chars().find(|c| c.is_alphabetic()).unwrap();
+        assert!(first.is_lowercase(), "messages are lowercase: {e}");
+        let j: Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(j["error"]["code"], code);
+    }
+}
+
+#[test]
+fn state_forms_number_value_noise_and_lo_hi() {
+    let p = outcomes();
+    let slot = |name: &str| p.states.iter().find(|s| s.name == name).unwrap();
+    let read = |v: Value| match Proposal::from_json(&p, &v).unwrap().state[0].clone() {
+        Some(aioss_core::governor::StateValue::Num(x)) => x,
+        other => panic!("{other:?}"),
+    };
+    let base = |px: Value| json!({"action": {"vx": 0, "mode": "auto"}, "state": {"px": px}});
+    let noise = slot("px").noise;
+    assert_eq!(read(base(json!(5))), Interval::around(5.0, noise));
+    assert_eq!(read(base(json!({"value": 5, "noise": 0.5}))), Interval::around(5.0, 0.5));
+    assert_eq!(read(base(json!({"value": 5}))), Interval::around(5.0, noise));
+    assert_eq!(read(base(json!({"lo": 4, "hi": 6}))), Interval::new(4.0, 6.0));
+    // Flat (I2OS-style) state at the top level.
+    let flat = json!({"action": {"vx": 0, "mode": "auto"}, "px": 3, "flag": "ask"});
+    let pr = Proposal::from_json(&p, &flat).unwrap();
+    assert_eq!(pr.state[0], Some(aioss_core::governor::StateValue::Num(Interval::around(3.0, noise))));
+}
+
+#[test]
+fn the_same_stream_gives_byte_identical_decisions() {
+    let stream: Vec<String> = (0..200)
+        .map(|i| {
+            let f = f64::from(i);
+            let flags = ["none", "stop", "ask", "rush", "none", "none"];
+            prop(((f * 0.37).sin() * 2.0 * 1000.0).round() / 1000.0, if i % 3 == 0 { "auto" } else { "manual" }, (f * 0.11) % 9.0, flags[i as usize % flags.len()])
+                .to_string()
+        })
+        .collect();
+    let run = || {
+        let mut g = Governor::new(outcomes());
+        stream
+            .iter()
+            .map(|l| {
+                let mut d = g.decide_line(l).unwrap();
+                d.latency_us = 0;
+                d.to_json(g.policy())
+            })
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (run(), run());
+    assert_eq!(a, b);
+    // The stream exercises several outcomes, so the comparison means something.
+    let kinds: std::collections::BTreeSet<String> = a
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["final_outcome"].as_str().unwrap().to_string())
+        .collect();
+    assert!(kinds.len() >= 4, "{kinds:?}");
+}
+
+/// Tier 1, independently: does `action` pass every active critical row at this proposal's
+/// state (`prev.` as the governor used it)?
+fn certified(p: &Policy, prop: &Value, action: &Value, prev: &Value) -> bool {
+    let mut v = prop.clone();
+    v["action"] = action.clone();
+    v["prev"] = prev.clone();
+    let pr = Proposal::from_json(p, &v).unwrap();
+    let mut inputs = p.range_inputs();
+    for (a, u) in p.actions.iter().zip(&pr.action) {
+        inputs[a.slot as usize] = Interval::point(*u);
+        if a.ty != aioss_core::policy::VarType::Real && (u.fract() != 0.0) {
+            return false;
+        }
+        if *u < a.min || *u > a.max {
+            return false;
+        }
+    }
+    for ((a, u), f) in p.actions.iter().zip(&pr.prev).zip(&p.fallback) {
+        inputs[a.prev_slot as usize] = Interval::point(u.unwrap_or(*f));
+    }
+    for (s, v) in p.states.iter().zip(&pr.state) {
+        if let (Some(slot), Some(aioss_core::governor::StateValue::Num(x))) = (s.slot, v) {
+            inputs[slot as usize] = *x;
+        }
+    }
+    for a in &p.layout.attrs {
+        let name = &a.name;
+        let given = &prop["agent_attributes"][name];
+        inputs[a.slot as usize] = match (given, a.numeric) {
+            (Value::Number(n), true) => Interval::point(n.as_f64().unwrap()),
+            (Value::String(s), false) => Interval::point(
+                p.symbols.iter().position(|t| t == s).map_or(-1.0, |i| i as f64),
+            ),
+            _ => inputs[a.slot as usize],
+        };
+    }
+    let mut scratch = p.lattice.scratch();
+    let mut out = vec![aioss_core::RowCheck::default(); p.lattice.rows.len()];
+    p.lattice.check(&inputs, &mut scratch, &mut out);
+    p.lattice.rows.iter().zip(&out).all(|(r, c)| {
+        !c.active || r.criticality != Criticality::Critical || c.status == Status::Sat
+    })
+}
+
+fn warehouse_proposal() -> impl Strategy<Value = Value> {
+    let reals = proptest::collection::vec(-1.2f64..1.2, 8);
+    let state = (0.0f64..40.0, 0.0f64..20.0, 0.0f64..1.8, 0.0f64..100.0, 0.0f64..60.0, 0.0f64..20.0, 0usize..8, 0usize..5);
+    let flags = proptest::collection::vec(any::<bool>(), 6);
+    let prev = (-1.0f64..1.0, -1.0f64..1.0);
+    (reals, state, flags, prev, 0usize..3, 0u32..3, 0usize..4)
+        .prop_map(|(r, s, f, pv, grip, gear, role)| {
+            let grip = ["open", "closed", "hold"][grip];
+            let zones = ["dock", "aisle", "pick_face", "cross_aisle", "human_area", "ramp", "charging", "restricted"];
+            let tasks = ["idle", "pick", "deliver", "charge", "maintenance"];
+            let roles = ["picker", "transporter", "observer", "supervisor"];
+            json!({
+                "agent": "r1",
+                "agent_attributes": {"role": roles[role], "trust": 0.9},
+                "prev": {"vx": pv.0, "vy": pv.1},
+                "action": {"vx": r[0], "vy": r[1], "omega": r[2], "lift_v": r[3] * 0.2, "dq1": r[4] * 0.8,
+                           "dq2": r[5] * 0.8, "dq3": r[6] * 0.8, "dq4": r[7], "gripper": grip,
+                           "beacon": f[0], "gear": gear},
+                "state": {"px": s.0, "py": s.1, "lift_h": s.2, "q1": 0.1, "q2": 0.2, "q3": -0.3, "q4": 0,
+                          "battery": s.3, "payload": s.4, "motor_temp": 40, "human_dist": s.5, "clear_ahead": 8,
+                          "latency": 0.05, "loc_sigma": 0.01, "zone": zones[s.6], "task": tasks[s.7],
+                          "carrying": f[1], "human_near": f[2], "floor_wet": f[3], "estop": f[4] && f[5], "task_note": "t"}
+            })
+        })
+}
+
+proptest! {
+    #![proptest_config(common::config(48))]
+
+    /// The safety invariant over whole decisions: ALLOW and ALLOW_AFTER_REPAIR execute an
+    /// action Tier 1 certifies on every active critical row; every other outcome executes
+    /// the fallback, and claims pointwise safety only when the fallback is certified.
+    #[test]
+    fn every_executed_action_is_certified_or_the_fallback(v in warehouse_proposal()) {
+        let p = load("../../policies/warehouse-robot.toml");
+        let mut g = Governor::new(p.clone());
+        let d = decide(&mut g, &v);
+        let fallback = json!({"vx": 0, "vy": 0, "omega": 0, "lift_v": 0, "dq1": 0, "dq2": 0,
+            "dq3": 0, "dq4": 0, "gripper": "hold", "beacon": true, "gear": 0});
+        let outcome = d["final_outcome"].as_str().unwrap();
+        let ok = certified(&p, &v, &d["action"], &v["prev"]);
+        match outcome {
+            "ALLOW" | "ALLOW_AFTER_REPAIR" => {
+                prop_assert!(ok, "{outcome} executes an uncertified action: {d:#}");
+                prop_assert_eq!(&d["guarantees"]["pointwise_safety"], &json!(true));
+                if outcome == "ALLOW" {
+                    prop_assert_eq!(&d["action"], &v["action"]);
+                }
+            }
+            _ => {
+                prop_assert_eq!(&d["action"], &fallback, "{} must execute the fallback", outcome);
+                prop_assert_eq!(d["guarantees"]["pointwise_safety"].as_bool().unwrap(), ok, "{:#}", d);
+                if !ok {
+                    prop_assert_eq!(outcome, "FAILED_GOVERNANCE");
+                }
+            }
+        }
+    }
+}
