@@ -875,6 +875,48 @@ impl Governor {
         Ok(self.decide(&p))
     }
 
+    /// Parse a JSON line and decide it; a proposal without a `timestamp` is decided at
+    /// `now` (seconds since the Unix epoch: the caller's wall clock). The time used is
+    /// [`Decision::time`], which a replay passes back here.
+    pub fn decide_line_at(&mut self, line: &str, now: f64) -> Result<Decision, InputError> {
+        let mut p = Proposal::parse(&self.policy, line)?;
+        if p.timestamp.is_none() && now.is_finite() {
+            p.timestamp = Some(now);
+        }
+        Ok(self.decide(&p))
+    }
+
+    /// SHA-256 (hex) of the governor state that later decisions depend on: the sequence
+    /// number, the logical clock, every budget window and every agent's last executed
+    /// action. Two governors with the same digest decide the same stream identically.
+    pub fn state_digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"aioss-governor-state-v1");
+        h.update(self.seq.to_le_bytes());
+        h.update(self.clock.to_bits().to_le_bytes());
+        for w in &self.windows {
+            h.update((w.entries.len() as u64).to_le_bytes());
+            for (t, a) in &w.entries {
+                h.update(t.to_bits().to_le_bytes());
+                h.update(a.to_bits().to_le_bytes());
+            }
+        }
+        for (agent, last) in &self.last_action {
+            h.update((agent.len() as u64).to_le_bytes());
+            h.update(agent.as_bytes());
+            for x in last {
+                h.update(x.to_bits().to_le_bytes());
+            }
+        }
+        let d = h.finalize();
+        let mut s = String::with_capacity(64);
+        for b in d {
+            let _ = write!(s, "{b:02x}");
+        }
+        s
+    }
+
     /// Decide one proposal. Never panics, never fails: see the module documentation.
     pub fn decide(&mut self, prop: &Proposal) -> Decision {
         let started = std::time::Instant::now();
@@ -1235,29 +1277,16 @@ impl Governor {
                 candidate = Some(rep);
             }
         }
-        let p = &self.policy;
 
-        // Which action the classification would execute, and is it certified?
-        let repaired_action = candidate
-            .as_ref()
-            .filter(|_| repair_status == RepairStatus::Repaired)
-            .map(|r| (r.action.clone(), r.checks.clone()));
-        let fallback = repairer_of(
-            &mut self.repairers,
-            &mut self.shared,
-            &self.policy,
-            &prop.agent,
-        )
-        .fallback(&self.policy, inputs, proposal, SolverStatus::Solved, 0, 0);
-        let p2 = &self.policy;
+        // Which action the classification would execute, and is it certified? The fallback
+        // is checked by Tier 1 only when it may be executed.
         let certified = |checks: &[RowCheck]| {
-            p2.lattice.rows.iter().zip(checks).all(|(r, c)| {
+            self.policy.lattice.rows.iter().zip(checks).all(|(r, c)| {
                 !c.active || r.criticality != Criticality::Critical || c.status == Status::Sat
             })
         };
-        let proposal_certified = certified(&self.checks) && constraints.iter().all(|c| !c.id.starts_with("bounds."));
-        let _ = p;
-
+        let proposal_certified = certified(&self.checks)
+            && constraints.iter().all(|c| !c.id.starts_with("bounds."));
         let dry_run = self.dry_run;
         let audit = if !missing.is_empty() {
             for m in &missing {
@@ -1288,55 +1317,88 @@ impl Governor {
                 Evaluation::Effective
             }
         };
+        let decide_outcome = |exec_certified: bool| {
+            let evaluation = base_eval(exec_certified);
+            let audit = if classification == Verdict::Go && evaluation == Evaluation::Failed {
+                Audit::Invalid
+            } else {
+                audit
+            };
+            (
+                evaluation,
+                audit,
+                final_outcome(classification, evaluation, audit, repair_status),
+            )
+        };
+        #[derive(PartialEq)]
+        enum Exec {
+            Proposal,
+            Repaired,
+            Fallback,
+        }
         // The action the classification calls for...
-        let (mut exec, mut exec_checks, mut exec_certified) = match (classification, repair_status) {
-            (Verdict::Go, _) => (proposal.clone(), self.checks.clone(), proposal_certified),
-            (Verdict::Repair, RepairStatus::Repaired) => match &repaired_action {
-                Some((a, c)) => (a.clone(), c.clone(), true),
-                None => (fallback.action.clone(), fallback.checks.clone(), fallback.certified),
-            },
-            _ => (fallback.action.clone(), fallback.checks.clone(), fallback.certified),
+        let mut exec = match (classification, repair_status, &candidate) {
+            (Verdict::Go, _, _) => Exec::Proposal,
+            (Verdict::Repair, RepairStatus::Repaired, Some(_)) => Exec::Repaired,
+            _ => Exec::Fallback,
         };
-        let mut evaluation = base_eval(exec_certified);
-        let mut audit = if classification == Verdict::Go && evaluation == Evaluation::Failed {
-            Audit::Invalid
-        } else {
-            audit
+        let mut fallback: Option<Repair> = None;
+        let mut run_fallback = |fallback: &mut Option<Repair>| {
+            if fallback.is_none() {
+                *fallback = Some(
+                    repairer_of(
+                        &mut self.repairers,
+                        &mut self.shared,
+                        &self.policy,
+                        &prop.agent,
+                    )
+                    .fallback(&self.policy, inputs, proposal, SolverStatus::Solved, 0, 0),
+                );
+            }
         };
-        let mut outcome = final_outcome(classification, evaluation, audit, repair_status);
+        let exec_ok = |exec: &Exec, fallback: &Option<Repair>| match exec {
+            Exec::Proposal => proposal_certified,
+            Exec::Repaired => true,
+            Exec::Fallback => fallback.as_ref().is_some_and(|f| f.certified),
+        };
+        if exec == Exec::Fallback {
+            run_fallback(&mut fallback);
+        }
+        let (mut evaluation, mut audit, mut outcome) = decide_outcome(exec_ok(&exec, &fallback));
         // ...and the one the outcome executes: only ALLOW and ALLOW_AFTER_REPAIR run anything
         // but the fallback.
-        if !matches!(outcome, Outcome::Allow | Outcome::AllowAfterRepair) && exec != fallback.action
-        {
-            exec.clone_from(&fallback.action);
-            exec_checks.clone_from(&fallback.checks);
-            exec_certified = fallback.certified;
-            evaluation = base_eval(exec_certified);
-            if classification == Verdict::Go && evaluation == Evaluation::Failed {
-                audit = Audit::Invalid;
-            }
-            outcome = final_outcome(classification, evaluation, audit, repair_status);
+        if !matches!(outcome, Outcome::Allow | Outcome::AllowAfterRepair) && exec != Exec::Fallback {
+            exec = Exec::Fallback;
+            run_fallback(&mut fallback);
+            (evaluation, audit, outcome) = decide_outcome(exec_ok(&exec, &fallback));
         }
+        let mut exec_certified = exec_ok(&exec, &fallback);
+        let (mut exec_action, mut exec_checks): (&[f64], &[RowCheck]) = match (&exec, &candidate, &fallback) {
+            (Exec::Repaired, Some(c), _) => (&c.action, &c.checks),
+            (Exec::Fallback, _, Some(f)) => (&f.action, &f.checks),
+            _ => (proposal, &self.checks),
+        };
+        let p2 = &self.policy;
         if !exec_certified && !dry_run {
             failure_modes.push("fallback_not_certified");
-            let bad: Vec<&str> = p2
+            let bad: Vec<String> = p2
                 .lattice
                 .rows
                 .iter()
-                .zip(&exec_checks)
+                .zip(exec_checks)
                 .filter(|(r, c)| {
                     c.active && r.criticality == Criticality::Critical && c.status != Status::Sat
                 })
-                .map(|(r, _)| r.name.as_str())
+                .map(|(r, _)| format!("`{}`", r.name))
                 .collect();
             reasons.push(format!(
                 "the executed action is not certified at this state: critical rows {} are not SAT",
-                bad.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                bad.join(", ")
             ));
         }
         if dry_run {
-            exec.clone_from(proposal);
-            exec_checks.clone_from(&self.checks);
+            exec_action = proposal;
+            exec_checks = &self.checks;
             exec_certified = proposal_certified;
             reasons.push("dry-run: the proposal passes through unchanged".to_string());
         }
@@ -1344,7 +1406,7 @@ impl Governor {
         let kind_ok = |k: ConstraintKind| -> Option<bool> {
             let mut any = false;
             let mut ok = true;
-            for (r, c) in p2.lattice.rows.iter().zip(&exec_checks) {
+            for (r, c) in p2.lattice.rows.iter().zip(exec_checks) {
                 if r.kind == k {
                     any = true;
                     ok &= !c.active || c.status == Status::Sat;
@@ -1359,9 +1421,7 @@ impl Governor {
             projection_stability: (outcome == Outcome::AllowAfterRepair && needs_projection)
                 .then_some(relaxed_rows.is_empty() && exec_certified),
         };
-        if repaired_transition.is_some() && outcome != Outcome::AllowAfterRepair {
-            // The repaired text stays with the decision (it is what a human would approve).
-        }
+        let exec = exec_action.to_vec();
 
         // Governor state: budgets and the agent's last action follow what was executed.
         let p = &self.policy;
@@ -1585,6 +1645,8 @@ impl Decision {
         s.push_str("\"decision_id\":");
         json_str(&mut s, &self.decision_id);
         let _ = write!(s, ",\"seq\":{}", self.seq);
+        s.push_str(",\"time\":");
+        json_num(&mut s, self.time);
         s.push_str(",\"agent\":");
         json_str(&mut s, &self.agent);
         let _ = write!(

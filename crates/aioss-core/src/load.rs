@@ -2077,6 +2077,23 @@ fn to_json(v: &DeValue<'_>) -> Option<serde_json::Value> {
     })
 }
 
+/// Deep merge: objects key by key, anything else replaced.
+fn merge_json(into: &mut serde_json::Value, from: serde_json::Value) {
+    match (into, from) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (k, v) in b {
+                match a.get_mut(&k) {
+                    Some(slot) => merge_json(slot, v),
+                    None => {
+                        a.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, v) => *slot = v,
+    }
+}
+
 /// The decision fields a `[[test]]` may expect.
 pub(crate) const EXPECTABLE: &[&str] = &[
     "final_outcome",
@@ -2108,7 +2125,7 @@ fn load_tests(l: &mut Loader<'_>, p: &Policy, v: &Val<'_>) -> Vec<PolicyTest> {
             continue;
         };
         let sec = format!("[[test]] ({})", k + 1);
-        l.check_keys(t, &["name", "given", "proposal", "expect"], &sec);
+        l.check_keys(t, &["name", "extends", "given", "proposal", "expect"], &sec);
         let at = span_of(tv);
         let name = l
             .string(t, "name", &sec)
@@ -2127,8 +2144,23 @@ fn load_tests(l: &mut Loader<'_>, p: &Policy, v: &Val<'_>) -> Vec<PolicyTest> {
             names.insert(name.0.clone(), name.1);
         }
         let sec = format!("test `{}`", name.0);
-        let proposal_of = |l: &mut Loader<'_>, pv: &Val<'_>, what: &str| {
-            let Some(j) = to_json(pv.get_ref()) else {
+        // `extends = "other test"`: start from that test's proposal and merge this one over it.
+        let mut base: Option<serde_json::Value> = None;
+        if let Some((other, ospan)) = l.string(t, "extends", &sec) {
+            match tests.iter().find(|x: &&PolicyTest| x.name == other) {
+                Some(x) => base = Some(x.proposal.clone()),
+                None => l.err(
+                    PolicyError::new(
+                        ErrorKind::UnknownName,
+                        ospan,
+                        format!("{sec} extends `{other}`, which is not an earlier test"),
+                    )
+                    .help("name a [[test]] defined above this one"),
+                ),
+            }
+        }
+        let proposal_of = |l: &mut Loader<'_>, pv: &Val<'_>, what: &str, base: Option<&serde_json::Value>| {
+            let Some(mut j) = to_json(pv.get_ref()) else {
                 l.err(PolicyError::new(
                     ErrorKind::InvalidValue,
                     span_of(pv),
@@ -2136,6 +2168,11 @@ fn load_tests(l: &mut Loader<'_>, p: &Policy, v: &Val<'_>) -> Vec<PolicyTest> {
                 ));
                 return None;
             };
+            if let Some(b) = base {
+                let mut merged = b.clone();
+                merge_json(&mut merged, j);
+                j = merged;
+            }
             match crate::governor::Proposal::from_json(p, &j) {
                 Ok(_) => Some(j),
                 Err(e) => {
@@ -2156,7 +2193,7 @@ fn load_tests(l: &mut Loader<'_>, p: &Policy, v: &Val<'_>) -> Vec<PolicyTest> {
             match gv.get_ref() {
                 DeValue::Array(a) => {
                     for x in a {
-                        if let Some(j) = proposal_of(l, x, "a `given` proposal") {
+                        if let Some(j) = proposal_of(l, x, "a `given` proposal", base.as_ref()) {
                             given.push(j);
                         }
                     }
@@ -2168,8 +2205,11 @@ fn load_tests(l: &mut Loader<'_>, p: &Policy, v: &Val<'_>) -> Vec<PolicyTest> {
                 )),
             }
         }
-        let proposal = if l.required(t, "proposal", &sec, name.1) {
-            t.get("proposal").and_then(|pv| proposal_of(l, pv, "`proposal`"))
+        let proposal = if base.is_some() && !t.contains_key("proposal") {
+            base.clone()
+        } else if l.required(t, "proposal", &sec, name.1) {
+            t.get("proposal")
+                .and_then(|pv| proposal_of(l, pv, "`proposal`", base.as_ref()))
         } else {
             None
         };

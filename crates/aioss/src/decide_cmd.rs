@@ -19,15 +19,19 @@ pub struct Options<'a> {
     pub explain: bool,
     /// Force dry-run mode.
     pub dry_run: bool,
+    /// Stamp proposals without a `timestamp` with the wall clock.
+    pub wall_clock: bool,
 }
 
-/// Run `aioss decide` over `input`, writing to `output`. Returns the number of lines that
-/// were errors.
+/// Run `aioss decide` over `input`, writing to `output`. A proposal without a `timestamp`
+/// is decided at the wall-clock time when `wall_clock` is set, else at the governor's
+/// logical clock (the latest timestamp seen). Returns the number of lines that were errors.
 pub fn run(
     g: &mut Governor,
     input: &mut dyn BufRead,
     output: &mut dyn Write,
     explain: bool,
+    wall_clock: bool,
 ) -> std::io::Result<u64> {
     let mut line = String::new();
     let mut lineno = 0u64;
@@ -46,7 +50,14 @@ pub fn run(
         if text.is_empty() {
             continue;
         }
-        match g.decide_line(text) {
+        let now = if wall_clock {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(f64::NAN, |d| d.as_secs_f64())
+        } else {
+            f64::NAN
+        };
+        match g.decide_line_at(text, now) {
             Ok(d) => {
                 if explain {
                     output.write_all(d.explain(g.policy()).as_bytes())?;
@@ -90,7 +101,7 @@ pub fn decide(o: &Options<'_>) -> ExitCode {
     let mut input = stdin.lock();
     let stdout = std::io::stdout();
     let mut output = BufWriter::with_capacity(1 << 16, stdout.lock());
-    match run(&mut g, &mut input, &mut output, o.explain) {
+    match run(&mut g, &mut input, &mut output, o.explain, o.wall_clock) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench_cmd;
 mod decide_cmd;
 mod policy_cmd;
 
@@ -31,7 +32,48 @@ enum Command {
         /// Decide and report, but pass every proposal through (overrides the policy's mode).
         #[arg(long)]
         dry_run: bool,
+        /// The time of a proposal without a `timestamp`: `wall` (the system clock) or
+        /// `logical` (the latest timestamp seen; for reproducible runs).
+        #[arg(long, default_value = "wall", value_parser = ["wall", "logical"])]
+        clock: String,
     },
+    /// Benchmarks run in one process, with a baseline measured in the same run.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Throughput of `aioss decide` (no audit store) on a generated stream, against parsing
+    /// and printing the same JSON.
+    Decide {
+        /// The policy file (TOML).
+        #[arg(long)]
+        policy: std::path::PathBuf,
+        /// Proposals in the stream.
+        #[arg(long, default_value_t = 100_000)]
+        n: usize,
+        /// Percent feasible, repairable and blocked proposals.
+        #[arg(long, default_value = "70,25,5", value_parser = parse_mix)]
+        mix: (usize, usize, usize),
+        /// Timed runs; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Also write the generated stream to this file.
+        #[arg(long)]
+        write: Option<std::path::PathBuf>,
+    },
+}
+
+fn parse_mix(s: &str) -> Result<(usize, usize, usize), String> {
+    let v: Vec<usize> = s
+        .split(',')
+        .map(|x| x.trim().parse::<usize>().map_err(|e| format!("`{x}`: {e}")))
+        .collect::<Result<_, _>>()?;
+    match v.as_slice() {
+        [a, b, c] if a + b + c == 100 => Ok((*a, *b, *c)),
+        _ => Err(format!("`{s}` must be three percentages that add up to 100, like 70,25,5")),
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -71,14 +113,29 @@ fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Test { files, verbose }) => {
             policy_cmd::test(&files, verbose)
         }
+        Command::Bench(BenchCommand::Decide {
+            policy,
+            n,
+            mix,
+            runs,
+            write,
+        }) => bench_cmd::decide(&bench_cmd::Options {
+            policy: &policy,
+            n,
+            mix,
+            runs: runs.max(1),
+            write: write.as_deref(),
+        }),
         Command::Decide {
             policy,
             explain,
             dry_run,
+            clock,
         } => decide_cmd::decide(&decide_cmd::Options {
             policy: &policy,
             explain,
             dry_run,
+            wall_clock: clock == "wall",
         }),
     }
 }

@@ -111,16 +111,15 @@ pub fn test(files: &[PathBuf], verbose: bool) -> ExitCode {
         if p.tests.is_empty() {
             println!("  (no [[test]] cases)");
         }
-        let width = p.tests.iter().map(|t| t.name.len()).max().unwrap_or(0);
         for r in aioss_core::governor::run_tests(&p) {
             if r.passed() {
                 passed += 1;
                 if verbose {
-                    println!("  PASS  {:width$}", r.name);
+                    println!("  PASS  {}", r.name);
                 }
             } else {
                 failed += 1;
-                println!("  FAIL  {:width$}", r.name);
+                println!("  FAIL  {}", r.name);
                 for (field, want, got) in &r.failures {
                     println!("        {field}: expected {want}, got {got}");
                 }

@@ -1,0 +1,268 @@
+//! `aioss bench decide`: throughput of the decision path against the plain cost of parsing
+//! and printing the same JSON, measured in the same run.
+//!
+//! The proposal stream is generated from the policy itself, so it works for any policy:
+//! random actions and states in the declared ranges are decided once to sort them into
+//! feasible (ALLOW), repairable (ALLOW_AFTER_REPAIR) and blocked (BLOCK_NO_REPAIR); the
+//! repaired action of a repairable proposal, re-proposed at the same state, is a feasible
+//! proposal. The stream is then drawn to the requested mix. Each proposal carries its own
+//! `prev`, so its decision does not depend on its position in the stream.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use aioss_core::governor::Outcome;
+use aioss_core::policy::VarType;
+use aioss_core::{Governor, Policy};
+use serde_json::{json, Map, Value};
+
+/// SplitMix64: a tiny deterministic generator, hand-written so that the benchmark stream
+/// is the same on every machine and every version of every crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        #[expect(clippy::cast_precision_loss, reason = "53 random bits")]
+        let x = (self.next() >> 11) as f64;
+        x / (1u64 << 53) as f64
+    }
+    fn range(&mut self, lo: f64, hi: f64) -> f64 {
+        let (lo, hi) = (
+            if lo.is_finite() { lo } else { -10.0 },
+            if hi.is_finite() { hi } else { 10.0 },
+        );
+        lo + (hi - lo) * self.unit()
+    }
+    fn below(&mut self, n: usize) -> usize {
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss,
+            reason = "a small index"
+        )]
+        let i = (self.unit() * n as f64) as usize;
+        i.min(n.saturating_sub(1))
+    }
+}
+
+/// Round to 4 decimals: proposals as a controller or an agent would print them.
+fn r4(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
+
+fn value(rng: &mut Rng, ty: &VarType, lo: f64, hi: f64) -> Value {
+    match ty {
+        VarType::Real => json!(r4(rng.range(lo, hi))),
+        VarType::Int => json!(rng.range(lo, hi + 1.0).floor().min(hi)),
+        VarType::Bool => json!(rng.unit() < 0.5),
+        VarType::Enum(values) => json!(values.get(rng.below(values.len())).cloned().unwrap_or_default()),
+        VarType::Text => json!("benchmark"),
+    }
+}
+
+/// One random proposal: actions over 120% of their ranges (so some need repair), state in
+/// its declared ranges, `prev` near the action, attributes from the policy's symbols.
+fn random_proposal(p: &Policy, rng: &mut Rng, n: u64) -> Value {
+    let mut action = Map::new();
+    let mut prev = Map::new();
+    for a in &p.actions {
+        let (lo, hi) = if a.ty == VarType::Real {
+            let c = (a.min + a.max) / 2.0;
+            let h = (a.max - a.min) / 2.0 * 0.6;
+            (c - h, c + h)
+        } else {
+            (a.min, a.max)
+        };
+        let v = value(rng, &a.ty, lo, hi);
+        if a.ty == VarType::Real {
+            let x = v.as_f64().unwrap_or(0.0);
+            prev.insert(a.name.clone(), json!(r4(x * (0.8 + 0.2 * rng.unit()))));
+        }
+        action.insert(a.name.clone(), v);
+    }
+    let mut state = Map::new();
+    for s in &p.states {
+        let (lo, hi) = (s.min, s.max);
+        state.insert(s.name.clone(), value(rng, &s.ty, lo, hi));
+    }
+    let mut attrs = Map::new();
+    for a in &p.layout.attrs {
+        if a.numeric {
+            attrs.insert(a.name.clone(), json!(r4(rng.range(0.3, 1.0))));
+        } else if let Some(s) = p.symbols.get(rng.below(p.symbols.len().max(1))) {
+            attrs.insert(a.name.clone(), json!(s));
+        }
+    }
+    json!({"id": format!("b{n}"), "agent": "bench", "timestamp": 1_700_000_000 + n,
+           "action": action, "state": state, "prev": prev, "agent_attributes": attrs})
+}
+
+/// Build a stream of `n` proposals with the mix `(allow, repair, block)` in percent.
+pub fn stream(p: &Policy, n: usize, mix: (usize, usize, usize), seed: u64) -> Result<Vec<String>, String> {
+    let mut rng = Rng(seed);
+    let want = [n * mix.0 / 100, n * mix.1 / 100, n - n * mix.0 / 100 - n * mix.1 / 100];
+    let [mut feasible, mut repairable, mut blocked] = [Vec::new(), Vec::new(), Vec::new()];
+    // Distinct proposals per bucket; the stream cycles through them.
+    let [d_ok, d_rep, d_blk] = want.map(|w| w.min(2000));
+    let mut g = Governor::new(p.clone());
+    let mut tries = 0u64;
+    while feasible.len() < d_ok || repairable.len() < d_rep || blocked.len() < d_blk {
+        tries += 1;
+        if tries > 2_000_000 {
+            return Err(format!(
+                "could not generate the mix in 2 000 000 tries (found {} feasible, {} repairable, {} blocked)",
+                feasible.len(),
+                repairable.len(),
+                blocked.len()
+            ));
+        }
+        let v = random_proposal(p, &mut rng, tries);
+        let line = v.to_string();
+        let Ok(d) = g.decide_line(&line) else { continue };
+        match d.final_outcome {
+            Outcome::Allow if feasible.len() < d_ok => feasible.push(line),
+            Outcome::AllowAfterRepair => {
+                if repairable.len() < d_rep {
+                    repairable.push(line);
+                }
+                // Its repair, proposed at the same state, is a feasible proposal.
+                let dj: Value = serde_json::from_str(&d.to_json(p)).map_err(|e| e.to_string())?;
+                let mut f = v.clone();
+                f["action"] = dj["action"].clone();
+                f["id"] = json!(format!("b{tries}f"));
+                let fl = f.to_string();
+                if feasible.len() < d_ok
+                    && g.decide_line(&fl).is_ok_and(|x| x.final_outcome == Outcome::Allow)
+                {
+                    feasible.push(fl);
+                }
+            }
+            Outcome::BlockNoRepair if blocked.len() < d_blk => blocked.push(line),
+            _ => {}
+        }
+    }
+    // Interleave deterministically to the requested counts: always draw from the bucket
+    // furthest behind its share.
+    let mut out = Vec::with_capacity(n);
+    let pools = [feasible, repairable, blocked];
+    let mut buckets: Vec<(usize, usize, &Vec<String>)> = want
+        .iter()
+        .zip(pools.iter())
+        .map(|(w, pool)| (*w, 0usize, pool))
+        .collect();
+    for _ in 0..n {
+        let next = buckets
+            .iter_mut()
+            .filter(|(w, used, pool)| used < w && !pool.is_empty())
+            .min_by(|a, b| (a.1 * b.0.max(1)).cmp(&(b.1 * a.0.max(1))));
+        let Some((_, used, pool)) = next else { break };
+        if let Some(l) = pool.get(*used % pool.len()) {
+            out.push(l.clone());
+        }
+        *used += 1;
+    }
+    Ok(out)
+}
+
+/// Options of `aioss bench decide`.
+pub struct Options<'a> {
+    /// The policy.
+    pub policy: &'a Path,
+    /// Proposals in the stream.
+    pub n: usize,
+    /// Percent feasible, repairable, blocked.
+    pub mix: (usize, usize, usize),
+    /// Timed repetitions (the median is reported).
+    pub runs: usize,
+    /// Also write the stream here (JSON lines), to time `aioss decide` itself.
+    pub write: Option<&'a Path>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// `aioss bench decide`
+pub fn decide(o: &Options<'_>) -> ExitCode {
+    let p = match crate::policy_cmd::load_file(o.policy) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(crate::exit::BAD_INPUT);
+        }
+    };
+    eprintln!(
+        "generating {} proposals ({}% feasible, {}% repair, {}% block) for `{}`...",
+        o.n, o.mix.0, o.mix.1, o.mix.2, p.name
+    );
+    let lines = match stream(&p, o.n, o.mix, 0x00A1_0055) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(crate::exit::VERDICT);
+        }
+    };
+    if let Some(path) = o.write {
+        let text = lines.join("\n") + "\n";
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("error: cannot write `{}`: {e}", path.display());
+            return ExitCode::from(crate::exit::INTERNAL);
+        }
+        eprintln!("wrote the stream to `{}`", path.display());
+    }
+    let input: String = lines.join("\n") + "\n";
+    let mut decide_s = Vec::new();
+    let mut base_s = Vec::new();
+    let mut counts = std::collections::BTreeMap::new();
+    for run in 0..o.runs {
+        // The decision path exactly as `aioss decide` runs it, into a sink.
+        let mut g = Governor::new(p.clone());
+        let mut out = std::io::BufWriter::new(std::io::sink());
+        let t = Instant::now();
+        let r = crate::decide_cmd::run(&mut g, &mut input.as_bytes(), &mut out, false, false);
+        decide_s.push(t.elapsed().as_secs_f64());
+        if let Err(e) = r {
+            eprintln!("error: {e}");
+            return ExitCode::from(crate::exit::INTERNAL);
+        }
+        // Baseline: parse each line as JSON and print a JSON value of the same size.
+        let mut out = std::io::BufWriter::new(std::io::sink());
+        let t = Instant::now();
+        for l in input.lines() {
+            if let Ok(v) = serde_json::from_str::<Value>(l) {
+                let _ = serde_json::to_writer(&mut out, &v);
+                let _ = out.write_all(b"\n");
+            }
+        }
+        let _ = out.flush();
+        base_s.push(t.elapsed().as_secs_f64());
+        if run == 0 {
+            let mut g = Governor::new(p.clone());
+            for l in &lines {
+                if let Ok(d) = g.decide_line(l) {
+                    *counts.entry(d.final_outcome.as_str()).or_insert(0usize) += 1;
+                }
+            }
+        }
+        eprintln!("run {}/{}: decide {:.3} s, parse+print {:.3} s", run + 1, o.runs, decide_s.last().copied().unwrap_or(0.0), base_s.last().copied().unwrap_or(0.0));
+    }
+    #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+    let n = lines.len() as f64;
+    let (d, b) = (median(decide_s), median(base_s));
+    println!("policy:            {} ({} proposals, outcomes {:?})", p.name, lines.len(), counts);
+    println!("decide:            {:.0} decisions/s ({:.2} µs per decision, median of {} runs)", n / d, d / n * 1e6, o.runs);
+    println!("parse+print JSON:  {:.0} lines/s ({:.2} µs per line)", n / b, b / n * 1e6);
+    println!("ratio:             decide costs {:.2}× parsing and printing the same JSON", d / b);
+    ExitCode::SUCCESS
+}
