@@ -59,6 +59,8 @@ pub struct Lattice {
     pub n_actions: u32,
     /// The tape instruction reading each action variable's slot (`None` if no row reads it).
     pub action_inst: Vec<Option<u32>>,
+    /// What a decision evaluates: rows, guards and rules (not the budgets' increments).
+    pub decide_ops: crate::tape::OpList,
 }
 
 /// A row's verdict.
@@ -168,7 +170,7 @@ impl Lattice {
     /// Compile a validated policy's rules, guards, rows and budgets onto one tape.
     pub fn compile(p: &Policy) -> Lattice {
         let mut b = TapeBuilder::new();
-        let rule_slots = p.rules.iter().map(|r| b.add(&r.when)).collect();
+        let rule_slots: Vec<u32> = p.rules.iter().map(|r| b.add(&r.when)).collect();
         let n_actions = u32::try_from(p.actions.len()).unwrap_or(u32::MAX);
         let mut rows = Vec::new();
         for (ci, c) in p.constraints.iter().enumerate() {
@@ -218,6 +220,8 @@ impl Lattice {
             .flat_map(|r: &Row| [r.margin].into_iter().chain(r.guard))
             .collect();
         tape.focus(&roots);
+        let decide_roots: Vec<u32> = roots.iter().copied().chain(rule_slots.iter().copied()).collect();
+        let decide_ops = tape.subset(&decide_roots);
         for r in &mut rows {
             r.cone = tape.cone(r.margin);
         }
@@ -229,6 +233,7 @@ impl Lattice {
             budget_slots,
             n_actions,
             action_inst,
+            decide_ops,
         }
     }
 

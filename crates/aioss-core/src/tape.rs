@@ -58,6 +58,34 @@ pub struct Tape {
     focus: Vec<(u32, Op)>,
 }
 
+/// A subset of a tape's instructions (see [`Tape::subset`]).
+#[derive(Clone, Debug, Default)]
+pub struct OpList(Vec<(u32, Op)>);
+
+impl OpList {
+    /// Number of instructions.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// Is it empty?
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// How many instructions of each kind (for profiling).
+    pub fn histogram(&self) -> Vec<(String, usize)> {
+        let mut h: Vec<(String, usize)> = Vec::new();
+        for (_, op) in &self.0 {
+            let name = format!("{op:?}");
+            let name = name.split('(').next().unwrap_or("").to_string();
+            match h.iter_mut().find(|(n, _)| *n == name) {
+                Some(e) => e.1 += 1,
+                None => h.push((name, 1)),
+            }
+        }
+        h
+    }
+}
+
 /// A computing instruction with its operation in the opcode itself: the evaluation loop
 /// dispatches once per instruction instead of twice.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -255,6 +283,11 @@ impl Tape {
     /// Restrict [`Tape::eval_focus`] to what `roots` depend on (for Tier 1: the rows and
     /// their guards, not the rules' conditions or the budgets' increments).
     pub fn focus(&mut self, roots: &[u32]) {
+        self.focus = self.subset(roots).0;
+    }
+
+    /// The instructions `roots` depend on, in tape order, for [`Tape::eval_subset`].
+    pub fn subset(&self, roots: &[u32]) -> OpList {
         let mut need = vec![false; self.insts.len()];
         for &r in roots {
             for i in self.cone(r) {
@@ -263,12 +296,19 @@ impl Tape {
                 }
             }
         }
-        self.focus = self
-            .ops
-            .iter()
-            .filter(|(i, _)| need.get(*i as usize).copied().unwrap_or(false))
-            .copied()
-            .collect();
+        OpList(
+            self.ops
+                .iter()
+                .filter(|(i, _)| need.get(*i as usize).copied().unwrap_or(false))
+                .copied()
+                .collect(),
+        )
+    }
+
+    /// Evaluate only the instructions of `ops` (from [`Tape::subset`] on this tape).
+    #[inline]
+    pub fn eval_subset(&self, ops: &OpList, inputs: &[Interval], slots: &mut [Interval]) {
+        self.eval_list(&ops.0, inputs, slots);
     }
 
     /// Evaluate only the instructions chosen by [`Tape::focus`] (slots outside it keep

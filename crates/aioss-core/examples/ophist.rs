@@ -1,0 +1,14 @@
+//! Print the decision tape's instruction mix for a policy: `cargo run --example ophist FILE`.
+fn main() {
+    let path = std::env::args().nth(1).unwrap_or_default();
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    match aioss_core::load(&path, &text) {
+        Ok(p) => {
+            println!("decide ops: {}", p.lattice.decide_ops.len());
+            for (k, n) in p.lattice.decide_ops.histogram() {
+                println!("  {k:8} {n}");
+            }
+        }
+        Err(e) => eprintln!("{e}"),
+    }
+}
