@@ -2116,6 +2116,8 @@ mod tests {
         x.push(0.0, 10_000.0);
         assert_eq!(x.value(), Interval::point(50_000.0), "whole numbers add exactly");
         w.evict(11.0, 10.0);
+        assert!(w.value().contains(7.0), "{:?}", w.value());
+        w.evict(21.0, 10.0);
         assert_eq!(w.value(), Interval::point(0.0));
     }
 }
