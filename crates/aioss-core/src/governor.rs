@@ -266,7 +266,6 @@ pub struct Proposal {
     pub transition: Option<String>,
 }
 
-
 // ---------------------------------------------------------------------------------------
 // A light JSON value for proposals
 // ---------------------------------------------------------------------------------------
@@ -316,7 +315,10 @@ impl<'a> Obj<'a> {
 impl<'a> J<'a> {
     fn as_f64(&self) -> Option<f64> {
         match self {
-            #[expect(clippy::cast_precision_loss, reason = "a JSON number means its nearest double")]
+            #[expect(
+                clippy::cast_precision_loss,
+                reason = "a JSON number means its nearest double"
+            )]
             J::Int(i) => Some(*i as f64),
             J::Float(x) => Some(*x),
             _ => None,
@@ -467,7 +469,10 @@ fn enum_value(values: &[String], v: &J<'_>, field: &str) -> Result<f64, InputErr
         InputError::new(
             "unknown_enum_value",
             field,
-            format!("`{field}` has no value `{s}`; its values are {}", list(values)),
+            format!(
+                "`{field}` has no value `{s}`; its values are {}",
+                list(values)
+            ),
         )
     })
 }
@@ -706,7 +711,11 @@ impl Proposal {
         if let Some(a) = given {
             for k in a.keys() {
                 if !action_names.contains(&k) {
-                    return Err(unknown(format!("action.{k}"), "action variables", &action_names));
+                    return Err(unknown(
+                        format!("action.{k}"),
+                        "action variables",
+                        &action_names,
+                    ));
                 }
             }
             for (var, slot) in p.actions.iter().zip(action.iter_mut()) {
@@ -727,10 +736,9 @@ impl Proposal {
         if let Some(sv) = o.get("state") {
             let so = object(sv, "state")?;
             for (k, x) in so {
-                let i = state_names
-                    .iter()
-                    .position(|n| *n == k)
-                    .ok_or_else(|| unknown(format!("state.{k}"), "state variables", &state_names))?;
+                let i = state_names.iter().position(|n| *n == k).ok_or_else(|| {
+                    unknown(format!("state.{k}"), "state variables", &state_names)
+                })?;
                 if let (Some(s), Some(slot)) = (p.states.get(i), state.get_mut(i)) {
                     *slot = Some(state_value(s, x, &format!("state.{k}"))?);
                 }
@@ -770,10 +778,9 @@ impl Proposal {
         if let Some(pv) = o.get("prev") {
             let po = object(pv, "prev")?;
             for (k, x) in po {
-                let i = action_names
-                    .iter()
-                    .position(|n| *n == k)
-                    .ok_or_else(|| unknown(format!("prev.{k}"), "action variables", &action_names))?;
+                let i = action_names.iter().position(|n| *n == k).ok_or_else(|| {
+                    unknown(format!("prev.{k}"), "action variables", &action_names)
+                })?;
                 if let (Some(var), Some(slot)) = (p.actions.get(i), prev.get_mut(i)) {
                     *slot = Some(action_value(&var.ty, x, &format!("prev.{k}"))?);
                 }
@@ -1086,7 +1093,6 @@ impl Governor {
         d
     }
 
-
     /// Fill `self.inputs` from the proposal and the governor state; returns the names of
     /// required evidence that is missing.
     fn fill_inputs(&mut self, prop: &Proposal, now: f64) -> Vec<String> {
@@ -1184,7 +1190,12 @@ impl Governor {
             .tape
             .eval_subset(&p.lattice.decide_ops, &self.inputs, &mut self.slots);
         let summary = p.lattice.read_rows(&self.slots, &mut self.checks);
-        let slot = |k: u32| self.slots.get(k as usize).copied().unwrap_or(Interval::INVALID);
+        let slot = |k: u32| {
+            self.slots
+                .get(k as usize)
+                .copied()
+                .unwrap_or(Interval::INVALID)
+        };
 
         let mut reasons = Vec::new();
         let mut failure_modes: Vec<&'static str> = Vec::new();
@@ -1362,7 +1373,9 @@ impl Governor {
                         relaxed_rows = rep
                             .relaxed
                             .iter()
-                            .filter_map(|&(i, s)| p.lattice.rows.get(i).map(|r| (r.name.clone(), s)))
+                            .filter_map(|&(i, s)| {
+                                p.lattice.rows.get(i).map(|r| (r.name.clone(), s))
+                            })
                             .collect();
                         for (name, s) in &relaxed_rows {
                             reasons.push(format!(
@@ -1448,8 +1461,8 @@ impl Governor {
                 !c.active || r.criticality != Criticality::Critical || c.status == Status::Sat
             })
         };
-        let proposal_certified = certified(&self.checks)
-            && constraints.iter().all(|c| !c.id.starts_with("bounds."));
+        let proposal_certified =
+            certified(&self.checks) && constraints.iter().all(|c| !c.id.starts_with("bounds."));
         let dry_run = self.dry_run;
         let audit = if !missing.is_empty() {
             for m in &missing {
@@ -1515,7 +1528,14 @@ impl Governor {
                         &self.policy,
                         &prop.agent,
                     )
-                    .fallback(&self.policy, inputs, proposal, SolverStatus::Solved, 0, 0),
+                    .fallback(
+                        &self.policy,
+                        inputs,
+                        proposal,
+                        SolverStatus::Solved,
+                        0,
+                        0,
+                    ),
                 );
             }
         };
@@ -1530,17 +1550,19 @@ impl Governor {
         let (mut evaluation, mut audit, mut outcome) = decide_outcome(exec_ok(&exec, &fallback));
         // ...and the one the outcome executes: only ALLOW and ALLOW_AFTER_REPAIR run anything
         // but the fallback.
-        if !matches!(outcome, Outcome::Allow | Outcome::AllowAfterRepair) && exec != Exec::Fallback {
+        if !matches!(outcome, Outcome::Allow | Outcome::AllowAfterRepair) && exec != Exec::Fallback
+        {
             exec = Exec::Fallback;
             run_fallback(&mut fallback);
             (evaluation, audit, outcome) = decide_outcome(exec_ok(&exec, &fallback));
         }
         let mut exec_certified = exec_ok(&exec, &fallback);
-        let (mut exec_action, mut exec_checks): (&[f64], &[RowCheck]) = match (&exec, &candidate, &fallback) {
-            (Exec::Repaired, Some(c), _) => (&c.action, &c.checks),
-            (Exec::Fallback, _, Some(f)) => (&f.action, &f.checks),
-            _ => (proposal, &self.checks),
-        };
+        let (mut exec_action, mut exec_checks): (&[f64], &[RowCheck]) =
+            match (&exec, &candidate, &fallback) {
+                (Exec::Repaired, Some(c), _) => (&c.action, &c.checks),
+                (Exec::Fallback, _, Some(f)) => (&f.action, &f.checks),
+                _ => (proposal, &self.checks),
+            };
         let p2 = &self.policy;
         if !exec_certified && !dry_run {
             failure_modes.push("fallback_not_certified");
@@ -1595,8 +1617,17 @@ impl Governor {
                 }
             }
             p.lattice.tape.eval(&self.inputs, &mut self.slots);
-            for ((b, w), &s) in p.budgets.iter().zip(&mut self.windows).zip(&p.lattice.budget_slots) {
-                let add = self.slots.get(s as usize).copied().unwrap_or(Interval::INVALID);
+            for ((b, w), &s) in p
+                .budgets
+                .iter()
+                .zip(&mut self.windows)
+                .zip(&p.lattice.budget_slots)
+            {
+                let add = self
+                    .slots
+                    .get(s as usize)
+                    .copied()
+                    .unwrap_or(Interval::INVALID);
                 let amount = if add.is_invalid() || !add.hi.is_finite() {
                     if !failure_modes.contains(&"numerical_fault") {
                         failure_modes.push("numerical_fault");
@@ -1658,7 +1689,9 @@ impl Governor {
             relaxed: relaxed_rows,
             rule,
             reasons,
-            repaired_transition: if classification == Verdict::Repair || classification == Verdict::Hold {
+            repaired_transition: if classification == Verdict::Repair
+                || classification == Verdict::Hold
+            {
                 repaired_transition
             } else {
                 None
@@ -1842,7 +1875,14 @@ impl Decision {
             s.push_str("{\"id\":");
             json_str(&mut s, &c.id);
             let _ = write!(s, ",\"status\":\"{}\",\"margin\":", c.status.as_str());
-            json_num(&mut s, if c.margin.is_invalid() { f64::NAN } else { c.margin.lo });
+            json_num(
+                &mut s,
+                if c.margin.is_invalid() {
+                    f64::NAN
+                } else {
+                    c.margin.lo
+                },
+            );
             let _ = write!(s, ",\"criticality\":\"{}\"}}", c.criticality.as_str());
         }
         s.push_str("],\"relaxed\":[");
@@ -1881,7 +1921,11 @@ impl Decision {
             json_str(&mut s, f);
         }
         let g = &self.guarantees;
-        let _ = write!(s, "],\"guarantees\":{{\"pointwise_safety\":{}", g.pointwise_safety);
+        let _ = write!(
+            s,
+            "],\"guarantees\":{{\"pointwise_safety\":{}",
+            g.pointwise_safety
+        );
         for (name, v) in [
             ("forward_invariance", g.forward_invariance),
             ("projection_stability", g.projection_stability),
@@ -2017,7 +2061,11 @@ pub fn run_test(p: &Policy, t: &PolicyTest) -> TestResult {
     let mut failures = Vec::new();
     for given in &t.given {
         if let Err(e) = Proposal::from_json(p, given).map(|x| g.decide(&x)) {
-            failures.push(("given".to_string(), "a valid proposal".to_string(), e.to_string()));
+            failures.push((
+                "given".to_string(),
+                "a valid proposal".to_string(),
+                e.to_string(),
+            ));
         }
     }
     match Proposal::from_json(p, &t.proposal) {
@@ -2061,18 +2109,84 @@ mod tests {
         use RepairStatus as R;
         use Verdict as V;
         let cases = [
-            (V::Go, E::Failed, A::Valid, R::NotRequired, Outcome::FailedGovernance),
-            (V::Repair, E::Effective, A::Invalid, R::Repaired, Outcome::FailedGovernance),
-            (V::Go, E::Effective, A::Insufficient, R::NotRequired, Outcome::ReviewAudit),
-            (V::Block, E::Effective, A::Questionable, R::NoRepairAvailable, Outcome::ReviewAudit),
-            (V::Block, E::Effective, A::Valid, R::NoRepairAvailable, Outcome::BlockNoRepair),
-            (V::Repair, E::Effective, A::Valid, R::Repaired, Outcome::AllowAfterRepair),
-            (V::Hold, E::Effective, A::Valid, R::ConfirmationRequired, Outcome::HoldForConfirmation),
-            (V::Block, E::Effective, A::Valid, R::ConfirmationRequired, Outcome::HoldForConfirmation),
-            (V::Repair, E::Effective, A::Valid, R::ConfirmationRequired, Outcome::HoldForConfirmation),
-            (V::Go, E::Effective, A::Valid, R::NotRequired, Outcome::Allow),
+            (
+                V::Go,
+                E::Failed,
+                A::Valid,
+                R::NotRequired,
+                Outcome::FailedGovernance,
+            ),
+            (
+                V::Repair,
+                E::Effective,
+                A::Invalid,
+                R::Repaired,
+                Outcome::FailedGovernance,
+            ),
+            (
+                V::Go,
+                E::Effective,
+                A::Insufficient,
+                R::NotRequired,
+                Outcome::ReviewAudit,
+            ),
+            (
+                V::Block,
+                E::Effective,
+                A::Questionable,
+                R::NoRepairAvailable,
+                Outcome::ReviewAudit,
+            ),
+            (
+                V::Block,
+                E::Effective,
+                A::Valid,
+                R::NoRepairAvailable,
+                Outcome::BlockNoRepair,
+            ),
+            (
+                V::Repair,
+                E::Effective,
+                A::Valid,
+                R::Repaired,
+                Outcome::AllowAfterRepair,
+            ),
+            (
+                V::Hold,
+                E::Effective,
+                A::Valid,
+                R::ConfirmationRequired,
+                Outcome::HoldForConfirmation,
+            ),
+            (
+                V::Block,
+                E::Effective,
+                A::Valid,
+                R::ConfirmationRequired,
+                Outcome::HoldForConfirmation,
+            ),
+            (
+                V::Repair,
+                E::Effective,
+                A::Valid,
+                R::ConfirmationRequired,
+                Outcome::HoldForConfirmation,
+            ),
+            (
+                V::Go,
+                E::Effective,
+                A::Valid,
+                R::NotRequired,
+                Outcome::Allow,
+            ),
             (V::Go, E::Neutral, A::Valid, R::NotRequired, Outcome::Allow),
-            (V::Repair, E::Partial, A::Valid, R::NoRepairAvailable, Outcome::ReviewAudit),
+            (
+                V::Repair,
+                E::Partial,
+                A::Valid,
+                R::NoRepairAvailable,
+                Outcome::ReviewAudit,
+            ),
         ];
         for (c, e, a, r, want) in cases {
             assert_eq!(final_outcome(c, e, a, r), want, "{c:?} {e:?} {a:?} {r:?}");
@@ -2090,7 +2204,18 @@ mod tests {
 
     #[test]
     fn json_numbers_read_back_exactly() {
-        for x in [0.0, -0.0, 1.0, 0.1, 1e-20, 1e300, -2.5e-7, 123_456_789.0, 1e15, 1e16] {
+        for x in [
+            0.0,
+            -0.0,
+            1.0,
+            0.1,
+            1e-20,
+            1e300,
+            -2.5e-7,
+            123_456_789.0,
+            1e15,
+            1e16,
+        ] {
             let mut s = String::new();
             json_num(&mut s, x);
             let back: f64 = serde_json::from_str(&s).unwrap();
@@ -2114,7 +2239,11 @@ mod tests {
         let mut x = Window::default();
         x.push(0.0, 40_000.0);
         x.push(0.0, 10_000.0);
-        assert_eq!(x.value(), Interval::point(50_000.0), "whole numbers add exactly");
+        assert_eq!(
+            x.value(),
+            Interval::point(50_000.0),
+            "whole numbers add exactly"
+        );
         w.evict(11.0, 10.0);
         assert!(w.value().contains(7.0), "{:?}", w.value());
         w.evict(21.0, 10.0);

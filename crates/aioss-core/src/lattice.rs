@@ -220,7 +220,11 @@ impl Lattice {
             .flat_map(|r: &Row| [r.margin].into_iter().chain(r.guard))
             .collect();
         tape.focus(&roots);
-        let decide_roots: Vec<u32> = roots.iter().copied().chain(rule_slots.iter().copied()).collect();
+        let decide_roots: Vec<u32> = roots
+            .iter()
+            .copied()
+            .chain(rule_slots.iter().copied())
+            .collect();
         let decide_ops = tape.subset(&decide_roots);
         for r in &mut rows {
             r.cone = tape.cone(r.margin);

@@ -42,8 +42,8 @@ pub mod qp;
 pub mod repair;
 pub mod tape;
 
-pub use governor::{Decision, Governor, InputError, Outcome, Proposal};
 pub use error::{ErrorKind, PolicyError, PolicyErrors, Span};
+pub use governor::{Decision, Governor, InputError, Outcome, Proposal};
 pub use interval::{Interval, Truth};
 pub use lattice::{Lattice, Row, RowCheck, Scratch, Status, Summary};
 pub use load::load;

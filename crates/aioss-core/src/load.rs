@@ -2058,9 +2058,9 @@ fn to_json(v: &DeValue<'_>) -> Option<serde_json::Value> {
     Some(match v {
         DeValue::String(s) => J::String(s.to_string()),
         DeValue::Integer(i) => J::from(i64::from_str_radix(i.as_str(), i.radix()).ok()?),
-        DeValue::Float(f) => {
-            J::from(serde_json::Number::from_f64(f.as_str().replace('_', "").parse().ok()?)?)
-        }
+        DeValue::Float(f) => J::from(serde_json::Number::from_f64(
+            f.as_str().replace('_', "").parse().ok()?,
+        )?),
         DeValue::Boolean(b) => J::Bool(*b),
         DeValue::Datetime(d) => J::String(d.to_string()),
         DeValue::Array(a) => J::Array(
@@ -2138,7 +2138,9 @@ fn load_tests(l: &mut Loader<'_>, p: &Policy, v: &Val<'_>) -> Vec<PolicyTest> {
                     name.1,
                     format!("test name `{}` is used twice", name.0),
                 )
-                .help(format!("the first use is on line {line}; test names must be unique")),
+                .help(format!(
+                    "the first use is on line {line}; test names must be unique"
+                )),
             );
         } else {
             names.insert(name.0.clone(), name.1);
@@ -2159,35 +2161,36 @@ fn load_tests(l: &mut Loader<'_>, p: &Policy, v: &Val<'_>) -> Vec<PolicyTest> {
                 ),
             }
         }
-        let proposal_of = |l: &mut Loader<'_>, pv: &Val<'_>, what: &str, base: Option<&serde_json::Value>| {
-            let Some(mut j) = to_json(pv.get_ref()) else {
-                l.err(PolicyError::new(
-                    ErrorKind::InvalidValue,
-                    span_of(pv),
-                    format!("{what} of {sec} is not representable as JSON"),
-                ));
-                return None;
-            };
-            if let Some(b) = base {
-                let mut merged = b.clone();
-                merge_json(&mut merged, j);
-                j = merged;
-            }
-            match crate::governor::Proposal::from_json(p, &j) {
-                Ok(_) => Some(j),
-                Err(e) => {
-                    l.err(
-                        PolicyError::new(
-                            ErrorKind::InvalidValue,
-                            span_of(pv),
-                            format!("{what} of {sec} is not a valid proposal: {}", e.message),
-                        )
-                        .help("write the proposal as `aioss decide` would read it"),
-                    );
-                    None
+        let proposal_of =
+            |l: &mut Loader<'_>, pv: &Val<'_>, what: &str, base: Option<&serde_json::Value>| {
+                let Some(mut j) = to_json(pv.get_ref()) else {
+                    l.err(PolicyError::new(
+                        ErrorKind::InvalidValue,
+                        span_of(pv),
+                        format!("{what} of {sec} is not representable as JSON"),
+                    ));
+                    return None;
+                };
+                if let Some(b) = base {
+                    let mut merged = b.clone();
+                    merge_json(&mut merged, j);
+                    j = merged;
                 }
-            }
-        };
+                match crate::governor::Proposal::from_json(p, &j) {
+                    Ok(_) => Some(j),
+                    Err(e) => {
+                        l.err(
+                            PolicyError::new(
+                                ErrorKind::InvalidValue,
+                                span_of(pv),
+                                format!("{what} of {sec} is not a valid proposal: {}", e.message),
+                            )
+                            .help("write the proposal as `aioss decide` would read it"),
+                        );
+                        None
+                    }
+                }
+            };
         let mut given = Vec::new();
         if let Some(gv) = t.get("given") {
             match gv.get_ref() {
@@ -2201,7 +2204,10 @@ fn load_tests(l: &mut Loader<'_>, p: &Policy, v: &Val<'_>) -> Vec<PolicyTest> {
                 other => l.err(PolicyError::new(
                     ErrorKind::InvalidValue,
                     span_of(gv),
-                    format!("`given` of {sec} must be an array of proposals, found {}", other.type_str()),
+                    format!(
+                        "`given` of {sec} must be an array of proposals, found {}",
+                        other.type_str()
+                    ),
                 )),
             }
         }

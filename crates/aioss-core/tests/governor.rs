@@ -26,7 +26,9 @@ fn outcomes() -> Policy {
 }
 
 fn decide(g: &mut Governor, v: &Value) -> Value {
-    let d = g.decide_line(&v.to_string()).unwrap_or_else(|e| panic!("{e}: {v}"));
+    let d = g
+        .decide_line(&v.to_string())
+        .unwrap_or_else(|e| panic!("{e}: {v}"));
     serde_json::from_str(&d.to_json(g.policy())).unwrap()
 }
 
@@ -62,13 +64,25 @@ fn row_6_allow_executes_the_proposal() {
 fn row_4_allow_after_repair_executes_the_projection() {
     let mut g = Governor::new(outcomes());
     let d = decide(&mut g, &prop(1.2, "auto", 5.0, "none"));
-    expect(&d, "ALLOW_AFTER_REPAIR", "REPAIR", "EFFECTIVE", "VALID", "REPAIRED");
+    expect(
+        &d,
+        "ALLOW_AFTER_REPAIR",
+        "REPAIR",
+        "EFFECTIVE",
+        "VALID",
+        "REPAIRED",
+    );
     // eco (vx <= 0.8) is satisfiable, so no relaxation: the projection is 0.8.
     let vx = d["action"]["vx"].as_f64().unwrap();
     assert!(vx <= 0.8 && vx > 0.8 - 1e-6, "{d:#}");
     assert!((d["distance"].as_f64().unwrap() - (1.2 - vx)).abs() < 1e-9);
     assert_eq!(d["relaxed"], json!([]));
-    let ids: Vec<&str> = d["constraints"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = d["constraints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["speed", "eco"], "{d:#}");
     assert!(d["constraints"][0]["margin"].as_f64().unwrap() < 0.0);
     assert_eq!(d["guarantees"]["projection_stability"], true);
@@ -79,7 +93,14 @@ fn a_conflict_is_resolved_by_relaxing_the_low_row_and_evaluates_partial() {
     let mut g = Governor::new(outcomes());
     // rush (high) wants vx >= 0.9, eco (low) wants vx <= 0.8: eco gives.
     let d = decide(&mut g, &prop(0.95, "auto", 5.0, "rush"));
-    expect(&d, "ALLOW_AFTER_REPAIR", "REPAIR", "PARTIAL", "VALID", "REPAIRED");
+    expect(
+        &d,
+        "ALLOW_AFTER_REPAIR",
+        "REPAIR",
+        "PARTIAL",
+        "VALID",
+        "REPAIRED",
+    );
     let relaxed = d["relaxed"].as_array().unwrap();
     assert_eq!(relaxed.len(), 1, "{d:#}");
     assert_eq!(relaxed[0]["id"], "eco");
@@ -92,7 +113,14 @@ fn a_conflict_is_resolved_by_relaxing_the_low_row_and_evaluates_partial() {
 fn a_rule_set_is_the_discrete_repair() {
     let mut g = Governor::new(outcomes());
     let d = decide(&mut g, &prop(0.5, "auto", 0.5, "none"));
-    expect(&d, "ALLOW_AFTER_REPAIR", "REPAIR", "EFFECTIVE", "VALID", "REPAIRED");
+    expect(
+        &d,
+        "ALLOW_AFTER_REPAIR",
+        "REPAIR",
+        "EFFECTIVE",
+        "VALID",
+        "REPAIRED",
+    );
     assert_eq!(d["rule"], "manual-near-dock");
     assert_eq!(d["action"], json!({"vx": 0.5, "mode": "manual"}));
     assert_eq!(d["repaired_transition"], "switch to manual mode");
@@ -103,7 +131,14 @@ fn a_rule_set_is_the_discrete_repair() {
 fn row_5_hold_executes_the_fallback() {
     let mut g = Governor::new(outcomes());
     let d = decide(&mut g, &prop(0.5, "auto", 5.0, "ask"));
-    expect(&d, "HOLD_FOR_CONFIRMATION", "HOLD", "EFFECTIVE", "VALID", "CONFIRMATION_REQUIRED");
+    expect(
+        &d,
+        "HOLD_FOR_CONFIRMATION",
+        "HOLD",
+        "EFFECTIVE",
+        "VALID",
+        "CONFIRMATION_REQUIRED",
+    );
     assert_eq!(d["action"], FALLBACK());
     assert_eq!(d["rule"], "ask");
     assert_eq!(d["human_action_required"], true);
@@ -113,7 +148,14 @@ fn row_5_hold_executes_the_fallback() {
 fn row_5_a_confirmable_block_waits_for_a_human() {
     let mut g = Governor::new(outcomes());
     let d = decide(&mut g, &prop(0.5, "auto", 5.0, "ask-stop"));
-    expect(&d, "HOLD_FOR_CONFIRMATION", "BLOCK", "PARTIAL", "VALID", "CONFIRMATION_REQUIRED");
+    expect(
+        &d,
+        "HOLD_FOR_CONFIRMATION",
+        "BLOCK",
+        "PARTIAL",
+        "VALID",
+        "CONFIRMATION_REQUIRED",
+    );
     assert_eq!(d["action"], FALLBACK());
 }
 
@@ -121,7 +163,14 @@ fn row_5_a_confirmable_block_waits_for_a_human() {
 fn row_5_a_repair_beyond_the_limit_is_offered_not_executed() {
     let mut g = Governor::new(outcomes());
     let d = decide(&mut g, &prop(2.0, "auto", 5.0, "none"));
-    expect(&d, "HOLD_FOR_CONFIRMATION", "REPAIR", "EFFECTIVE", "VALID", "CONFIRMATION_REQUIRED");
+    expect(
+        &d,
+        "HOLD_FOR_CONFIRMATION",
+        "REPAIR",
+        "EFFECTIVE",
+        "VALID",
+        "CONFIRMATION_REQUIRED",
+    );
     assert_eq!(d["action"], FALLBACK());
     let c = d["candidate"]["vx"].as_f64().unwrap();
     assert!(c <= 0.8 && c > 0.79, "{d:#}");
@@ -132,7 +181,14 @@ fn row_5_a_repair_beyond_the_limit_is_offered_not_executed() {
 fn row_3_block_no_repair_executes_the_fallback() {
     let mut g = Governor::new(outcomes());
     let d = decide(&mut g, &prop(0.5, "auto", 5.0, "stop"));
-    expect(&d, "BLOCK_NO_REPAIR", "BLOCK", "EFFECTIVE", "VALID", "NO_REPAIR_AVAILABLE");
+    expect(
+        &d,
+        "BLOCK_NO_REPAIR",
+        "BLOCK",
+        "EFFECTIVE",
+        "VALID",
+        "NO_REPAIR_AVAILABLE",
+    );
     assert_eq!(d["action"], FALLBACK());
     assert_eq!(d["report_type"], "BLOCKED_TRANSITION_REPORT");
 }
@@ -141,7 +197,14 @@ fn row_3_block_no_repair_executes_the_fallback() {
 fn row_2_a_block_on_a_low_criticality_cause_is_questionable() {
     let mut g = Governor::new(outcomes());
     let d = decide(&mut g, &prop(0.5, "auto", 5.0, "soft-stop"));
-    expect(&d, "REVIEW_AUDIT", "BLOCK", "PARTIAL", "QUESTIONABLE", "NO_REPAIR_AVAILABLE");
+    expect(
+        &d,
+        "REVIEW_AUDIT",
+        "BLOCK",
+        "PARTIAL",
+        "QUESTIONABLE",
+        "NO_REPAIR_AVAILABLE",
+    );
     assert_eq!(d["action"], FALLBACK());
 }
 
@@ -151,10 +214,21 @@ fn row_2_missing_state_is_insufficient_and_executes_the_fallback() {
     let v = json!({"action": {"vx": 0.5, "mode": "auto"}, "state": {"px": 5, "flag": "none"}});
     let d = decide(&mut g, &v);
     // `hot` holds over the whole declared range of temp, so the lattice says GO...
-    expect(&d, "REVIEW_AUDIT", "GO", "EFFECTIVE", "INSUFFICIENT", "NOT_REQUIRED");
+    expect(
+        &d,
+        "REVIEW_AUDIT",
+        "GO",
+        "EFFECTIVE",
+        "INSUFFICIENT",
+        "NOT_REQUIRED",
+    );
     // ...but the table sends a decision made on missing evidence to review: fallback.
     assert_eq!(d["action"], FALLBACK());
-    assert!(d["reasons"].as_array().unwrap().iter().any(|r| r.as_str().unwrap().contains("`temp` is missing")));
+    assert!(d["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r.as_str().unwrap().contains("`temp` is missing")));
     // A text state that is not required may be absent.
     assert!(!d["reasons"].to_string().contains("note"));
 }
@@ -165,7 +239,14 @@ fn row_1_an_uncertifiable_fallback_is_failed_governance() {
     // px = 8.5 is outside the wall's safe set: no action keeps the barrier, not even the
     // fallback, at this state.
     let d = decide(&mut g, &prop(0.5, "auto", 8.5, "none"));
-    expect(&d, "FAILED_GOVERNANCE", "BLOCK", "FAILED", "VALID", "NO_REPAIR_AVAILABLE");
+    expect(
+        &d,
+        "FAILED_GOVERNANCE",
+        "BLOCK",
+        "FAILED",
+        "VALID",
+        "NO_REPAIR_AVAILABLE",
+    );
     assert_eq!(d["action"], FALLBACK());
     assert_eq!(d["guarantees"]["pointwise_safety"], false);
     let fm = d["failure_modes"].to_string();
@@ -187,9 +268,12 @@ fn dry_run_passes_the_proposal_through_and_is_neutral() {
 
 #[test]
 fn dry_run_mode_in_the_policy_file() {
-    let text = std::fs::read_to_string(format!("{}/tests/data/outcomes.toml", env!("CARGO_MANIFEST_DIR")))
-        .unwrap()
-        .replace("version = \"1\"", "version = \"1\"\nmode = \"dry-run\"");
+    let text = std::fs::read_to_string(format!(
+        "{}/tests/data/outcomes.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .replace("version = \"1\"", "version = \"1\"\nmode = \"dry-run\"");
     let mut g = Governor::new(aioss_core::load("dry.toml", &text).unwrap());
     let d = decide(&mut g, &prop(1.2, "auto", 5.0, "none"));
     assert_eq!(d["evaluation"], "NEUTRAL");
@@ -246,26 +330,110 @@ fn bad_input_names_the_field_and_never_panics() {
     let cases: Vec<(String, &str, Option<&str>)> = vec![
         ("{\"action\": ".to_string(), "malformed_json", None),
         ("[1, 2]".to_string(), "wrong_type", None),
-        (with(&|v| v["action"]["vy"] = json!(1.0)), "unknown_field", Some("action.vy")),
-        (with(&|v| v["action"]["vx"] = json!("fast")), "wrong_type", Some("action.vx")),
-        (with(&|v| v["action"]["mode"] = json!("turbo")), "unknown_enum_value", Some("action.mode")),
-        (with(&|v| v["action"]["mode"] = json!(1)), "wrong_type", Some("action.mode")),
-        (with(&|v| { v["action"].as_object_mut().unwrap().remove("vx"); }), "missing_field", Some("action.vx")),
-        (with(&|v| { v.as_object_mut().unwrap().remove("action"); }), "missing_field", Some("action")),
-        (with(&|v| v["state"]["flag"] = json!("panic")), "unknown_enum_value", Some("state.flag")),
-        (with(&|v| v["state"]["px"] = json!({"value": 1, "noise": -1})), "invalid_value", Some("state.px.noise")),
-        (with(&|v| v["state"]["px"] = json!({"lo": 2, "hi": 1})), "invalid_value", Some("state.px")),
-        (with(&|v| v["state"]["px"] = json!({"lo": 2})), "missing_field", Some("state.px.hi")),
-        (with(&|v| v["state"]["px"] = json!({"val": 2})), "unknown_field", Some("state.px.val")),
-        (with(&|v| v["state"]["depth"] = json!(2)), "unknown_field", Some("state.depth")),
-        (with(&|v| v["state"]["note"] = json!(3)), "wrong_type", Some("state.note")),
-        (with(&|v| v["prev"] = json!({"vz": 1})), "unknown_field", Some("prev.vz")),
-        (with(&|v| v["agent_attributes"] = json!({"role": [1]})), "wrong_type", Some("agent_attributes.role")),
-        (with(&|v| v["timestamp"] = json!("yesterday")), "invalid_value", Some("timestamp")),
-        (with(&|v| v["colour"] = json!("red")), "unknown_field", Some("colour")),
-        (with(&|v| v["agent"] = json!(7)), "wrong_type", Some("agent")),
-        ("{\"action\": {\"vx\": 1e999, \"mode\": \"auto\"}}".to_string(), "malformed_json", None),
-        ("{\"action\": {\"vx\": NaN, \"mode\": \"auto\"}}".to_string(), "malformed_json", None),
+        (
+            with(&|v| v["action"]["vy"] = json!(1.0)),
+            "unknown_field",
+            Some("action.vy"),
+        ),
+        (
+            with(&|v| v["action"]["vx"] = json!("fast")),
+            "wrong_type",
+            Some("action.vx"),
+        ),
+        (
+            with(&|v| v["action"]["mode"] = json!("turbo")),
+            "unknown_enum_value",
+            Some("action.mode"),
+        ),
+        (
+            with(&|v| v["action"]["mode"] = json!(1)),
+            "wrong_type",
+            Some("action.mode"),
+        ),
+        (
+            with(&|v| {
+                v["action"].as_object_mut().unwrap().remove("vx");
+            }),
+            "missing_field",
+            Some("action.vx"),
+        ),
+        (
+            with(&|v| {
+                v.as_object_mut().unwrap().remove("action");
+            }),
+            "missing_field",
+            Some("action"),
+        ),
+        (
+            with(&|v| v["state"]["flag"] = json!("panic")),
+            "unknown_enum_value",
+            Some("state.flag"),
+        ),
+        (
+            with(&|v| v["state"]["px"] = json!({"value": 1, "noise": -1})),
+            "invalid_value",
+            Some("state.px.noise"),
+        ),
+        (
+            with(&|v| v["state"]["px"] = json!({"lo": 2, "hi": 1})),
+            "invalid_value",
+            Some("state.px"),
+        ),
+        (
+            with(&|v| v["state"]["px"] = json!({"lo": 2})),
+            "missing_field",
+            Some("state.px.hi"),
+        ),
+        (
+            with(&|v| v["state"]["px"] = json!({"val": 2})),
+            "unknown_field",
+            Some("state.px.val"),
+        ),
+        (
+            with(&|v| v["state"]["depth"] = json!(2)),
+            "unknown_field",
+            Some("state.depth"),
+        ),
+        (
+            with(&|v| v["state"]["note"] = json!(3)),
+            "wrong_type",
+            Some("state.note"),
+        ),
+        (
+            with(&|v| v["prev"] = json!({"vz": 1})),
+            "unknown_field",
+            Some("prev.vz"),
+        ),
+        (
+            with(&|v| v["agent_attributes"] = json!({"role": [1]})),
+            "wrong_type",
+            Some("agent_attributes.role"),
+        ),
+        (
+            with(&|v| v["timestamp"] = json!("yesterday")),
+            "invalid_value",
+            Some("timestamp"),
+        ),
+        (
+            with(&|v| v["colour"] = json!("red")),
+            "unknown_field",
+            Some("colour"),
+        ),
+        (
+            with(&|v| v["agent"] = json!(7)),
+            "wrong_type",
+            Some("agent"),
+        ),
+        (
+            "{\"action\": {\"vx\": 1e999, \"mode\": \"auto\"}}".to_string(),
+            "malformed_json",
+            None,
+        ),
+        (
+            "{\"action\": {\"vx\": NaN, \"mode\": \"auto\"}}".to_string(),
+            "malformed_json",
+            None,
+        ),
     ];
     for (text, code, field) in cases {
         let e = Proposal::parse(&p, &text).expect_err(&text);
@@ -289,13 +457,27 @@ fn state_forms_number_value_noise_and_lo_hi() {
     let base = |px: Value| json!({"action": {"vx": 0, "mode": "auto"}, "state": {"px": px}});
     let noise = slot("px").noise;
     assert_eq!(read(base(json!(5))), Interval::around(5.0, noise));
-    assert_eq!(read(base(json!({"value": 5, "noise": 0.5}))), Interval::around(5.0, 0.5));
-    assert_eq!(read(base(json!({"value": 5}))), Interval::around(5.0, noise));
-    assert_eq!(read(base(json!({"lo": 4, "hi": 6}))), Interval::new(4.0, 6.0));
+    assert_eq!(
+        read(base(json!({"value": 5, "noise": 0.5}))),
+        Interval::around(5.0, 0.5)
+    );
+    assert_eq!(
+        read(base(json!({"value": 5}))),
+        Interval::around(5.0, noise)
+    );
+    assert_eq!(
+        read(base(json!({"lo": 4, "hi": 6}))),
+        Interval::new(4.0, 6.0)
+    );
     // Flat (I2OS-style) state at the top level.
     let flat = json!({"action": {"vx": 0, "mode": "auto"}, "px": 3, "flag": "ask"});
     let pr = Proposal::from_json(&p, &flat).unwrap();
-    assert_eq!(pr.state[0], Some(aioss_core::governor::StateValue::Num(Interval::around(3.0, noise))));
+    assert_eq!(
+        pr.state[0],
+        Some(aioss_core::governor::StateValue::Num(Interval::around(
+            3.0, noise
+        )))
+    );
 }
 
 #[test]
@@ -304,8 +486,13 @@ fn the_same_stream_gives_byte_identical_decisions() {
         .map(|i| {
             let f = f64::from(i);
             let flags = ["none", "stop", "ask", "rush", "none", "none"];
-            prop(((f * 0.37).sin() * 2.0 * 1000.0).round() / 1000.0, if i % 3 == 0 { "auto" } else { "manual" }, (f * 0.11) % 9.0, flags[i as usize % flags.len()])
-                .to_string()
+            prop(
+                ((f * 0.37).sin() * 2.0 * 1000.0).round() / 1000.0,
+                if i % 3 == 0 { "auto" } else { "manual" },
+                (f * 0.11) % 9.0,
+                flags[i as usize % flags.len()],
+            )
+            .to_string()
         })
         .collect();
     let run = || {
@@ -324,7 +511,12 @@ fn the_same_stream_gives_byte_identical_decisions() {
     // The stream exercises several outcomes, so the comparison means something.
     let kinds: std::collections::BTreeSet<String> = a
         .iter()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["final_outcome"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["final_outcome"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert!(kinds.len() >= 4, "{kinds:?}");
 }
@@ -360,7 +552,10 @@ fn certified(p: &Policy, prop: &Value, action: &Value, prev: &Value) -> bool {
         inputs[a.slot as usize] = match (given, a.numeric) {
             (Value::Number(n), true) => Interval::point(n.as_f64().unwrap()),
             (Value::String(s), false) => Interval::point(
-                p.symbols.iter().position(|t| t == s).map_or(-1.0, |i| i as f64),
+                p.symbols
+                    .iter()
+                    .position(|t| t == s)
+                    .map_or(-1.0, |i| i as f64),
             ),
             _ => inputs[a.slot as usize],
         };
@@ -375,7 +570,16 @@ fn certified(p: &Policy, prop: &Value, action: &Value, prev: &Value) -> bool {
 
 fn warehouse_proposal() -> impl Strategy<Value = Value> {
     let reals = proptest::collection::vec(-1.2f64..1.2, 8);
-    let state = (0.0f64..40.0, 0.0f64..20.0, 0.0f64..1.8, 0.0f64..100.0, 0.0f64..60.0, 0.0f64..20.0, 0usize..8, 0usize..5);
+    let state = (
+        0.0f64..40.0,
+        0.0f64..20.0,
+        0.0f64..1.8,
+        0.0f64..100.0,
+        0.0f64..60.0,
+        0.0f64..20.0,
+        0usize..8,
+        0usize..5,
+    );
     let flags = proptest::collection::vec(any::<bool>(), 6);
     let prev = (-1.0f64..1.0, -1.0f64..1.0);
     (reals, state, flags, prev, 0usize..3, 0u32..3, 0usize..4)

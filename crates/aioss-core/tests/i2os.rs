@@ -95,7 +95,11 @@ fn oracle(input: &Value) -> I2os {
     } else if classification == "REPAIR" && repair_status == "REPAIRED" {
         ("REPAIR_APPLIED_REPORT", "ALLOW_AFTER_REPAIR", false)
     } else if classification == "HOLD" || repair_status == "CONFIRMATION_REQUIRED" {
-        ("CONFIRMATION_REQUIRED_REPORT", "HOLD_FOR_CONFIRMATION", true)
+        (
+            "CONFIRMATION_REQUIRED_REPORT",
+            "HOLD_FOR_CONFIRMATION",
+            true,
+        )
     } else if classification == "GO" && audit == "VALID" {
         ("SAFE_TO_PROCEED_REPORT", "ALLOW", false)
     } else {

@@ -65,7 +65,10 @@ fn value(rng: &mut Rng, ty: &VarType, lo: f64, hi: f64) -> Value {
         VarType::Real => json!(r4(rng.range(lo, hi))),
         VarType::Int => json!(rng.range(lo, hi + 1.0).floor().min(hi)),
         VarType::Bool => json!(rng.unit() < 0.5),
-        VarType::Enum(values) => json!(values.get(rng.below(values.len())).cloned().unwrap_or_default()),
+        VarType::Enum(values) => json!(values
+            .get(rng.below(values.len()))
+            .cloned()
+            .unwrap_or_default()),
         VarType::Text => json!("benchmark"),
     }
 }
@@ -108,9 +111,18 @@ fn random_proposal(p: &Policy, rng: &mut Rng, n: u64) -> Value {
 }
 
 /// Build a stream of `n` proposals with the mix `(allow, repair, block)` in percent.
-pub fn stream(p: &Policy, n: usize, mix: (usize, usize, usize), seed: u64) -> Result<Vec<String>, String> {
+pub fn stream(
+    p: &Policy,
+    n: usize,
+    mix: (usize, usize, usize),
+    seed: u64,
+) -> Result<Vec<String>, String> {
     let mut rng = Rng(seed);
-    let want = [n * mix.0 / 100, n * mix.1 / 100, n - n * mix.0 / 100 - n * mix.1 / 100];
+    let want = [
+        n * mix.0 / 100,
+        n * mix.1 / 100,
+        n - n * mix.0 / 100 - n * mix.1 / 100,
+    ];
     let [mut feasible, mut repairable, mut blocked] = [Vec::new(), Vec::new(), Vec::new()];
     // Distinct proposals per bucket; the stream cycles through them.
     let [d_ok, d_rep, d_blk] = want.map(|w| w.min(2000));
@@ -128,7 +140,9 @@ pub fn stream(p: &Policy, n: usize, mix: (usize, usize, usize), seed: u64) -> Re
         }
         let v = random_proposal(p, &mut rng, tries);
         let line = v.to_string();
-        let Ok(d) = g.decide_line(&line) else { continue };
+        let Ok(d) = g.decide_line(&line) else {
+            continue;
+        };
         match d.final_outcome {
             Outcome::Allow if feasible.len() < d_ok => feasible.push(line),
             Outcome::AllowAfterRepair => {
@@ -142,7 +156,8 @@ pub fn stream(p: &Policy, n: usize, mix: (usize, usize, usize), seed: u64) -> Re
                 f["id"] = json!(format!("b{tries}f"));
                 let fl = f.to_string();
                 if feasible.len() < d_ok
-                    && g.decide_line(&fl).is_ok_and(|x| x.final_outcome == Outcome::Allow)
+                    && g.decide_line(&fl)
+                        .is_ok_and(|x| x.final_outcome == Outcome::Allow)
                 {
                     feasible.push(fl);
                 }
@@ -255,14 +270,37 @@ pub fn decide(o: &Options<'_>) -> ExitCode {
                 }
             }
         }
-        eprintln!("run {}/{}: decide {:.3} s, parse+print {:.3} s", run + 1, o.runs, decide_s.last().copied().unwrap_or(0.0), base_s.last().copied().unwrap_or(0.0));
+        eprintln!(
+            "run {}/{}: decide {:.3} s, parse+print {:.3} s",
+            run + 1,
+            o.runs,
+            decide_s.last().copied().unwrap_or(0.0),
+            base_s.last().copied().unwrap_or(0.0)
+        );
     }
     #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
     let n = lines.len() as f64;
     let (d, b) = (median(decide_s), median(base_s));
-    println!("policy:            {} ({} proposals, outcomes {:?})", p.name, lines.len(), counts);
-    println!("decide:            {:.0} decisions/s ({:.2} µs per decision, median of {} runs)", n / d, d / n * 1e6, o.runs);
-    println!("parse+print JSON:  {:.0} lines/s ({:.2} µs per line)", n / b, b / n * 1e6);
-    println!("ratio:             decide costs {:.2}× parsing and printing the same JSON", d / b);
+    println!(
+        "policy:            {} ({} proposals, outcomes {:?})",
+        p.name,
+        lines.len(),
+        counts
+    );
+    println!(
+        "decide:            {:.0} decisions/s ({:.2} µs per decision, median of {} runs)",
+        n / d,
+        d / n * 1e6,
+        o.runs
+    );
+    println!(
+        "parse+print JSON:  {:.0} lines/s ({:.2} µs per line)",
+        n / b,
+        b / n * 1e6
+    );
+    println!(
+        "ratio:             decide costs {:.2}× parsing and printing the same JSON",
+        d / b
+    );
     ExitCode::SUCCESS
 }

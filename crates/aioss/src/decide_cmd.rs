@@ -1,9 +1,9 @@
 //! `aioss decide`: JSON-lines proposals on stdin, one decision per line on stdout.
 //!
 //! Streaming: one line is read, decided and written at a time, so memory does not grow with
-//! the input. Output is buffered for throughput and flushed whenever the input has nothing
-//! more buffered (before the next read could block), so an interactive caller sees each
-//! decision as soon as it is made.
+//! the input, and each decision is flushed as soon as it is made, so an interactive caller
+//! never waits on a buffer (a regression test caught an earlier version that blocked on
+//! peeking at stdin).
 
 use std::io::{BufRead, BufWriter, Write};
 use std::path::Path;
@@ -37,10 +37,6 @@ pub fn run(
     let mut lineno = 0u64;
     let mut errors = 0u64;
     loop {
-        if input.fill_buf().map(<[u8]>::is_empty).unwrap_or(true) {
-            // About to block (or at the end): let the caller see what is decided.
-            output.flush()?;
-        }
         line.clear();
         if input.read_line(&mut line)? == 0 {
             break;
@@ -79,6 +75,8 @@ pub fn run(
                 }
             }
         }
+        // Each decision leaves as soon as it is made (an interactive caller waits for it).
+        output.flush()?;
     }
     output.flush()?;
     Ok(errors)

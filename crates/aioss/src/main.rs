@@ -72,7 +72,9 @@ fn parse_mix(s: &str) -> Result<(usize, usize, usize), String> {
         .collect::<Result<_, _>>()?;
     match v.as_slice() {
         [a, b, c] if a + b + c == 100 => Ok((*a, *b, *c)),
-        _ => Err(format!("`{s}` must be three percentages that add up to 100, like 70,25,5")),
+        _ => Err(format!(
+            "`{s}` must be three percentages that add up to 100, like 70,25,5"
+        )),
     }
 }
 

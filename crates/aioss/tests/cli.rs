@@ -174,3 +174,188 @@ fn usage_error_is_exit_2() {
     let out = aioss().args(["policy", "check"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+fn warehouse() -> PathBuf {
+    repo().join("policies/warehouse-robot.toml")
+}
+
+/// A feasible warehouse proposal (a picker cruising in an aisle) with fields replaced.
+fn proposal(id: &str, vx: f64, ts: u64) -> String {
+    format!(
+        r#"{{"id":"{id}","agent":"r1","timestamp":{ts},"agent_attributes":{{"role":"picker","trust":0.9}},"prev":{{"vx":0.4,"vy":0.0}},"action":{{"vx":{vx},"vy":0.0,"omega":0,"lift_v":0,"dq1":0,"dq2":0,"dq3":0,"dq4":0,"gripper":"hold","beacon":true,"gear":1}},"state":{{"px":15,"py":10,"lift_h":0.2,"q1":0,"q2":0,"q3":0,"q4":0,"battery":80,"payload":5,"motor_temp":40,"human_dist":10,"clear_ahead":10,"latency":0.05,"loc_sigma":0.01,"zone":"aisle","task":"deliver","carrying":false,"human_near":false,"floor_wet":false,"estop":false,"task_note":"go"}}}}"#
+    )
+}
+
+fn run_decide(args: &[&str], input: &str) -> (String, String, bool) {
+    use std::io::Write;
+    let mut child = aioss()
+        .arg("decide")
+        .arg("--policy")
+        .arg(warehouse())
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+        out.status.success(),
+    )
+}
+
+#[test]
+fn decide_streams_each_decision_before_the_next_line_arrives() {
+    use std::io::{BufRead, BufReader, Write};
+    let mut child = aioss()
+        .args(["decide", "--policy"])
+        .arg(warehouse())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    for i in 0..3 {
+        writeln!(stdin, "{}", proposal(&format!("p{i}"), 0.5, 1000 + i)).unwrap();
+        stdin.flush().unwrap();
+        // stdin stays open: the decision must come out anyway.
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let d: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(d["id"], format!("p{i}"));
+        assert_eq!(d["final_outcome"], "ALLOW", "{line}");
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn decide_answers_bad_lines_with_error_objects_and_goes_on() {
+    let input = [
+        proposal("a", 0.5, 1),
+        "{not json".to_string(),
+        proposal("b", 0.5, 2).replace("\"gripper\":\"hold\"", "\"gripper\":\"crush\""),
+        String::new(),
+        proposal("c", 0.5, 3).replace("\"vx\":0.5", "\"vx\":\"fast\""),
+        proposal("d", 0.9, 4),
+    ]
+    .join("\n");
+    let (out, err, ok) = run_decide(&["--clock", "logical"], &input);
+    assert!(ok, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    assert_eq!(lines[0]["final_outcome"], "ALLOW");
+    assert_eq!(lines[1]["error"]["code"], "malformed_json");
+    assert_eq!(lines[1]["line"], 2);
+    assert_eq!(lines[2]["error"]["code"], "unknown_enum_value");
+    assert_eq!(lines[2]["error"]["field"], "action.gripper");
+    assert_eq!(lines[2]["line"], 3);
+    assert_eq!(lines[3]["error"]["field"], "action.vx");
+    assert_eq!(lines[3]["line"], 5);
+    assert_eq!(lines[4]["id"], "d");
+    assert_eq!(lines[4]["final_outcome"], "ALLOW_AFTER_REPAIR");
+}
+
+#[test]
+fn decide_is_deterministic_latency_aside() {
+    let input: String = (0u32..40)
+        .map(|i| {
+            proposal(
+                &format!("p{i}"),
+                0.3 + f64::from(i) * 0.02,
+                100 + u64::from(i),
+            ) + "\n"
+        })
+        .collect();
+    let strip = |s: &str| -> Vec<String> {
+        s.lines()
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("latency_us");
+                v.to_string()
+            })
+            .collect()
+    };
+    let (a, _, _) = run_decide(&["--clock", "logical"], &input);
+    let (b, _, _) = run_decide(&["--clock", "logical"], &input);
+    assert_eq!(a.lines().count(), 40);
+    assert_eq!(strip(&a), strip(&b));
+    assert!(a.contains("ALLOW_AFTER_REPAIR") && a.contains("\"ALLOW\""));
+}
+
+#[test]
+fn decide_explain_says_which_rows_what_changed_and_why() {
+    let (out, err, ok) = run_decide(&["--explain"], &(proposal("fast", 0.9, 5) + "\n"));
+    assert!(ok, "{err}");
+    assert!(out.contains("ALLOW_AFTER_REPAIR"), "{out}");
+    assert!(out.contains("constraint `speed-ramp`"), "{out}");
+    assert!(out.contains("VIOLATED"), "{out}");
+    assert!(out.contains("repaired: `vx` 0.9 →"), "{out}");
+    assert!(out.contains("(table row 4)"), "{out}");
+}
+
+#[test]
+fn decide_refuses_a_bad_policy_with_exit_2() {
+    let out = aioss()
+        .args(["decide", "--policy"])
+        .arg(repo().join("crates/aioss/tests/data/bad-speed.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error"));
+}
+
+#[test]
+fn policy_test_passes_for_every_bundled_policy() {
+    let out = aioss()
+        .args(["policy", "test", "-v"])
+        .args(bundled())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        !stdout.lines().any(|l| l.starts_with("  FAIL  ")),
+        "{stdout}"
+    );
+    let passed = stdout
+        .lines()
+        .filter(|l| l.trim_start().starts_with("PASS  "))
+        .count();
+    assert!(passed >= 30, "{stdout}");
+}
+
+#[test]
+fn policy_test_reports_a_wrong_expectation_and_exits_1() {
+    let text = std::fs::read_to_string(repo().join("policies/i2os-v2.toml"))
+        .unwrap()
+        .replacen(
+            "expect = { final_outcome = \"HOLD_FOR_CONFIRMATION\", rule = \"i2os-3-unconfirmed-risk\" }",
+            "expect = { final_outcome = \"ALLOW\", rule = \"i2os-3-unconfirmed-risk\" }",
+            1,
+        );
+    let dir = std::env::temp_dir().join(format!("aioss-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("i2os-wrong.toml");
+    std::fs::write(&f, text).unwrap();
+    let out = aioss().args(["policy", "test"]).arg(&f).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL  rule 3"), "{stdout}");
+    assert!(
+        stdout.contains("final_outcome: expected \"ALLOW\", got \"HOLD_FOR_CONFIRMATION\""),
+        "{stdout}"
+    );
+}
