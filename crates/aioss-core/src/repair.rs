@@ -46,6 +46,8 @@ pub const NODE_BUDGET: u32 = 64;
 const L1_PENALTY: f64 = 1e4;
 /// Quadratic regularisation of slack variables (keeps the QP's Hessian positive definite).
 const SLACK_RHO: f64 = 1e-4;
+/// Relative difference of objectives below which two candidates tie (the first found wins).
+const TIE: f64 = 1e-9;
 /// How many int values on each side of the proposal the search considers.
 const INT_SPAN: i32 = 4;
 
@@ -300,6 +302,14 @@ impl Repairer {
         // `sqp_oscillates_between_disc_and_lane_linearisations`).
         let mut step = 1.0f64;
         let mut last_violation = f64::INFINITY;
+        // Start inside the action ranges, and stay there: every iterate is clamped to them
+        // (the QP's bound rows hold only to its tolerance, and a proposal may lie outside
+        // them; regression test `repair_of_a_proposal_outside_the_action_range_stays_in_range`).
+        for &ai in &self.real {
+            if let (Some(uj), Some(a)) = (u.get_mut(ai), p.actions.get(ai)) {
+                *uj = clamp_to(*uj, a.min, a.max);
+            }
+        }
         for _ in 0..max_iter {
             *iterations = iterations.saturating_add(1);
             self.tier1(p, inputs, u);
@@ -339,10 +349,18 @@ impl Repairer {
             let mut n = nr;
             for (i, row) in p.lattice.rows.iter().enumerate() {
                 let c = self.checks.get(i).copied().unwrap_or_default();
+                // A row with no tolerance gets no slack column: a slack pinned to [0, 0]
+                // adds nothing but a degenerate pair of rows (regression test
+                // `cold_start_slack_excursion_made_a_feasible_relaxation_infeasible`).
+                let tol = p
+                    .constraints
+                    .get(row.constraint)
+                    .map_or(0.0, |k| k.tolerance);
                 let relaxable = allow
                     && row.criticality < relax_below
                     && row.criticality != Criticality::Critical
                     && matches!(row.sense, Sense::Le | Sense::Lt)
+                    && tol > 0.0
                     && c.active;
                 let col = if relaxable {
                     n += 1;
@@ -457,6 +475,7 @@ impl Repairer {
                     self.qrow.push(None);
                 }
             }
+            self.warm_idx.clear();
             for (i, col) in self.slack_col.iter().enumerate() {
                 let Some(col) = *col else { continue };
                 let tol = p
@@ -466,6 +485,9 @@ impl Repairer {
                     .and_then(|r| p.constraints.get(r.constraint))
                     .map_or(0.0, |c| c.tolerance);
                 for (sign, bound) in [(1.0, tol), (-1.0, 0.0)] {
+                    if sign < 0.0 {
+                        self.warm_idx.push(self.b.len());
+                    }
                     let base = self.a.len();
                     self.a.resize(base + n, 0.0);
                     if let Some(x) = self.a.get_mut(base + col) {
@@ -476,7 +498,12 @@ impl Repairer {
                 }
             }
             let m = self.b.len();
-            self.warm_idx.clear();
+            // Every slack starts at its floor `s = 0`: the QP's starting active set always
+            // holds the rows `-s <= 0`. Without them, the unconstrained minimiser puts each
+            // slack at `-L1_PENALTY·w / (2ρ)` (about -1e7); the dual method comes back from
+            // there, but with rounding errors of that size (~1e-9 in x), enough to call a
+            // feasible relaxation infeasible, and to make warm and cold starts disagree.
+            // Part of the formulation, so it applies to cold starts too.
             if !self.cold {
                 for (qi, r) in self.qrow.iter().enumerate() {
                     if let Some(r) = r {
@@ -518,8 +545,8 @@ impl Repairer {
                 if !x.is_finite() {
                     return Err(SolverStatus::NumericalError);
                 }
-                if let Some(uj) = u.get_mut(ai) {
-                    let next = *uj + step * (x - *uj);
+                if let (Some(uj), Some(a)) = (u.get_mut(ai), p.actions.get(ai)) {
+                    let next = clamp_to(*uj + step * (x - *uj), a.min, a.max);
                     moved = moved.max((next - *uj).abs());
                     *uj = next;
                 }
@@ -734,7 +761,15 @@ impl Repairer {
             match self.continuous(p, inputs, proposal, &mut u, stage, iterations) {
                 Ok(mut f) => {
                     f.objective += node.cost;
-                    if best.as_ref().is_none_or(|b| f.objective < b.objective) {
+                    // A later node must be better by more than rounding: two discrete values
+                    // that give the same real solution are a tie, and the search order
+                    // (not the last bits of each SQP) breaks it, so warm and cold starts
+                    // agree (regression test
+                    // `discrete_ties_are_broken_by_search_order_not_rounding`).
+                    if best
+                        .as_ref()
+                        .is_none_or(|b| f.objective < b.objective - TIE * (1.0 + b.objective.abs()))
+                    {
                         best = Some(f);
                     }
                 }
@@ -742,6 +777,17 @@ impl Repairer {
             }
         }
         (best, last)
+    }
+}
+
+/// `x` clamped to `[lo, hi]` (NaN stays NaN; never panics, unlike `f64::clamp`).
+fn clamp_to(x: f64, lo: f64, hi: f64) -> f64 {
+    if x < lo {
+        lo
+    } else if x > hi {
+        hi
+    } else {
+        x
     }
 }
 
