@@ -39,6 +39,7 @@ use crate::interval::Interval;
 use crate::lattice::{RowCheck, Scratch, Status};
 use crate::policy::{Criticality, Policy, Sense, VarType};
 use crate::qp::{QpStatus, QpWorkspace};
+use crate::tape::{Inst, Tape};
 
 /// Node budget of the discrete search, per relaxation stage.
 pub const NODE_BUDGET: u32 = 64;
@@ -122,6 +123,8 @@ struct Found {
     objective: f64,
     relaxed: Vec<(usize, f64)>,
     active: Vec<usize>,
+    /// Tier 1 at `action`: the check that accepted it.
+    checks: Vec<RowCheck>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -169,6 +172,17 @@ pub struct Repairer {
     /// Lattice rows active at the last solve (the warm start).
     warm_rows: Vec<usize>,
     warm_idx: Vec<usize>,
+    /// Per row: is its margin affine in the real action variables with constant
+    /// coefficients (see [`affine_rows`])? Its gradient is then computed once and kept.
+    affine: Vec<bool>,
+    /// The kept gradients of affine rows, aligned with `row_vars` (empty until computed).
+    grad: Vec<Vec<f64>>,
+    /// The `n` the QP's Hessian is factored for (0: none).
+    hess_n: usize,
+    /// The action `checks` was computed at, and whether that holds for the current
+    /// repair's inputs (reset at the start of every repair).
+    checked: Vec<f64>,
+    checked_valid: bool,
     /// Turn warm starting off (for tests comparing warm and cold).
     pub cold: bool,
 }
@@ -205,6 +219,7 @@ impl Repairer {
             })
             .collect();
         let row_reads_real = row_vars.iter().map(|v| !v.is_empty()).collect();
+        let affine = affine_rows(p, &real);
         let nr = real.len();
         let nrows = lat.rows.len();
         let n_max = nr + nrows;
@@ -227,6 +242,11 @@ impl Repairer {
             slack_col: vec![None; nrows],
             warm_rows: Vec::new(),
             warm_idx: Vec::with_capacity(m_max),
+            affine,
+            grad: vec![Vec::new(); nrows],
+            hess_n: 0,
+            checked: Vec::with_capacity(p.actions.len()),
+            checked_valid: false,
             cold: false,
         }
     }
@@ -242,6 +262,22 @@ impl Repairer {
         }
         p.lattice
             .check(&self.work, &mut self.scratch, &mut self.checks);
+        self.checked.clear();
+        self.checked.extend_from_slice(action);
+        self.checked_valid = true;
+    }
+
+    /// Does `self.checks` already hold Tier 1 at exactly `action` (same bits) for the
+    /// current repair's inputs? Saves re-checking the proposal, which the feasible path has
+    /// just checked, at the SQP's first iterate.
+    fn checked_at(&self, action: &[f64]) -> bool {
+        self.checked_valid
+            && self.checked.len() == action.len()
+            && self
+                .checked
+                .iter()
+                .zip(action)
+                .all(|(x, y)| x.to_bits() == y.to_bits())
     }
 
     /// Are the current checks acceptable with rows of criticality `< level_max` relaxable?
@@ -312,7 +348,9 @@ impl Repairer {
         }
         for _ in 0..max_iter {
             *iterations = iterations.saturating_add(1);
-            self.tier1(p, inputs, u);
+            if !self.checked_at(u) {
+                self.tier1(p, inputs, u);
+            }
             let violation: f64 = self
                 .checks
                 .iter()
@@ -330,6 +368,7 @@ impl Repairer {
                     objective,
                     relaxed,
                     active: active_rows,
+                    checks: self.checks.clone(),
                 });
             }
             // A critical row no continuous move can fix ends this candidate now.
@@ -409,8 +448,14 @@ impl Repairer {
                     }
                 }
             }
-            if self.qp.set_hessian(n, &self.h) != QpStatus::Solved {
-                return Err(SolverStatus::NumericalError);
+            // H depends only on the metric and the number of slack columns (every slack has
+            // the same 2ρ on the diagonal): factor it again only when `n` changes.
+            if self.hess_n != n {
+                self.hess_n = 0;
+                if self.qp.set_hessian(n, &self.h) != QpStatus::Solved {
+                    return Err(SolverStatus::NumericalError);
+                }
+                self.hess_n = n;
             }
             // Rows.
             self.a.clear();
@@ -430,17 +475,34 @@ impl Repairer {
                     continue; // constant in the real variables; handled above
                 }
                 let slots = &self.scratch.slots;
-                let cone = p.lattice.rows.get(i).map_or(&[][..], |r| r.cone.as_slice());
-                p.lattice
-                    .tape
-                    .grad_reverse(slots, cone, row.margin, &mut self.adj);
+                let cached = self.affine.get(i).copied().unwrap_or(false)
+                    && self.grad.get(i).is_some_and(|g| g.len() == vars.len());
+                if !cached {
+                    let cone = p.lattice.rows.get(i).map_or(&[][..], |r| r.cone.as_slice());
+                    p.lattice
+                        .tape
+                        .grad_reverse(slots, cone, row.margin, &mut self.adj);
+                    if self.affine.get(i).copied().unwrap_or(false) {
+                        if let Some(g) = self.grad.get_mut(i) {
+                            g.clear();
+                            g.extend(vars.iter().map(|&(_, inst)| {
+                                self.adj.get(inst as usize).copied().unwrap_or(0.0)
+                            }));
+                        }
+                    }
+                }
+                let grad = self.grad.get(i).map_or(&[][..], Vec::as_slice);
                 // margin(x) ≈ lo + ∇·(x − u) ≥ δ   ⇔   −∇·x − s ≤ lo − ∇·u − δ
                 let base = self.a.len();
                 self.a.resize(base + n, 0.0);
                 let mut gu = 0.0;
                 let mut scale = c.margin.lo.abs();
-                for &(j, inst) in vars {
-                    let d = self.adj.get(inst as usize).copied().unwrap_or(0.0);
+                for (k, &(j, inst)) in vars.iter().enumerate() {
+                    let d = if cached {
+                        grad.get(k).copied().unwrap_or(0.0)
+                    } else {
+                        self.adj.get(inst as usize).copied().unwrap_or(0.0)
+                    };
                     let uj = self
                         .real
                         .get(j)
@@ -576,6 +638,12 @@ impl Repairer {
         proposal: &[f64],
         preferred: &[(usize, f64)],
     ) -> Repair {
+        self.checked_valid = false;
+        if preferred.is_empty() {
+            if let Some(r) = self.proposal_holds(p, inputs, proposal) {
+                return r;
+            }
+        }
         let mut iterations = 0u32;
         let mut nodes = 0u32;
         let mut last = SolverStatus::Solved;
@@ -599,8 +667,8 @@ impl Repairer {
                 last = st;
             }
             if let Some(f) = found {
-                // Re-certify the returned action (the checks buffer must describe it).
-                self.tier1(p, inputs, &f.action);
+                // `f.checks` is the Tier 1 check that accepted `f.action`, bit for bit the
+                // action returned: no second check is needed.
                 let outcome = if f.relaxed.is_empty() {
                     RepairOutcome::Certified
                 } else {
@@ -615,7 +683,7 @@ impl Repairer {
                     relaxed: f.relaxed,
                     iterations,
                     nodes,
-                    checks: self.checks.clone(),
+                    checks: f.checks,
                     certified: true,
                 };
             }
@@ -632,6 +700,51 @@ impl Repairer {
             iterations,
             nodes,
         )
+    }
+
+    /// The feasible path: when the proposal is the search's first candidate (real values in
+    /// range, each discrete value its own cheapest option) and Tier 1 finds every active row
+    /// SAT there, the answer is the proposal — exactly what the search would return (one
+    /// node, one iteration), without setting the search up.
+    fn proposal_holds(
+        &mut self,
+        p: &Policy,
+        inputs: &[Interval],
+        proposal: &[f64],
+    ) -> Option<Repair> {
+        if proposal.len() != p.actions.len() {
+            return None;
+        }
+        for &ai in &self.real {
+            let (a, x) = (p.actions.get(ai)?, *proposal.get(ai)?);
+            if !(x >= a.min && x <= a.max) {
+                return None;
+            }
+        }
+        for &ai in &self.discrete {
+            let v0 = *proposal.get(ai)?;
+            let first = value_options(p, ai, v0).first().copied()?;
+            if first.0 != v0 || first.1 != 0.0 {
+                return None;
+            }
+        }
+        self.tier1(p, inputs, proposal);
+        let all_sat = self
+            .checks
+            .iter()
+            .all(|c| !c.active || c.status == Status::Sat);
+        all_sat.then(|| Repair {
+            action: proposal.to_vec(),
+            outcome: RepairOutcome::Certified,
+            status: SolverStatus::Solved,
+            distance: 0.0,
+            active_set: Vec::new(),
+            relaxed: Vec::new(),
+            iterations: 1,
+            nodes: 1,
+            checks: self.checks.clone(),
+            certified: true,
+        })
     }
 
     /// The fallback with its Tier 1 verdict at the current state.
@@ -778,6 +891,110 @@ impl Repairer {
         }
         (best, last)
     }
+}
+
+/// Which rows have a margin affine in the real action variables with constant coefficients:
+/// sums and differences of constants, terms that read no real action variable (state,
+/// `prev.`, discrete actions), and real action variables times constants. For those rows
+/// [`Tape::grad_reverse`] returns the same gradient at every point (it reads only the
+/// midpoints of constants), so the repairer computes it once. Anything else (products of
+/// two terms that read actions, powers, functions, `if`) is "not affine", which only costs
+/// speed.
+fn affine_rows(p: &Policy, real: &[usize]) -> Vec<bool> {
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum K {
+        /// No input at all.
+        Const,
+        /// Reads inputs, but no real action variable.
+        Free,
+        /// Affine in the real action variables, constant coefficients.
+        Affine,
+        /// Anything else.
+        Other,
+    }
+    let tape: &Tape = &p.lattice.tape;
+    let real_slots: Vec<u32> = real
+        .iter()
+        .filter_map(|&ai| p.actions.get(ai).map(|a| a.slot))
+        .collect();
+    let mut k: Vec<K> = Vec::with_capacity(tape.len());
+    let get = |k: &[K], i: u32| k.get(i as usize).copied().unwrap_or(K::Other);
+    let free = |x: K| matches!(x, K::Const | K::Free);
+    let both_free = |x: K, y: K| {
+        if x == K::Const && y == K::Const {
+            K::Const
+        } else if free(x) && free(y) {
+            K::Free
+        } else {
+            K::Other
+        }
+    };
+    for inst in tape.insts() {
+        let c = match *inst {
+            Inst::Const(_) => K::Const,
+            Inst::Input(s) => {
+                if real_slots.contains(&s) {
+                    K::Affine
+                } else {
+                    K::Free
+                }
+            }
+            Inst::Un(f, a) => {
+                let x = get(&k, a);
+                if f == crate::expr::typeck::Func::Neg {
+                    x
+                } else {
+                    both_free(x, x)
+                }
+            }
+            Inst::PowI(a, n) => {
+                let x = get(&k, a);
+                if n == 1 {
+                    x
+                } else {
+                    both_free(x, x)
+                }
+            }
+            Inst::Bin(o, a, b) => {
+                use crate::expr::typeck::Op2;
+                let (x, y) = (get(&k, a), get(&k, b));
+                match o {
+                    Op2::Add | Op2::Sub => {
+                        if x == K::Other || y == K::Other {
+                            K::Other
+                        } else if x == K::Affine || y == K::Affine {
+                            K::Affine
+                        } else {
+                            both_free(x, y)
+                        }
+                    }
+                    Op2::Mul => match (x, y) {
+                        (K::Affine, K::Const) | (K::Const, K::Affine) => K::Affine,
+                        _ => both_free(x, y),
+                    },
+                    Op2::Div => match (x, y) {
+                        (K::Affine, K::Const) => K::Affine,
+                        _ => both_free(x, y),
+                    },
+                    _ => both_free(x, y),
+                }
+            }
+            Inst::If(c, a, b) => {
+                let (x, y, z) = (get(&k, c), get(&k, a), get(&k, b));
+                if free(x) && free(y) && free(z) {
+                    K::Free
+                } else {
+                    K::Other
+                }
+            }
+        };
+        k.push(c);
+    }
+    p.lattice
+        .rows
+        .iter()
+        .map(|r| matches!(r.sense, Sense::Le | Sense::Lt) && get(&k, r.margin) == K::Affine)
+        .collect()
 }
 
 /// `x` clamped to `[lo, hi]` (NaN stays NaN; never panics, unlike `f64::clamp`).
