@@ -20,7 +20,25 @@
 //!   asks for the margin over the whole state box, not at the nominal state. Each row also
 //!   backs off a tiny `δ` from its boundary so that Tier 1's outward rounding certifies the
 //!   boundary point instead of calling it UNCERTAIN. Affine rows are solved exactly in one
-//!   step; curved rows (speed discs, barriers, Lyapunov) converge in a few.
+//!   step; curved rows (speed discs, barriers, Lyapunov) converge in a few. The iterates
+//!   stay inside the action variables' `[min, max]`.
+//! * **Rows that are not `<=` / `<` over the real action variables** (the private
+//!   `Repairer::model`):
+//!   * `lhs != rhs` is kept on one side, `lhs − rhs ≥ δ` or `≤ −δ`: the side the current
+//!     point is on (its midpoint's sign);
+//!   * a boolean row that is an `or` of comparisons, when it does not hold, is linearised
+//!     through the comparison closest to holding (other disjuncts, such as
+//!     `mode == 'move'`, are left to the discrete search);
+//!   * both choices are greedy, not a branch over every side: when the nearest safe point
+//!     lies on another side the repair can miss it, and ends in a farther point or the
+//!     fallback;
+//!   * `lhs == rhs` over real action variables has **no** linear model. Tier 1 certifies an
+//!     equality only where `lhs − rhs` evaluates to exactly zero (never with a state
+//!     interval of positive width), which a floating-point QP step cannot promise. A
+//!     proposal that breaks such a row, or whose repair would have to move while keeping
+//!     it, ends in the certified fallback (or another discrete value), never in an
+//!     uncertified action. Write such conditions as a pair of `<=` rows with a tolerance
+//!     (`abs(x - c) <= 1e-6`), or over discrete variables.
 //! * **Discrete part.** Enum, bool and int action variables are searched best-first over
 //!   their values in order of `discrete_cost` (a rule's `set` is tried first); a branch stops
 //!   the search when its discrete cost alone cannot beat the best found, or at the node
@@ -177,6 +195,10 @@ pub struct Repairer {
     affine: Vec<bool>,
     /// The kept gradients of affine rows, aligned with `row_vars` (empty until computed).
     grad: Vec<Vec<f64>>,
+    /// Per row: how the SQP linearises it (see [`Repairer::model`]).
+    lin: Vec<Lin>,
+    /// The gradient of the row being linearised.
+    gtmp: Vec<f64>,
     /// The `n` the QP's Hessian is factored for (0: none).
     hess_n: usize,
     /// The action `checks` was computed at, and whether that holds for the current
@@ -220,6 +242,7 @@ impl Repairer {
             .collect();
         let row_reads_real = row_vars.iter().map(|v| !v.is_empty()).collect();
         let affine = affine_rows(p, &real);
+        let lin = lin_kinds(p, &real);
         let nr = real.len();
         let nrows = lat.rows.len();
         let n_max = nr + nrows;
@@ -243,6 +266,8 @@ impl Repairer {
             warm_rows: Vec::new(),
             warm_idx: Vec::with_capacity(m_max),
             affine,
+            lin,
+            gtmp: Vec::with_capacity(nr),
             grad: vec![Vec::new(); nrows],
             hess_n: 0,
             checked: Vec::with_capacity(p.actions.len()),
@@ -309,6 +334,103 @@ impl Repairer {
             relaxed.push((i, -c.margin.lo));
         }
         Some(relaxed)
+    }
+
+    /// The linear model of row `i` at the point last checked (its Tier 1 values are in
+    /// `self.scratch.slots`): returns the constant term `lo` and leaves the gradient in
+    /// `self.gtmp`, aligned with `row_vars[i]`, of a quantity that must be `≥ 0` (`> 0`
+    /// for strict rows; the caller adds the back-off `δ`). `None`: no linear model.
+    ///
+    /// * `<=` / `<`: the margin, with `lo` its Tier 1 lower bound (the robust tightening).
+    /// * `!=`: `d = lhs − rhs` must stay away from 0 on one side: the side the current
+    ///   point's midpoint is on (`d ≥ δ` or `−d ≥ δ`). A greedy choice: the nearest feasible
+    ///   point may be on the other side, and then the repair can miss it (never unsafe:
+    ///   Tier 1 decides).
+    /// * A boolean row that is a disjunction (`or`) of comparisons, when it does not hold:
+    ///   the comparison reading real action variables whose model margin is largest at the
+    ///   current point (the one closest to holding, first in row order on ties). Greedy in
+    ///   the same way. A disjunction that holds is left out of the model.
+    /// * `==` and other boolean rows: none (see the module documentation).
+    fn model(&mut self, p: &Policy, i: usize, c: RowCheck) -> Option<f64> {
+        let row = p.lattice.rows.get(i)?;
+        let vars = self.row_vars.get(i).map_or(&[][..], Vec::as_slice);
+        let cone = row.cone.as_slice();
+        let tape = &p.lattice.tape;
+        let slots = &self.scratch.slots;
+        let slot = |k: u32| slots.get(k as usize).copied().unwrap_or(Interval::INVALID);
+        self.gtmp.clear();
+        match self.lin.get(i)? {
+            Lin::Margin => {
+                if c.margin.is_invalid() || !c.margin.lo.is_finite() {
+                    return None;
+                }
+                let cached = self.affine.get(i).copied().unwrap_or(false)
+                    && self.grad.get(i).is_some_and(|g| g.len() == vars.len());
+                if cached {
+                    self.gtmp.extend_from_slice(self.grad.get(i)?);
+                } else {
+                    tape.grad_reverse(slots, cone, row.margin, &mut self.adj);
+                    let adj = &self.adj;
+                    self.gtmp.extend(
+                        vars.iter()
+                            .map(|&(_, inst)| adj.get(inst as usize).copied().unwrap_or(0.0)),
+                    );
+                    if self.affine.get(i).copied().unwrap_or(false) {
+                        if let Some(g) = self.grad.get_mut(i) {
+                            g.clone_from(&self.gtmp);
+                        }
+                    }
+                }
+                Some(c.margin.lo)
+            }
+            Lin::Ne(d) => {
+                let di = slot(*d);
+                if di.is_invalid() || !di.lo.is_finite() || !di.hi.is_finite() {
+                    return None;
+                }
+                let (sign, lo) = if di.mid() >= 0.0 {
+                    (1.0, di.lo)
+                } else {
+                    (-1.0, -di.hi)
+                };
+                tape.grad_reverse(slots, cone, *d, &mut self.adj);
+                let adj = &self.adj;
+                self.gtmp.extend(
+                    vars.iter()
+                        .map(|&(_, inst)| sign * adj.get(inst as usize).copied().unwrap_or(0.0)),
+                );
+                Some(lo)
+            }
+            Lin::Or(leaves) => {
+                // A disjunction that holds (perhaps by a disjunct that reads no real action
+                // variable) constrains nothing; if the move breaks it, the next iterate
+                // linearises it.
+                if c.status == Status::Sat {
+                    return None;
+                }
+                // The leaf `a <= b` (or `a < b`) with the largest model margin `b.lo − a.hi`.
+                let mut best: Option<(f64, u32, u32)> = None;
+                for &(a, b) in leaves {
+                    let (ai, bi) = (slot(a), slot(b));
+                    let m = bi.lo - ai.hi;
+                    if m.is_finite() && best.is_none_or(|(bm, _, _)| m > bm) {
+                        best = Some((m, a, b));
+                    }
+                }
+                let (lo, a, b) = best?;
+                tape.grad_reverse(slots, cone, b, &mut self.adj);
+                self.gtmp.extend(
+                    vars.iter()
+                        .map(|&(_, inst)| self.adj.get(inst as usize).copied().unwrap_or(0.0)),
+                );
+                tape.grad_reverse(slots, cone, a, &mut self.adj);
+                for (g, &(_, inst)) in self.gtmp.iter_mut().zip(vars) {
+                    *g -= self.adj.get(inst as usize).copied().unwrap_or(0.0);
+                }
+                Some(lo)
+            }
+            Lin::None => None,
+        }
     }
 
     /// Run the SQP for one discrete assignment. `u` holds the full action (discrete values
@@ -461,48 +583,27 @@ impl Repairer {
             self.a.clear();
             self.b.clear();
             self.qrow.clear();
-            for (i, row) in p.lattice.rows.iter().enumerate() {
+            for i in 0..p.lattice.rows.len() {
                 let c = self.checks.get(i).copied().unwrap_or_default();
-                if !c.active || !matches!(row.sense, Sense::Le | Sense::Lt) {
+                if !c.active {
                     continue;
                 }
-                if c.margin.is_invalid() || !c.margin.lo.is_finite() {
-                    continue; // cannot be linearised; Tier 1 will refuse the candidate
-                }
-                let vars = self.row_vars.get(i).map_or(&[][..], Vec::as_slice);
                 let slack = self.slack_col.get(i).copied().flatten();
-                if vars.is_empty() && slack.is_none() {
+                if self.row_vars.get(i).is_none_or(Vec::is_empty) && slack.is_none() {
                     continue; // constant in the real variables; handled above
                 }
-                let slots = &self.scratch.slots;
-                let cached = self.affine.get(i).copied().unwrap_or(false)
-                    && self.grad.get(i).is_some_and(|g| g.len() == vars.len());
-                if !cached {
-                    let cone = p.lattice.rows.get(i).map_or(&[][..], |r| r.cone.as_slice());
-                    p.lattice
-                        .tape
-                        .grad_reverse(slots, cone, row.margin, &mut self.adj);
-                    if self.affine.get(i).copied().unwrap_or(false) {
-                        if let Some(g) = self.grad.get_mut(i) {
-                            g.clear();
-                            g.extend(vars.iter().map(|&(_, inst)| {
-                                self.adj.get(inst as usize).copied().unwrap_or(0.0)
-                            }));
-                        }
-                    }
-                }
-                let grad = self.grad.get(i).map_or(&[][..], Vec::as_slice);
-                // margin(x) ≈ lo + ∇·(x − u) ≥ δ   ⇔   −∇·x − s ≤ lo − ∇·u − δ
+                // The linear model `lo + ∇·(x − u)` of a quantity that must be ≥ 0, with ∇ in
+                // `self.gtmp` (aligned with `vars`).
+                let Some(lo) = self.model(p, i, c) else {
+                    continue; // no linear model; Tier 1 will refuse the candidate
+                };
+                let vars = self.row_vars.get(i).map_or(&[][..], Vec::as_slice);
+                // lo + ∇·(x − u) ≥ δ   ⇔   −∇·x − s ≤ lo − ∇·u − δ
                 let base = self.a.len();
                 self.a.resize(base + n, 0.0);
                 let mut gu = 0.0;
-                let mut scale = c.margin.lo.abs();
-                for (k, &(j, inst)) in vars.iter().enumerate() {
-                    let d = if cached {
-                        grad.get(k).copied().unwrap_or(0.0)
-                    } else {
-                        self.adj.get(inst as usize).copied().unwrap_or(0.0)
-                    };
+                let mut scale = lo.abs();
+                for (&(j, _), &d) in vars.iter().zip(&self.gtmp) {
                     let uj = self
                         .real
                         .get(j)
@@ -521,7 +622,7 @@ impl Repairer {
                     }
                 }
                 let delta = 1e-9 * (1.0 + scale);
-                self.b.push(c.margin.lo - gu - delta);
+                self.b.push(lo - gu - delta);
                 self.qrow.push(Some(i));
             }
             // Bounds of the real variables and of the slacks.
@@ -617,7 +718,8 @@ impl Repairer {
             let scale = u.iter().fold(1.0f64, |m, x| m.max(x.abs()));
             if moved <= 1e-14 * scale {
                 // The linear model is satisfied where Tier 1 is not: a row the model cannot
-                // see (undefined margin, `==`, `!=`, or a boolean row over real variables).
+                // see (undefined margin, `==`, a boolean row that is not a disjunction of
+                // comparisons), or a `!=` / `or` side that cannot be reached.
                 return Err(SolverStatus::Infeasible);
             }
         }
@@ -891,6 +993,74 @@ impl Repairer {
         }
         (best, last)
     }
+}
+
+/// How a row enters the SQP's linear model.
+#[derive(Clone, Debug)]
+enum Lin {
+    /// `<=` / `<`: the margin.
+    Margin,
+    /// `!=`: the slot of `lhs − rhs`.
+    Ne(u32),
+    /// A boolean row that is an `or` of comparisons: the `(a, b)` of each comparison
+    /// `a <= b` / `a < b` that reads a real action variable.
+    Or(Vec<(u32, u32)>),
+    /// `==` and any other boolean row: no linear model.
+    None,
+}
+
+/// The [`Lin`] of every row.
+fn lin_kinds(p: &Policy, real: &[usize]) -> Vec<Lin> {
+    use crate::expr::typeck::{Func, Op2};
+    let tape = &p.lattice.tape;
+    let insts = tape.insts();
+    let real_insts: Vec<u32> = real
+        .iter()
+        .filter_map(|&ai| p.lattice.action_inst.get(ai).copied().flatten())
+        .collect();
+    let reads_real = |k: u32| {
+        let cone = tape.cone(k);
+        real_insts.iter().any(|r| cone.binary_search(r).is_ok())
+    };
+    p.lattice
+        .rows
+        .iter()
+        .map(|r| match r.sense {
+            Sense::Le | Sense::Lt => Lin::Margin,
+            Sense::Ne => match insts.get(r.margin as usize) {
+                Some(Inst::Un(Func::Abs, d)) => Lin::Ne(*d),
+                _ => Lin::None,
+            },
+            Sense::Eq => Lin::None,
+            Sense::Bool => {
+                let mut leaves = Vec::new();
+                let mut stack = vec![r.margin];
+                let mut ok = true;
+                while let Some(k) = stack.pop() {
+                    match insts.get(k as usize) {
+                        Some(Inst::Bin(Op2::Or, a, b)) => {
+                            stack.push(*b);
+                            stack.push(*a);
+                        }
+                        Some(Inst::Bin(Op2::Le | Op2::Lt, a, b)) => {
+                            if reads_real(*a) || reads_real(*b) {
+                                leaves.push((*a, *b));
+                            }
+                        }
+                        // Another disjunct (`mode == 'go'`, a boolean variable): left to
+                        // the discrete search; if it holds, the row is SAT anyway.
+                        Some(_) => {}
+                        None => ok = false,
+                    }
+                }
+                if ok && !leaves.is_empty() {
+                    Lin::Or(leaves)
+                } else {
+                    Lin::None
+                }
+            }
+        })
+        .collect()
 }
 
 /// Which rows have a margin affine in the real action variables with constant coefficients:

@@ -338,3 +338,114 @@ when = "s0 >= 0.000"
         }
     }
 }
+
+/// Load a two-variable policy (x, y in [-2, 2], fallback 0, one state s in [0.3, 1]) with
+/// the given constraints.
+fn xy(body: &str) -> aioss_core::Policy {
+    let src = format!(
+        "[policy]\nname = \"xy\"\n[action.x]\nmin = -2.0\nmax = 2.0\n[action.y]\nmin = -2.0\nmax = 2.0\n[state.s]\nmin = 0.3\nmax = 1.0\n[fallback]\nx = 0.0\ny = 0.0\n{body}"
+    );
+    aioss_core::load("xy.toml", &src).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn with_state(p: &aioss_core::Policy, lo: f64, hi: f64) -> Vec<Interval> {
+    let mut inputs = p.range_inputs();
+    inputs[p.states[0].slot.unwrap() as usize] = Interval::new(lo, hi);
+    inputs
+}
+
+/// Every active critical row SAT at the action, or the result is the fallback and says
+/// whether Tier 1 certifies it.
+fn assert_certified_or_fallback(p: &aioss_core::Policy, rep: &aioss_core::repair::Repair) {
+    let crit_ok = p.lattice.rows.iter().zip(&rep.checks).all(|(r, c)| {
+        !c.active
+            || r.criticality != aioss_core::policy::Criticality::Critical
+            || c.status == Status::Sat
+    });
+    match rep.outcome {
+        RepairOutcome::Fallback => {
+            assert_eq!(rep.action, p.fallback);
+            assert_eq!(rep.certified, crit_ok, "{rep:?}");
+        }
+        _ => assert!(crit_ok && rep.certified, "{rep:?}"),
+    }
+}
+
+#[test]
+fn ne_row_over_a_real_action_moves_to_the_nearer_side() {
+    let p = xy("[[constraint]]\nid = \"avoid\"\nexpr = \"x != s\"");
+    let mut r = Repairer::new(&p);
+    // s in [0.4, 0.6], x = 0.55: x must leave [0.4, 0.6]; the nearer side is 0.6.
+    let inputs = with_state(&p, 0.4, 0.6);
+    let rep = r.repair(&p, &inputs, &[0.55, 0.0], &[]);
+    assert_eq!(rep.outcome, RepairOutcome::Certified, "{rep:?}");
+    assert!(rep.action[0] > 0.6 && rep.action[0] < 0.6 + 1e-6, "{rep:?}");
+    assert!(rep.action[1].abs() < 1e-12, "{rep:?}");
+    // x = 0.45: the nearer side is 0.4.
+    let rep = r.repair(&p, &inputs, &[0.45, 0.0], &[]);
+    assert_eq!(rep.outcome, RepairOutcome::Certified, "{rep:?}");
+    assert!(rep.action[0] < 0.4 && rep.action[0] > 0.4 - 1e-6, "{rep:?}");
+    // A point state: x = s exactly moves off by the back-off only.
+    let inputs = with_state(&p, 0.5, 0.5);
+    let rep = r.repair(&p, &inputs, &[0.5, 0.0], &[]);
+    assert_eq!(rep.outcome, RepairOutcome::Certified, "{rep:?}");
+    assert!(
+        rep.action[0] != 0.5 && (rep.action[0] - 0.5).abs() < 1e-6,
+        "{rep:?}"
+    );
+    for c in rep.checks.iter().filter(|c| c.active) {
+        assert_eq!(c.status, Status::Sat);
+    }
+}
+
+#[test]
+fn disjunction_of_comparisons_is_repaired_on_the_nearer_disjunct() {
+    let p = xy("[[constraint]]\nid = \"bands\"\nexpr = \"x <= 0.2 or x >= 0.8\"");
+    let mut r = Repairer::new(&p);
+    let inputs = p.range_inputs();
+    for (u, want) in [(0.6, 0.8), (0.35, 0.2), (0.45, 0.2)] {
+        let rep = r.repair(&p, &inputs, &[u, 0.5], &[]);
+        assert_eq!(rep.outcome, RepairOutcome::Certified, "{rep:?}");
+        assert!((rep.action[0] - want).abs() < 1e-6, "{u} -> {rep:?}");
+        assert!((rep.action[1] - 0.5).abs() < 1e-12, "{rep:?}");
+        assert_eq!(rep.checks[0].status, Status::Sat);
+    }
+    // With the state in the row, the disjunct must hold over the whole box.
+    let p = xy("[[constraint]]\nid = \"gap\"\nexpr = \"x + s <= 0.5 or x - s >= 1.5\"\ncriticality = \"high\"");
+    let inputs = with_state(&p, 0.2, 0.3);
+    // x = 1.0: first disjunct needs x <= 0.2 (0.8 away), second x >= 1.8 (0.8 away): a
+    // tie, broken by row order; either answer must be certified and 0.8 away.
+    let rep = r_new(&p).repair(&p, &inputs, &[1.0, 0.0], &[]);
+    assert_eq!(rep.outcome, RepairOutcome::Certified, "{rep:?}");
+    assert!((rep.distance - 0.8).abs() < 1e-6, "{rep:?}");
+    assert_certified_or_fallback(&p, &rep);
+}
+
+fn r_new(p: &aioss_core::Policy) -> Repairer {
+    Repairer::new(p)
+}
+
+/// `==` over a real action variable has no linear model in the SQP (and Tier 1 certifies
+/// it only where `lhs − rhs` evaluates to exactly zero): a proposal that breaks it, or a
+/// repair that would have to move along it, ends in the certified fallback, never in an
+/// uncertified action.
+#[test]
+fn eq_row_over_a_real_action_ends_in_the_certified_fallback() {
+    let p = xy(
+        "[[constraint]]\nid = \"pin\"\nexpr = \"y == 0\"\n[[constraint]]\nid = \"sum\"\nexpr = \"x + y <= 1\"",
+    );
+    let mut r = Repairer::new(&p);
+    let inputs = p.range_inputs();
+    // y = 0.5 breaks the pin: the nearest point (1, 0) exists, but the SQP cannot see `==`.
+    let rep = r.repair(&p, &inputs, &[2.0, 0.5], &[]);
+    assert_eq!(rep.outcome, RepairOutcome::Fallback, "{rep:?}");
+    assert!(rep.certified);
+    // A proposal that keeps the pin and breaks nothing passes unchanged.
+    let rep = r.repair(&p, &inputs, &[0.5, 0.0], &[]);
+    assert_eq!(rep.outcome, RepairOutcome::Certified, "{rep:?}");
+    assert_eq!(rep.action, vec![0.5, 0.0]);
+    for u in [[2.0, 0.0], [1.5, -0.5], [-3.0, 0.0], [0.9, 1e-17]] {
+        let rep = r.repair(&p, &inputs, &u, &[]);
+        assert_certified_or_fallback(&p, &rep);
+    }
+}
