@@ -825,8 +825,7 @@ impl Repairer {
         }
         for &ai in &self.discrete {
             let v0 = *proposal.get(ai)?;
-            let first = value_options(p, ai, v0).first().copied()?;
-            if first.0 != v0 || first.1 != 0.0 {
+            if !own_value_first(p, ai, v0) {
                 return None;
             }
         }
@@ -1165,6 +1164,32 @@ fn affine_rows(p: &Policy, real: &[usize]) -> Vec<bool> {
         .iter()
         .map(|r| matches!(r.sense, Sense::Le | Sense::Lt) && get(&k, r.margin) == K::Affine)
         .collect()
+}
+
+/// Is `v0` the first of [`value_options`] for discrete action `ai`, at cost 0? Without
+/// building the list when the change cost is positive (then `v0`, if it is a value of the
+/// variable, is the only option of cost 0).
+fn own_value_first(p: &Policy, ai: usize, v0: f64) -> bool {
+    let Some(a) = p.actions.get(ai) else {
+        return false;
+    };
+    let w = p.governor.discrete_cost.get(ai).copied().unwrap_or(1.0);
+    let valid = match &a.ty {
+        VarType::Bool => v0 == 0.0 || v0 == 1.0,
+        #[expect(clippy::cast_precision_loss, reason = "enum sizes are far below 2^52")]
+        VarType::Enum(vals) => v0.fract() == 0.0 && v0 >= 0.0 && v0 < vals.len() as f64,
+        VarType::Int => v0.fract() == 0.0 && v0 >= a.min && v0 <= a.max,
+        VarType::Real | VarType::Text => false,
+    };
+    if !valid {
+        return false;
+    }
+    if w > 0.0 {
+        return true;
+    }
+    value_options(p, ai, v0)
+        .first()
+        .is_some_and(|&(x, c)| x == v0 && c == 0.0)
 }
 
 /// `x` clamped to `[lo, hi]` (NaN stays NaN; never panics, unlike `f64::clamp`).
