@@ -47,6 +47,9 @@
 //!   priority order — low, then low and medium, then low, medium and high — each taking a
 //!   slack of at most its `tolerance`, with an exact L1 penalty (weighted by the row's
 //!   `weight`) so no slack is used where none is needed. Critical rows are never relaxed.
+//!   Once a point within the tolerances is found, the SQP continues as a trust-region
+//!   method on that penalty function (a curved row's first acceptable iterate can use much
+//!   more slack than needed) and returns the best point.
 //! * **Fallback.** If even that fails, the fallback action, with its Tier 1 verdict at the
 //!   current state.
 
@@ -139,6 +142,8 @@ pub struct Repair {
 struct Found {
     action: Vec<f64>,
     objective: f64,
+    /// The CRE's exact L1 penalty of the slack used (0 without relaxation).
+    penalty: f64,
     relaxed: Vec<(usize, f64)>,
     active: Vec<usize>,
     /// Tier 1 at `action`: the check that accepted it.
@@ -460,6 +465,9 @@ impl Repairer {
         // `sqp_oscillates_between_disc_and_lane_linearisations`).
         let mut step = 1.0f64;
         let mut last_violation = f64::INFINITY;
+        let mut best: Option<Found> = None;
+        // Trust region (∞-norm) of the real variables, used once a relaxed point is found.
+        let mut trust = f64::INFINITY;
         // Start inside the action ranges, and stay there: every iterate is clamped to them
         // (the QP's bound rows hold only to its tolerance, and a proposal may lie outside
         // them; regression test `repair_of_a_proposal_outside_the_action_range_stays_in_range`).
@@ -485,13 +493,50 @@ impl Repairer {
             last_violation = violation;
             if let Some(relaxed) = self.acceptable(p, relax_below, allow) {
                 let objective = objective(p, &self.real, u0, u);
-                return Ok(Found {
+                let penalty = slack_penalty(p, &relaxed);
+                let found = Found {
                     action: u.to_vec(),
                     objective,
+                    penalty,
                     relaxed,
-                    active: active_rows,
+                    active: active_rows.clone(),
                     checks: self.checks.clone(),
-                });
+                };
+                if found.relaxed.is_empty() {
+                    return Ok(found);
+                }
+                // A point that needs slack is kept, and the SQP goes on: the first
+                // acceptable iterate of a curved row can use far more slack than needed
+                // (regression test `a_relaxed_curved_row_takes_the_least_slack`). From here
+                // on it is a trust-region method on the exact penalty function: a step that
+                // does not lower it is undone and the region shrunk; one that does is kept
+                // and the region grown. The best point is returned.
+                let merit = found.objective + found.penalty;
+                match &best {
+                    Some(b) if merit >= b.objective + b.penalty => {}
+                    _ => {
+                        best = Some(found);
+                        trust *= 2.0;
+                    }
+                }
+            }
+            if let Some(b) = &best {
+                if b.action.as_slice() != &*u {
+                    // The last step was rejected (worse, or not acceptable): back to the
+                    // best point, with a smaller region.
+                    let rejected = self.real.iter().fold(0.0f64, |m, &ai| {
+                        let d = u.get(ai).copied().unwrap_or(0.0)
+                            - b.action.get(ai).copied().unwrap_or(0.0);
+                        m.max(d.abs())
+                    });
+                    trust = 0.25 * rejected.min(trust);
+                    u.copy_from_slice(&b.action);
+                    let scale = u.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+                    if trust <= 1e-12 * scale {
+                        return best.ok_or(SolverStatus::Infeasible);
+                    }
+                    self.tier1(p, inputs, u);
+                }
             }
             // A critical row no continuous move can fix ends this candidate now.
             for (i, (row, c)) in p.lattice.rows.iter().zip(&self.checks).enumerate() {
@@ -500,11 +545,11 @@ impl Repairer {
                     && row.criticality == Criticality::Critical
                     && !self.row_reads_real.get(i).copied().unwrap_or(false)
                 {
-                    return Err(SolverStatus::Infeasible);
+                    return best.ok_or(SolverStatus::Infeasible);
                 }
             }
             if nr == 0 {
-                return Err(SolverStatus::Infeasible);
+                return best.ok_or(SolverStatus::Infeasible);
             }
             // Columns: real variables, then one slack per relaxable row.
             let mut n = nr;
@@ -575,7 +620,7 @@ impl Repairer {
             if self.hess_n != n {
                 self.hess_n = 0;
                 if self.qp.set_hessian(n, &self.h) != QpStatus::Solved {
-                    return Err(SolverStatus::NumericalError);
+                    return best.ok_or(SolverStatus::NumericalError);
                 }
                 self.hess_n = n;
             }
@@ -628,7 +673,13 @@ impl Repairer {
             // Bounds of the real variables and of the slacks.
             for (j, &ai) in self.real.iter().enumerate() {
                 let Some(a) = p.actions.get(ai) else { continue };
-                for (sign, bound) in [(1.0, a.max), (-1.0, -a.min)] {
+                let uj = u.get(ai).copied().unwrap_or(0.0);
+                let (lo, hi) = if trust.is_finite() {
+                    ((uj - trust).max(a.min), (uj + trust).min(a.max))
+                } else {
+                    (a.min, a.max)
+                };
+                for (sign, bound) in [(1.0, hi), (-1.0, -lo)] {
                     let base = self.a.len();
                     self.a.resize(base + n, 0.0);
                     if let Some(x) = self.a.get_mut(base + j) {
@@ -693,7 +744,7 @@ impl Repairer {
                 QpStatus::NumericalError => SolverStatus::NumericalError,
             };
             if last != SolverStatus::Solved {
-                return Err(last);
+                return best.ok_or(last);
             }
             active_rows.clear();
             for &qi in sol.active {
@@ -706,10 +757,12 @@ impl Repairer {
             for (j, &ai) in self.real.iter().enumerate() {
                 let x = sol.x.get(j).copied().unwrap_or(f64::NAN);
                 if !x.is_finite() {
-                    return Err(SolverStatus::NumericalError);
+                    return best.ok_or(SolverStatus::NumericalError);
                 }
                 if let (Some(uj), Some(a)) = (u.get_mut(ai), p.actions.get(ai)) {
-                    let next = clamp_to(*uj + step * (x - *uj), a.min, a.max);
+                    // Full steps inside the trust region; damped ones before it.
+                    let t = if best.is_some() { 1.0 } else { step };
+                    let next = clamp_to(*uj + t * (x - *uj), a.min, a.max);
                     moved = moved.max((next - *uj).abs());
                     *uj = next;
                 }
@@ -720,10 +773,10 @@ impl Repairer {
                 // The linear model is satisfied where Tier 1 is not: a row the model cannot
                 // see (undefined margin, `==`, a boolean row that is not a disjunction of
                 // comparisons), or a `!=` / `or` side that cannot be reached.
-                return Err(SolverStatus::Infeasible);
+                return best.ok_or(SolverStatus::Infeasible);
             }
         }
-        Err(if last == SolverStatus::Solved {
+        best.ok_or(if last == SolverStatus::Solved {
             SolverStatus::MaxIterations
         } else {
             last
@@ -938,7 +991,10 @@ impl Repairer {
                 }
                 break;
             }
-            if best.as_ref().is_some_and(|b| node.cost >= b.objective) {
+            if best
+                .as_ref()
+                .is_some_and(|b| node.cost >= b.objective + b.penalty)
+            {
                 break; // no remaining branch can beat the best found
             }
             budget -= 1;
@@ -980,10 +1036,10 @@ impl Repairer {
                     // (not the last bits of each SQP) breaks it, so warm and cold starts
                     // agree (regression test
                     // `discrete_ties_are_broken_by_search_order_not_rounding`).
-                    if best
-                        .as_ref()
-                        .is_none_or(|b| f.objective < b.objective - TIE * (1.0 + b.objective.abs()))
-                    {
+                    if best.as_ref().is_none_or(|b| {
+                        let (fm, bm) = (f.objective + f.penalty, b.objective + b.penalty);
+                        fm < bm - TIE * (1.0 + bm.abs())
+                    }) {
                         best = Some(f);
                     }
                 }
@@ -1190,6 +1246,22 @@ fn own_value_first(p: &Policy, ai: usize, v0: f64) -> bool {
     value_options(p, ai, v0)
         .first()
         .is_some_and(|&(x, c)| x == v0 && c == 0.0)
+}
+
+/// `Σ L1_PENALTY · weight · slack` over relaxed rows: the penalty the CRE's QP minimises.
+fn slack_penalty(p: &Policy, relaxed: &[(usize, f64)]) -> f64 {
+    relaxed
+        .iter()
+        .map(|&(i, s)| {
+            let w = p
+                .lattice
+                .rows
+                .get(i)
+                .and_then(|r| p.constraints.get(r.constraint))
+                .map_or(1.0, |c| c.weight);
+            L1_PENALTY * w.max(1e-6) * s
+        })
+        .sum()
 }
 
 /// `x` clamped to `[lo, hi]` (NaN stays NaN; never panics, unlike `f64::clamp`).

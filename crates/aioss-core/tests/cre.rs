@@ -276,3 +276,38 @@ expr = "x + s <= 1"
     assert_eq!(r.outcome, RepairOutcome::Certified, "{r:?}");
     assert!(r.action[0] <= 0.5 && r.action[0] > 0.5 - 1e-6, "{r:?}");
 }
+
+#[test]
+fn a_relaxed_curved_row_takes_the_least_slack() {
+    // Caught: in a relaxed stage the SQP returned its first acceptable iterate, which for a
+    // curved row can use far more slack than needed. x >= 1.5 (high, no tolerance) against
+    // the disc x² + y² <= 1 (low, tolerance 2): with the disc relaxed, the least slack is at
+    // x = 1.5, y = 0: 1.5² - 1 = 1.25, and the exact L1 penalty makes that the answer from
+    // any proposal.
+    let p = load(
+        r#"
+[[constraint]]
+id = "reach"
+expr = "x >= 1.5"
+criticality = "high"
+[[constraint]]
+id = "disc"
+expr = "x^2 + y^2 <= 1"
+criticality = "low"
+tolerance = 2.0
+"#,
+    );
+    for u0 in [[0.0, 1.0], [0.0, -0.8], [2.0, 0.5], [-1.0, 0.0]] {
+        let r = repair(&p, u0);
+        assert_eq!(r.outcome, RepairOutcome::Relaxed, "{u0:?}: {r:?}");
+        assert_sound(&p, &r);
+        assert_eq!(relaxed_rows(&r), vec![row(&p, "disc")]);
+        // The penalised problem's optimum is y = y₀ / (1 + L1 weight 1e4), so the slack
+        // exceeds 1.25 by about (y₀ / 1e4)², i.e. 1e-8: far below the 0.19 extra of the
+        // first acceptable iterate, which was returned before the fix.
+        let slack = r.relaxed[0].1;
+        assert!(slack >= 1.25, "{u0:?}: slack {slack}: {r:?}");
+        assert!(slack - 1.25 < 1e-6, "{u0:?}: slack {slack}: {r:?}");
+        assert!(r.action[1].abs() < 1e-3, "{u0:?}: {r:?}");
+    }
+}
