@@ -20,7 +20,25 @@
 //!   asks for the margin over the whole state box, not at the nominal state. Each row also
 //!   backs off a tiny `δ` from its boundary so that Tier 1's outward rounding certifies the
 //!   boundary point instead of calling it UNCERTAIN. Affine rows are solved exactly in one
-//!   step; curved rows (speed discs, barriers, Lyapunov) converge in a few.
+//!   step; curved rows (speed discs, barriers, Lyapunov) converge in a few. The iterates
+//!   stay inside the action variables' `[min, max]`.
+//! * **Rows that are not `<=` / `<` over the real action variables** (the private
+//!   `Repairer::model`):
+//!   * `lhs != rhs` is kept on one side, `lhs − rhs ≥ δ` or `≤ −δ`: the side the current
+//!     point is on (its midpoint's sign);
+//!   * a boolean row that is an `or` of comparisons, when it does not hold, is linearised
+//!     through the comparison closest to holding (other disjuncts, such as
+//!     `mode == 'move'`, are left to the discrete search);
+//!   * both choices are greedy, not a branch over every side: when the nearest safe point
+//!     lies on another side the repair can miss it, and ends in a farther point or the
+//!     fallback;
+//!   * `lhs == rhs` over real action variables has **no** linear model. Tier 1 certifies an
+//!     equality only where `lhs − rhs` evaluates to exactly zero (never with a state
+//!     interval of positive width), which a floating-point QP step cannot promise. A
+//!     proposal that breaks such a row, or whose repair would have to move while keeping
+//!     it, ends in the certified fallback (or another discrete value), never in an
+//!     uncertified action. Write such conditions as a pair of `<=` rows with a tolerance
+//!     (`abs(x - c) <= 1e-6`), or over discrete variables.
 //! * **Discrete part.** Enum, bool and int action variables are searched best-first over
 //!   their values in order of `discrete_cost` (a rule's `set` is tried first); a branch stops
 //!   the search when its discrete cost alone cannot beat the best found, or at the node
@@ -29,6 +47,9 @@
 //!   priority order — low, then low and medium, then low, medium and high — each taking a
 //!   slack of at most its `tolerance`, with an exact L1 penalty (weighted by the row's
 //!   `weight`) so no slack is used where none is needed. Critical rows are never relaxed.
+//!   Once a point within the tolerances is found, the SQP continues as a trust-region
+//!   method on that penalty function (a curved row's first acceptable iterate can use much
+//!   more slack than needed) and returns the best point.
 //! * **Fallback.** If even that fails, the fallback action, with its Tier 1 verdict at the
 //!   current state.
 
@@ -39,6 +60,7 @@ use crate::interval::Interval;
 use crate::lattice::{RowCheck, Scratch, Status};
 use crate::policy::{Criticality, Policy, Sense, VarType};
 use crate::qp::{QpStatus, QpWorkspace};
+use crate::tape::{Inst, Tape};
 
 /// Node budget of the discrete search, per relaxation stage.
 pub const NODE_BUDGET: u32 = 64;
@@ -46,6 +68,8 @@ pub const NODE_BUDGET: u32 = 64;
 const L1_PENALTY: f64 = 1e4;
 /// Quadratic regularisation of slack variables (keeps the QP's Hessian positive definite).
 const SLACK_RHO: f64 = 1e-4;
+/// Relative difference of objectives below which two candidates tie (the first found wins).
+const TIE: f64 = 1e-9;
 /// How many int values on each side of the proposal the search considers.
 const INT_SPAN: i32 = 4;
 
@@ -118,8 +142,12 @@ pub struct Repair {
 struct Found {
     action: Vec<f64>,
     objective: f64,
+    /// The CRE's exact L1 penalty of the slack used (0 without relaxation).
+    penalty: f64,
     relaxed: Vec<(usize, f64)>,
     active: Vec<usize>,
+    /// Tier 1 at `action`: the check that accepted it.
+    checks: Vec<RowCheck>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -167,6 +195,21 @@ pub struct Repairer {
     /// Lattice rows active at the last solve (the warm start).
     warm_rows: Vec<usize>,
     warm_idx: Vec<usize>,
+    /// Per row: is its margin affine in the real action variables with constant
+    /// coefficients (see [`affine_rows`])? Its gradient is then computed once and kept.
+    affine: Vec<bool>,
+    /// The kept gradients of affine rows, aligned with `row_vars` (empty until computed).
+    grad: Vec<Vec<f64>>,
+    /// Per row: how the SQP linearises it (see [`Repairer::model`]).
+    lin: Vec<Lin>,
+    /// The gradient of the row being linearised.
+    gtmp: Vec<f64>,
+    /// The `n` the QP's Hessian is factored for (0: none).
+    hess_n: usize,
+    /// The action `checks` was computed at, and whether that holds for the current
+    /// repair's inputs (reset at the start of every repair).
+    checked: Vec<f64>,
+    checked_valid: bool,
     /// Turn warm starting off (for tests comparing warm and cold).
     pub cold: bool,
 }
@@ -203,6 +246,8 @@ impl Repairer {
             })
             .collect();
         let row_reads_real = row_vars.iter().map(|v| !v.is_empty()).collect();
+        let affine = affine_rows(p, &real);
+        let lin = lin_kinds(p, &real);
         let nr = real.len();
         let nrows = lat.rows.len();
         let n_max = nr + nrows;
@@ -225,6 +270,13 @@ impl Repairer {
             slack_col: vec![None; nrows],
             warm_rows: Vec::new(),
             warm_idx: Vec::with_capacity(m_max),
+            affine,
+            lin,
+            gtmp: Vec::with_capacity(nr),
+            grad: vec![Vec::new(); nrows],
+            hess_n: 0,
+            checked: Vec::with_capacity(p.actions.len()),
+            checked_valid: false,
             cold: false,
         }
     }
@@ -240,6 +292,22 @@ impl Repairer {
         }
         p.lattice
             .check(&self.work, &mut self.scratch, &mut self.checks);
+        self.checked.clear();
+        self.checked.extend_from_slice(action);
+        self.checked_valid = true;
+    }
+
+    /// Does `self.checks` already hold Tier 1 at exactly `action` (same bits) for the
+    /// current repair's inputs? Saves re-checking the proposal, which the feasible path has
+    /// just checked, at the SQP's first iterate.
+    fn checked_at(&self, action: &[f64]) -> bool {
+        self.checked_valid
+            && self.checked.len() == action.len()
+            && self
+                .checked
+                .iter()
+                .zip(action)
+                .all(|(x, y)| x.to_bits() == y.to_bits())
     }
 
     /// Are the current checks acceptable with rows of criticality `< level_max` relaxable?
@@ -273,6 +341,103 @@ impl Repairer {
         Some(relaxed)
     }
 
+    /// The linear model of row `i` at the point last checked (its Tier 1 values are in
+    /// `self.scratch.slots`): returns the constant term `lo` and leaves the gradient in
+    /// `self.gtmp`, aligned with `row_vars[i]`, of a quantity that must be `≥ 0` (`> 0`
+    /// for strict rows; the caller adds the back-off `δ`). `None`: no linear model.
+    ///
+    /// * `<=` / `<`: the margin, with `lo` its Tier 1 lower bound (the robust tightening).
+    /// * `!=`: `d = lhs − rhs` must stay away from 0 on one side: the side the current
+    ///   point's midpoint is on (`d ≥ δ` or `−d ≥ δ`). A greedy choice: the nearest feasible
+    ///   point may be on the other side, and then the repair can miss it (never unsafe:
+    ///   Tier 1 decides).
+    /// * A boolean row that is a disjunction (`or`) of comparisons, when it does not hold:
+    ///   the comparison reading real action variables whose model margin is largest at the
+    ///   current point (the one closest to holding, first in row order on ties). Greedy in
+    ///   the same way. A disjunction that holds is left out of the model.
+    /// * `==` and other boolean rows: none (see the module documentation).
+    fn model(&mut self, p: &Policy, i: usize, c: RowCheck) -> Option<f64> {
+        let row = p.lattice.rows.get(i)?;
+        let vars = self.row_vars.get(i).map_or(&[][..], Vec::as_slice);
+        let cone = row.cone.as_slice();
+        let tape = &p.lattice.tape;
+        let slots = &self.scratch.slots;
+        let slot = |k: u32| slots.get(k as usize).copied().unwrap_or(Interval::INVALID);
+        self.gtmp.clear();
+        match self.lin.get(i)? {
+            Lin::Margin => {
+                if c.margin.is_invalid() || !c.margin.lo.is_finite() {
+                    return None;
+                }
+                let cached = self.affine.get(i).copied().unwrap_or(false)
+                    && self.grad.get(i).is_some_and(|g| g.len() == vars.len());
+                if cached {
+                    self.gtmp.extend_from_slice(self.grad.get(i)?);
+                } else {
+                    tape.grad_reverse(slots, cone, row.margin, &mut self.adj);
+                    let adj = &self.adj;
+                    self.gtmp.extend(
+                        vars.iter()
+                            .map(|&(_, inst)| adj.get(inst as usize).copied().unwrap_or(0.0)),
+                    );
+                    if self.affine.get(i).copied().unwrap_or(false) {
+                        if let Some(g) = self.grad.get_mut(i) {
+                            g.clone_from(&self.gtmp);
+                        }
+                    }
+                }
+                Some(c.margin.lo)
+            }
+            Lin::Ne(d) => {
+                let di = slot(*d);
+                if di.is_invalid() || !di.lo.is_finite() || !di.hi.is_finite() {
+                    return None;
+                }
+                let (sign, lo) = if di.mid() >= 0.0 {
+                    (1.0, di.lo)
+                } else {
+                    (-1.0, -di.hi)
+                };
+                tape.grad_reverse(slots, cone, *d, &mut self.adj);
+                let adj = &self.adj;
+                self.gtmp.extend(
+                    vars.iter()
+                        .map(|&(_, inst)| sign * adj.get(inst as usize).copied().unwrap_or(0.0)),
+                );
+                Some(lo)
+            }
+            Lin::Or(leaves) => {
+                // A disjunction that holds (perhaps by a disjunct that reads no real action
+                // variable) constrains nothing; if the move breaks it, the next iterate
+                // linearises it.
+                if c.status == Status::Sat {
+                    return None;
+                }
+                // The leaf `a <= b` (or `a < b`) with the largest model margin `b.lo − a.hi`.
+                let mut best: Option<(f64, u32, u32)> = None;
+                for &(a, b) in leaves {
+                    let (ai, bi) = (slot(a), slot(b));
+                    let m = bi.lo - ai.hi;
+                    if m.is_finite() && best.is_none_or(|(bm, _, _)| m > bm) {
+                        best = Some((m, a, b));
+                    }
+                }
+                let (lo, a, b) = best?;
+                tape.grad_reverse(slots, cone, b, &mut self.adj);
+                self.gtmp.extend(
+                    vars.iter()
+                        .map(|&(_, inst)| self.adj.get(inst as usize).copied().unwrap_or(0.0)),
+                );
+                tape.grad_reverse(slots, cone, a, &mut self.adj);
+                for (g, &(_, inst)) in self.gtmp.iter_mut().zip(vars) {
+                    *g -= self.adj.get(inst as usize).copied().unwrap_or(0.0);
+                }
+                Some(lo)
+            }
+            Lin::None => None,
+        }
+    }
+
     /// Run the SQP for one discrete assignment. `u` holds the full action (discrete values
     /// fixed, real values the starting point) and receives the result.
     #[expect(
@@ -300,9 +465,22 @@ impl Repairer {
         // `sqp_oscillates_between_disc_and_lane_linearisations`).
         let mut step = 1.0f64;
         let mut last_violation = f64::INFINITY;
+        let mut best: Option<Found> = None;
+        // Trust region (∞-norm) of the real variables, used once a relaxed point is found.
+        let mut trust = f64::INFINITY;
+        // Start inside the action ranges, and stay there: every iterate is clamped to them
+        // (the QP's bound rows hold only to its tolerance, and a proposal may lie outside
+        // them; regression test `repair_of_a_proposal_outside_the_action_range_stays_in_range`).
+        for &ai in &self.real {
+            if let (Some(uj), Some(a)) = (u.get_mut(ai), p.actions.get(ai)) {
+                *uj = clamp_to(*uj, a.min, a.max);
+            }
+        }
         for _ in 0..max_iter {
             *iterations = iterations.saturating_add(1);
-            self.tier1(p, inputs, u);
+            if !self.checked_at(u) {
+                self.tier1(p, inputs, u);
+            }
             let violation: f64 = self
                 .checks
                 .iter()
@@ -315,12 +493,50 @@ impl Repairer {
             last_violation = violation;
             if let Some(relaxed) = self.acceptable(p, relax_below, allow) {
                 let objective = objective(p, &self.real, u0, u);
-                return Ok(Found {
+                let penalty = slack_penalty(p, &relaxed);
+                let found = Found {
                     action: u.to_vec(),
                     objective,
+                    penalty,
                     relaxed,
-                    active: active_rows,
-                });
+                    active: active_rows.clone(),
+                    checks: self.checks.clone(),
+                };
+                if found.relaxed.is_empty() {
+                    return Ok(found);
+                }
+                // A point that needs slack is kept, and the SQP goes on: the first
+                // acceptable iterate of a curved row can use far more slack than needed
+                // (regression test `a_relaxed_curved_row_takes_the_least_slack`). From here
+                // on it is a trust-region method on the exact penalty function: a step that
+                // does not lower it is undone and the region shrunk; one that does is kept
+                // and the region grown. The best point is returned.
+                let merit = found.objective + found.penalty;
+                match &best {
+                    Some(b) if merit >= b.objective + b.penalty => {}
+                    _ => {
+                        best = Some(found);
+                        trust *= 2.0;
+                    }
+                }
+            }
+            if let Some(b) = &best {
+                if b.action.as_slice() != &*u {
+                    // The last step was rejected (worse, or not acceptable): back to the
+                    // best point, with a smaller region.
+                    let rejected = self.real.iter().fold(0.0f64, |m, &ai| {
+                        let d = u.get(ai).copied().unwrap_or(0.0)
+                            - b.action.get(ai).copied().unwrap_or(0.0);
+                        m.max(d.abs())
+                    });
+                    trust = 0.25 * rejected.min(trust);
+                    u.copy_from_slice(&b.action);
+                    let scale = u.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+                    if trust <= 1e-12 * scale {
+                        return best.ok_or(SolverStatus::Infeasible);
+                    }
+                    self.tier1(p, inputs, u);
+                }
             }
             // A critical row no continuous move can fix ends this candidate now.
             for (i, (row, c)) in p.lattice.rows.iter().zip(&self.checks).enumerate() {
@@ -329,20 +545,28 @@ impl Repairer {
                     && row.criticality == Criticality::Critical
                     && !self.row_reads_real.get(i).copied().unwrap_or(false)
                 {
-                    return Err(SolverStatus::Infeasible);
+                    return best.ok_or(SolverStatus::Infeasible);
                 }
             }
             if nr == 0 {
-                return Err(SolverStatus::Infeasible);
+                return best.ok_or(SolverStatus::Infeasible);
             }
             // Columns: real variables, then one slack per relaxable row.
             let mut n = nr;
             for (i, row) in p.lattice.rows.iter().enumerate() {
                 let c = self.checks.get(i).copied().unwrap_or_default();
+                // A row with no tolerance gets no slack column: a slack pinned to [0, 0]
+                // adds nothing but a degenerate pair of rows (regression test
+                // `cold_start_slack_excursion_made_a_feasible_relaxation_infeasible`).
+                let tol = p
+                    .constraints
+                    .get(row.constraint)
+                    .map_or(0.0, |k| k.tolerance);
                 let relaxable = allow
                     && row.criticality < relax_below
                     && row.criticality != Criticality::Critical
                     && matches!(row.sense, Sense::Le | Sense::Lt)
+                    && tol > 0.0
                     && c.active;
                 let col = if relaxable {
                     n += 1;
@@ -391,38 +615,40 @@ impl Repairer {
                     }
                 }
             }
-            if self.qp.set_hessian(n, &self.h) != QpStatus::Solved {
-                return Err(SolverStatus::NumericalError);
+            // H depends only on the metric and the number of slack columns (every slack has
+            // the same 2ρ on the diagonal): factor it again only when `n` changes.
+            if self.hess_n != n {
+                self.hess_n = 0;
+                if self.qp.set_hessian(n, &self.h) != QpStatus::Solved {
+                    return best.ok_or(SolverStatus::NumericalError);
+                }
+                self.hess_n = n;
             }
             // Rows.
             self.a.clear();
             self.b.clear();
             self.qrow.clear();
-            for (i, row) in p.lattice.rows.iter().enumerate() {
+            for i in 0..p.lattice.rows.len() {
                 let c = self.checks.get(i).copied().unwrap_or_default();
-                if !c.active || !matches!(row.sense, Sense::Le | Sense::Lt) {
+                if !c.active {
                     continue;
                 }
-                if c.margin.is_invalid() || !c.margin.lo.is_finite() {
-                    continue; // cannot be linearised; Tier 1 will refuse the candidate
-                }
-                let vars = self.row_vars.get(i).map_or(&[][..], Vec::as_slice);
                 let slack = self.slack_col.get(i).copied().flatten();
-                if vars.is_empty() && slack.is_none() {
+                if self.row_vars.get(i).is_none_or(Vec::is_empty) && slack.is_none() {
                     continue; // constant in the real variables; handled above
                 }
-                let slots = &self.scratch.slots;
-                let cone = p.lattice.rows.get(i).map_or(&[][..], |r| r.cone.as_slice());
-                p.lattice
-                    .tape
-                    .grad_reverse(slots, cone, row.margin, &mut self.adj);
-                // margin(x) ≈ lo + ∇·(x − u) ≥ δ   ⇔   −∇·x − s ≤ lo − ∇·u − δ
+                // The linear model `lo + ∇·(x − u)` of a quantity that must be ≥ 0, with ∇ in
+                // `self.gtmp` (aligned with `vars`).
+                let Some(lo) = self.model(p, i, c) else {
+                    continue; // no linear model; Tier 1 will refuse the candidate
+                };
+                let vars = self.row_vars.get(i).map_or(&[][..], Vec::as_slice);
+                // lo + ∇·(x − u) ≥ δ   ⇔   −∇·x − s ≤ lo − ∇·u − δ
                 let base = self.a.len();
                 self.a.resize(base + n, 0.0);
                 let mut gu = 0.0;
-                let mut scale = c.margin.lo.abs();
-                for &(j, inst) in vars {
-                    let d = self.adj.get(inst as usize).copied().unwrap_or(0.0);
+                let mut scale = lo.abs();
+                for (&(j, _), &d) in vars.iter().zip(&self.gtmp) {
                     let uj = self
                         .real
                         .get(j)
@@ -441,13 +667,19 @@ impl Repairer {
                     }
                 }
                 let delta = 1e-9 * (1.0 + scale);
-                self.b.push(c.margin.lo - gu - delta);
+                self.b.push(lo - gu - delta);
                 self.qrow.push(Some(i));
             }
             // Bounds of the real variables and of the slacks.
             for (j, &ai) in self.real.iter().enumerate() {
                 let Some(a) = p.actions.get(ai) else { continue };
-                for (sign, bound) in [(1.0, a.max), (-1.0, -a.min)] {
+                let uj = u.get(ai).copied().unwrap_or(0.0);
+                let (lo, hi) = if trust.is_finite() {
+                    ((uj - trust).max(a.min), (uj + trust).min(a.max))
+                } else {
+                    (a.min, a.max)
+                };
+                for (sign, bound) in [(1.0, hi), (-1.0, -lo)] {
                     let base = self.a.len();
                     self.a.resize(base + n, 0.0);
                     if let Some(x) = self.a.get_mut(base + j) {
@@ -457,6 +689,7 @@ impl Repairer {
                     self.qrow.push(None);
                 }
             }
+            self.warm_idx.clear();
             for (i, col) in self.slack_col.iter().enumerate() {
                 let Some(col) = *col else { continue };
                 let tol = p
@@ -466,6 +699,9 @@ impl Repairer {
                     .and_then(|r| p.constraints.get(r.constraint))
                     .map_or(0.0, |c| c.tolerance);
                 for (sign, bound) in [(1.0, tol), (-1.0, 0.0)] {
+                    if sign < 0.0 {
+                        self.warm_idx.push(self.b.len());
+                    }
                     let base = self.a.len();
                     self.a.resize(base + n, 0.0);
                     if let Some(x) = self.a.get_mut(base + col) {
@@ -476,7 +712,12 @@ impl Repairer {
                 }
             }
             let m = self.b.len();
-            self.warm_idx.clear();
+            // Every slack starts at its floor `s = 0`: the QP's starting active set always
+            // holds the rows `-s <= 0`. Without them, the unconstrained minimiser puts each
+            // slack at `-L1_PENALTY·w / (2ρ)` (about -1e7); the dual method comes back from
+            // there, but with rounding errors of that size (~1e-9 in x), enough to call a
+            // feasible relaxation infeasible, and to make warm and cold starts disagree.
+            // Part of the formulation, so it applies to cold starts too.
             if !self.cold {
                 for (qi, r) in self.qrow.iter().enumerate() {
                     if let Some(r) = r {
@@ -503,7 +744,7 @@ impl Repairer {
                 QpStatus::NumericalError => SolverStatus::NumericalError,
             };
             if last != SolverStatus::Solved {
-                return Err(last);
+                return best.ok_or(last);
             }
             active_rows.clear();
             for &qi in sol.active {
@@ -516,10 +757,12 @@ impl Repairer {
             for (j, &ai) in self.real.iter().enumerate() {
                 let x = sol.x.get(j).copied().unwrap_or(f64::NAN);
                 if !x.is_finite() {
-                    return Err(SolverStatus::NumericalError);
+                    return best.ok_or(SolverStatus::NumericalError);
                 }
-                if let Some(uj) = u.get_mut(ai) {
-                    let next = *uj + step * (x - *uj);
+                if let (Some(uj), Some(a)) = (u.get_mut(ai), p.actions.get(ai)) {
+                    // Full steps inside the trust region; damped ones before it.
+                    let t = if best.is_some() { 1.0 } else { step };
+                    let next = clamp_to(*uj + t * (x - *uj), a.min, a.max);
                     moved = moved.max((next - *uj).abs());
                     *uj = next;
                 }
@@ -528,11 +771,12 @@ impl Repairer {
             let scale = u.iter().fold(1.0f64, |m, x| m.max(x.abs()));
             if moved <= 1e-14 * scale {
                 // The linear model is satisfied where Tier 1 is not: a row the model cannot
-                // see (undefined margin, `==`, `!=`, or a boolean row over real variables).
-                return Err(SolverStatus::Infeasible);
+                // see (undefined margin, `==`, a boolean row that is not a disjunction of
+                // comparisons), or a `!=` / `or` side that cannot be reached.
+                return best.ok_or(SolverStatus::Infeasible);
             }
         }
-        Err(if last == SolverStatus::Solved {
+        best.ok_or(if last == SolverStatus::Solved {
             SolverStatus::MaxIterations
         } else {
             last
@@ -549,6 +793,12 @@ impl Repairer {
         proposal: &[f64],
         preferred: &[(usize, f64)],
     ) -> Repair {
+        self.checked_valid = false;
+        if preferred.is_empty() {
+            if let Some(r) = self.proposal_holds(p, inputs, proposal) {
+                return r;
+            }
+        }
         let mut iterations = 0u32;
         let mut nodes = 0u32;
         let mut last = SolverStatus::Solved;
@@ -572,8 +822,8 @@ impl Repairer {
                 last = st;
             }
             if let Some(f) = found {
-                // Re-certify the returned action (the checks buffer must describe it).
-                self.tier1(p, inputs, &f.action);
+                // `f.checks` is the Tier 1 check that accepted `f.action`, bit for bit the
+                // action returned: no second check is needed.
                 let outcome = if f.relaxed.is_empty() {
                     RepairOutcome::Certified
                 } else {
@@ -588,7 +838,7 @@ impl Repairer {
                     relaxed: f.relaxed,
                     iterations,
                     nodes,
-                    checks: self.checks.clone(),
+                    checks: f.checks,
                     certified: true,
                 };
             }
@@ -605,6 +855,50 @@ impl Repairer {
             iterations,
             nodes,
         )
+    }
+
+    /// The feasible path: when the proposal is the search's first candidate (real values in
+    /// range, each discrete value its own cheapest option) and Tier 1 finds every active row
+    /// SAT there, the answer is the proposal — exactly what the search would return (one
+    /// node, one iteration), without setting the search up.
+    fn proposal_holds(
+        &mut self,
+        p: &Policy,
+        inputs: &[Interval],
+        proposal: &[f64],
+    ) -> Option<Repair> {
+        if proposal.len() != p.actions.len() {
+            return None;
+        }
+        for &ai in &self.real {
+            let (a, x) = (p.actions.get(ai)?, *proposal.get(ai)?);
+            if !(x >= a.min && x <= a.max) {
+                return None;
+            }
+        }
+        for &ai in &self.discrete {
+            let v0 = *proposal.get(ai)?;
+            if !own_value_first(p, ai, v0) {
+                return None;
+            }
+        }
+        self.tier1(p, inputs, proposal);
+        let all_sat = self
+            .checks
+            .iter()
+            .all(|c| !c.active || c.status == Status::Sat);
+        all_sat.then(|| Repair {
+            action: proposal.to_vec(),
+            outcome: RepairOutcome::Certified,
+            status: SolverStatus::Solved,
+            distance: 0.0,
+            active_set: Vec::new(),
+            relaxed: Vec::new(),
+            iterations: 1,
+            nodes: 1,
+            checks: self.checks.clone(),
+            certified: true,
+        })
     }
 
     /// The fallback with its Tier 1 verdict at the current state.
@@ -697,7 +991,10 @@ impl Repairer {
                 }
                 break;
             }
-            if best.as_ref().is_some_and(|b| node.cost >= b.objective) {
+            if best
+                .as_ref()
+                .is_some_and(|b| node.cost >= b.objective + b.penalty)
+            {
                 break; // no remaining branch can beat the best found
             }
             budget -= 1;
@@ -734,7 +1031,15 @@ impl Repairer {
             match self.continuous(p, inputs, proposal, &mut u, stage, iterations) {
                 Ok(mut f) => {
                     f.objective += node.cost;
-                    if best.as_ref().is_none_or(|b| f.objective < b.objective) {
+                    // A later node must be better by more than rounding: two discrete values
+                    // that give the same real solution are a tie, and the search order
+                    // (not the last bits of each SQP) breaks it, so warm and cold starts
+                    // agree (regression test
+                    // `discrete_ties_are_broken_by_search_order_not_rounding`).
+                    if best.as_ref().is_none_or(|b| {
+                        let (fm, bm) = (f.objective + f.penalty, b.objective + b.penalty);
+                        fm < bm - TIE * (1.0 + bm.abs())
+                    }) {
                         best = Some(f);
                     }
                 }
@@ -742,6 +1047,231 @@ impl Repairer {
             }
         }
         (best, last)
+    }
+}
+
+/// How a row enters the SQP's linear model.
+#[derive(Clone, Debug)]
+enum Lin {
+    /// `<=` / `<`: the margin.
+    Margin,
+    /// `!=`: the slot of `lhs − rhs`.
+    Ne(u32),
+    /// A boolean row that is an `or` of comparisons: the `(a, b)` of each comparison
+    /// `a <= b` / `a < b` that reads a real action variable.
+    Or(Vec<(u32, u32)>),
+    /// `==` and any other boolean row: no linear model.
+    None,
+}
+
+/// The [`Lin`] of every row.
+fn lin_kinds(p: &Policy, real: &[usize]) -> Vec<Lin> {
+    use crate::expr::typeck::{Func, Op2};
+    let tape = &p.lattice.tape;
+    let insts = tape.insts();
+    let real_insts: Vec<u32> = real
+        .iter()
+        .filter_map(|&ai| p.lattice.action_inst.get(ai).copied().flatten())
+        .collect();
+    let reads_real = |k: u32| {
+        let cone = tape.cone(k);
+        real_insts.iter().any(|r| cone.binary_search(r).is_ok())
+    };
+    p.lattice
+        .rows
+        .iter()
+        .map(|r| match r.sense {
+            Sense::Le | Sense::Lt => Lin::Margin,
+            Sense::Ne => match insts.get(r.margin as usize) {
+                Some(Inst::Un(Func::Abs, d)) => Lin::Ne(*d),
+                _ => Lin::None,
+            },
+            Sense::Eq => Lin::None,
+            Sense::Bool => {
+                let mut leaves = Vec::new();
+                let mut stack = vec![r.margin];
+                let mut ok = true;
+                while let Some(k) = stack.pop() {
+                    match insts.get(k as usize) {
+                        Some(Inst::Bin(Op2::Or, a, b)) => {
+                            stack.push(*b);
+                            stack.push(*a);
+                        }
+                        Some(Inst::Bin(Op2::Le | Op2::Lt, a, b)) => {
+                            if reads_real(*a) || reads_real(*b) {
+                                leaves.push((*a, *b));
+                            }
+                        }
+                        // Another disjunct (`mode == 'go'`, a boolean variable): left to
+                        // the discrete search; if it holds, the row is SAT anyway.
+                        Some(_) => {}
+                        None => ok = false,
+                    }
+                }
+                if ok && !leaves.is_empty() {
+                    Lin::Or(leaves)
+                } else {
+                    Lin::None
+                }
+            }
+        })
+        .collect()
+}
+
+/// Which rows have a margin affine in the real action variables with constant coefficients:
+/// sums and differences of constants, terms that read no real action variable (state,
+/// `prev.`, discrete actions), and real action variables times constants. For those rows
+/// [`Tape::grad_reverse`] returns the same gradient at every point (it reads only the
+/// midpoints of constants), so the repairer computes it once. Anything else (products of
+/// two terms that read actions, powers, functions, `if`) is "not affine", which only costs
+/// speed.
+fn affine_rows(p: &Policy, real: &[usize]) -> Vec<bool> {
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    enum K {
+        /// No input at all.
+        Const,
+        /// Reads inputs, but no real action variable.
+        Free,
+        /// Affine in the real action variables, constant coefficients.
+        Affine,
+        /// Anything else.
+        Other,
+    }
+    let tape: &Tape = &p.lattice.tape;
+    let real_slots: Vec<u32> = real
+        .iter()
+        .filter_map(|&ai| p.actions.get(ai).map(|a| a.slot))
+        .collect();
+    let mut k: Vec<K> = Vec::with_capacity(tape.len());
+    let get = |k: &[K], i: u32| k.get(i as usize).copied().unwrap_or(K::Other);
+    let free = |x: K| matches!(x, K::Const | K::Free);
+    let both_free = |x: K, y: K| {
+        if x == K::Const && y == K::Const {
+            K::Const
+        } else if free(x) && free(y) {
+            K::Free
+        } else {
+            K::Other
+        }
+    };
+    for inst in tape.insts() {
+        let c = match *inst {
+            Inst::Const(_) => K::Const,
+            Inst::Input(s) => {
+                if real_slots.contains(&s) {
+                    K::Affine
+                } else {
+                    K::Free
+                }
+            }
+            Inst::Un(f, a) => {
+                let x = get(&k, a);
+                if f == crate::expr::typeck::Func::Neg {
+                    x
+                } else {
+                    both_free(x, x)
+                }
+            }
+            Inst::PowI(a, n) => {
+                let x = get(&k, a);
+                if n == 1 {
+                    x
+                } else {
+                    both_free(x, x)
+                }
+            }
+            Inst::Bin(o, a, b) => {
+                use crate::expr::typeck::Op2;
+                let (x, y) = (get(&k, a), get(&k, b));
+                match o {
+                    Op2::Add | Op2::Sub => {
+                        if x == K::Other || y == K::Other {
+                            K::Other
+                        } else if x == K::Affine || y == K::Affine {
+                            K::Affine
+                        } else {
+                            both_free(x, y)
+                        }
+                    }
+                    Op2::Mul => match (x, y) {
+                        (K::Affine, K::Const) | (K::Const, K::Affine) => K::Affine,
+                        _ => both_free(x, y),
+                    },
+                    Op2::Div => match (x, y) {
+                        (K::Affine, K::Const) => K::Affine,
+                        _ => both_free(x, y),
+                    },
+                    _ => both_free(x, y),
+                }
+            }
+            Inst::If(c, a, b) => {
+                let (x, y, z) = (get(&k, c), get(&k, a), get(&k, b));
+                if free(x) && free(y) && free(z) {
+                    K::Free
+                } else {
+                    K::Other
+                }
+            }
+        };
+        k.push(c);
+    }
+    p.lattice
+        .rows
+        .iter()
+        .map(|r| matches!(r.sense, Sense::Le | Sense::Lt) && get(&k, r.margin) == K::Affine)
+        .collect()
+}
+
+/// Is `v0` the first of [`value_options`] for discrete action `ai`, at cost 0? Without
+/// building the list when the change cost is positive (then `v0`, if it is a value of the
+/// variable, is the only option of cost 0).
+fn own_value_first(p: &Policy, ai: usize, v0: f64) -> bool {
+    let Some(a) = p.actions.get(ai) else {
+        return false;
+    };
+    let w = p.governor.discrete_cost.get(ai).copied().unwrap_or(1.0);
+    let valid = match &a.ty {
+        VarType::Bool => v0 == 0.0 || v0 == 1.0,
+        #[expect(clippy::cast_precision_loss, reason = "enum sizes are far below 2^52")]
+        VarType::Enum(vals) => v0.fract() == 0.0 && v0 >= 0.0 && v0 < vals.len() as f64,
+        VarType::Int => v0.fract() == 0.0 && v0 >= a.min && v0 <= a.max,
+        VarType::Real | VarType::Text => false,
+    };
+    if !valid {
+        return false;
+    }
+    if w > 0.0 {
+        return true;
+    }
+    value_options(p, ai, v0)
+        .first()
+        .is_some_and(|&(x, c)| x == v0 && c == 0.0)
+}
+
+/// `Σ L1_PENALTY · weight · slack` over relaxed rows: the penalty the CRE's QP minimises.
+fn slack_penalty(p: &Policy, relaxed: &[(usize, f64)]) -> f64 {
+    relaxed
+        .iter()
+        .map(|&(i, s)| {
+            let w = p
+                .lattice
+                .rows
+                .get(i)
+                .and_then(|r| p.constraints.get(r.constraint))
+                .map_or(1.0, |c| c.weight);
+            L1_PENALTY * w.max(1e-6) * s
+        })
+        .sum()
+}
+
+/// `x` clamped to `[lo, hi]` (NaN stays NaN; never panics, unlike `f64::clamp`).
+fn clamp_to(x: f64, lo: f64, hi: f64) -> f64 {
+    if x < lo {
+        lo
+    } else if x > hi {
+        hi
+    } else {
+        x
     }
 }
 

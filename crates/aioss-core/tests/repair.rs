@@ -156,3 +156,296 @@ fn fallback_is_checked_at_the_current_state() {
     assert!(fb.certified);
     assert_eq!(fb.action, p.fallback);
 }
+
+/// Repair `u0` with a warm-starting repairer and a cold one.
+fn both(
+    p: &aioss_core::Policy,
+    inputs: &[Interval],
+    u0: &[f64],
+) -> (aioss_core::repair::Repair, aioss_core::repair::Repair) {
+    let mut warm = Repairer::new(p);
+    let mut cold = Repairer::new(p);
+    cold.cold = true;
+    (
+        warm.repair(p, inputs, u0, &[]),
+        cold.repair(p, inputs, u0, &[]),
+    )
+}
+
+/// Caught (by `tests/repair_safety.rs`): a proposal outside an action's `[min, max]` that
+/// broke no row came back unchanged as `Certified`, and with step halving the SQP's
+/// iterates could also stay partly outside the range.
+#[test]
+fn repair_of_a_proposal_outside_the_action_range_stays_in_range() {
+    let src = r#"
+[policy]
+name = "range"
+[action.a]
+min = -0.3
+max = 0.3
+[action.b]
+min = -0.3
+max = 0.3
+[fallback]
+a = 0.0
+b = 0.0
+[[constraint]]
+id = "sum"
+expr = "a + b <= 0.5"
+"#;
+    let p = aioss_core::load("range.toml", src).unwrap();
+    let inputs = p.range_inputs();
+    let mut r = Repairer::new(&p);
+    for u0 in [[-0.3, 0.53], [0.9, 0.9], [-5.0, 0.0]] {
+        let rep = r.repair(&p, &inputs, &u0, &[]);
+        assert_ne!(rep.outcome, RepairOutcome::Fallback, "{rep:?}");
+        for (act, x) in p.actions.iter().zip(&rep.action) {
+            assert!(*x >= act.min && *x <= act.max, "{u0:?} -> {rep:?}");
+        }
+        for c in rep.checks.iter().filter(|c| c.active) {
+            assert_eq!(c.status, Status::Sat, "{rep:?}");
+        }
+    }
+}
+
+/// Caught (by `tests/repair_safety.rs`): a row with `tolerance = 0` still got a slack
+/// column pinned to `[0, 0]`, and the QP started from its unconstrained minimiser, with the
+/// slacks near -1e7. Coming back from there left rounding errors of ~1e-9 in `x`; the pinned
+/// slack's upper row then looked violated, was found dependent on its floor, and the QP
+/// reported a feasible relaxation infeasible — only on cold starts, so warm and cold
+/// repairs disagreed (Relaxed vs Fallback).
+#[test]
+fn cold_start_slack_excursion_made_a_feasible_relaxation_infeasible() {
+    let src = r#"
+[policy]
+name = "slack"
+[governor]
+metric = { a0 = 0.3, a1 = 0.3, a2 = 0.3 }
+[action.a0]
+min = -0.3
+max = 0.3
+[action.a1]
+min = -0.3
+max = 0.3
+[action.a2]
+min = -2.273475607454166
+max = 0.3
+[state.s0]
+min = -0.696647800821056
+max = 3.151624951272369
+[fallback]
+a0 = 0.0
+a1 = 0.0
+a2 = 0.0
+[[constraint]]
+id = "c0"
+expr = "(a1 - s0)^2 + a2^2 <= 0.050"
+criticality = "high"
+tolerance = 0.48250125341623
+weight = 0.5
+[[constraint]]
+id = "c1"
+expr = "-1.918 * a0 + -1.612 * a1 + -1.267 * s0 <= 1.143"
+criticality = "high"
+tolerance = 0.0
+weight = 1.3011600973817325
+"#;
+    let p = aioss_core::load("slack.toml", src).unwrap();
+    let mut inputs = p.range_inputs();
+    let s = p.states[0].slot.unwrap() as usize;
+    inputs[s] = Interval::new(-0.8259535641028414, 0.01173164646076974);
+    let u0 = [-0.3, -0.3, -2.273475607454166];
+    let (w, c) = both(&p, &inputs, &u0);
+    // Relaxing c0 by at most its tolerance is feasible: a1 = -0.3, a2 = 0 leaves a shortfall
+    // of max (a1 - s0)^2 - 0.05 = 0.526² - 0.05 ≈ 0.227 < 0.48, and a0 = 0.21 satisfies c1.
+    assert_eq!(c.outcome, RepairOutcome::Relaxed, "{c:?}");
+    assert_eq!(w.outcome, RepairOutcome::Relaxed, "{w:?}");
+    for (x, y) in w.action.iter().zip(&c.action) {
+        assert!((x - y).abs() < 1e-9, "{w:?}\n{c:?}");
+    }
+}
+
+/// Caught (by `tests/repair_safety.rs`): two values of an enum that give the same real
+/// solution (here 'slow' and 'stop', equally far from 'go') tie, and the tie was broken by
+/// the last bits of each SQP's objective, so a warm-started repairer and a cold one could
+/// return different discrete values. Now the first candidate in search order wins unless a
+/// later one is better by more than rounding.
+#[test]
+fn discrete_ties_are_broken_by_search_order_not_rounding() {
+    let src = r#"
+[policy]
+name = "tie"
+[governor]
+metric_matrix = [[0.8, -0.12432199655620461, 0.0], [-0.12432199655620461, 1.990675148096455, 0.0], [0.0, 0.0, 2.1241706618039204]]
+discrete_cost = { mode = 0.05 }
+[action.a0]
+min = -0.3
+max = 1.2677248202869
+[action.a1]
+min = -0.3
+max = 0.3
+[action.a4]
+min = -0.3
+max = 2.169227229396873
+[action.mode]
+type = "enum"
+values = ["go", "slow", "stop"]
+[state.s0]
+min = 0.0
+max = 0.25393160015754496
+noise = 0.29192144755157345
+[fallback]
+a0 = 0.0
+a1 = 0.0
+a4 = 0.0
+mode = "stop"
+[[constraint]]
+id = "c0"
+expr = "(a4 - s0)^2 + a0^2 <= 2.060"
+criticality = "high"
+tolerance = 0.0
+when = "s0 >= 0.000"
+[[constraint]]
+id = "c1"
+expr = "(if mode == 'go' then 1 else 0) * a4 <= 0.050"
+when = "s0 >= 0.000"
+"#;
+    let p = aioss_core::load("tie.toml", src).unwrap();
+    let mut inputs = p.range_inputs();
+    let s = p.states[0].slot.unwrap() as usize;
+    inputs[s] = Interval::new(-0.29, 0.32);
+    let mut warm = Repairer::new(&p);
+    let mut cold = Repairer::new(&p);
+    cold.cold = true;
+    for k in 0..12 {
+        let t = f64::from(k);
+        let u0 = [
+            0.02 * t - 0.1,
+            0.01 * t - 0.05,
+            1.3 + 0.07 * t,
+            0.0, // 'go'
+        ];
+        let a = warm.repair(&p, &inputs, &u0, &[]);
+        let b = cold.repair(&p, &inputs, &u0, &[]);
+        assert_eq!(a.outcome, b.outcome, "{a:?}\n{b:?}");
+        assert_eq!(a.action[3], b.action[3], "{a:?}\n{b:?}");
+        if a.outcome != RepairOutcome::Fallback {
+            // The cheapest change of mode, and the lowest index among equals: 'slow'.
+            assert_eq!(a.action[3], 1.0, "{a:?}");
+        }
+        for (x, y) in a.action.iter().zip(&b.action) {
+            assert!((x - y).abs() < 1e-9, "{a:?}\n{b:?}");
+        }
+    }
+}
+
+/// Load a two-variable policy (x, y in [-2, 2], fallback 0, one state s in [0.3, 1]) with
+/// the given constraints.
+fn xy(body: &str) -> aioss_core::Policy {
+    let src = format!(
+        "[policy]\nname = \"xy\"\n[action.x]\nmin = -2.0\nmax = 2.0\n[action.y]\nmin = -2.0\nmax = 2.0\n[state.s]\nmin = 0.3\nmax = 1.0\n[fallback]\nx = 0.0\ny = 0.0\n{body}"
+    );
+    aioss_core::load("xy.toml", &src).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn with_state(p: &aioss_core::Policy, lo: f64, hi: f64) -> Vec<Interval> {
+    let mut inputs = p.range_inputs();
+    inputs[p.states[0].slot.unwrap() as usize] = Interval::new(lo, hi);
+    inputs
+}
+
+/// Every active critical row SAT at the action, or the result is the fallback and says
+/// whether Tier 1 certifies it.
+fn assert_certified_or_fallback(p: &aioss_core::Policy, rep: &aioss_core::repair::Repair) {
+    let crit_ok = p.lattice.rows.iter().zip(&rep.checks).all(|(r, c)| {
+        !c.active
+            || r.criticality != aioss_core::policy::Criticality::Critical
+            || c.status == Status::Sat
+    });
+    match rep.outcome {
+        RepairOutcome::Fallback => {
+            assert_eq!(rep.action, p.fallback);
+            assert_eq!(rep.certified, crit_ok, "{rep:?}");
+        }
+        _ => assert!(crit_ok && rep.certified, "{rep:?}"),
+    }
+}
+
+#[test]
+fn ne_row_over_a_real_action_moves_to_the_nearer_side() {
+    let p = xy("[[constraint]]\nid = \"avoid\"\nexpr = \"x != s\"");
+    let mut r = Repairer::new(&p);
+    // s in [0.4, 0.6], x = 0.55: x must leave [0.4, 0.6]; the nearer side is 0.6.
+    let inputs = with_state(&p, 0.4, 0.6);
+    let rep = r.repair(&p, &inputs, &[0.55, 0.0], &[]);
+    assert_eq!(rep.outcome, RepairOutcome::Certified, "{rep:?}");
+    assert!(rep.action[0] > 0.6 && rep.action[0] < 0.6 + 1e-6, "{rep:?}");
+    assert!(rep.action[1].abs() < 1e-12, "{rep:?}");
+    // x = 0.45: the nearer side is 0.4.
+    let rep = r.repair(&p, &inputs, &[0.45, 0.0], &[]);
+    assert_eq!(rep.outcome, RepairOutcome::Certified, "{rep:?}");
+    assert!(rep.action[0] < 0.4 && rep.action[0] > 0.4 - 1e-6, "{rep:?}");
+    // A point state: x = s exactly moves off by the back-off only.
+    let inputs = with_state(&p, 0.5, 0.5);
+    let rep = r.repair(&p, &inputs, &[0.5, 0.0], &[]);
+    assert_eq!(rep.outcome, RepairOutcome::Certified, "{rep:?}");
+    assert!(
+        rep.action[0] != 0.5 && (rep.action[0] - 0.5).abs() < 1e-6,
+        "{rep:?}"
+    );
+    for c in rep.checks.iter().filter(|c| c.active) {
+        assert_eq!(c.status, Status::Sat);
+    }
+}
+
+#[test]
+fn disjunction_of_comparisons_is_repaired_on_the_nearer_disjunct() {
+    let p = xy("[[constraint]]\nid = \"bands\"\nexpr = \"x <= 0.2 or x >= 0.8\"");
+    let mut r = Repairer::new(&p);
+    let inputs = p.range_inputs();
+    for (u, want) in [(0.6, 0.8), (0.35, 0.2), (0.45, 0.2)] {
+        let rep = r.repair(&p, &inputs, &[u, 0.5], &[]);
+        assert_eq!(rep.outcome, RepairOutcome::Certified, "{rep:?}");
+        assert!((rep.action[0] - want).abs() < 1e-6, "{u} -> {rep:?}");
+        assert!((rep.action[1] - 0.5).abs() < 1e-12, "{rep:?}");
+        assert_eq!(rep.checks[0].status, Status::Sat);
+    }
+    // With the state in the row, the disjunct must hold over the whole box.
+    let p = xy("[[constraint]]\nid = \"gap\"\nexpr = \"x + s <= 0.5 or x - s >= 1.5\"\ncriticality = \"high\"");
+    let inputs = with_state(&p, 0.2, 0.3);
+    // x = 1.0: first disjunct needs x <= 0.2 (0.8 away), second x >= 1.8 (0.8 away): a
+    // tie, broken by row order; either answer must be certified and 0.8 away.
+    let rep = r_new(&p).repair(&p, &inputs, &[1.0, 0.0], &[]);
+    assert_eq!(rep.outcome, RepairOutcome::Certified, "{rep:?}");
+    assert!((rep.distance - 0.8).abs() < 1e-6, "{rep:?}");
+    assert_certified_or_fallback(&p, &rep);
+}
+
+fn r_new(p: &aioss_core::Policy) -> Repairer {
+    Repairer::new(p)
+}
+
+/// `==` over a real action variable has no linear model in the SQP (and Tier 1 certifies
+/// it only where `lhs − rhs` evaluates to exactly zero): a proposal that breaks it, or a
+/// repair that would have to move along it, ends in the certified fallback, never in an
+/// uncertified action.
+#[test]
+fn eq_row_over_a_real_action_ends_in_the_certified_fallback() {
+    let p = xy(
+        "[[constraint]]\nid = \"pin\"\nexpr = \"y == 0\"\n[[constraint]]\nid = \"sum\"\nexpr = \"x + y <= 1\"",
+    );
+    let mut r = Repairer::new(&p);
+    let inputs = p.range_inputs();
+    // y = 0.5 breaks the pin: the nearest point (1, 0) exists, but the SQP cannot see `==`.
+    let rep = r.repair(&p, &inputs, &[2.0, 0.5], &[]);
+    assert_eq!(rep.outcome, RepairOutcome::Fallback, "{rep:?}");
+    assert!(rep.certified);
+    // A proposal that keeps the pin and breaks nothing passes unchanged.
+    let rep = r.repair(&p, &inputs, &[0.5, 0.0], &[]);
+    assert_eq!(rep.outcome, RepairOutcome::Certified, "{rep:?}");
+    assert_eq!(rep.action, vec![0.5, 0.0]);
+    for u in [[2.0, 0.0], [1.5, -0.5], [-3.0, 0.0], [0.9, 1e-17]] {
+        let rep = r.repair(&p, &inputs, &u, &[]);
+        assert_certified_or_fallback(&p, &rep);
+    }
+}
