@@ -436,6 +436,7 @@ pub fn report_cmd(store: &str, format: &str, output: Option<&Path>) -> ExitCode 
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.contains("Broken pipe") => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(exit::INTERNAL)
