@@ -113,11 +113,14 @@ impl SqliteStore {
         let conn = Connection::open_with_flags(path, flags)
             .map_err(|e| Error::Store(format!("{}: {e}", path.display())))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // Records are a few kB: larger pages (only takes effect on a new file) and a
+        // larger WAL between checkpoints mean fewer page writes and fewer copies.
+        conn.execute_batch("PRAGMA page_size=16384; PRAGMA cache_size=-65536;")?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::Store(format!("{}: could not enable WAL mode", path.display())));
         }
-        conn.execute_batch("PRAGMA synchronous=FULL;")?;
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=4096;")?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| Error::Store(format!("{}: not an aioss audit store: {e}", path.display())))?;
         conn.execute(
