@@ -20,7 +20,12 @@ fn main() {
     let store = SqliteStore::open(std::path::Path::new(dst)).unwrap();
     let mut w = Writer::new(Box::new(store), Some(Key::generate().unwrap()), 1000).unwrap();
     let t = std::time::Instant::now();
-    for (i, r) in recs.iter().cycle().take(usize::try_from(n).unwrap()).enumerate() {
+    for (i, r) in recs
+        .iter()
+        .cycle()
+        .take(usize::try_from(n).unwrap())
+        .enumerate()
+    {
         w.push(r.clone());
         if (i + 1) % 4096 == 0 {
             w.commit().unwrap();

@@ -52,10 +52,11 @@ impl Key {
 
     /// Parse the text of a key file.
     pub fn parse(text: &str) -> Result<Key, Error> {
-        let rest = text
-            .trim()
-            .strip_prefix(KEY_PREFIX)
-            .ok_or_else(|| Error::Key(format!("not an aioss key file (expected `{KEY_PREFIX} <hex>`)")))?;
+        let rest = text.trim().strip_prefix(KEY_PREFIX).ok_or_else(|| {
+            Error::Key(format!(
+                "not an aioss key file (expected `{KEY_PREFIX} <hex>`)"
+            ))
+        })?;
         let bytes = unhex(rest.trim()).ok_or_else(|| Error::Key("the key is not hex".into()))?;
         let seed: [u8; 32] = bytes
             .try_into()
@@ -140,8 +141,11 @@ impl Checkpoint {
         let Ok(vk) = VerifyingKey::from_bytes(&pk) else {
             return false;
         };
-        vk.verify(&message(self.seq, &self.head_hash), &Signature::from_bytes(&sig))
-            .is_ok()
+        vk.verify(
+            &message(self.seq, &self.head_hash),
+            &Signature::from_bytes(&sig),
+        )
+        .is_ok()
     }
 }
 

@@ -102,7 +102,13 @@ pub fn decision_record(
 }
 
 /// A (not yet chained) record of a refused input line, at wall-clock time `now`.
-pub fn error_record(policy: &Policy, raw: &str, e: &InputError, now: f64, state_digest: String) -> Record {
+pub fn error_record(
+    policy: &Policy,
+    raw: &str,
+    e: &InputError,
+    now: f64,
+    state_digest: String,
+) -> Record {
     Record {
         seq: 0,
         kind: Kind::InputError.as_str().to_string(),
@@ -148,7 +154,11 @@ impl std::fmt::Debug for Writer {
 impl Writer {
     /// Continue the chain of `store` (or start it). `checkpoint_every` 0 means only at
     /// [`Writer::finish`]; without a key no checkpoints are made.
-    pub fn new(mut store: Box<dyn Store>, key: Option<Key>, checkpoint_every: u64) -> Result<Writer, Error> {
+    pub fn new(
+        mut store: Box<dyn Store>,
+        key: Option<Key>,
+        checkpoint_every: u64,
+    ) -> Result<Writer, Error> {
         let (next_seq, head_hash) = match store.head()? {
             Some((seq, hash)) => (seq + 1, hash),
             None => (0, GENESIS.to_string()),
@@ -239,6 +249,7 @@ pub fn export(store: &mut dyn Store, out: &mut dyn std::io::Write) -> Result<u64
         n += 1;
         Ok(true)
     })?;
-    out.flush().map_err(|e| Error::Other(format!("writing: {e}")))?;
+    out.flush()
+        .map_err(|e| Error::Other(format!("writing: {e}")))?;
     Ok(n)
 }

@@ -52,7 +52,9 @@ impl Replay {
 /// The part of a decision line that replay compares as bytes: everything before
 /// `,"latency_us":` (the only non-deterministic field, written last).
 fn deterministic_prefix(s: &str) -> &str {
-    s.rfind(",\"latency_us\":").and_then(|i| s.get(..i)).unwrap_or(s)
+    s.rfind(",\"latency_us\":")
+        .and_then(|i| s.get(..i))
+        .unwrap_or(s)
 }
 
 fn diff_values(path: &str, a: &Value, b: &Value, out: &mut Vec<(String, String, String)>) {
@@ -65,7 +67,11 @@ fn diff_values(path: &str, a: &Value, b: &Value, out: &mut Vec<(String, String, 
                 if path.is_empty() && (k == "latency_us" || k == "record") {
                     continue;
                 }
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match (x.get(k), y.get(k)) {
                     (Some(u), Some(v)) => diff_values(&p, u, v, out),
                     (u, v) => out.push((p, show(u), show(v))),
@@ -95,7 +101,8 @@ pub fn compare_json(recorded: &str, replayed: &str) -> Vec<(String, String, Stri
     if deterministic_prefix(recorded) == deterministic_prefix(replayed) {
         return Vec::new();
     }
-    let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or_else(|_| Value::String(s.to_string()));
+    let parse =
+        |s: &str| serde_json::from_str::<Value>(s).unwrap_or_else(|_| Value::String(s.to_string()));
     let mut out = Vec::new();
     diff_values("", &parse(recorded), &parse(replayed), &mut out);
     out
@@ -131,11 +138,7 @@ pub fn replay(store: &mut dyn Store, g: &mut Governor, compare: bool) -> Result<
                     diffs = compare_json(&r.decision, &e.to_json());
                 }
             }
-            (_, Ok(_)) => diffs.push((
-                "kind".into(),
-                r.kind.clone(),
-                "decision".into(),
-            )),
+            (_, Ok(_)) => diffs.push(("kind".into(), r.kind.clone(), "decision".into())),
             (_, Err(e)) => diffs.push(("kind".into(), r.kind.clone(), format!("input_error: {e}"))),
         }
         if compare {
@@ -148,13 +151,18 @@ pub fn replay(store: &mut dyn Store, g: &mut Governor, compare: bool) -> Result<
         }
         if !diffs.is_empty() {
             rep.differing += 1;
-            rep.differences.extend(diffs.into_iter().map(|(field, recorded, replayed)| Difference {
-                seq: r.seq,
-                decision_id: r.decision_id.clone(),
-                field,
-                recorded,
-                replayed,
-            }));
+            rep.differences
+                .extend(
+                    diffs
+                        .into_iter()
+                        .map(|(field, recorded, replayed)| Difference {
+                            seq: r.seq,
+                            decision_id: r.decision_id.clone(),
+                            field,
+                            recorded,
+                            replayed,
+                        }),
+                );
         }
         Ok(true)
     })?;

@@ -20,7 +20,9 @@ pub const OUTCOMES: [&str; 6] = [
     "FAILED_GOVERNANCE",
 ];
 
-const COLORS: [&str; 6] = ["#2e7d32", "#1565c0", "#f9a825", "#c62828", "#6a1b9a", "#37474f"];
+const COLORS: [&str; 6] = [
+    "#2e7d32", "#1565c0", "#f9a825", "#c62828", "#6a1b9a", "#37474f",
+];
 
 /// How many flagged decisions the report lists.
 pub const FLAGGED_CAP: usize = 200;
@@ -126,7 +128,10 @@ pub fn gather(store: &mut dyn Store, name: &str) -> Result<Stats, Error> {
     store.scan(&mut |r| {
         s.records += 1;
         *s.policies
-            .entry(format!("{} {} {}", r.policy_name, r.policy_version, r.policy_hash))
+            .entry(format!(
+                "{} {} {}",
+                r.policy_name, r.policy_version, r.policy_hash
+            ))
             .or_insert(0) += 1;
         if first.is_none() {
             first = Some(r.timestamp.clone());
@@ -144,7 +149,10 @@ pub fn gather(store: &mut dyn Store, name: &str) -> Result<Stats, Error> {
         }
         s.decisions += 1;
         latencies.push(r.latency_us);
-        let outcome = at(&v, "final_outcome").as_str().unwrap_or("UNKNOWN").to_string();
+        let outcome = at(&v, "final_outcome")
+            .as_str()
+            .unwrap_or("UNKNOWN")
+            .to_string();
         *s.outcomes.entry(outcome.clone()).or_insert(0) += 1;
         if let Some(t) = r.time.parse::<f64>().ok().filter(|t| t.is_finite()) {
             if let Some(k) = OUTCOMES.iter().position(|o| *o == outcome) {
@@ -162,7 +170,12 @@ pub fn gather(store: &mut dyn Store, name: &str) -> Result<Stats, Error> {
                     outcome: outcome.clone(),
                     reasons: at(&v, "reasons")
                         .as_array()
-                        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_string)
+                                .collect()
+                        })
                         .unwrap_or_default(),
                 });
             } else {
@@ -198,14 +211,21 @@ pub fn gather(store: &mut dyn Store, name: &str) -> Result<Stats, Error> {
     s.span = first.zip(last);
     s.violated = rank(violated);
     s.failure_modes = rank(failure);
-    let mut rel: Vec<(String, u64, f64)> = relaxed.into_iter().map(|(k, (n, t))| (k, n, t)).collect();
+    let mut rel: Vec<(String, u64, f64)> =
+        relaxed.into_iter().map(|(k, (n, t))| (k, n, t)).collect();
     rel.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     s.relaxed = rel;
     latencies.sort_unstable();
-    s.latency = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999), ("max", 1.0)]
-        .iter()
-        .map(|(n, q)| ((*n).to_string(), percentile(&latencies, *q)))
-        .collect();
+    s.latency = [
+        ("p50", 0.5),
+        ("p90", 0.9),
+        ("p99", 0.99),
+        ("p99.9", 0.999),
+        ("max", 1.0),
+    ]
+    .iter()
+    .map(|(n, q)| ((*n).to_string(), percentile(&latencies, *q)))
+    .collect();
     s.distances.sort_by(f64::total_cmp);
     // Trend: equal time buckets from the first to the last decision.
     if let (Some(lo), Some(hi)) = (
@@ -248,7 +268,11 @@ pub fn histogram(sorted: &[f64]) -> Vec<(f64, f64, u64)> {
     let w = ((hi - lo) / n as f64).max(1e-12);
     let mut c = vec![0u64; n];
     for x in sorted {
-        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "clamped index")]
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "clamped index"
+        )]
         let i = (((x - lo) / w) as usize).min(n - 1);
         if let Some(slot) = c.get_mut(i) {
             *slot += 1;
@@ -271,10 +295,17 @@ fn verification_line(v: &Verification) -> String {
             v.count,
             v.signatures_ok,
             v.checkpoints,
-            v.last_checkpoint
-                .map_or_else(|| " (no signed checkpoint)".to_string(), |s| format!(", last signed head at record {s}"))
+            v.last_checkpoint.map_or_else(
+                || " (no signed checkpoint)".to_string(),
+                |s| format!(", last signed head at record {s}")
+            )
         ),
-        Some(p) => format!("BROKEN at record {} ({}): {}", p.seq, p.kind.as_str(), p.message),
+        Some(p) => format!(
+            "BROKEN at record {} ({}): {}",
+            p.seq,
+            p.kind.as_str(),
+            p.message
+        ),
     }
 }
 
@@ -363,7 +394,11 @@ pub fn to_markdown(s: &Stats) -> String {
         s.decisions,
         s.input_errors.values().sum::<u64>()
     );
-    let _ = writeln!(o, "**Verification:** {}\n", verification_line(&s.verification));
+    let _ = writeln!(
+        o,
+        "**Verification:** {}\n",
+        verification_line(&s.verification)
+    );
     if let Some((q, h)) = &s.verification.head {
         let _ = writeln!(o, "Head: record {q}, hash `{h}`\n");
     }
@@ -371,13 +406,21 @@ pub fn to_markdown(s: &Stats) -> String {
     for (p, n) in &s.policies {
         let _ = writeln!(o, "- `{p}`: {n} records");
     }
-    let _ = writeln!(o, "\n## Outcomes\n\n| outcome | decisions | share |\n|---|---:|---:|");
+    let _ = writeln!(
+        o,
+        "\n## Outcomes\n\n| outcome | decisions | share |\n|---|---:|---:|"
+    );
     for out in OUTCOMES {
         let n = s.outcomes.get(out).copied().unwrap_or(0);
         let _ = writeln!(o, "| {out} | {n} | {} |", pct(n, s.decisions));
     }
     if !s.trend.is_empty() {
-        let _ = writeln!(o, "\n### Trend\n\n| from | {} |\n|---|{}", OUTCOMES.join(" | "), "---:|".repeat(6));
+        let _ = writeln!(
+            o,
+            "\n### Trend\n\n| from | {} |\n|---|{}",
+            OUTCOMES.join(" | "),
+            "---:|".repeat(6)
+        );
         for (t, c) in &s.trend {
             let cells: Vec<String> = c.iter().map(u64::to_string).collect();
             let _ = writeln!(o, "| {t} | {} |", cells.join(" | "));
@@ -387,25 +430,40 @@ pub fn to_markdown(s: &Stats) -> String {
     if s.flagged.is_empty() {
         let _ = writeln!(o, "None.");
     } else {
-        let _ = writeln!(o, "| record | decision | agent | outcome | reasons |\n|---:|---|---|---|---|");
+        let _ = writeln!(
+            o,
+            "| record | decision | agent | outcome | reasons |\n|---:|---|---|---|---|"
+        );
         for f in &s.flagged {
             let _ = writeln!(
                 o,
                 "| {} | `{}`{} | {} | {} | {} |",
                 f.seq,
                 f.decision_id,
-                f.id.as_ref().map(|i| format!(" ({})", md_cell(i))).unwrap_or_default(),
+                f.id.as_ref()
+                    .map(|i| format!(" ({})", md_cell(i)))
+                    .unwrap_or_default(),
                 md_cell(&f.agent),
                 f.outcome,
                 md_cell(&f.reasons.join("; "))
             );
         }
         if s.flagged_omitted > 0 {
-            let _ = writeln!(o, "\n{} more not listed (the list is capped at {FLAGGED_CAP}).", s.flagged_omitted);
+            let _ = writeln!(
+                o,
+                "\n{} more not listed (the list is capped at {FLAGGED_CAP}).",
+                s.flagged_omitted
+            );
         }
     }
     let _ = writeln!(o, "\n## Most violated constraints\n");
-    list_md(&mut o, s.violated.iter().take(15).map(|(k, n)| format!("`{k}`: {n}")));
+    list_md(
+        &mut o,
+        s.violated
+            .iter()
+            .take(15)
+            .map(|(k, n)| format!("`{k}`: {n}")),
+    );
     let _ = writeln!(o, "\n## Repairs\n");
     if s.distances.is_empty() {
         let _ = writeln!(o, "None.");
@@ -423,11 +481,22 @@ pub fn to_markdown(s: &Stats) -> String {
         }
     }
     let _ = writeln!(o, "\n## Relaxations\n");
-    list_md(&mut o, s.relaxed.iter().map(|(k, n, t)| format!("`{k}`: {n} times, total slack {t:.4}")));
+    list_md(
+        &mut o,
+        s.relaxed
+            .iter()
+            .map(|(k, n, t)| format!("`{k}`: {n} times, total slack {t:.4}")),
+    );
     let _ = writeln!(o, "\n## Failure modes\n");
-    list_md(&mut o, s.failure_modes.iter().map(|(k, n)| format!("`{k}`: {n}")));
+    list_md(
+        &mut o,
+        s.failure_modes.iter().map(|(k, n)| format!("`{k}`: {n}")),
+    );
     let _ = writeln!(o, "\n## Input errors\n");
-    list_md(&mut o, s.input_errors.iter().map(|(k, n)| format!("`{k}`: {n}")));
+    list_md(
+        &mut o,
+        s.input_errors.iter().map(|(k, n)| format!("`{k}`: {n}")),
+    );
     let _ = writeln!(o, "\n## Latency (µs)\n\n| percentile | µs |\n|---|---:|");
     for (k, n) in &s.latency {
         let _ = writeln!(o, "| {k} | {n} |");
@@ -514,7 +583,12 @@ fn svg_bars(title: &str, rows: &[(String, u64, &str)], unit: &str) -> String {
 fn svg_trend(trend: &[(String, [u64; 6])]) -> String {
     let (w, h, top, bottom, left) = (640.0, 260.0, 28.0, 40.0, 50.0);
     let plot_h = h - top - bottom;
-    let max = trend.iter().map(|(_, c)| c.iter().sum::<u64>()).max().unwrap_or(0).max(1);
+    let max = trend
+        .iter()
+        .map(|(_, c)| c.iter().sum::<u64>())
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let col = (w - left - 10.0) / trend.len().max(1) as f64;
     let mut o = format!(
         "<svg width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"Outcomes over time\">\
@@ -623,8 +697,16 @@ pub fn to_html(s: &Stats) -> String {
     let v = &s.verification;
     let mut o = String::new();
     o.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/>");
-    let _ = write!(o, "<title>AIOSS governance report: {}</title><style>{CSS}</style></head><body>", esc(&s.store));
-    let _ = write!(o, "<h1>AIOSS governance report</h1><p>Store <code>{}</code>", esc(&s.store));
+    let _ = write!(
+        o,
+        "<title>AIOSS governance report: {}</title><style>{CSS}</style></head><body>",
+        esc(&s.store)
+    );
+    let _ = write!(
+        o,
+        "<h1>AIOSS governance report</h1><p>Store <code>{}</code>",
+        esc(&s.store)
+    );
     if let Some((a, b)) = &s.span {
         let _ = write!(o, ", {} to {}", esc(a), esc(b));
     }
@@ -656,7 +738,13 @@ pub fn to_html(s: &Stats) -> String {
     let rows: Vec<(String, u64, &str)> = OUTCOMES
         .iter()
         .zip(COLORS)
-        .map(|(k, c)| ((*k).to_string(), s.outcomes.get(*k).copied().unwrap_or(0), c))
+        .map(|(k, c)| {
+            (
+                (*k).to_string(),
+                s.outcomes.get(*k).copied().unwrap_or(0),
+                c,
+            )
+        })
         .collect();
     o.push_str(&svg_bars("Decisions by outcome", &rows, ""));
     if !s.trend.is_empty() {
@@ -681,15 +769,23 @@ pub fn to_html(s: &Stats) -> String {
         }
         o.push_str("</table>");
         if s.flagged_omitted > 0 {
-            let _ = write!(o, "<p>{} more not listed (the list is capped at {FLAGGED_CAP}).</p>", s.flagged_omitted);
+            let _ = write!(
+                o,
+                "<p>{} more not listed (the list is capped at {FLAGGED_CAP}).</p>",
+                s.flagged_omitted
+            );
         }
     }
     o.push_str("<h2>Most violated constraints</h2>");
     if s.violated.is_empty() {
         o.push_str("<p>None.</p>");
     } else {
-        let rows: Vec<(String, u64, &str)> =
-            s.violated.iter().take(12).map(|(k, n)| (k.clone(), *n, "#c62828")).collect();
+        let rows: Vec<(String, u64, &str)> = s
+            .violated
+            .iter()
+            .take(12)
+            .map(|(k, n)| (k.clone(), *n, "#c62828"))
+            .collect();
         o.push_str(&svg_bars("Times violated (as proposed)", &rows, ""));
     }
     o.push_str("<h2>Repairs</h2>");
@@ -701,26 +797,63 @@ pub fn to_html(s: &Stats) -> String {
             "<p>{} repairs; distance min {:.4}, median {:.4}, max {:.4}.</p>",
             s.distances.len(),
             s.distances.first().copied().unwrap_or(0.0),
-            s.distances.get(s.distances.len() / 2).copied().unwrap_or(0.0),
+            s.distances
+                .get(s.distances.len() / 2)
+                .copied()
+                .unwrap_or(0.0),
             s.distances.last().copied().unwrap_or(0.0)
         );
         o.push_str(&svg_hist("Repair distance", &histogram(&s.distances)));
     }
     o.push_str("<h2>Relaxations and failure modes</h2>");
-    html_table(&mut o, "relaxed constraint", s.relaxed.iter().map(|(k, n, t)| (k.clone(), format!("{n} times, total slack {t:.4}"))));
-    html_table(&mut o, "failure mode", s.failure_modes.iter().map(|(k, n)| (k.clone(), n.to_string())));
-    html_table(&mut o, "input error", s.input_errors.iter().map(|(k, n)| (k.clone(), n.to_string())));
+    html_table(
+        &mut o,
+        "relaxed constraint",
+        s.relaxed
+            .iter()
+            .map(|(k, n, t)| (k.clone(), format!("{n} times, total slack {t:.4}"))),
+    );
+    html_table(
+        &mut o,
+        "failure mode",
+        s.failure_modes
+            .iter()
+            .map(|(k, n)| (k.clone(), n.to_string())),
+    );
+    html_table(
+        &mut o,
+        "input error",
+        s.input_errors
+            .iter()
+            .map(|(k, n)| (k.clone(), n.to_string())),
+    );
     o.push_str("<h2>Latency</h2>");
-    let rows: Vec<(String, u64, &str)> = s.latency.iter().map(|(k, n)| (k.clone(), *n, "#00838f")).collect();
+    let rows: Vec<(String, u64, &str)> = s
+        .latency
+        .iter()
+        .map(|(k, n)| (k.clone(), *n, "#00838f"))
+        .collect();
     o.push_str(&svg_bars("Decision latency percentiles", &rows, " µs"));
     o.push_str("<h2>Chain and signatures</h2><table>");
     let _ = write!(o, "<tr><th>records</th><td>{}</td></tr>", v.count);
     if let Some((q, h)) = &v.head {
-        let _ = write!(o, "<tr><th>head</th><td>record {q}, <code>{}</code></td></tr>", esc(h));
+        let _ = write!(
+            o,
+            "<tr><th>head</th><td>record {q}, <code>{}</code></td></tr>",
+            esc(h)
+        );
     }
-    let _ = write!(o, "<tr><th>checkpoints</th><td>{} ({} signatures valid)</td></tr>", v.checkpoints, v.signatures_ok);
+    let _ = write!(
+        o,
+        "<tr><th>checkpoints</th><td>{} ({} signatures valid)</td></tr>",
+        v.checkpoints, v.signatures_ok
+    );
     for k in &v.public_keys {
-        let _ = write!(o, "<tr><th>signing key</th><td><code>{}</code></td></tr>", esc(k));
+        let _ = write!(
+            o,
+            "<tr><th>signing key</th><td><code>{}</code></td></tr>",
+            esc(k)
+        );
     }
     o.push_str("</table><h2>Policies</h2><ul>");
     for (p, n) in &s.policies {
@@ -744,7 +877,12 @@ fn html_table(o: &mut String, what: &str, rows: impl Iterator<Item = (String, St
             let _ = write!(o, "<table><tr><th>{}</th><th>count</th></tr>", esc(what));
             any = true;
         }
-        let _ = write!(o, "<tr><td><code>{}</code></td><td>{}</td></tr>", esc(&k), esc(&v));
+        let _ = write!(
+            o,
+            "<tr><td><code>{}</code></td><td>{}</td></tr>",
+            esc(&k),
+            esc(&v)
+        );
     }
     if any {
         o.push_str("</table>");

@@ -118,17 +118,22 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA page_size=16384; PRAGMA cache_size=-65536;")?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(Error::Store(format!("{}: could not enable WAL mode", path.display())));
+            return Err(Error::Store(format!(
+                "{}: could not enable WAL mode",
+                path.display()
+            )));
         }
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA wal_autocheckpoint=4096;")?;
-        conn.execute_batch(SCHEMA)
-            .map_err(|e| Error::Store(format!("{}: not an aioss audit store: {e}", path.display())))?;
+        conn.execute_batch(SCHEMA).map_err(|e| {
+            Error::Store(format!("{}: not an aioss audit store: {e}", path.display()))
+        })?;
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('format', ?1)",
             params![FORMAT_VERSION.to_string()],
         )?;
-        let v: String =
-            conn.query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| r.get(0))?;
+        let v: String = conn.query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| {
+            r.get(0)
+        })?;
         if v != FORMAT_VERSION.to_string() {
             return Err(Error::Store(format!(
                 "{}: audit format version {v}, this build reads version {FORMAT_VERSION}",
@@ -187,7 +192,13 @@ impl Store for SqliteStore {
                 "INSERT INTO checkpoints (seq, head_hash, created, public_key, signature) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             for c in checkpoints {
-                st.execute(params![to_i64(c.seq), c.head_hash, c.created, c.public_key, c.signature])?;
+                st.execute(params![
+                    to_i64(c.seq),
+                    c.head_hash,
+                    c.created,
+                    c.public_key,
+                    c.signature
+                ])?;
             }
         }
         tx.commit()?;
@@ -226,7 +237,9 @@ impl Store for SqliteStore {
     }
 
     fn count(&mut self) -> Result<u64, Error> {
-        let n: i64 = self.conn.query_row("SELECT count(*) FROM records", [], |r| r.get(0))?;
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM records", [], |r| r.get(0))?;
         Ok(to_u64(n))
     }
 }

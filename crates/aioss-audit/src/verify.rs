@@ -226,7 +226,10 @@ pub fn verify(store: &mut dyn Store, public_key: Option<&str>) -> Result<Report,
         let problem = if !c.signature_ok() {
             fail(
                 ProblemKind::BadSignature,
-                format!("the checkpoint at record {} has a bad signature (forged or altered)", c.seq),
+                format!(
+                    "the checkpoint at record {} has a bad signature (forged or altered)",
+                    c.seq
+                ),
             )
         } else if key.as_deref().is_some_and(|k| k != c.public_key) {
             fail(

@@ -33,8 +33,14 @@ fn build(dir: &Path, key: &Key) -> PathBuf {
     let policy = aioss_core::load(&policy_path.to_string_lossy(), &text).unwrap();
     let mut g = Governor::new(policy);
     let store = SqliteStore::open(&path).unwrap();
-    let mut w = Writer::new(Box::new(store), Some(Key::parse(&key_text(key)).unwrap()), 50).unwrap();
-    let lines = std::fs::read_to_string(repo().join("tests/data/audit/warehouse-robot.jsonl")).unwrap();
+    let mut w = Writer::new(
+        Box::new(store),
+        Some(Key::parse(&key_text(key)).unwrap()),
+        50,
+    )
+    .unwrap();
+    let lines =
+        std::fs::read_to_string(repo().join("tests/data/audit/warehouse-robot.jsonl")).unwrap();
     let mut lines: Vec<String> = lines.lines().take(150).map(str::to_string).collect();
     lines.insert(10, "{not json".into());
     lines.insert(100, "{\"agent\": 3}".into());
@@ -58,7 +64,11 @@ fn build(dir: &Path, key: &Key) -> PathBuf {
 
 fn key_text(k: &Key) -> String {
     // Round-trip through a key file.
-    let p = std::env::temp_dir().join(format!("aioss-audit-key-{}-{}", std::process::id(), k.public_hex()));
+    let p = std::env::temp_dir().join(format!(
+        "aioss-audit-key-{}-{}",
+        std::process::id(),
+        k.public_hex()
+    ));
     if !p.exists() {
         k.write_new(&p).unwrap();
     }
@@ -88,7 +98,11 @@ fn rehash(c: &Connection, seq: i64) {
     })
     .unwrap();
     let h = rec.unwrap().compute_hash();
-    c.execute("UPDATE records SET hash = ?1 WHERE seq = ?2", params![h, seq]).unwrap();
+    c.execute(
+        "UPDATE records SET hash = ?1 WHERE seq = ?2",
+        params![h, seq],
+    )
+    .unwrap();
 }
 
 #[test]
@@ -103,7 +117,10 @@ fn every_kind_of_tampering_is_caught_and_named() {
     assert!(r.ok(), "{:?}", r.problem);
     assert_eq!(r.count, 152);
     assert_eq!(r.head.as_ref().unwrap().0, 151);
-    assert_eq!(r.checkpoints, 4, "records 49, 99, 149 and the shutdown checkpoint at 151");
+    assert_eq!(
+        r.checkpoints, 4,
+        "records 49, 99, 149 and the shutdown checkpoint at 151"
+    );
     assert_eq!(r.signatures_ok, 4);
 
     // 1. Edit a field.
@@ -123,23 +140,44 @@ fn every_kind_of_tampering_is_caught_and_named() {
         params![victim],
     )
     .unwrap();
-    c.execute("UPDATE records SET latency_us = latency_us + 1 WHERE seq = ?1", params![victim + 1])
-        .unwrap();
+    c.execute(
+        "UPDATE records SET latency_us = latency_us + 1 WHERE seq = ?1",
+        params![victim + 1],
+    )
+    .unwrap();
     drop(c);
     let r = check(&p, None);
     let pr = r.problem.unwrap();
-    assert_eq!((pr.seq, pr.kind), (u64::try_from(victim).unwrap(), ProblemKind::Edited), "{}", pr.message);
+    assert_eq!(
+        (pr.seq, pr.kind),
+        (u64::try_from(victim).unwrap(), ProblemKind::Edited),
+        "{}",
+        pr.message
+    );
     assert!(pr.message.contains("edited"), "{}", pr.message);
 
     // 1b. Edit a field and recompute its hash: the next record no longer links.
     let p = copy(&base, &dir, "edit-rehash");
     let c = Connection::open(&p).unwrap();
-    c.execute("UPDATE records SET proposal = proposal || ' ' WHERE seq = 20", []).unwrap();
+    c.execute(
+        "UPDATE records SET proposal = proposal || ' ' WHERE seq = 20",
+        [],
+    )
+    .unwrap();
     rehash(&c, 20);
     drop(c);
     let pr = check(&p, None).problem.unwrap();
-    assert_eq!((pr.seq, pr.kind), (21, ProblemKind::Unlinked), "{}", pr.message);
-    assert!(pr.message.contains("record 20 was edited"), "{}", pr.message);
+    assert_eq!(
+        (pr.seq, pr.kind),
+        (21, ProblemKind::Unlinked),
+        "{}",
+        pr.message
+    );
+    assert!(
+        pr.message.contains("record 20 was edited"),
+        "{}",
+        pr.message
+    );
 
     // 2. Delete a record.
     let p = copy(&base, &dir, "delete");
@@ -147,7 +185,12 @@ fn every_kind_of_tampering_is_caught_and_named() {
     c.execute("DELETE FROM records WHERE seq = 80", []).unwrap();
     drop(c);
     let pr = check(&p, None).problem.unwrap();
-    assert_eq!((pr.seq, pr.kind), (80, ProblemKind::Deleted), "{}", pr.message);
+    assert_eq!(
+        (pr.seq, pr.kind),
+        (80, ProblemKind::Deleted),
+        "{}",
+        pr.message
+    );
     assert!(pr.message.contains("missing"), "{}", pr.message);
 
     // 3. Swap two records.
@@ -159,26 +202,48 @@ fn every_kind_of_tampering_is_caught_and_named() {
     .unwrap();
     drop(c);
     let pr = check(&p, None).problem.unwrap();
-    assert_eq!((pr.seq, pr.kind), (100, ProblemKind::Reordered), "{}", pr.message);
+    assert_eq!(
+        (pr.seq, pr.kind),
+        (100, ProblemKind::Reordered),
+        "{}",
+        pr.message
+    );
     assert!(pr.message.contains("stored at 101"), "{}", pr.message);
 
     // 4. Truncate after a checkpoint.
     let p = copy(&base, &dir, "truncate");
     let c = Connection::open(&p).unwrap();
-    c.execute("DELETE FROM records WHERE seq > 120", []).unwrap();
+    c.execute("DELETE FROM records WHERE seq > 120", [])
+        .unwrap();
     drop(c);
     let pr = check(&p, None).problem.unwrap();
-    assert_eq!((pr.seq, pr.kind), (149, ProblemKind::Truncated), "{}", pr.message);
+    assert_eq!(
+        (pr.seq, pr.kind),
+        (149, ProblemKind::Truncated),
+        "{}",
+        pr.message
+    );
     assert!(pr.message.contains("ends at record 120"), "{}", pr.message);
 
     // 5a. Forge a checkpoint: move it to another head without re-signing.
     let p = copy(&base, &dir, "forge");
     let c = Connection::open(&p).unwrap();
-    let h: String = c.query_row("SELECT hash FROM records WHERE seq = 120", [], |r| r.get(0)).unwrap();
-    c.execute("UPDATE checkpoints SET seq = 120, head_hash = ?1 WHERE seq = 99", params![h]).unwrap();
+    let h: String = c
+        .query_row("SELECT hash FROM records WHERE seq = 120", [], |r| r.get(0))
+        .unwrap();
+    c.execute(
+        "UPDATE checkpoints SET seq = 120, head_hash = ?1 WHERE seq = 99",
+        params![h],
+    )
+    .unwrap();
     drop(c);
     let pr = check(&p, None).problem.unwrap();
-    assert_eq!((pr.seq, pr.kind), (120, ProblemKind::BadSignature), "{}", pr.message);
+    assert_eq!(
+        (pr.seq, pr.kind),
+        (120, ProblemKind::BadSignature),
+        "{}",
+        pr.message
+    );
 
     // 5b. Forge a checkpoint with another key (valid signature, wrong signer).
     let p = copy(&base, &dir, "forge-key");
@@ -188,10 +253,16 @@ fn every_kind_of_tampering_is_caught_and_named() {
         .connection()
         .query_row("SELECT hash FROM records WHERE seq = 151", [], |r| r.get(0))
         .unwrap();
-    s.append(&[], &[other.checkpoint(151, &h, "now".into())]).unwrap();
+    s.append(&[], &[other.checkpoint(151, &h, "now".into())])
+        .unwrap();
     drop(s);
     let pr = check(&p, None).problem.unwrap();
-    assert_eq!((pr.seq, pr.kind), (151, ProblemKind::WrongKey), "{}", pr.message);
+    assert_eq!(
+        (pr.seq, pr.kind),
+        (151, ProblemKind::WrongKey),
+        "{}",
+        pr.message
+    );
     let pr = check(&base, Some(&other.public_hex())).problem.unwrap();
     assert_eq!(pr.kind, ProblemKind::WrongKey, "{}", pr.message);
 
@@ -216,7 +287,12 @@ fn every_kind_of_tampering_is_caught_and_named() {
     s.append(&recs, &[]).unwrap();
     drop(s);
     let pr = check(&p, None).problem.unwrap();
-    assert_eq!((pr.seq, pr.kind), (49, ProblemKind::CheckpointMismatch), "{}", pr.message);
+    assert_eq!(
+        (pr.seq, pr.kind),
+        (49, ProblemKind::CheckpointMismatch),
+        "{}",
+        pr.message
+    );
 
     let _ = std::fs::remove_dir_all(&dir);
 }

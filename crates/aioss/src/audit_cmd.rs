@@ -105,7 +105,8 @@ pub fn run(
                 Ok(d) => {
                     let json = d.to_json(g.policy());
                     t = Instant::now();
-                    let r = aioss_audit::decision_record(g.policy(), &raw, &d, &json, g.state_digest());
+                    let r =
+                        aioss_audit::decision_record(g.policy(), &raw, &d, &json, g.state_digest());
                     let rr = w.push(r);
                     let text = if explain {
                         format!("{}record {} {}\n", d.explain(g.policy()), rr.seq, rr.hash)
@@ -116,7 +117,13 @@ pub fn run(
                 }
                 Err(e) => {
                     stats.errors += 1;
-                    let r = aioss_audit::error_record(g.policy(), &raw, &e, wall_now(), g.state_digest());
+                    let r = aioss_audit::error_record(
+                        g.policy(),
+                        &raw,
+                        &e,
+                        wall_now(),
+                        g.state_digest(),
+                    );
                     let rr: RecordRef = w.push(r);
                     let text = if explain {
                         format!("line {lineno}: error: {e}\nrecord {} {}\n", rr.seq, rr.hash)
@@ -140,7 +147,8 @@ pub fn run(
         stats.store_secs += t.elapsed().as_secs_f64();
         // The batch is durable: now its decisions may be reported.
         for l in lines.drain(..) {
-            out.write_all(l.as_bytes()).map_err(|e| format!("writing: {e}"))?;
+            out.write_all(l.as_bytes())
+                .map_err(|e| format!("writing: {e}"))?;
             out.write_all(b"\n").map_err(|e| format!("writing: {e}"))?;
         }
         out.flush().map_err(|e| format!("writing: {e}"))?;
@@ -290,7 +298,10 @@ fn open(store: &str) -> Result<Box<dyn Store>, ExitCode> {
 
 /// `aioss audit verify STORE [--public-key KEY]`
 pub fn verify(store: &str, public_key: Option<&str>) -> ExitCode {
-    let pk = match public_key.map(aioss_audit::checkpoint::public_key_arg).transpose() {
+    let pk = match public_key
+        .map(aioss_audit::checkpoint::public_key_arg)
+        .transpose()
+    {
         Ok(k) => k,
         Err(e) => {
             eprintln!("error: {e}");
@@ -312,7 +323,12 @@ pub fn verify(store: &str, public_key: Option<&str>) -> ExitCode {
     let secs = started.elapsed().as_secs_f64();
     match &rep.problem {
         Some(p) => {
-            println!("FAILED at record {} ({}): {}", p.seq, p.kind.as_str(), p.message);
+            println!(
+                "FAILED at record {} ({}): {}",
+                p.seq,
+                p.kind.as_str(),
+                p.message
+            );
             println!("checked {} records before the break", rep.count);
             ExitCode::from(exit::VERDICT)
         }
@@ -327,7 +343,8 @@ pub fn verify(store: &str, public_key: Option<&str>) -> ExitCode {
                     "checkpoints: {} signatures valid, last signed head at record {c}{}; key {}",
                     rep.signatures_ok,
                     match &rep.head {
-                        Some((q, _)) if *q > c => format!(" ({} records after it are not yet signed)", q - c),
+                        Some((q, _)) if *q > c =>
+                            format!(" ({} records after it are not yet signed)", q - c),
                         _ => String::new(),
                     },
                     rep.public_keys.join(", ")
@@ -364,7 +381,11 @@ pub fn replay_cmd(store: &str, policy: &Path, limit: usize) -> ExitCode {
         println!(
             "record {}{}: {}: recorded {}, replayed {}",
             d.seq,
-            if d.decision_id.is_empty() { String::new() } else { format!(" ({})", d.decision_id) },
+            if d.decision_id.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", d.decision_id)
+            },
             d.field,
             d.recorded,
             d.replayed
@@ -374,7 +395,10 @@ pub fn replay_cmd(store: &str, policy: &Path, limit: usize) -> ExitCode {
         println!("… and {} more differences", rep.differences.len() - limit);
     }
     if rep.other_policy > 0 {
-        println!("note: {} records were made under another policy hash", rep.other_policy);
+        println!(
+            "note: {} records were made under another policy hash",
+            rep.other_policy
+        );
     }
     println!(
         "{}: {} records replayed ({} decisions, {} input errors), {} differ",
@@ -451,7 +475,13 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// `aioss bench audit`: the same generated stream decided with no store and with the
 /// SQLite store (durable group commit, checkpoints), in one process; medians and the ratio.
-pub fn bench(policy: &Path, n: usize, mix: (usize, usize, usize), runs: usize, checkpoint_every: u64) -> ExitCode {
+pub fn bench(
+    policy: &Path,
+    n: usize,
+    mix: (usize, usize, usize),
+    runs: usize,
+    checkpoint_every: u64,
+) -> ExitCode {
     let p = match crate::policy_cmd::load_file(policy) {
         Ok(p) => p,
         Err(e) => {
@@ -485,7 +515,10 @@ pub fn bench(policy: &Path, n: usize, mix: (usize, usize, usize), runs: usize, c
         }
         plain.push(t.elapsed().as_secs_f64());
         // With the store.
-        let path = dir.join(format!("aioss-bench-audit-{}-{run_no}.db", std::process::id()));
+        let path = dir.join(format!(
+            "aioss-bench-audit-{}-{run_no}.db",
+            std::process::id()
+        ));
         let remove = |path: &Path| {
             for suffix in ["", "-wal", "-shm"] {
                 let mut s = path.as_os_str().to_owned();
@@ -529,8 +562,18 @@ pub fn bench(policy: &Path, n: usize, mix: (usize, usize, usize), runs: usize, c
     let nf = n as f64;
     let (a, b, s) = (median(plain), median(audited), median(store_only));
     println!("policy {} ({}), {n} proposals, mix {}/{}/{}, {runs} runs, checkpoint every {checkpoint_every}", p.name, policy.display(), mix.0, mix.1, mix.2);
-    println!("no store:          {:>10.0} decisions/s  ({a:.3} s)", nf / a);
-    println!("--audit (SQLite):  {:>10.0} decisions/s  ({b:.3} s)  ratio {:.3}", nf / b, a / b);
-    println!("store alone:       {:>10.0} records/s    ({s:.3} s: chain, sign, commit)", nf / s);
+    println!(
+        "no store:          {:>10.0} decisions/s  ({a:.3} s)",
+        nf / a
+    );
+    println!(
+        "--audit (SQLite):  {:>10.0} decisions/s  ({b:.3} s)  ratio {:.3}",
+        nf / b,
+        a / b
+    );
+    println!(
+        "store alone:       {:>10.0} records/s    ({s:.3} s: chain, sign, commit)",
+        nf / s
+    );
     ExitCode::SUCCESS
 }

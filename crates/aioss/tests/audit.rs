@@ -44,10 +44,17 @@ fn policy(name: &str) -> PathBuf {
 /// Run `aioss decide --audit` on `input`; returns stdout lines.
 fn decide(policy: &Path, store: &Path, key: Option<&Path>, every: u64, input: &str) -> Vec<String> {
     let mut cmd = aioss();
-    cmd.args(["decide", "--clock", "logical", "--checkpoint-every", &every.to_string(), "--policy"])
-        .arg(policy)
-        .arg("--audit")
-        .arg(store);
+    cmd.args([
+        "decide",
+        "--clock",
+        "logical",
+        "--checkpoint-every",
+        &every.to_string(),
+        "--policy",
+    ])
+    .arg(policy)
+    .arg("--audit")
+    .arg(store);
     if let Some(k) = key {
         cmd.arg("--key").arg(k);
     }
@@ -62,12 +69,25 @@ fn decide(policy: &Path, store: &Path, key: Option<&Path>, every: u64, input: &s
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output().unwrap();
     writer.join().unwrap().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 fn verify(store: &Path, extra: &[&str]) -> (i32, String) {
-    let out = aioss().args(["audit", "verify"]).arg(store).args(extra).output().unwrap();
+    let out = aioss()
+        .args(["audit", "verify"])
+        .arg(store)
+        .args(extra)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap(),
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
@@ -107,7 +127,9 @@ fn replay_agrees_for_every_bundled_policy_across_a_restart() {
         let mut all = Vec::new();
         for (part, chunk) in [&lines[..n / 2], &lines[n / 2..n]].iter().enumerate() {
             let mut input = chunk.join("\n");
-            input.push_str(&format!("\n{{\"bad\": {part}\n\n{{\"agent\":\"a\",\"action\":{{\"nope\":1}}}}\n"));
+            input.push_str(&format!(
+                "\n{{\"bad\": {part}\n\n{{\"agent\":\"a\",\"action\":{{\"nope\":1}}}}\n"
+            ));
             all.extend(decide(&policy(name), &store, None, 0, &input));
         }
         // Every printed line carries its record, in one unbroken chain over both runs.
@@ -115,7 +137,11 @@ fn replay_agrees_for_every_bundled_policy_across_a_restart() {
             let (seq, _, prev) = record_of(l);
             assert_eq!(seq, i as u64, "{name}: {l}");
             if i > 0 {
-                assert_eq!(prev, record_of(&all[i - 1]).1, "{name}: chain across the restart");
+                assert_eq!(
+                    prev,
+                    record_of(&all[i - 1]).1,
+                    "{name}: chain across the restart"
+                );
             }
         }
         // Decision sequence numbers continue across the restart too.
@@ -126,7 +152,9 @@ fn replay_agrees_for_every_bundled_policy_across_a_restart() {
         assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>(), "{name}");
         if name == "agent-tools" {
             // Budgets are in play: the rolling daily spend cap is hit by the stream.
-            assert!(all.iter().any(|l| l.contains("\"id\":\"spend-cap\",\"status\":\"VIOLATED\"")));
+            assert!(all
+                .iter()
+                .any(|l| l.contains("\"id\":\"spend-cap\",\"status\":\"VIOLATED\"")));
         }
         let (code, text) = verify(&store, &[]);
         assert_eq!(code, 0, "{text}");
@@ -140,18 +168,35 @@ fn replay_agrees_for_every_bundled_policy_across_a_restart() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{name}: {text}");
         assert!(text.contains("AGREE"), "{text}");
-        assert!(text.contains(&format!("{} records replayed", all.len())), "{text}");
+        assert!(
+            text.contains(&format!("{} records replayed", all.len())),
+            "{text}"
+        );
 
         // A replay under a different policy text reports the differences and fails.
         if name == "agent-tools" {
             let other = dir.join("agent-tools-changed.toml");
             let t = std::fs::read_to_string(policy(name)).unwrap();
-            std::fs::write(&other, t.replace("max = 50000", "max = 20000").replace("<= 50000", "<= 20000")).unwrap();
-            let out = aioss().args(["audit", "replay"]).arg(&store).arg("--policy").arg(&other).output().unwrap();
+            std::fs::write(
+                &other,
+                t.replace("max = 50000", "max = 20000")
+                    .replace("<= 50000", "<= 20000"),
+            )
+            .unwrap();
+            let out = aioss()
+                .args(["audit", "replay"])
+                .arg(&store)
+                .arg("--policy")
+                .arg(&other)
+                .output()
+                .unwrap();
             let text = String::from_utf8_lossy(&out.stdout);
             assert_eq!(out.status.code(), Some(1), "{text}");
             assert!(text.contains("DIFFER"), "{text}");
-            assert!(text.contains("final_outcome") || text.contains("constraints"), "{text}");
+            assert!(
+                text.contains("final_outcome") || text.contains("constraints"),
+                "{text}"
+            );
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -162,21 +207,43 @@ fn replay_agrees_for_every_bundled_policy_across_a_restart() {
 fn verify_names_the_first_bad_record_and_checks_the_key() {
     let dir = tmpdir("verify");
     let key = dir.join("k.key");
-    let out = aioss().args(["audit", "keygen"]).arg(&key).output().unwrap();
+    let out = aioss()
+        .args(["audit", "keygen"])
+        .arg(&key)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let public = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert_eq!(public.len(), 64);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     // keygen refuses to overwrite a key.
-    assert_eq!(aioss().args(["audit", "keygen"]).arg(&key).output().unwrap().status.code(), Some(2));
+    assert_eq!(
+        aioss()
+            .args(["audit", "keygen"])
+            .arg(&key)
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(2)
+    );
 
     let store = dir.join("a.db");
     let lines = fixture("warehouse-robot");
-    decide(&policy("warehouse-robot"), &store, Some(&key), 20, &lines[..60].join("\n"));
+    decide(
+        &policy("warehouse-robot"),
+        &store,
+        Some(&key),
+        20,
+        &lines[..60].join("\n"),
+    );
     let (code, text) = verify(&store, &["--public-key", &public]);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("OK: 60 records"), "{text}");
@@ -190,7 +257,11 @@ fn verify_names_the_first_bad_record_and_checks_the_key() {
     assert!(text.contains("wrong-key"), "{text}");
 
     // Export: one JSON record per line, with the hashed bytes.
-    let out = aioss().args(["audit", "export"]).arg(&store).output().unwrap();
+    let out = aioss()
+        .args(["audit", "export"])
+        .arg(&store)
+        .output()
+        .unwrap();
     let exported: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -202,7 +273,11 @@ fn verify_names_the_first_bad_record_and_checks_the_key() {
     assert_eq!(exported[7]["proposal"].as_str().unwrap(), lines[7]);
 
     let s = SqliteStore::open_existing(&store).unwrap();
-    s.connection().execute("UPDATE records SET timestamp = '2030-01-01T00:00:00.000000Z' WHERE seq = 33", [])
+    s.connection()
+        .execute(
+            "UPDATE records SET timestamp = '2030-01-01T00:00:00.000000Z' WHERE seq = 33",
+            [],
+        )
         .unwrap();
     drop(s);
     let (code, text) = verify(&store, &[]);
@@ -234,7 +309,13 @@ impl Rng {
 fn kill_9_mid_stream_loses_no_reported_decision() {
     let dir = tmpdir("crash");
     let key = dir.join("k.key");
-    assert!(aioss().args(["audit", "keygen"]).arg(&key).output().unwrap().status.success());
+    assert!(aioss()
+        .args(["audit", "keygen"])
+        .arg(&key)
+        .output()
+        .unwrap()
+        .status
+        .success());
     let store = dir.join("crash.db");
     let base = fixture("warehouse-robot");
     // A large input: the fixture repeated (200k lines); each run is killed long before its end.
@@ -251,7 +332,14 @@ fn kill_9_mid_stream_loses_no_reported_decision() {
     let mut expected_prev = aioss_audit::GENESIS.to_string();
     for round in 0..4 {
         let mut child = aioss()
-            .args(["decide", "--clock", "logical", "--checkpoint-every", "100", "--policy"])
+            .args([
+                "decide",
+                "--clock",
+                "logical",
+                "--checkpoint-every",
+                "100",
+                "--policy",
+            ])
             .arg(policy("warehouse-robot"))
             .arg("--audit")
             .arg(&store)
@@ -283,7 +371,9 @@ fn kill_9_mid_stream_loses_no_reported_decision() {
         // A slow writer: chunks of random size with pauses, so the kill lands mid-stream.
         let mut sent = 0usize;
         let last = round == 3;
-        while (last && offset + sent < big.len().min(offset + 400)) || (!last && started.elapsed() < run_for) {
+        while (last && offset + sent < big.len().min(offset + 400))
+            || (!last && started.elapsed() < run_for)
+        {
             let k = 1 + (rng.next() % 40) as usize;
             let chunk: String = big[(offset + sent) % big.len()..]
                 .iter()
@@ -309,8 +399,14 @@ fn kill_9_mid_stream_loses_no_reported_decision() {
         // The printed lines continue the chain where the store was.
         if let Some(first) = got.first() {
             let (seq, _, prev) = record_of(first);
-            assert_eq!(seq, expected_next, "round {round}: the restart continues the sequence");
-            assert_eq!(prev, expected_prev, "round {round}: the restart continues the chain");
+            assert_eq!(
+                seq, expected_next,
+                "round {round}: the restart continues the sequence"
+            );
+            assert_eq!(
+                prev, expected_prev,
+                "round {round}: the restart continues the chain"
+            );
         }
         for l in &got {
             let (seq, hash, _) = record_of(l);
@@ -319,12 +415,18 @@ fn kill_9_mid_stream_loses_no_reported_decision() {
         // Every printed decision is in the store, with the same hash; the chain verifies.
         let recs = stored(&store);
         for (seq, hash) in &printed {
-            let r = recs.get(*seq as usize).unwrap_or_else(|| panic!("round {round}: record {seq} printed but not stored"));
+            let r = recs
+                .get(*seq as usize)
+                .unwrap_or_else(|| panic!("round {round}: record {seq} printed but not stored"));
             assert_eq!(&r.hash, hash, "round {round}: record {seq}");
         }
         let (code, text) = verify(&store, &["--public-key", &key.to_string_lossy()]);
         assert_eq!(code, 0, "round {round}: {text}");
-        eprintln!("round {round}: sent {sent}, printed {}, stored {}", got.len(), recs.len());
+        eprintln!(
+            "round {round}: sent {sent}, printed {}, stored {}",
+            got.len(),
+            recs.len()
+        );
         assert!(recs.len() >= printed.len());
         if let Some(r) = recs.last() {
             expected_next = r.seq + 1;
@@ -334,7 +436,10 @@ fn kill_9_mid_stream_loses_no_reported_decision() {
     // The last run ended normally: its shutdown checkpoint signs the head.
     let (code, text) = verify(&store, &[]);
     assert_eq!(code, 0, "{text}");
-    assert!(text.contains(&format!("last signed head at record {}", expected_next - 1)), "{text}");
+    assert!(
+        text.contains(&format!("last signed head at record {}", expected_next - 1)),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -344,7 +449,13 @@ fn kill_9_mid_stream_loses_no_reported_decision() {
 fn report_of_a_real_store() {
     let dir = tmpdir("report");
     let key = dir.join("k.key");
-    assert!(aioss().args(["audit", "keygen"]).arg(&key).output().unwrap().status.success());
+    assert!(aioss()
+        .args(["audit", "keygen"])
+        .arg(&key)
+        .output()
+        .unwrap()
+        .status
+        .success());
     let store = dir.join("r.db");
     let mut input = fixture("agent-tools")[..120].join("\n");
     input.push_str("\n{\"broken\n");
@@ -354,8 +465,17 @@ fn report_of_a_real_store() {
     decide(&policy("warehouse-robot"), &store, Some(&key), 50, &wh);
 
     let run = |format: &str| {
-        let out = aioss().arg("report").arg(&store).args(["--format", format]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = aioss()
+            .arg("report")
+            .arg(&store)
+            .args(["--format", format])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     let md = run("md");
@@ -395,7 +515,9 @@ fn report_of_a_real_store() {
     let html = std::fs::read_to_string(&html_path).unwrap();
     // Self-contained: no external resources of any kind.
     let lower = html.to_ascii_lowercase();
-    for bad in ["http:", "https:", "src=", "<link", "<script", "url(", "@import"] {
+    for bad in [
+        "http:", "https:", "src=", "<link", "<script", "url(", "@import",
+    ] {
         assert!(!lower.contains(bad), "the HTML report refers to `{bad}`");
     }
     // Its charts: outcome bars, trend, repair distances, latency (and violated constraints).
@@ -411,7 +533,10 @@ fn report_of_a_real_store() {
             Ok(quick_xml::events::Event::Start(_)) => depth += 1,
             Ok(quick_xml::events::Event::End(_)) => depth -= 1,
             Ok(_) => {}
-            Err(e) => panic!("the HTML report is not well-formed at {}: {e}", reader.buffer_position()),
+            Err(e) => panic!(
+                "the HTML report is not well-formed at {}: {e}",
+                reader.buffer_position()
+            ),
         }
     }
     assert_eq!(depth, 0, "unbalanced tags");
