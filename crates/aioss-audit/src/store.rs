@@ -10,8 +10,8 @@ use crate::Error;
 
 /// A store of audit records and checkpoints. Callers (the CLI, a server) see only this
 /// trait, so another backend (a PostgreSQL store shared by replicas) can follow without
-/// touching them.
-pub trait Store {
+/// touching them. A store is `Send`, so it can be committed to from a thread of its own.
+pub trait Store: Send {
     /// The last record's `(seq, hash)`, or `None` for an empty store.
     fn head(&mut self) -> Result<Option<(u64, String)>, Error>;
     /// Append records and checkpoints in one transaction. When this returns `Ok`, they are
