@@ -291,6 +291,11 @@ pub fn decide(o: &DecideOptions<'_>) -> ExitCode {
         }
     };
     let mut g = Governor::new(p);
+    if o.dry_run {
+        // Before the state is rebuilt: a dry run passes proposals through, and the rebuilt
+        // state must be the one these decisions were made with.
+        g.set_dry_run(true);
+    }
     let mut w = match open_audited(&mut g, o.audit, key, o.checkpoint_every) {
         Ok(w) => w,
         Err(e) => {
@@ -298,9 +303,6 @@ pub fn decide(o: &DecideOptions<'_>) -> ExitCode {
             return ExitCode::from(exit::INTERNAL);
         }
     };
-    if o.dry_run {
-        g.set_dry_run(true);
-    }
     let rx = reader_thread();
     let mut read_error: Option<std::io::Error> = None;
     let mut next = |block: bool| -> Next {
@@ -420,7 +422,7 @@ pub fn verify(store: &str, public_key: Option<&str>) -> ExitCode {
 }
 
 /// `aioss audit replay STORE --policy FILE`
-pub fn replay_cmd(store: &str, policy: &Path, limit: usize) -> ExitCode {
+pub fn replay_cmd(store: &str, policy: &Path, limit: usize, dry_run: bool) -> ExitCode {
     let p = match crate::policy_cmd::load_file(policy) {
         Ok(p) => p,
         Err(e) => {
@@ -433,6 +435,9 @@ pub fn replay_cmd(store: &str, policy: &Path, limit: usize) -> ExitCode {
         Err(c) => return c,
     };
     let mut g = Governor::new(p);
+    if dry_run {
+        g.set_dry_run(true);
+    }
     let rep = match replay::replay(s.as_mut(), &mut g, true) {
         Ok(r) => r,
         Err(e) => {

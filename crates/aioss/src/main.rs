@@ -95,6 +95,9 @@ enum AuditCommand {
         /// Print at most this many differences.
         #[arg(long, default_value_t = 1000)]
         limit: usize,
+        /// Replay as `aioss decide --dry-run` (for a log written with it).
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Every record as one line of JSON.
     Export {
@@ -231,7 +234,8 @@ fn main() -> ExitCode {
             store,
             policy,
             limit,
-        }) => audit_cmd::replay_cmd(&store, &policy, limit),
+            dry_run,
+        }) => audit_cmd::replay_cmd(&store, &policy, limit, dry_run),
         Command::Audit(AuditCommand::Export { store }) => audit_cmd::export(&store),
         Command::Report {
             store,
