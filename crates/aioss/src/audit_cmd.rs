@@ -220,11 +220,16 @@ fn produce(
     Ok(stats)
 }
 
-fn reader_thread() -> Receiver<std::io::Result<String>> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<std::io::Result<String>>(2 * BATCH);
+/// Lines read from standard input, in chunks: every complete line already buffered is sent
+/// at once (at most 1024), so a stream costs one channel message per chunk, while a caller
+/// that writes one line at a time gets it through alone.
+type Chunk = std::io::Result<Vec<String>>;
+
+fn reader_thread() -> Receiver<Chunk> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(16);
     std::thread::spawn(move || {
-        let stdin = std::io::stdin();
-        let mut input = stdin.lock();
+        let mut input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin());
+        let mut chunk: Vec<String> = Vec::new();
         loop {
             let mut line = String::new();
             match input.read_line(&mut line) {
@@ -233,15 +238,24 @@ fn reader_thread() -> Receiver<std::io::Result<String>> {
                     while line.ends_with('\n') || line.ends_with('\r') {
                         line.pop();
                     }
-                    if tx.send(Ok(line)).is_err() {
-                        break;
+                    chunk.push(line);
+                    // More complete lines waiting in the buffer: take them without blocking.
+                    if chunk.len() < 1024 && input.buffer().contains(&b'\n') {
+                        continue;
+                    }
+                    if tx.send(Ok(std::mem::take(&mut chunk))).is_err() {
+                        return;
                     }
                 }
                 Err(e) => {
+                    let _ = tx.send(Ok(std::mem::take(&mut chunk)));
                     let _ = tx.send(Err(e));
-                    break;
+                    return;
                 }
             }
+        }
+        if !chunk.is_empty() {
+            let _ = tx.send(Ok(chunk));
         }
     });
     rx
@@ -305,20 +319,26 @@ pub fn decide(o: &DecideOptions<'_>) -> ExitCode {
     };
     let rx = reader_thread();
     let mut read_error: Option<std::io::Error> = None;
+    let mut pending: std::collections::VecDeque<String> = std::collections::VecDeque::new();
     let mut next = |block: bool| -> Next {
-        let got = if block {
-            rx.recv().map_err(|_| TryRecvError::Disconnected)
-        } else {
-            rx.try_recv()
-        };
-        match got {
-            Ok(Ok(l)) => Next::Line(l),
-            Ok(Err(e)) => {
-                read_error = Some(e);
-                Next::End
+        loop {
+            if let Some(l) = pending.pop_front() {
+                return Next::Line(l);
             }
-            Err(TryRecvError::Empty) => Next::Empty,
-            Err(TryRecvError::Disconnected) => Next::End,
+            let got = if block {
+                rx.recv().map_err(|_| TryRecvError::Disconnected)
+            } else {
+                rx.try_recv()
+            };
+            match got {
+                Ok(Ok(lines)) => pending.extend(lines),
+                Ok(Err(e)) => {
+                    read_error = Some(e);
+                    return Next::End;
+                }
+                Err(TryRecvError::Empty) => return Next::Empty,
+                Err(TryRecvError::Disconnected) => return Next::End,
+            }
         }
     };
     let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout());

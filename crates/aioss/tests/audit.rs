@@ -543,3 +543,34 @@ fn report_of_a_real_store() {
     assert!(html.starts_with("<!DOCTYPE html>"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An interactive caller (one line, then wait for its answer) gets each decision, with its
+/// record, before it sends the next line.
+#[test]
+fn an_interactive_caller_gets_each_decision_before_the_next_line() {
+    let dir = tmpdir("interactive");
+    let store = dir.join("i.db");
+    let mut child = aioss()
+        .args(["decide", "--policy"])
+        .arg(policy("warehouse-robot"))
+        .arg("--audit")
+        .arg(&store)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    for (i, l) in fixture("warehouse-robot").iter().take(5).enumerate() {
+        writeln!(stdin, "{l}").unwrap();
+        stdin.flush().unwrap();
+        let mut answer = String::new();
+        stdout.read_line(&mut answer).unwrap();
+        assert_eq!(record_of(&answer).0, i as u64);
+        // Its record is already durable.
+        assert_eq!(stored(&store).len(), i + 1);
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
