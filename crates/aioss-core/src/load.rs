@@ -2129,7 +2129,7 @@ fn load_tests(l: &mut Loader<'_>, p: &Policy, v: &Val<'_>) -> Vec<PolicyTest> {
         let at = span_of(tv);
         let name = l
             .string(t, "name", &sec)
-            .map_or_else(|| (format!("test-{}", k + 1), at), |x| x);
+            .unwrap_or_else(|| (format!("test-{}", k + 1), at));
         if let Some(first) = names.get(&name.0) {
             let (line, _) = crate::error::line_col(l.src, first.start);
             l.err(

@@ -322,7 +322,7 @@ fn budgets_count_executed_actions_over_a_rolling_window() {
 fn bad_input_names_the_field_and_never_panics() {
     let p = outcomes();
     let ok = prop(0.5, "auto", 5.0, "none");
-    let mut with = |f: &dyn Fn(&mut Value)| {
+    let with = |f: &dyn Fn(&mut Value)| {
         let mut v = ok.clone();
         f(&mut v);
         v.to_string()

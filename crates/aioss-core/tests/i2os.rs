@@ -4,6 +4,7 @@
 //! against an oracle transcribed directly from `../shared/spec/i2os.md`, and reproduces the
 //! six published cases.
 #![allow(
+    clippy::if_same_then_else, // the oracle restates each I2OS rule separately, as the spec does
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

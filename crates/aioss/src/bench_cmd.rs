@@ -152,8 +152,10 @@ pub fn stream(
                 // Its repair, proposed at the same state, is a feasible proposal.
                 let dj: Value = serde_json::from_str(&d.to_json(p)).map_err(|e| e.to_string())?;
                 let mut f = v.clone();
-                f["action"] = dj["action"].clone();
-                f["id"] = json!(format!("b{tries}f"));
+                if let (Some(o), Some(a)) = (f.as_object_mut(), dj.get("action")) {
+                    o.insert("action".to_string(), a.clone());
+                    o.insert("id".to_string(), json!(format!("b{tries}f")));
+                }
                 let fl = f.to_string();
                 if feasible.len() < d_ok
                     && g.decide_line(&fl)

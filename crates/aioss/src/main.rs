@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod audit_cmd;
 mod bench_cmd;
 mod decide_cmd;
 mod policy_cmd;
@@ -36,6 +37,31 @@ enum Command {
         /// `logical` (the latest timestamp seen; for reproducible runs).
         #[arg(long, default_value = "wall", value_parser = ["wall", "logical"])]
         clock: String,
+        /// Record every decision in this audit store (an SQLite file, created if missing;
+        /// an existing one is continued). A decision is printed only once its record is
+        /// durable.
+        #[arg(long, value_name = "STORE")]
+        audit: Option<String>,
+        /// Sign checkpoints over the chain head with this key (from `aioss audit keygen`).
+        #[arg(long, value_name = "FILE", requires = "audit")]
+        key: Option<std::path::PathBuf>,
+        /// Sign a checkpoint every N records (and always at shutdown); 0: only at shutdown.
+        #[arg(long, default_value_t = 1000, value_name = "N")]
+        checkpoint_every: u64,
+    },
+    /// The tamper-evident audit log: keys, verification, replay, export.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// The human-verifiable governance report of an audit store.
+    Report {
+        /// The audit store.
+        store: String,
+        /// Output format.
+        #[arg(long, default_value = "md", value_parser = ["md", "html", "json"])]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
     },
     /// Benchmarks run in one process, with a baseline measured in the same run.
     #[command(subcommand)]
@@ -43,7 +69,64 @@ enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Write a new Ed25519 checkpoint key to FILE (mode 0600) and print its public key.
+    Keygen {
+        /// The key file to create (an existing file is not overwritten).
+        file: std::path::PathBuf,
+    },
+    /// Recompute every hash, check the chain and every checkpoint signature; print the
+    /// count and the head, or name the first bad record and exit 1.
+    Verify {
+        /// The audit store.
+        store: String,
+        /// The public key every checkpoint must be signed with: 64 hex digits, or a key file.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Re-decide every record from its proposal with the governor state rebuilt from the
+    /// log; report every difference; exit 0 only if all agree.
+    Replay {
+        /// The audit store.
+        store: String,
+        /// The policy file (TOML).
+        #[arg(long)]
+        policy: std::path::PathBuf,
+        /// Print at most this many differences.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        /// Replay as `aioss decide --dry-run` (for a log written with it).
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Every record as one line of JSON.
+    Export {
+        /// The audit store.
+        store: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum BenchCommand {
+    /// Throughput of `aioss decide --audit` (SQLite, durable group commit) against the same
+    /// run with no store, on a generated stream.
+    Audit {
+        /// The policy file (TOML).
+        #[arg(long)]
+        policy: std::path::PathBuf,
+        /// Proposals in the stream.
+        #[arg(long, default_value_t = 100_000)]
+        n: usize,
+        /// Percent feasible, repairable and blocked proposals.
+        #[arg(long, default_value = "70,25,5", value_parser = parse_mix)]
+        mix: (usize, usize, usize),
+        /// Timed runs; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Records between signed checkpoints.
+        #[arg(long, default_value_t = 1000)]
+        checkpoint_every: u64,
+    },
     /// Throughput of `aioss decide` (no audit store) on a generated stream, against parsing
     /// and printing the same JSON.
     Decide {
@@ -133,6 +216,47 @@ fn main() -> ExitCode {
             explain,
             dry_run,
             clock,
+            audit: Some(audit),
+            key,
+            checkpoint_every,
+        } => audit_cmd::decide(&audit_cmd::DecideOptions {
+            policy: &policy,
+            audit: &audit,
+            key: key.as_deref(),
+            checkpoint_every,
+            explain,
+            dry_run,
+            wall_clock: clock == "wall",
+        }),
+        Command::Audit(AuditCommand::Keygen { file }) => audit_cmd::keygen(&file),
+        Command::Audit(AuditCommand::Verify { store, public_key }) => {
+            audit_cmd::verify(&store, public_key.as_deref())
+        }
+        Command::Audit(AuditCommand::Replay {
+            store,
+            policy,
+            limit,
+            dry_run,
+        }) => audit_cmd::replay_cmd(&store, &policy, limit, dry_run),
+        Command::Audit(AuditCommand::Export { store }) => audit_cmd::export(&store),
+        Command::Report {
+            store,
+            format,
+            output,
+        } => audit_cmd::report_cmd(&store, &format, output.as_deref()),
+        Command::Bench(BenchCommand::Audit {
+            policy,
+            n,
+            mix,
+            runs,
+            checkpoint_every,
+        }) => audit_cmd::bench(&policy, n, mix, runs.max(1), checkpoint_every),
+        Command::Decide {
+            policy,
+            explain,
+            dry_run,
+            clock,
+            ..
         } => decide_cmd::decide(&decide_cmd::Options {
             policy: &policy,
             explain,

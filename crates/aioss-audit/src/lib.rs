@@ -1,0 +1,255 @@
+//! AIOSS audit log: every decision leaves a record a person can verify later.
+//!
+//! * [`record`]: the record (format version 1), its canonical encoding and hash chain;
+//! * [`checkpoint`]: Ed25519 signatures over the chain head, and key files;
+//! * [`store`]: the [`Store`] trait and the embedded [`SqliteStore`];
+//! * [`Writer`]: chains records, signs checkpoints, commits in groups;
+//! * [`verify`], [`replay`], [`report`]: the checks and the governance report.
+//!
+//! The format is specified in `docs/audit-format.md`.
+#![deny(missing_docs)]
+
+pub mod checkpoint;
+pub mod record;
+pub mod replay;
+pub mod report;
+pub mod store;
+pub mod verify;
+
+pub use checkpoint::{Checkpoint, Key};
+pub use record::{Kind, Record, FORMAT_VERSION, GENESIS};
+pub use store::{open_store, SqliteStore, Store};
+
+use aioss_core::{Decision, InputError, Policy};
+
+/// What can go wrong in the audit log.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store failed or is not an audit store.
+    #[error("audit store: {0}")]
+    Store(String),
+    /// A key file or public key could not be read or made.
+    #[error("key: {0}")]
+    Key(String),
+    /// Anything else, said in words.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Store(e.to_string())
+    }
+}
+
+/// Where a record sits in the chain: the `record` field of a decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordRef {
+    /// The record's sequence number.
+    pub seq: u64,
+    /// Its hash.
+    pub hash: String,
+    /// The previous record's hash.
+    pub prev_hash: String,
+}
+
+impl RecordRef {
+    /// Insert `"record":{"seq","hash","prev_hash"}` as the last field of a JSON object line.
+    pub fn insert_into(&self, json: &str) -> String {
+        let body = json.strip_suffix('}').unwrap_or(json);
+        let sep = if body.ends_with('{') { "" } else { "," };
+        format!(
+            "{body}{sep}\"record\":{{\"seq\":{},\"hash\":\"{}\",\"prev_hash\":\"{}\"}}}}",
+            self.seq, self.hash, self.prev_hash
+        )
+    }
+}
+
+/// The shortest decimal that reads back as exactly `x` (empty if not finite).
+pub fn time_text(x: f64) -> String {
+    if x.is_finite() {
+        format!("{x:?}")
+    } else {
+        String::new()
+    }
+}
+
+/// A (not yet chained) record of a decision: `seq`, `prev_hash` and `hash` are set by
+/// [`Writer::push`].
+pub fn decision_record(
+    policy: &Policy,
+    raw: &str,
+    d: &Decision,
+    decision_json: &str,
+    state_digest: String,
+) -> Record {
+    Record {
+        seq: 0,
+        kind: Kind::Decision.as_str().to_string(),
+        decision_id: d.decision_id.clone(),
+        timestamp: record::rfc3339(d.time),
+        time: time_text(d.time),
+        policy_name: policy.name.clone(),
+        policy_version: policy.version.clone(),
+        policy_hash: policy.hash.clone(),
+        proposal: raw.to_string(),
+        decision: decision_json.to_string(),
+        latency_us: d.latency_us,
+        state_digest,
+        prev_hash: String::new(),
+        hash: String::new(),
+    }
+}
+
+/// A (not yet chained) record of a refused input line, at wall-clock time `now`.
+pub fn error_record(
+    policy: &Policy,
+    raw: &str,
+    e: &InputError,
+    now: f64,
+    state_digest: String,
+) -> Record {
+    Record {
+        seq: 0,
+        kind: Kind::InputError.as_str().to_string(),
+        decision_id: String::new(),
+        timestamp: record::rfc3339(now),
+        time: time_text(now),
+        policy_name: policy.name.clone(),
+        policy_version: policy.version.clone(),
+        policy_hash: policy.hash.clone(),
+        proposal: raw.to_string(),
+        decision: e.to_json(),
+        latency_us: 0,
+        state_digest,
+        prev_hash: String::new(),
+        hash: String::new(),
+    }
+}
+
+/// Appends to a store: chains each record to the head, signs a checkpoint every
+/// `checkpoint_every` records and at [`Writer::finish`], and writes a batch of records (and
+/// its checkpoints) in one durable transaction at [`Writer::commit`].
+pub struct Writer {
+    store: Box<dyn Store>,
+    key: Option<Key>,
+    checkpoint_every: u64,
+    next_seq: u64,
+    head_hash: String,
+    last_checkpoint: Option<u64>,
+    pending: Vec<Record>,
+    pending_checkpoints: Vec<Checkpoint>,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("next_seq", &self.next_seq)
+            .field("head_hash", &self.head_hash)
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    /// Continue the chain of `store` (or start it). `checkpoint_every` 0 means only at
+    /// [`Writer::finish`]; without a key no checkpoints are made.
+    pub fn new(
+        mut store: Box<dyn Store>,
+        key: Option<Key>,
+        checkpoint_every: u64,
+    ) -> Result<Writer, Error> {
+        let (next_seq, head_hash) = match store.head()? {
+            Some((seq, hash)) => (seq + 1, hash),
+            None => (0, GENESIS.to_string()),
+        };
+        let last_checkpoint = store.checkpoints()?.last().map(|c| c.seq);
+        Ok(Writer {
+            store,
+            key,
+            checkpoint_every,
+            next_seq,
+            head_hash,
+            last_checkpoint,
+            pending: Vec::new(),
+            pending_checkpoints: Vec::new(),
+        })
+    }
+
+    /// The sequence number the next record will get.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Records pushed and not yet committed.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Chain a record (setting its `seq`, `prev_hash` and `hash`) and queue it for the next
+    /// commit. It is durable only once [`Writer::commit`] returns `Ok`.
+    pub fn push(&mut self, mut r: Record) -> RecordRef {
+        r.seq = self.next_seq;
+        r.prev_hash = std::mem::take(&mut self.head_hash);
+        r.seal();
+        let rr = RecordRef {
+            seq: r.seq,
+            hash: r.hash.clone(),
+            prev_hash: r.prev_hash.clone(),
+        };
+        self.head_hash = r.hash.clone();
+        self.next_seq += 1;
+        self.pending.push(r);
+        if self.checkpoint_every > 0 && self.next_seq % self.checkpoint_every == 0 {
+            self.checkpoint();
+        }
+        rr
+    }
+
+    fn checkpoint(&mut self) {
+        let Some(head) = self.next_seq.checked_sub(1) else {
+            return;
+        };
+        if self.last_checkpoint == Some(head) {
+            return;
+        }
+        if let Some(k) = &self.key {
+            let c = k.checkpoint(head, &self.head_hash, record::rfc3339(record::now_secs()));
+            self.pending_checkpoints.push(c);
+            self.last_checkpoint = Some(head);
+        }
+    }
+
+    /// Write the queued records and checkpoints in one transaction; when this returns `Ok`
+    /// they are durable. On error nothing of the batch is written and the batch is dropped:
+    /// the caller must not report its decisions, and must stop using this writer (its head
+    /// has moved past records that are not in the store).
+    pub fn commit(&mut self) -> Result<(), Error> {
+        let r = self.store.append(&self.pending, &self.pending_checkpoints);
+        self.pending.clear();
+        self.pending_checkpoints.clear();
+        r
+    }
+
+    /// Sign a checkpoint over the head (if there is a key and the head is not already
+    /// checkpointed) and commit.
+    pub fn finish(&mut self) -> Result<(), Error> {
+        self.checkpoint();
+        self.commit()
+    }
+}
+
+/// Every record of a store as JSON lines (the export format), to `out`.
+pub fn export(store: &mut dyn Store, out: &mut dyn std::io::Write) -> Result<u64, Error> {
+    let mut n = 0u64;
+    store.scan(&mut |r| {
+        out.write_all(r.to_json().as_bytes())
+            .and_then(|()| out.write_all(b"\n"))
+            .map_err(|e| Error::Other(format!("writing: {e}")))?;
+        n += 1;
+        Ok(true)
+    })?;
+    out.flush()
+        .map_err(|e| Error::Other(format!("writing: {e}")))?;
+    Ok(n)
+}

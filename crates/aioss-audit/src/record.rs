@@ -1,0 +1,239 @@
+//! The audit record (format version 1), its canonical encoding and its hash.
+//!
+//! See `docs/audit-format.md` for the normative description.
+
+use sha2::{Digest, Sha256};
+
+/// The version of the record format described in `docs/audit-format.md`.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The domain-separation tag that starts the canonical encoding of every record.
+pub const RECORD_TAG: &[u8] = b"aioss-audit-record-v1";
+
+/// The `prev_hash` of the first record: 64 zeros.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What a record holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A decided proposal; `decision` is the decision JSON.
+    Decision,
+    /// A line that was refused as bad input; `decision` is the error JSON.
+    InputError,
+}
+
+impl Kind {
+    /// The name stored and hashed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Decision => "decision",
+            Kind::InputError => "input_error",
+        }
+    }
+
+    /// The kind of a stored name.
+    pub fn parse(s: &str) -> Option<Kind> {
+        match s {
+            "decision" => Some(Kind::Decision),
+            "input_error" => Some(Kind::InputError),
+            _ => None,
+        }
+    }
+}
+
+/// One audit record. Every field is covered by `hash`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Position in the log, from 0, without gaps.
+    pub seq: u64,
+    /// `decision` or `input_error`, as stored (an unknown value fails verification).
+    pub kind: String,
+    /// The governor's decision id (empty for an input error).
+    pub decision_id: String,
+    /// RFC 3339 (UTC, microseconds) time of the decision.
+    pub timestamp: String,
+    /// The decision time in seconds since the Unix epoch, exactly as the governor used it
+    /// (shortest round-trip decimal), which replay passes back; empty if none.
+    pub time: String,
+    /// Policy name.
+    pub policy_name: String,
+    /// Policy version.
+    pub policy_version: String,
+    /// Policy hash (`sha256:…` of the policy text).
+    pub policy_hash: String,
+    /// The proposal line exactly as received (without its line terminator).
+    pub proposal: String,
+    /// The decision JSON as written by the governor (without the `record` field), or the
+    /// error JSON of an input error.
+    pub decision: String,
+    /// Time spent deciding, microseconds.
+    pub latency_us: u64,
+    /// Hex SHA-256 of the governor state after this record.
+    pub state_digest: String,
+    /// The hash of the previous record ([`GENESIS`] for seq 0).
+    pub prev_hash: String,
+    /// Hex SHA-256 of the canonical encoding of all the fields above.
+    pub hash: String,
+}
+
+fn field(h: &mut Sha256, bytes: &[u8]) {
+    h.update((bytes.len() as u64).to_be_bytes());
+    h.update(bytes);
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
+        s.push(char::from_digit(u32::from(b & 15), 16).unwrap_or('0'));
+    }
+    s
+}
+
+/// Bytes of lower-case or upper-case hex; `None` if not hex.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim();
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    let digit = |c: u8| -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    };
+    s.as_bytes()
+        .chunks(2)
+        .map(|p| match p {
+            [a, b] => Some(digit(*a)? << 4 | digit(*b)?),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Record {
+    /// The canonical encoding: [`RECORD_TAG`], then each field in the order of the struct
+    /// (`seq` … `prev_hash`, not `hash`) as an 8-byte big-endian length followed by its
+    /// UTF-8 bytes; numbers are written in decimal ASCII.
+    pub fn canonical(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(256 + self.proposal.len() + self.decision.len());
+        let mut put = |b: &[u8]| {
+            v.extend_from_slice(&(b.len() as u64).to_be_bytes());
+            v.extend_from_slice(b);
+        };
+        put(RECORD_TAG);
+        for f in self.fields() {
+            put(f.as_bytes());
+        }
+        v
+    }
+
+    fn fields(&self) -> [std::borrow::Cow<'_, str>; 13] {
+        use std::borrow::Cow::{Borrowed, Owned};
+        [
+            Owned(self.seq.to_string()),
+            Borrowed(&self.kind),
+            Borrowed(&self.decision_id),
+            Borrowed(&self.timestamp),
+            Borrowed(&self.time),
+            Borrowed(&self.policy_name),
+            Borrowed(&self.policy_version),
+            Borrowed(&self.policy_hash),
+            Borrowed(&self.proposal),
+            Borrowed(&self.decision),
+            Owned(self.latency_us.to_string()),
+            Borrowed(&self.state_digest),
+            Borrowed(&self.prev_hash),
+        ]
+    }
+
+    /// The hash this record should have: hex SHA-256 of [`Record::canonical`].
+    pub fn compute_hash(&self) -> String {
+        let mut h = Sha256::new();
+        field(&mut h, RECORD_TAG);
+        for f in self.fields() {
+            field(&mut h, f.as_bytes());
+        }
+        hex(&h.finalize())
+    }
+
+    /// Set `hash` from the other fields.
+    pub fn seal(&mut self) {
+        self.hash = self.compute_hash();
+    }
+
+    /// The record as one line of JSON (the export format): every field, with the proposal
+    /// and the decision as strings holding the exact hashed bytes.
+    pub fn to_json(&self) -> String {
+        let v = serde_json::json!({
+            "format": FORMAT_VERSION,
+            "seq": self.seq,
+            "kind": self.kind,
+            "decision_id": self.decision_id,
+            "timestamp": self.timestamp,
+            "time": self.time,
+            "policy": {"name": self.policy_name, "version": self.policy_version, "hash": self.policy_hash},
+            "proposal": self.proposal,
+            "decision": self.decision,
+            "latency_us": self.latency_us,
+            "state_digest": self.state_digest,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        });
+        v.to_string()
+    }
+}
+
+/// RFC 3339 (UTC, microseconds) of seconds since the Unix epoch; the epoch itself for a
+/// time that is not finite or before it.
+pub fn rfc3339(secs: f64) -> String {
+    let d = if secs.is_finite() && secs >= 0.0 {
+        std::time::Duration::try_from_secs_f64(secs).unwrap_or_default()
+    } else {
+        std::time::Duration::ZERO
+    };
+    humantime::format_rfc3339_micros(std::time::UNIX_EPOCH + d).to_string()
+}
+
+/// Seconds since the Unix epoch now.
+pub fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn hash_is_sha256_of_canonical() {
+        let mut r = Record {
+            seq: 3,
+            kind: "decision".into(),
+            decision_id: "abc-3".into(),
+            timestamp: rfc3339(1.5),
+            time: "1.5".into(),
+            policy_name: "p".into(),
+            policy_version: "1".into(),
+            policy_hash: "sha256:00".into(),
+            proposal: "{}".into(),
+            decision: "{}".into(),
+            latency_us: 7,
+            state_digest: "dd".into(),
+            prev_hash: GENESIS.into(),
+            hash: String::new(),
+        };
+        r.seal();
+        assert_eq!(r.hash, hex(&Sha256::digest(r.canonical())));
+        assert_eq!(r.timestamp, "1970-01-01T00:00:01.500000Z");
+        assert_eq!(unhex(&r.hash).unwrap().len(), 32);
+        let before = r.hash.clone();
+        r.latency_us = 8;
+        assert_ne!(r.compute_hash(), before);
+    }
+}

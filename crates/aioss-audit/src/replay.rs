@@ -1,0 +1,179 @@
+//! Re-deciding the log: `aioss audit replay`, and rebuilding the governor state when `aioss
+//! decide --audit` restarts on an existing store.
+
+use aioss_core::Governor;
+use serde_json::Value;
+
+use crate::record::Kind;
+use crate::{Error, Store};
+
+/// One disagreement between the log and a replay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Difference {
+    /// The record.
+    pub seq: u64,
+    /// Its decision id (empty for an input error).
+    pub decision_id: String,
+    /// The field (a JSON path such as `final_outcome` or `action.vx`), or `state_digest`,
+    /// or `kind`.
+    pub field: String,
+    /// The recorded value.
+    pub recorded: String,
+    /// The replayed value.
+    pub replayed: String,
+}
+
+/// The result of a replay.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Replay {
+    /// Records replayed.
+    pub records: u64,
+    /// Of them, decisions.
+    pub decisions: u64,
+    /// Of them, input errors.
+    pub input_errors: u64,
+    /// Records that differ in anything.
+    pub differing: u64,
+    /// Records made under a policy whose hash is not the replaying policy's.
+    pub other_policy: u64,
+    /// Every difference (when comparing).
+    pub differences: Vec<Difference>,
+    /// The state digest of the last record and whether the rebuilt governor matches it.
+    pub last_digest_matches: Option<bool>,
+}
+
+impl Replay {
+    /// True if every record agrees.
+    pub fn agrees(&self) -> bool {
+        self.differing == 0
+    }
+}
+
+/// The part of a decision line that replay compares as bytes: everything before
+/// `,"latency_us":` (the only non-deterministic field, written last).
+fn deterministic_prefix(s: &str) -> &str {
+    s.rfind(",\"latency_us\":")
+        .and_then(|i| s.get(..i))
+        .unwrap_or(s)
+}
+
+fn diff_values(path: &str, a: &Value, b: &Value, out: &mut Vec<(String, String, String)>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                if path.is_empty() && (k == "latency_us" || k == "record") {
+                    continue;
+                }
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match (x.get(k), y.get(k)) {
+                    (Some(u), Some(v)) => diff_values(&p, u, v, out),
+                    (u, v) => out.push((p, show(u), show(v))),
+                }
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (u, v)) in x.iter().zip(y).enumerate() {
+                diff_values(&format!("{path}[{i}]"), u, v, out);
+            }
+        }
+        _ => {
+            if a != b {
+                out.push((path.to_string(), a.to_string(), b.to_string()));
+            }
+        }
+    }
+}
+
+fn show(v: Option<&Value>) -> String {
+    v.map_or_else(|| "(absent)".to_string(), Value::to_string)
+}
+
+/// Compare two decision (or error) JSON lines field by field, ignoring `latency_us` and
+/// `record`; returns `(field, recorded, replayed)` for each difference.
+pub fn compare_json(recorded: &str, replayed: &str) -> Vec<(String, String, String)> {
+    if deterministic_prefix(recorded) == deterministic_prefix(replayed) {
+        return Vec::new();
+    }
+    let parse =
+        |s: &str| serde_json::from_str::<Value>(s).unwrap_or_else(|_| Value::String(s.to_string()));
+    let mut out = Vec::new();
+    diff_values("", &parse(recorded), &parse(replayed), &mut out);
+    out
+}
+
+/// Replay every record of `store` in order through `g` (a fresh governor for the policy to
+/// replay under), each at its recorded time. With `compare`, every field of every decision
+/// and the state digest after every record are compared with the log; without, only the
+/// state digest after the last record is (the restart of `aioss decide --audit`).
+pub fn replay(store: &mut dyn Store, g: &mut Governor, compare: bool) -> Result<Replay, Error> {
+    let mut rep = Replay::default();
+    let policy_hash = g.policy().hash.clone();
+    let mut last_digest: Option<String> = None;
+    store.scan(&mut |r| {
+        rep.records += 1;
+        if r.policy_hash != policy_hash {
+            rep.other_policy += 1;
+        }
+        let now = r.time.parse::<f64>().unwrap_or(f64::NAN);
+        let kind = Kind::parse(&r.kind);
+        let outcome = g.decide_line_at(&r.proposal, now);
+        let mut diffs: Vec<(String, String, String)> = Vec::new();
+        match (kind, &outcome) {
+            (Some(Kind::Decision), Ok(d)) => {
+                rep.decisions += 1;
+                if compare {
+                    diffs = compare_json(&r.decision, &d.to_json(g.policy()));
+                }
+            }
+            (Some(Kind::InputError), Err(e)) => {
+                rep.input_errors += 1;
+                if compare {
+                    diffs = compare_json(&r.decision, &e.to_json());
+                }
+            }
+            (_, Ok(_)) => diffs.push(("kind".into(), r.kind.clone(), "decision".into())),
+            (_, Err(e)) => diffs.push(("kind".into(), r.kind.clone(), format!("input_error: {e}"))),
+        }
+        if compare {
+            let digest = g.state_digest();
+            if digest != r.state_digest {
+                diffs.push(("state_digest".into(), r.state_digest.clone(), digest));
+            }
+        } else {
+            last_digest = Some(r.state_digest);
+        }
+        if !diffs.is_empty() {
+            rep.differing += 1;
+            rep.differences
+                .extend(
+                    diffs
+                        .into_iter()
+                        .map(|(field, recorded, replayed)| Difference {
+                            seq: r.seq,
+                            decision_id: r.decision_id.clone(),
+                            field,
+                            recorded,
+                            replayed,
+                        }),
+                );
+        }
+        Ok(true)
+    })?;
+    if compare {
+        rep.last_digest_matches = (rep.records > 0).then_some(rep.differing == 0);
+    } else if let Some(d) = last_digest {
+        let ok = g.state_digest() == d;
+        rep.last_digest_matches = Some(ok);
+        if !ok {
+            rep.differing += 1;
+        }
+    }
+    Ok(rep)
+}

@@ -1,0 +1,576 @@
+//! `aioss decide --audit`, `aioss audit …` and `aioss report`, run as real processes.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aioss_audit::{SqliteStore, Store};
+
+fn aioss() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_aioss"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("aioss-cli-audit-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn fixture(policy: &str) -> Vec<String> {
+    std::fs::read_to_string(repo().join(format!("tests/data/audit/{policy}.jsonl")))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn policy(name: &str) -> PathBuf {
+    repo().join(format!("policies/{name}.toml"))
+}
+
+/// Run `aioss decide --audit` on `input`; returns stdout lines.
+fn decide(policy: &Path, store: &Path, key: Option<&Path>, every: u64, input: &str) -> Vec<String> {
+    let mut cmd = aioss();
+    cmd.args([
+        "decide",
+        "--clock",
+        "logical",
+        "--checkpoint-every",
+        &every.to_string(),
+        "--policy",
+    ])
+    .arg(policy)
+    .arg("--audit")
+    .arg(store);
+    if let Some(k) = key {
+        cmd.arg("--key").arg(k);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_string();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn verify(store: &Path, extra: &[&str]) -> (i32, String) {
+    let out = aioss()
+        .args(["audit", "verify"])
+        .arg(store)
+        .args(extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+fn record_of(line: &str) -> (u64, String, String) {
+    let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let r = &v["record"];
+    (
+        r["seq"].as_u64().unwrap(),
+        r["hash"].as_str().unwrap().to_string(),
+        r["prev_hash"].as_str().unwrap().to_string(),
+    )
+}
+
+fn stored(store: &Path) -> Vec<aioss_audit::Record> {
+    let mut s = SqliteStore::open_existing(store).unwrap();
+    let mut v = Vec::new();
+    s.scan(&mut |r| {
+        v.push(r);
+        Ok(true)
+    })
+    .unwrap();
+    v
+}
+
+/// Mixed streams for every bundled policy, with bad lines, decided in two runs (the second
+/// continues the store: the governor state is rebuilt from the log), replay agrees.
+#[test]
+fn replay_agrees_for_every_bundled_policy_across_a_restart() {
+    let dir = tmpdir("replay");
+    for name in ["warehouse-robot", "agent-tools", "i2os-v2"] {
+        let lines = fixture(name);
+        let n = lines.len();
+        let store = dir.join(format!("{name}.db"));
+        let mut all = Vec::new();
+        for (part, chunk) in [&lines[..n / 2], &lines[n / 2..n]].iter().enumerate() {
+            let mut input = chunk.join("\n");
+            input.push_str(&format!(
+                "\n{{\"bad\": {part}\n\n{{\"agent\":\"a\",\"action\":{{\"nope\":1}}}}\n"
+            ));
+            all.extend(decide(&policy(name), &store, None, 0, &input));
+        }
+        // Every printed line carries its record, in one unbroken chain over both runs.
+        for (i, l) in all.iter().enumerate() {
+            let (seq, _, prev) = record_of(l);
+            assert_eq!(seq, i as u64, "{name}: {l}");
+            if i > 0 {
+                assert_eq!(
+                    prev,
+                    record_of(&all[i - 1]).1,
+                    "{name}: chain across the restart"
+                );
+            }
+        }
+        // Decision sequence numbers continue across the restart too.
+        let seqs: Vec<u64> = all
+            .iter()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_u64())
+            .collect();
+        assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>(), "{name}");
+        if name == "agent-tools" {
+            // Budgets are in play: the rolling daily spend cap is hit by the stream.
+            assert!(all
+                .iter()
+                .any(|l| l.contains("\"id\":\"spend-cap\",\"status\":\"VIOLATED\"")));
+        }
+        let (code, text) = verify(&store, &[]);
+        assert_eq!(code, 0, "{text}");
+        let out = aioss()
+            .args(["audit", "replay"])
+            .arg(&store)
+            .arg("--policy")
+            .arg(policy(name))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{name}: {text}");
+        assert!(text.contains("AGREE"), "{text}");
+        assert!(
+            text.contains(&format!("{} records replayed", all.len())),
+            "{text}"
+        );
+
+        // A replay under a different policy text reports the differences and fails.
+        if name == "agent-tools" {
+            let other = dir.join("agent-tools-changed.toml");
+            let t = std::fs::read_to_string(policy(name)).unwrap();
+            std::fs::write(
+                &other,
+                t.replace("max = 50000", "max = 20000")
+                    .replace("<= 50000", "<= 20000"),
+            )
+            .unwrap();
+            let out = aioss()
+                .args(["audit", "replay"])
+                .arg(&store)
+                .arg("--policy")
+                .arg(&other)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(1), "{text}");
+            assert!(text.contains("DIFFER"), "{text}");
+            assert!(
+                text.contains("final_outcome") || text.contains("constraints"),
+                "{text}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Tampering through the command line: `verify` exits 1 and names the record.
+#[test]
+fn verify_names_the_first_bad_record_and_checks_the_key() {
+    let dir = tmpdir("verify");
+    let key = dir.join("k.key");
+    let out = aioss()
+        .args(["audit", "keygen"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let public = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(public.len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // keygen refuses to overwrite a key.
+    assert_eq!(
+        aioss()
+            .args(["audit", "keygen"])
+            .arg(&key)
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(2)
+    );
+
+    let store = dir.join("a.db");
+    let lines = fixture("warehouse-robot");
+    decide(
+        &policy("warehouse-robot"),
+        &store,
+        Some(&key),
+        20,
+        &lines[..60].join("\n"),
+    );
+    let (code, text) = verify(&store, &["--public-key", &public]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("OK: 60 records"), "{text}");
+    assert!(text.contains("head: record 59"), "{text}");
+    assert!(text.contains("3 signatures valid"), "{text}"); // records 19, 39 and 59 (also the shutdown head)
+    let (code, text) = verify(&store, &["--public-key", &key.to_string_lossy()]);
+    assert_eq!(code, 0, "{text}");
+    let other = "ab".repeat(32);
+    let (code, text) = verify(&store, &["--public-key", &other]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("wrong-key"), "{text}");
+
+    // Export: one JSON record per line, with the hashed bytes.
+    let out = aioss()
+        .args(["audit", "export"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    let exported: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(exported.len(), 60);
+    assert_eq!(exported[7]["seq"], 7);
+    assert_eq!(exported[7]["prev_hash"], exported[6]["hash"]);
+    assert_eq!(exported[7]["proposal"].as_str().unwrap(), lines[7]);
+
+    let s = SqliteStore::open_existing(&store).unwrap();
+    s.connection()
+        .execute(
+            "UPDATE records SET timestamp = '2030-01-01T00:00:00.000000Z' WHERE seq = 33",
+            [],
+        )
+        .unwrap();
+    drop(s);
+    let (code, text) = verify(&store, &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("FAILED at record 33 (edited)"), "{text}");
+
+    // A missing store is bad input.
+    let (code, _) = verify(&dir.join("nope.db"), &[]);
+    assert_eq!(code, 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// SplitMix64 for random kill points (seeded from the clock; the seed is printed).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// Crash safety with a real process: `kill -9` mid-stream several times at random points;
+/// every decision printed before a kill has its record in the store, the chain verifies,
+/// and each restart continues the chain.
+#[test]
+fn kill_9_mid_stream_loses_no_reported_decision() {
+    let dir = tmpdir("crash");
+    let key = dir.join("k.key");
+    assert!(aioss()
+        .args(["audit", "keygen"])
+        .arg(&key)
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let store = dir.join("crash.db");
+    let base = fixture("warehouse-robot");
+    // A large input: the fixture repeated (200k lines); each run is killed long before its end.
+    let big: Vec<&String> = base.iter().cycle().take(200_000).collect();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("crash test seed {seed}");
+    let mut rng = Rng(seed);
+    let mut printed: HashMap<u64, String> = HashMap::new();
+    let mut offset = 0usize;
+    let mut expected_next = 0u64;
+    let mut expected_prev = aioss_audit::GENESIS.to_string();
+    for round in 0..4 {
+        let mut child = aioss()
+            .args([
+                "decide",
+                "--clock",
+                "logical",
+                "--checkpoint-every",
+                "100",
+                "--policy",
+            ])
+            .arg(policy("warehouse-robot"))
+            .arg("--audit")
+            .arg(&store)
+            .arg("--key")
+            .arg(&key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            // Complete lines only: a line cut by the kill was not reported.
+            let mut got = Vec::new();
+            let mut r = BufReader::new(stdout);
+            let mut buf = String::new();
+            while let Ok(n) = r.read_line(&mut buf) {
+                if n == 0 || !buf.ends_with('\n') {
+                    break;
+                }
+                got.push(buf.trim_end().to_string());
+                buf.clear();
+            }
+            got
+        });
+        let mut stdin = child.stdin.take().unwrap();
+        let run_for = Duration::from_millis(300 + rng.next() % 1200);
+        let started = Instant::now();
+        // A slow writer: chunks of random size with pauses, so the kill lands mid-stream.
+        let mut sent = 0usize;
+        let last = round == 3;
+        while (last && offset + sent < big.len().min(offset + 400))
+            || (!last && started.elapsed() < run_for)
+        {
+            let k = 1 + (rng.next() % 40) as usize;
+            let chunk: String = big[(offset + sent) % big.len()..]
+                .iter()
+                .take(k)
+                .map(|l| format!("{l}\n"))
+                .collect();
+            if stdin.write_all(chunk.as_bytes()).is_err() {
+                break;
+            }
+            sent += k;
+            std::thread::sleep(Duration::from_millis(rng.next() % 8));
+        }
+        if last {
+            drop(stdin);
+            assert!(child.wait().unwrap().success());
+        } else {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            drop(stdin);
+        }
+        let got = reader.join().unwrap();
+        offset += sent;
+        // The printed lines continue the chain where the store was.
+        if let Some(first) = got.first() {
+            let (seq, _, prev) = record_of(first);
+            assert_eq!(
+                seq, expected_next,
+                "round {round}: the restart continues the sequence"
+            );
+            assert_eq!(
+                prev, expected_prev,
+                "round {round}: the restart continues the chain"
+            );
+        }
+        for l in &got {
+            let (seq, hash, _) = record_of(l);
+            printed.insert(seq, hash);
+        }
+        // Every printed decision is in the store, with the same hash; the chain verifies.
+        let recs = stored(&store);
+        for (seq, hash) in &printed {
+            let r = recs
+                .get(*seq as usize)
+                .unwrap_or_else(|| panic!("round {round}: record {seq} printed but not stored"));
+            assert_eq!(&r.hash, hash, "round {round}: record {seq}");
+        }
+        let (code, text) = verify(&store, &["--public-key", &key.to_string_lossy()]);
+        assert_eq!(code, 0, "round {round}: {text}");
+        eprintln!(
+            "round {round}: sent {sent}, printed {}, stored {}",
+            got.len(),
+            recs.len()
+        );
+        assert!(recs.len() >= printed.len());
+        if let Some(r) = recs.last() {
+            expected_next = r.seq + 1;
+            expected_prev = r.hash.clone();
+        }
+    }
+    // The last run ended normally: its shutdown checkpoint signs the head.
+    let (code, text) = verify(&store, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains(&format!("last signed head at record {}", expected_next - 1)),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The report of a real store: Markdown, JSON, and a self-contained, well-formed HTML file
+/// with its charts.
+#[test]
+fn report_of_a_real_store() {
+    let dir = tmpdir("report");
+    let key = dir.join("k.key");
+    assert!(aioss()
+        .args(["audit", "keygen"])
+        .arg(&key)
+        .output()
+        .unwrap()
+        .status
+        .success());
+    let store = dir.join("r.db");
+    let mut input = fixture("agent-tools")[..120].join("\n");
+    input.push_str("\n{\"broken\n");
+    decide(&policy("agent-tools"), &store, Some(&key), 50, &input);
+    let mut wh = fixture("warehouse-robot")[..80].join("\n");
+    wh.push('\n');
+    decide(&policy("warehouse-robot"), &store, Some(&key), 50, &wh);
+
+    let run = |format: &str| {
+        let out = aioss()
+            .arg("report")
+            .arg(&store)
+            .args(["--format", format])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let md = run("md");
+    for needle in [
+        "# AIOSS governance report",
+        "VERIFIED: 201 records",
+        "## Outcomes",
+        "### Trend",
+        "## Decisions that need a person",
+        "## Most violated constraints",
+        "## Repairs",
+        "## Relaxations",
+        "## Failure modes",
+        "## Latency",
+        "aioss audit verify",
+        "aioss audit replay",
+        "malformed_json",
+    ] {
+        assert!(md.contains(needle), "markdown lacks {needle}:\n{md}");
+    }
+    let j: serde_json::Value = serde_json::from_str(&run("json")).unwrap();
+    assert_eq!(j["records"], 201);
+    assert_eq!(j["verification"]["ok"], true);
+    assert!(j["outcomes"]["BLOCK_NO_REPAIR"].as_u64().unwrap() > 0);
+    assert!(!j["flagged"].as_array().unwrap().is_empty());
+    assert!(!j["flagged"][0]["reasons"].as_array().unwrap().is_empty());
+
+    let html_path = dir.join("report.html");
+    let out = aioss()
+        .arg("report")
+        .arg(&store)
+        .args(["--format", "html", "--output"])
+        .arg(&html_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    // Self-contained: no external resources of any kind.
+    let lower = html.to_ascii_lowercase();
+    for bad in [
+        "http:", "https:", "src=", "<link", "<script", "url(", "@import",
+    ] {
+        assert!(!lower.contains(bad), "the HTML report refers to `{bad}`");
+    }
+    // Its charts: outcome bars, trend, repair distances, latency (and violated constraints).
+    assert!(html.matches("<svg").count() >= 4, "charts missing");
+    assert!(html.contains("Outcomes over time") && html.contains("Decision latency percentiles"));
+    // Well-formed (XHTML syntax): every tag closed and nested properly.
+    let mut reader = quick_xml::Reader::from_str(&html);
+    reader.config_mut().check_end_names = true;
+    let mut depth = 0i64;
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(quick_xml::events::Event::Start(_)) => depth += 1,
+            Ok(quick_xml::events::Event::End(_)) => depth -= 1,
+            Ok(_) => {}
+            Err(e) => panic!(
+                "the HTML report is not well-formed at {}: {e}",
+                reader.buffer_position()
+            ),
+        }
+    }
+    assert_eq!(depth, 0, "unbalanced tags");
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An interactive caller (one line, then wait for its answer) gets each decision, with its
+/// record, before it sends the next line.
+#[test]
+fn an_interactive_caller_gets_each_decision_before_the_next_line() {
+    let dir = tmpdir("interactive");
+    let store = dir.join("i.db");
+    let mut child = aioss()
+        .args(["decide", "--policy"])
+        .arg(policy("warehouse-robot"))
+        .arg("--audit")
+        .arg(&store)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    for (i, l) in fixture("warehouse-robot").iter().take(5).enumerate() {
+        writeln!(stdin, "{l}").unwrap();
+        stdin.flush().unwrap();
+        let mut answer = String::new();
+        stdout.read_line(&mut answer).unwrap();
+        assert_eq!(record_of(&answer).0, i as u64);
+        // Its record is already durable.
+        assert_eq!(stored(&store).len(), i + 1);
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
