@@ -359,3 +359,27 @@ fn policy_test_reports_a_wrong_expectation_and_exits_1() {
         "{stdout}"
     );
 }
+
+/// The README's first command: the governor on the bundled example proposals.
+#[test]
+fn readme_first_command_decides_the_example_stream() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let cmd = "decide --policy policies/warehouse-robot.toml < policies/examples/warehouse.jsonl";
+    assert!(readme.contains(cmd), "README no longer shows `{cmd}`");
+    let input = std::fs::read(repo().join("policies/examples/warehouse.jsonl")).unwrap();
+    let (out, err, ok) = run_decide(&[], &String::from_utf8(input).unwrap());
+    assert!(ok, "{err}");
+    let outcomes: Vec<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["final_outcome"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["ALLOW", "ALLOW_AFTER_REPAIR", "FAILED_GOVERNANCE"]
+    );
+}
