@@ -1189,7 +1189,7 @@ impl Governor {
         p.lattice
             .tape
             .eval_subset(&p.lattice.decide_ops, &self.inputs, &mut self.slots);
-        let summary = p.lattice.read_rows(&self.slots, &mut self.checks);
+        p.lattice.read_rows(&self.slots, &mut self.checks);
         let slot = |k: u32| {
             self.slots
                 .get(k as usize)
@@ -1206,7 +1206,7 @@ impl Governor {
         let mut rule: Option<usize> = None;
         let mut matched = false;
         let mut possible: Vec<usize> = Vec::new();
-        for (i, (r, &s)) in p.rules.iter().zip(&p.lattice.rule_slots).enumerate() {
+        for (i, &s) in p.lattice.rule_slots.iter().enumerate() {
             match slot(s).truth() {
                 Truth::True => {
                     possible.push(i);
@@ -1216,7 +1216,6 @@ impl Governor {
                 Truth::Unknown => possible.push(i),
                 Truth::False => {}
             }
-            let _ = r;
         }
         let mut best: Option<(Verdict, Option<usize>)> =
             (!matched).then_some((p.default_verdict, None));
@@ -1318,7 +1317,6 @@ impl Governor {
                 });
             }
         }
-        let _ = summary;
 
         let mut classification = rule_verdict.max(lattice_verdict);
         let the_rule = rule.and_then(|i| p.rules.get(i));
