@@ -860,6 +860,9 @@ pub struct SolverReport {
     pub status: SolverStatus,
     /// SQP plus QP iterations.
     pub iterations: u32,
+    /// SQP iterations (linearisations) alone: at most
+    /// [`WORK_FACTOR`](crate::repair::WORK_FACTOR) × `max_iterations`.
+    pub steps: u32,
     /// Discrete candidates examined.
     pub nodes: u32,
 }
@@ -1362,6 +1365,7 @@ impl Governor {
                 solver = Some(SolverReport {
                     status: rep.status,
                     iterations: rep.iterations,
+                    steps: rep.steps,
                     nodes: rep.nodes,
                 });
                 match rep.outcome {
@@ -1937,9 +1941,10 @@ impl Decision {
         if let Some(sv) = &self.solver {
             let _ = write!(
                 s,
-                ",\"solver\":{{\"status\":\"{}\",\"iterations\":{},\"nodes\":{}}}",
+                ",\"solver\":{{\"status\":\"{}\",\"iterations\":{},\"steps\":{},\"nodes\":{}}}",
                 sv.status.as_str(),
                 sv.iterations,
+                sv.steps,
                 sv.nodes
             );
         }

@@ -50,6 +50,13 @@
 //!   Once a point within the tolerances is found, the SQP continues as a trust-region
 //!   method on that penalty function (a curved row's first acceptable iterate can use much
 //!   more slack than needed) and returns the best point.
+//! * **Bounded work.** The whole repair — every node of every stage — shares one
+//!   deterministic budget of SQP iterations, [`WORK_FACTOR`] × `max_iterations`, of which
+//!   each stage may spend its share of what is left. An SQP that stops lowering its
+//!   violation (beyond what its stage may relax) gives up after a few iterations, and a row
+//!   Tier 1 still finds a rounding-width short of its boundary gets a larger back-off at the
+//!   next linearisation. A count of iterations, not a clock, so the same input gives the
+//!   same answer on every machine.
 //! * **Fallback.** If even that fails, the fallback action, with its Tier 1 verdict at the
 //!   current state.
 
@@ -72,6 +79,22 @@ const SLACK_RHO: f64 = 1e-4;
 const TIE: f64 = 1e-9;
 /// How many int values on each side of the proposal the search considers.
 const INT_SPAN: i32 = 4;
+/// The whole repair (every discrete node of every relaxation stage) may run at most this
+/// many times the policy's `max_iterations` SQP iterations. Each stage may spend its share
+/// of what is left (a quarter for the first, a third for the second, ...), so the CRE's
+/// stages are still reached when the unrelaxed search finds nothing. This is what bounds a
+/// hopeless proposal's cost: without it, every stage ran every node to `max_iterations`
+/// (an infeasible warehouse proposal took up to 26 ms).
+pub const WORK_FACTOR: u32 = 8;
+/// An SQP that has found no acceptable point gives up after this many iterations in a row
+/// without lowering its best total violation by at least [`STALL_GAIN`].
+const STALL_LIMIT: u32 = 6;
+/// The fraction of the best violation an iteration must remove to count as progress.
+const STALL_GAIN: f64 = 0.1;
+/// The CRE's trust-region refinement stops when the region is this small relative to the
+/// action's scale, or when an accepted step lowers the merit by less than this relative
+/// amount: the slack is then known to far better than any tolerance a policy states.
+const TRUST_TOL: f64 = 1e-7;
 
 /// The last solver status of a repair.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +150,9 @@ pub struct Repair {
     pub relaxed: Vec<(usize, f64)>,
     /// SQP iterations plus QP iterations, summed over the search.
     pub iterations: u32,
+    /// SQP iterations alone (each a Tier 1 check and at most one QP), summed over the
+    /// search: at most [`WORK_FACTOR`] × `max_iterations`.
+    pub steps: u32,
     /// Discrete candidates examined.
     pub nodes: u32,
     /// Tier 1 per row at the returned action.
@@ -204,6 +230,10 @@ pub struct Repairer {
     lin: Vec<Lin>,
     /// The gradient of the row being linearised.
     gtmp: Vec<f64>,
+    /// Per row: the factor on the back-off `δ` for the current SQP. A row that Tier 1 still
+    /// finds (barely) violated after a step that kept it binding gets ten times the back-off
+    /// at the next linearisation: the outward rounding of its evaluation was wider than `δ`.
+    boost: Vec<f64>,
     /// The `n` the QP's Hessian is factored for (0: none).
     hess_n: usize,
     /// The action `checks` was computed at, and whether that holds for the current
@@ -274,6 +304,7 @@ impl Repairer {
             lin,
             gtmp: Vec::with_capacity(nr),
             grad: vec![Vec::new(); nrows],
+            boost: vec![1.0; nrows],
             hess_n: 0,
             checked: Vec::with_capacity(p.actions.len()),
             checked_valid: false,
@@ -444,6 +475,10 @@ impl Repairer {
         clippy::too_many_lines,
         reason = "one SQP loop: assemble, solve, re-check"
     )]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "internal; the counters are threaded through"
+    )]
     fn continuous(
         &mut self,
         p: &Policy,
@@ -452,6 +487,7 @@ impl Repairer {
         u: &mut [f64],
         stage: Option<Criticality>,
         iterations: &mut u32,
+        work: &mut u32,
     ) -> Result<Found, SolverStatus> {
         let nr = self.real.len();
         let relax_below = stage.unwrap_or(Criticality::Low);
@@ -465,6 +501,10 @@ impl Repairer {
         // `sqp_oscillates_between_disc_and_lane_linearisations`).
         let mut step = 1.0f64;
         let mut last_violation = f64::INFINITY;
+        // Stall detection (see STALL_LIMIT): the best violation seen and the iterations since
+        // it last fell by STALL_GAIN.
+        let mut best_violation = f64::INFINITY;
+        let mut stalled = 0u32;
         let mut best: Option<Found> = None;
         // Trust region (∞-norm) of the real variables, used once a relaxed point is found.
         let mut trust = f64::INFINITY;
@@ -476,7 +516,13 @@ impl Repairer {
                 *uj = clamp_to(*uj, a.min, a.max);
             }
         }
+        self.boost.iter_mut().for_each(|b| *b = 1.0);
         for _ in 0..max_iter {
+            // INVARIANT (bounded-work): every SQP iteration of a repair is paid from `work`.
+            if *work == 0 {
+                return best.ok_or(SolverStatus::MaxIterations);
+            }
+            *work -= 1;
             *iterations = iterations.saturating_add(1);
             if !self.checked_at(u) {
                 self.tier1(p, inputs, u);
@@ -491,6 +537,50 @@ impl Repairer {
                 step = (step * 0.5).max(1.0 / 64.0);
             }
             last_violation = violation;
+            // Rows the last QP kept binding that Tier 1 finds just short of their boundary.
+            // (Only rows short by a rounding-sized amount: a relaxed row's slack is not.)
+            let near = 1e-6 * u.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+            for &r in &active_rows {
+                if let (Some(c), Some(b)) = (self.checks.get(r), self.boost.get_mut(r)) {
+                    if c.active && c.status != Status::Sat && -c.margin.lo <= near && *b < 1e6 {
+                        *b *= 10.0;
+                    }
+                }
+            }
+            if best.is_none() {
+                // Progress is measured on the violation beyond what this stage may relax: a
+                // relaxed row's slack is not a failure to converge.
+                let excess: f64 = p
+                    .lattice
+                    .rows
+                    .iter()
+                    .zip(&self.checks)
+                    .filter(|(_, c)| c.active && !c.margin.is_invalid())
+                    .map(|(row, c)| {
+                        let relaxable = allow
+                            && row.criticality < relax_below
+                            && row.criticality != Criticality::Critical
+                            && matches!(row.sense, Sense::Le | Sense::Lt);
+                        let tol = if relaxable {
+                            p.constraints
+                                .get(row.constraint)
+                                .map_or(0.0, |k| k.tolerance)
+                        } else {
+                            0.0
+                        };
+                        (-c.margin.lo - tol).max(0.0)
+                    })
+                    .sum();
+                if excess < (1.0 - STALL_GAIN) * best_violation {
+                    best_violation = excess;
+                    stalled = 0;
+                } else {
+                    stalled += 1;
+                    if stalled >= STALL_LIMIT {
+                        return Err(SolverStatus::MaxIterations);
+                    }
+                }
+            }
             if let Some(relaxed) = self.acceptable(p, relax_below, allow) {
                 let objective = objective(p, &self.real, u0, u);
                 let penalty = slack_penalty(p, &relaxed);
@@ -514,7 +604,15 @@ impl Repairer {
                 let merit = found.objective + found.penalty;
                 match &best {
                     Some(b) if merit >= b.objective + b.penalty => {}
-                    _ => {
+                    Some(b) => {
+                        let gain = b.objective + b.penalty - merit;
+                        best = Some(found);
+                        if gain <= TRUST_TOL * (1.0 + merit.abs()) {
+                            return best.ok_or(SolverStatus::Solved);
+                        }
+                        trust *= 2.0;
+                    }
+                    None => {
                         best = Some(found);
                         trust *= 2.0;
                     }
@@ -532,7 +630,7 @@ impl Repairer {
                     trust = 0.25 * rejected.min(trust);
                     u.copy_from_slice(&b.action);
                     let scale = u.iter().fold(1.0f64, |m, x| m.max(x.abs()));
-                    if trust <= 1e-12 * scale {
+                    if trust <= TRUST_TOL * scale {
                         return best.ok_or(SolverStatus::Infeasible);
                     }
                     self.tier1(p, inputs, u);
@@ -666,7 +764,7 @@ impl Repairer {
                         *x = -1.0;
                     }
                 }
-                let delta = 1e-9 * (1.0 + scale);
+                let delta = 1e-9 * (1.0 + scale) * self.boost.get(i).copied().unwrap_or(1.0);
                 self.b.push(lo - gu - delta);
                 self.qrow.push(Some(i));
             }
@@ -802,13 +900,21 @@ impl Repairer {
         let mut iterations = 0u32;
         let mut nodes = 0u32;
         let mut last = SolverStatus::Solved;
+        let total = p.governor.max_iterations.saturating_mul(WORK_FACTOR);
+        let mut work = total;
         let stages = [
             None,
             Some(Criticality::Medium),
             Some(Criticality::High),
             Some(Criticality::Critical),
         ];
-        for stage in stages {
+        for (k, stage) in stages.into_iter().enumerate() {
+            // This stage's share of what is left: 1/4, then 1/3, 1/2, all of it.
+            let left = u32::try_from(stages.len().saturating_sub(k))
+                .unwrap_or(1)
+                .max(1);
+            let mut share = work / left;
+            let before = share;
             let (found, st) = self.search(
                 p,
                 inputs,
@@ -817,7 +923,9 @@ impl Repairer {
                 stage,
                 &mut iterations,
                 &mut nodes,
+                &mut share,
             );
+            work -= before - share;
             if st != SolverStatus::Solved {
                 last = st;
             }
@@ -837,13 +945,14 @@ impl Repairer {
                     active_set: f.active,
                     relaxed: f.relaxed,
                     iterations,
+                    steps: total - work,
                     nodes,
                     checks: f.checks,
                     certified: true,
                 };
             }
         }
-        self.fallback(
+        let mut r = self.fallback(
             p,
             inputs,
             proposal,
@@ -854,7 +963,9 @@ impl Repairer {
             },
             iterations,
             nodes,
-        )
+        );
+        r.steps = total - work;
+        r
     }
 
     /// The feasible path: when the proposal is the search's first candidate (real values in
@@ -895,6 +1006,7 @@ impl Repairer {
             active_set: Vec::new(),
             relaxed: Vec::new(),
             iterations: 1,
+            steps: 1,
             nodes: 1,
             checks: self.checks.clone(),
             certified: true,
@@ -926,6 +1038,7 @@ impl Repairer {
             active_set: Vec::new(),
             relaxed: Vec::new(),
             iterations,
+            steps: 0,
             nodes,
             checks: self.checks.clone(),
             certified,
@@ -946,6 +1059,7 @@ impl Repairer {
         stage: Option<Criticality>,
         iterations: &mut u32,
         nodes: &mut u32,
+        work: &mut u32,
     ) -> (Option<Found>, SolverStatus) {
         // Each discrete variable's candidate values, cheapest change first.
         let options: Vec<Vec<(f64, f64)>> = self
@@ -968,7 +1082,7 @@ impl Repairer {
             let dc = discrete_cost(p, &self.discrete, proposal, &u);
             *nodes += 1;
             budget = budget.saturating_sub(1);
-            match self.continuous(p, inputs, proposal, &mut u, stage, iterations) {
+            match self.continuous(p, inputs, proposal, &mut u, stage, iterations, work) {
                 Ok(mut f) => {
                     f.objective += dc;
                     best = Some(f);
@@ -985,7 +1099,7 @@ impl Repairer {
             last: 0,
         });
         while let Some(node) = heap.pop() {
-            if budget == 0 {
+            if budget == 0 || *work == 0 {
                 if best.is_none() {
                     last = SolverStatus::MaxIterations;
                 }
@@ -1028,7 +1142,7 @@ impl Repairer {
                     *x = v.0;
                 }
             }
-            match self.continuous(p, inputs, proposal, &mut u, stage, iterations) {
+            match self.continuous(p, inputs, proposal, &mut u, stage, iterations, work) {
                 Ok(mut f) => {
                     f.objective += node.cost;
                     // A later node must be better by more than rounding: two discrete values
