@@ -67,7 +67,7 @@ use crate::interval::Interval;
 use crate::lattice::{RowCheck, Scratch, Status};
 use crate::policy::{Criticality, Policy, Sense, VarType};
 use crate::qp::{QpStatus, QpWorkspace};
-use crate::tape::{Inst, Tape};
+use crate::tape::{Inst, OpList, Tape};
 
 /// Node budget of the discrete search, per relaxation stage.
 pub const NODE_BUDGET: u32 = 64;
@@ -240,6 +240,21 @@ pub struct Repairer {
     /// repair's inputs (reset at the start of every repair).
     checked: Vec<f64>,
     checked_valid: bool,
+    /// The Tier 1 instructions that depend on a real action variable. Inside one SQP the
+    /// state and the discrete values are fixed, so after one full check only these change
+    /// from iterate to iterate (see [`Repairer::tier1_moved`]).
+    moving: OpList,
+    /// Tier 1 over the whole real action box at the current node (its own slots, so the
+    /// point check's slots stay valid for [`Repairer::tier1_moved`]).
+    box_scratch: Scratch,
+    box_checks: Vec<RowCheck>,
+    /// Per row: SAT (or inactive) over the whole real action box at the current node, so
+    /// no iterate can break it and the QP leaves it out (see `continuous`).
+    screened: Vec<bool>,
+    /// Set by `continuous` when its node can succeed in no relaxation stage: a row is
+    /// violated, beyond any tolerance it has, for every real action (its guard surely
+    /// true over the box). The search then skips the node in later stages.
+    hopeless: bool,
     /// Turn warm starting off (for tests comparing warm and cold).
     pub cold: bool,
 }
@@ -276,6 +291,11 @@ impl Repairer {
             })
             .collect();
         let row_reads_real = row_vars.iter().map(|v| !v.is_empty()).collect();
+        let seeds: Vec<u32> = real
+            .iter()
+            .filter_map(|&ai| lat.action_inst.get(ai).copied().flatten())
+            .collect();
+        let moving = lat.tape.focus_subset(&lat.tape.dependents(&seeds));
         let affine = affine_rows(p, &real);
         let lin = lin_kinds(p, &real);
         let nr = real.len();
@@ -308,6 +328,11 @@ impl Repairer {
             hess_n: 0,
             checked: Vec::with_capacity(p.actions.len()),
             checked_valid: false,
+            moving,
+            box_scratch: lat.scratch(),
+            box_checks: vec![RowCheck::default(); nrows],
+            screened: vec![false; nrows],
+            hopeless: false,
             cold: false,
         }
     }
@@ -326,6 +351,72 @@ impl Repairer {
         self.checked.clear();
         self.checked.extend_from_slice(action);
         self.checked_valid = true;
+    }
+
+    /// Tier 1 at `action`, which differs from the point of the last check (full or not)
+    /// only in real action variables: re-evaluates only the instructions that depend on
+    /// them. Bit for bit what [`Repairer::tier1`] gives, at a fraction of the cost.
+    fn tier1_moved(&mut self, p: &Policy, inputs: &[Interval], action: &[f64]) {
+        self.work.clear();
+        self.work.extend_from_slice(inputs);
+        for (a, x) in p.actions.iter().zip(action) {
+            if let Some(s) = self.work.get_mut(a.slot as usize) {
+                *s = Interval::point(*x);
+            }
+        }
+        let lat = &p.lattice;
+        lat.tape
+            .eval_subset(&self.moving, &self.work, &mut self.scratch.slots);
+        lat.read_rows(&self.scratch.slots, &mut self.checks);
+        self.checked.clear();
+        self.checked.extend_from_slice(action);
+        self.checked_valid = true;
+    }
+
+    /// Tier 1 over the box of the real action variables' ranges, with the discrete values
+    /// of `action`: marks in `self.screened` the rows no real action can break.
+    fn screen(&mut self, p: &Policy, inputs: &[Interval], action: &[f64]) {
+        self.work.clear();
+        self.work.extend_from_slice(inputs);
+        for (a, x) in p.actions.iter().zip(action) {
+            if let Some(s) = self.work.get_mut(a.slot as usize) {
+                *s = if a.ty == VarType::Real {
+                    Interval::new(a.min, a.max)
+                } else {
+                    Interval::point(*x)
+                };
+            }
+        }
+        p.lattice
+            .check(&self.work, &mut self.box_scratch, &mut self.box_checks);
+        for (s, c) in self.screened.iter_mut().zip(&self.box_checks) {
+            *s = !c.active || c.status == Status::Sat;
+        }
+        // Hopeless: some row fails for every real action, by more than any stage may relax.
+        let slots = &self.box_scratch.slots;
+        let surely = |g: Option<u32>| {
+            g.is_none_or(|g| {
+                slots
+                    .get(g as usize)
+                    .is_some_and(|x| x.truth() == crate::interval::Truth::True)
+            })
+        };
+        self.hopeless = p.lattice.rows.iter().zip(&self.box_checks).any(|(row, c)| {
+            let tol = if row.criticality != Criticality::Critical
+                && matches!(row.sense, Sense::Le | Sense::Lt)
+            {
+                p.constraints
+                    .get(row.constraint)
+                    .map_or(0.0, |k| k.tolerance)
+            } else {
+                0.0
+            };
+            c.active
+                && c.status == Status::Violated
+                && !c.margin.is_invalid()
+                && c.margin.hi < -tol
+                && surely(row.guard)
+        });
     }
 
     /// Does `self.checks` already hold Tier 1 at exactly `action` (same bits) for the
@@ -517,6 +608,11 @@ impl Repairer {
             }
         }
         self.boost.iter_mut().for_each(|b| *b = 1.0);
+        // Has this SQP made a full check yet (after which `tier1_moved` suffices)? Has it
+        // screened the rows?
+        let mut full = self.checked_at(u);
+        let mut screened = false;
+        self.hopeless = false;
         for _ in 0..max_iter {
             // INVARIANT (bounded-work): every SQP iteration of a repair is paid from `work`.
             if *work == 0 {
@@ -525,7 +621,12 @@ impl Repairer {
             *work -= 1;
             *iterations = iterations.saturating_add(1);
             if !self.checked_at(u) {
-                self.tier1(p, inputs, u);
+                if full {
+                    self.tier1_moved(p, inputs, u);
+                } else {
+                    self.tier1(p, inputs, u);
+                    full = true;
+                }
             }
             let violation: f64 = self
                 .checks
@@ -633,7 +734,18 @@ impl Repairer {
                     if trust <= TRUST_TOL * scale {
                         return best.ok_or(SolverStatus::Infeasible);
                     }
-                    self.tier1(p, inputs, u);
+                    self.tier1_moved(p, inputs, u);
+                }
+            }
+            // Rows that hold over the whole action box (a pillar far away, a speed limit no
+            // real value reaches) cannot bind: they get no gradient, no QP row and no
+            // slack. Once per node, and only for nodes whose first point is not accepted.
+            // The same check finds a node no stage can save.
+            if !screened {
+                self.screen(p, inputs, u);
+                screened = true;
+                if self.hopeless {
+                    return best.ok_or(SolverStatus::Infeasible);
                 }
             }
             // A critical row no continuous move can fix ends this candidate now.
@@ -665,7 +777,8 @@ impl Repairer {
                     && row.criticality != Criticality::Critical
                     && matches!(row.sense, Sense::Le | Sense::Lt)
                     && tol > 0.0
-                    && c.active;
+                    && c.active
+                    && !self.screened.get(i).copied().unwrap_or(false);
                 let col = if relaxable {
                     n += 1;
                     Some(n - 1)
@@ -728,7 +841,9 @@ impl Repairer {
             self.qrow.clear();
             for i in 0..p.lattice.rows.len() {
                 let c = self.checks.get(i).copied().unwrap_or_default();
-                if !c.active {
+                if !c.active
+                    || (c.status == Status::Sat && self.screened.get(i).copied().unwrap_or(false))
+                {
                     continue;
                 }
                 let slack = self.slack_col.get(i).copied().flatten();
@@ -902,6 +1017,7 @@ impl Repairer {
         let mut last = SolverStatus::Solved;
         let total = p.governor.max_iterations.saturating_mul(WORK_FACTOR);
         let mut work = total;
+        let mut dead = Vec::new();
         let stages = [
             None,
             Some(Criticality::Medium),
@@ -924,6 +1040,7 @@ impl Repairer {
                 &mut iterations,
                 &mut nodes,
                 &mut share,
+                &mut dead,
             );
             work -= before - share;
             if st != SolverStatus::Solved {
@@ -1060,6 +1177,7 @@ impl Repairer {
         iterations: &mut u32,
         nodes: &mut u32,
         work: &mut u32,
+        dead: &mut Vec<Vec<usize>>,
     ) -> (Option<Found>, SolverStatus) {
         // Each discrete variable's candidate values, cheapest change first.
         let options: Vec<Vec<(f64, f64)>> = self
@@ -1111,8 +1229,13 @@ impl Repairer {
             {
                 break; // no remaining branch can beat the best found
             }
-            budget -= 1;
-            *nodes += 1;
+            // A node an earlier stage found hopeless is skipped (its successors are not:
+            // they change other values).
+            let skip = dead.contains(&node.ranks);
+            if !skip {
+                budget -= 1;
+                *nodes += 1;
+            }
             // Successors: advance one variable at or after `last` to its next value.
             for j in node.last..options.len() {
                 let Some(opts) = options.get(j) else { continue };
@@ -1136,13 +1259,20 @@ impl Repairer {
                     });
                 }
             }
+            if skip {
+                continue;
+            }
             u.copy_from_slice(proposal);
             for ((&ai, opts), &k) in self.discrete.iter().zip(&options).zip(&node.ranks) {
                 if let (Some(x), Some(v)) = (u.get_mut(ai), opts.get(k)) {
                     *x = v.0;
                 }
             }
-            match self.continuous(p, inputs, proposal, &mut u, stage, iterations, work) {
+            let found = self.continuous(p, inputs, proposal, &mut u, stage, iterations, work);
+            if found.is_err() && self.hopeless {
+                dead.push(node.ranks.clone());
+            }
+            match found {
                 Ok(mut f) => {
                     f.objective += node.cost;
                     // A later node must be better by more than rounding: two discrete values
@@ -1466,4 +1596,107 @@ fn value_options(p: &Policy, ai: usize, v0: f64) -> Vec<(f64, f64)> {
     .collect();
     opts.sort_by(|x, y| x.1.total_cmp(&y.1).then(x.0.total_cmp(&y.0)));
     opts
+}
+
+#[cfg(test)]
+#[expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "tests: a failure is a panic"
+)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn warehouse() -> Policy {
+        let text = include_str!("../../../policies/warehouse-robot.toml");
+        crate::load("warehouse-robot.toml", text).unwrap()
+    }
+
+    /// A state inside the declared ranges (with a random half-width) and a random action.
+    fn case(p: &Policy, r: &[f64]) -> (Vec<Interval>, Vec<f64>) {
+        let mut inputs = p.range_inputs();
+        let mut k = 0;
+        let mut next = || {
+            k += 1;
+            r[k % r.len()]
+        };
+        for s in &p.states {
+            if let (Some(slot), VarType::Real) = (s.slot, &s.ty) {
+                let mid = s.min + next() * (s.max - s.min);
+                inputs[slot as usize] = Interval::around(mid, 0.05 * next() + s.noise);
+            }
+        }
+        let u = p
+            .actions
+            .iter()
+            .map(|a| match a.ty {
+                VarType::Real => a.min + next() * (a.max - a.min),
+                _ => a.min,
+            })
+            .collect();
+        (inputs, u)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// The incremental check inside an SQP (only the instructions that depend on a real
+        /// action variable) gives bit for bit the rows and slots of a full check.
+        #[test]
+        fn tier1_moved_is_bit_identical_to_a_full_check(
+            r in proptest::collection::vec(0.0f64..1.0, 64),
+            moves in proptest::collection::vec(proptest::collection::vec(0.0f64..1.0, 8), 1..6),
+        ) {
+            let p = warehouse();
+            let (inputs, mut u) = case(&p, &r);
+            let mut inc = Repairer::new(&p);
+            let mut full = Repairer::new(&p);
+            inc.tier1(&p, &inputs, &u);
+            for m in &moves {
+                for (j, &ai) in inc.real.clone().iter().enumerate() {
+                    let a = &p.actions[ai];
+                    u[ai] = a.min + m[j % m.len()] * (a.max - a.min);
+                }
+                inc.tier1_moved(&p, &inputs, &u);
+                full.tier1(&p, &inputs, &u);
+                for (x, y) in inc.checks.iter().zip(&full.checks) {
+                    prop_assert_eq!(x.active, y.active);
+                    prop_assert_eq!(x.status, y.status);
+                    prop_assert_eq!(x.margin.lo.to_bits(), y.margin.lo.to_bits());
+                    prop_assert_eq!(x.margin.hi.to_bits(), y.margin.hi.to_bits());
+                }
+            }
+        }
+    }
+
+    /// A row the screen marks (SAT over the whole action box) is SAT at every point of the
+    /// box the test tries, and a hopeless node's failing row fails at every one.
+    #[test]
+    fn screened_rows_hold_at_every_point_of_the_box() {
+        let p = warehouse();
+        let mut rep = Repairer::new(&p);
+        let r: Vec<f64> = (0..97).map(|i| f64::from(i * 37 % 97) / 97.0).collect();
+        for shift in 0..20 {
+            let rs: Vec<f64> = r
+                .iter()
+                .map(|x| (x + 0.05 * f64::from(shift)) % 1.0)
+                .collect();
+            let (inputs, mut u) = case(&p, &rs);
+            rep.screen(&p, &inputs, &u);
+            let screened = rep.screened.clone();
+            for t in 0..20 {
+                for (j, &ai) in rep.real.clone().iter().enumerate() {
+                    let a = &p.actions[ai];
+                    u[ai] = a.min + rs[(j * 7 + t * 3) % rs.len()] * (a.max - a.min);
+                }
+                rep.tier1(&p, &inputs, &u);
+                for (i, c) in rep.checks.iter().enumerate() {
+                    if screened[i] {
+                        assert!(!c.active || c.status == Status::Sat, "row {i} at {u:?}");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -305,6 +305,45 @@ impl Tape {
         )
     }
 
+    /// Which instructions depend, directly or through their operands, on one of `seeds`
+    /// (one flag per instruction; a seed depends on itself).
+    pub fn dependents(&self, seeds: &[u32]) -> Vec<bool> {
+        let mut dep = vec![false; self.insts.len()];
+        for &k in seeds {
+            if let Some(d) = dep.get_mut(k as usize) {
+                *d = true;
+            }
+        }
+        // INVARIANT (tape-order) makes one forward pass enough.
+        for i in 0..dep.len() {
+            let get = |k: u32| dep.get(k as usize).copied().unwrap_or(false);
+            let d = match self.insts.get(i) {
+                Some(Inst::Un(_, a) | Inst::PowI(a, _)) => get(*a),
+                Some(Inst::Bin(_, a, b)) => get(*a) || get(*b),
+                Some(Inst::If(c, a, b)) => get(*c) || get(*a) || get(*b),
+                _ => false,
+            };
+            if let Some(x) = dep.get_mut(i) {
+                *x |= d;
+            }
+        }
+        dep
+    }
+
+    /// The instructions of [`Tape::focus`] that `keep` marks, for [`Tape::eval_subset`].
+    /// With `keep` from [`Tape::dependents`] of some inputs, evaluating this list after a
+    /// full [`Tape::eval_focus`] recomputes exactly what a change of those inputs changes:
+    /// the other slots still hold their values, bit for bit.
+    pub fn focus_subset(&self, keep: &[bool]) -> OpList {
+        OpList(
+            self.focus
+                .iter()
+                .filter(|(i, _)| keep.get(*i as usize).copied().unwrap_or(false))
+                .copied()
+                .collect(),
+        )
+    }
+
     /// Evaluate only the instructions of `ops` (from [`Tape::subset`] on this tape).
     #[inline]
     pub fn eval_subset(&self, ops: &OpList, inputs: &[Interval], slots: &mut [Interval]) {
