@@ -248,6 +248,14 @@ pub struct Repairer {
     /// point check's slots stay valid for [`Repairer::tier1_moved`]).
     box_scratch: Scratch,
     box_checks: Vec<RowCheck>,
+    /// The instructions of the curved rows that read real action variables (margins and
+    /// guards): what [`Repairer::screen`] evaluates over the box.
+    box_ops: OpList,
+    /// Per row: does its guard depend on a real action variable?
+    guard_moves: Vec<bool>,
+    /// Per discrete action variable (in `discrete` order), per row: does the row's margin
+    /// or guard read it?
+    disc_rows: Vec<Vec<bool>>,
     /// Per row: SAT (or inactive) over the whole real action box at the current node, so
     /// no iterate can break it and the QP leaves it out (see `continuous`).
     screened: Vec<bool>,
@@ -269,7 +277,7 @@ impl Repairer {
             .filter(|(_, a)| a.ty == VarType::Real)
             .map(|(i, _)| i)
             .collect();
-        let discrete = p
+        let discrete: Vec<usize> = p
             .actions
             .iter()
             .enumerate()
@@ -295,8 +303,44 @@ impl Repairer {
             .iter()
             .filter_map(|&ai| lat.action_inst.get(ai).copied().flatten())
             .collect();
-        let moving = lat.tape.focus_subset(&lat.tape.dependents(&seeds));
+        let dep = lat.tape.dependents(&seeds);
+        let moving = lat.tape.focus_subset(&dep);
         let affine = affine_rows(p, &real);
+        let guard_moves: Vec<bool> = lat
+            .rows
+            .iter()
+            .map(|r| {
+                r.guard
+                    .is_some_and(|g| dep.get(g as usize).copied().unwrap_or(true))
+            })
+            .collect();
+        let curved: Vec<u32> = lat
+            .rows
+            .iter()
+            .zip(&row_vars)
+            .zip(&affine)
+            .filter(|((_, v), &aff)| !v.is_empty() && !aff)
+            .flat_map(|((r, _), _)| std::iter::once(r.margin).chain(r.guard))
+            .collect();
+        let box_ops = lat.tape.subset(&curved);
+        let disc_rows: Vec<Vec<bool>> = discrete
+            .iter()
+            .map(|&ai| {
+                let seed: Vec<u32> = lat
+                    .action_inst
+                    .get(ai)
+                    .copied()
+                    .flatten()
+                    .into_iter()
+                    .collect();
+                let d = lat.tape.dependents(&seed);
+                let on = |k: u32| d.get(k as usize).copied().unwrap_or(true);
+                lat.rows
+                    .iter()
+                    .map(|r| on(r.margin) || r.guard.is_some_and(on))
+                    .collect()
+            })
+            .collect();
         let lin = lin_kinds(p, &real);
         let nr = real.len();
         let nrows = lat.rows.len();
@@ -331,6 +375,9 @@ impl Repairer {
             moving,
             box_scratch: lat.scratch(),
             box_checks: vec![RowCheck::default(); nrows],
+            box_ops,
+            guard_moves,
+            disc_rows,
             screened: vec![false; nrows],
             hopeless: false,
             cold: false,
@@ -373,35 +420,43 @@ impl Repairer {
         self.checked_valid = true;
     }
 
-    /// Tier 1 over the box of the real action variables' ranges, with the discrete values
-    /// of `action`: marks in `self.screened` the rows no real action can break.
+    /// Which rows no real action in the box of the action ranges can break (into
+    /// `self.screened`), and whether some row fails for every real action by more than any
+    /// stage may relax (into `self.hopeless`). Needs `self.checks` and `self.scratch` at
+    /// `action`, a point of the box.
+    ///
+    /// * A row that reads no real action variable is constant over the box: its point check
+    ///   decides.
+    /// * An affine row: its linear bound over the box, from its (constant) gradient.
+    /// * A curved row: Tier 1 over the box, evaluating only those rows' instructions.
+    ///
+    /// A wrong screen could only cost optimality, never safety (Tier 1 still checks every
+    /// row of every candidate), and it corrects itself: a screened row that an iterate breaks
+    /// is no longer SAT, and rows that are not SAT always enter the QP.
     fn screen(&mut self, p: &Policy, inputs: &[Interval], action: &[f64]) {
-        self.work.clear();
-        self.work.extend_from_slice(inputs);
-        for (a, x) in p.actions.iter().zip(action) {
-            if let Some(s) = self.work.get_mut(a.slot as usize) {
-                *s = if a.ty == VarType::Real {
-                    Interval::new(a.min, a.max)
-                } else {
-                    Interval::point(*x)
-                };
+        if !self.box_ops.is_empty() {
+            self.work.clear();
+            self.work.extend_from_slice(inputs);
+            for (a, x) in p.actions.iter().zip(action) {
+                if let Some(s) = self.work.get_mut(a.slot as usize) {
+                    *s = if a.ty == VarType::Real {
+                        Interval::new(a.min, a.max)
+                    } else {
+                        Interval::point(*x)
+                    };
+                }
             }
+            let lat = &p.lattice;
+            lat.tape
+                .eval_subset(&self.box_ops, &self.work, &mut self.box_scratch.slots);
+            lat.read_rows(&self.box_scratch.slots, &mut self.box_checks);
         }
-        p.lattice
-            .check(&self.work, &mut self.box_scratch, &mut self.box_checks);
-        for (s, c) in self.screened.iter_mut().zip(&self.box_checks) {
-            *s = !c.active || c.status == Status::Sat;
-        }
-        // Hopeless: some row fails for every real action, by more than any stage may relax.
-        let slots = &self.box_scratch.slots;
-        let surely = |g: Option<u32>| {
-            g.is_none_or(|g| {
-                slots
-                    .get(g as usize)
-                    .is_some_and(|x| x.truth() == crate::interval::Truth::True)
-            })
-        };
-        self.hopeless = p.lattice.rows.iter().zip(&self.box_checks).any(|(row, c)| {
+        self.hopeless = false;
+        let scale = action.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+        for i in 0..p.lattice.rows.len() {
+            let (Some(row), Some(c)) = (p.lattice.rows.get(i), self.checks.get(i).copied()) else {
+                continue;
+            };
             let tol = if row.criticality != Criticality::Critical
                 && matches!(row.sense, Sense::Le | Sense::Lt)
             {
@@ -411,12 +466,50 @@ impl Repairer {
             } else {
                 0.0
             };
-            c.active
-                && c.status == Status::Violated
-                && !c.margin.is_invalid()
-                && c.margin.hi < -tol
-                && surely(row.guard)
-        });
+            let fails = |c: &RowCheck| {
+                c.active
+                    && c.status == Status::Violated
+                    && !c.margin.is_invalid()
+                    && c.margin.hi < -tol
+            };
+            let ok = |c: &RowCheck| !c.active || c.status == Status::Sat;
+            let (screen, hopeless) = if !self.row_reads_real.get(i).copied().unwrap_or(false) {
+                let guard_moves = self.guard_moves.get(i).copied().unwrap_or(true);
+                (ok(&c), fails(&c) && !guard_moves)
+            } else if self.affine.get(i).copied().unwrap_or(false) {
+                let mut bound = f64::NEG_INFINITY;
+                if c.active && c.status == Status::Sat {
+                    if let Some(lo) = self.model(p, i, c) {
+                        let vars = self.row_vars.get(i).map_or(&[][..], Vec::as_slice);
+                        bound = lo;
+                        for (&(j, _), &g) in vars.iter().zip(&self.gtmp) {
+                            let (Some(&ai), true) = (self.real.get(j), g.is_finite()) else {
+                                bound = f64::NEG_INFINITY;
+                                break;
+                            };
+                            let (Some(a), Some(&uj)) = (p.actions.get(ai), action.get(ai)) else {
+                                continue;
+                            };
+                            bound += (g * (a.min - uj)).min(g * (a.max - uj));
+                        }
+                    }
+                }
+                (bound > 1e-9 * scale, false)
+            } else {
+                let b = self.box_checks.get(i).copied().unwrap_or_default();
+                let slots = &self.box_scratch.slots;
+                let surely = row.guard.is_none_or(|g| {
+                    slots
+                        .get(g as usize)
+                        .is_some_and(|x| x.truth() == crate::interval::Truth::True)
+                });
+                (ok(&b), fails(&b) && surely)
+            };
+            if let Some(s) = self.screened.get_mut(i) {
+                *s = screen;
+            }
+            self.hopeless |= hopeless;
+        }
     }
 
     /// Does `self.checks` already hold Tier 1 at exactly `action` (same bits) for the
@@ -1236,41 +1329,61 @@ impl Repairer {
                 budget -= 1;
                 *nodes += 1;
             }
-            // Successors: advance one variable at or after `last` to its next value.
+            let found = if skip {
+                Err(SolverStatus::Infeasible)
+            } else {
+                u.copy_from_slice(proposal);
+                for ((&ai, opts), &k) in self.discrete.iter().zip(&options).zip(&node.ranks) {
+                    if let (Some(x), Some(v)) = (u.get_mut(ai), opts.get(k)) {
+                        *x = v.0;
+                    }
+                }
+                let found = self.continuous(p, inputs, proposal, &mut u, stage, iterations, work);
+                if found.is_err() && self.hopeless {
+                    dead.push(node.ranks.clone());
+                }
+                found
+            };
+            // Successors: advance one variable at or after `last` to its next value. When
+            // this node has a solution, a variable that no row binding there reads (in its
+            // margin or its guard) is not advanced: changing it leaves that solution a
+            // stationary point of the successor (the global optimum when the rows are
+            // convex), so the successor costs more for the same continuous part.
             for j in node.last..options.len() {
                 let Some(opts) = options.get(j) else { continue };
                 let r = node.ranks.get(j).copied().unwrap_or(0);
-                if r + 1 < opts.len() {
-                    let mut ranks = node.ranks.clone();
-                    if let Some(x) = ranks.get_mut(j) {
-                        *x = r + 1;
-                    }
-                    let cost: f64 = ranks
-                        .iter()
-                        .zip(&options)
-                        .map(|(&k, o)| o.get(k).map_or(0.0, |x| x.1))
-                        .sum();
-                    seq += 1;
-                    heap.push(Node {
-                        cost,
-                        seq,
-                        ranks,
-                        last: j,
-                    });
+                if r + 1 >= opts.len() {
+                    continue;
                 }
+                if let Ok(f) = &found {
+                    let reads = self.disc_rows.get(j);
+                    let relevant = f
+                        .active
+                        .iter()
+                        .any(|&i| reads.is_some_and(|v| v.get(i).copied().unwrap_or(true)));
+                    if !relevant {
+                        continue;
+                    }
+                }
+                let mut ranks = node.ranks.clone();
+                if let Some(x) = ranks.get_mut(j) {
+                    *x = r + 1;
+                }
+                let cost: f64 = ranks
+                    .iter()
+                    .zip(&options)
+                    .map(|(&k, o)| o.get(k).map_or(0.0, |x| x.1))
+                    .sum();
+                seq += 1;
+                heap.push(Node {
+                    cost,
+                    seq,
+                    ranks,
+                    last: j,
+                });
             }
             if skip {
                 continue;
-            }
-            u.copy_from_slice(proposal);
-            for ((&ai, opts), &k) in self.discrete.iter().zip(&options).zip(&node.ranks) {
-                if let (Some(x), Some(v)) = (u.get_mut(ai), opts.get(k)) {
-                    *x = v.0;
-                }
-            }
-            let found = self.continuous(p, inputs, proposal, &mut u, stage, iterations, work);
-            if found.is_err() && self.hopeless {
-                dead.push(node.ranks.clone());
             }
             match found {
                 Ok(mut f) => {
@@ -1683,6 +1796,7 @@ mod tests {
                 .map(|x| (x + 0.05 * f64::from(shift)) % 1.0)
                 .collect();
             let (inputs, mut u) = case(&p, &rs);
+            rep.tier1(&p, &inputs, &u);
             rep.screen(&p, &inputs, &u);
             let screened = rep.screened.clone();
             for t in 0..20 {

@@ -449,3 +449,57 @@ fn eq_row_over_a_real_action_ends_in_the_certified_fallback() {
         assert_certified_or_fallback(&p, &rep);
     }
 }
+
+const PRUNE: &str = r#"
+[policy]
+name = "prune"
+[governor]
+metric = { vx = 1.0 }
+discrete_cost = { color = 0.05, turbo = 0.1 }
+[action.vx]
+min = -5.0
+max = 5.0
+[action.color]
+type = "enum"
+values = ["red", "blue"]
+[action.turbo]
+type = "bool"
+[state.px]
+min = 0
+max = 10
+[fallback]
+vx = 0.0
+color = "red"
+turbo = false
+[[constraint]]
+id = "speed"
+expr = "vx <= 1.0 + (if turbo then 2.0 else 0.0)"
+[[constraint]]
+id = "paint"
+expr = "color == 'red' or px >= 0"
+"#;
+
+/// The discrete search does not advance a variable that no row binding at a node's
+/// solution reads: `color` appears only in `paint`, which never binds, so changing it could
+/// only cost more; `turbo` appears in the binding `speed` row, and changing it (cost 0.1)
+/// beats moving `vx` from 3 to 1 (cost 4).
+#[test]
+fn the_search_skips_values_no_binding_row_reads() {
+    let p = aioss_core::load("prune.toml", PRUNE).unwrap();
+    let mut inputs = p.range_inputs();
+    inputs[p.states[0].slot.unwrap() as usize] = Interval::point(5.0);
+    let mut r = Repairer::new(&p);
+    let idx = |name: &str| p.actions.iter().position(|a| a.name == name).unwrap();
+    let (vx, color, turbo) = (idx("vx"), idx("color"), idx("turbo"));
+    let mut u = vec![0.0; p.actions.len()];
+    u[vx] = 3.0;
+    let rep = r.repair(&p, &inputs, &u, &[]);
+    assert_eq!(rep.outcome, RepairOutcome::Certified, "{rep:?}");
+    assert_eq!(rep.action[turbo], 1.0, "{rep:?}");
+    assert_eq!(rep.action[color], 0.0, "{rep:?}");
+    assert!((rep.action[vx] - 3.0).abs() < 1e-12, "{rep:?}");
+    // Nodes: the proposal's values (vx moved to 1: `speed` binds, so both `color` and
+    // `turbo` would be candidates; only `turbo` reads `speed`), then turbo = true. Without
+    // the pruning, color = blue (0.05, cheaper than turbo) is examined first.
+    assert_eq!(rep.nodes, 2, "{rep:?}");
+}
