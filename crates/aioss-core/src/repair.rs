@@ -42,7 +42,14 @@
 //! * **Discrete part.** Enum, bool and int action variables are searched best-first over
 //!   their values in order of `discrete_cost` (a rule's `set` is tried first); a branch stops
 //!   the search when its discrete cost alone cannot beat the best found, or at the node
-//!   budget.
+//!   budget. A node with a solution does not advance a variable that no row binding there
+//!   reads (the successor would cost more for the same continuous part), and a node found
+//!   hopeless (a row fails for every real action beyond any tolerance) is not tried again
+//!   in a later relaxation stage.
+//! * **Screening.** Once per node, rows that hold over the whole box of the real action
+//!   ranges (an affine row by its gradient bound, a curved one by Tier 1 over the box)
+//!   are left out of the QP; inside the SQP, Tier 1 re-evaluates only the instructions
+//!   that depend on a real action variable (state and discrete values are fixed there).
 //! * **CRE.** When no candidate satisfies every row, non-critical rows are relaxed in
 //!   priority order — low, then low and medium, then low, medium and high — each taking a
 //!   slack of at most its `tolerance`, with an exact L1 penalty (weighted by the row's
