@@ -991,7 +991,7 @@ impl Governor {
         let shared = Repairer::new(&policy);
         let windows = vec![Window::default(); policy.budgets.len()];
         let inputs = policy.range_inputs();
-        let slots = vec![Interval::INVALID; policy.lattice.tape.len()];
+        let slots = policy.lattice.tape.slots();
         let checks = vec![RowCheck::default(); policy.lattice.rows.len()];
         let dry_run = policy.mode == Mode::DryRun;
         Governor {
@@ -1192,6 +1192,7 @@ impl Governor {
         p.lattice
             .tape
             .eval_subset(&p.lattice.decide_ops, &self.inputs, &mut self.slots);
+        p.lattice.eval_linear(&self.inputs, &mut self.slots);
         p.lattice.read_rows(&self.slots, &mut self.checks);
         let slot = |k: u32| {
             self.slots

@@ -60,7 +60,12 @@ pub struct Lattice {
     /// The tape instruction reading each action variable's slot (`None` if no row reads it).
     pub action_inst: Vec<Option<u32>>,
     /// What a decision evaluates: rows, guards and rules (not the budgets' increments).
+    /// The margins of [`Lattice::linear`] rows are not in it (nor in the tape's focus):
+    /// [`Lattice::eval_linear`] writes them.
     pub decide_ops: crate::tape::OpList,
+    /// The rows whose margin is linear in the inputs, evaluated by the fast path of
+    /// [`crate::linear`] instead of the tape.
+    pub linear: Vec<crate::linear::LinearRow>,
 }
 
 /// A row's verdict.
@@ -173,6 +178,7 @@ impl Lattice {
         let rule_slots: Vec<u32> = p.rules.iter().map(|r| b.add(&r.when)).collect();
         let n_actions = u32::try_from(p.actions.len()).unwrap_or(u32::MAX);
         let mut rows = Vec::new();
+        let mut linear = Vec::new();
         for (ci, c) in p.constraints.iter().enumerate() {
             let guard = c.guard.as_ref().map(|g| b.add(g));
             for r in &c.rows {
@@ -191,6 +197,9 @@ impl Lattice {
                     }
                     Sense::Bool => lhs,
                 };
+                if let Some(l) = crate::linear::linear_row(r.sense, &r.lhs, &r.rhs, margin) {
+                    linear.push(l);
+                }
                 let mut reads_state = false;
                 let mut note = |s: u32| reads_state |= s >= n_actions;
                 r.lhs.inputs(&mut note);
@@ -215,9 +224,19 @@ impl Lattice {
         }
         let budget_slots = p.budgets.iter().map(|bu| b.add(&bu.add)).collect();
         let mut tape = b.finish();
+        // INVARIANT (linear-margins): a linear row's margin is written by `eval_linear`
+        // after the tape, never computed on the focus or decision lists.
+        let is_linear = |m: u32| {
+            linear
+                .iter()
+                .any(|l: &crate::linear::LinearRow| l.margin == m)
+        };
         let roots: Vec<u32> = rows
             .iter()
-            .flat_map(|r: &Row| [r.margin].into_iter().chain(r.guard))
+            .flat_map(|r: &Row| {
+                let m = (!is_linear(r.margin)).then_some(r.margin);
+                m.into_iter().chain(r.guard)
+            })
             .collect();
         tape.focus(&roots);
         let decide_roots: Vec<u32> = roots
@@ -238,6 +257,18 @@ impl Lattice {
             n_actions,
             action_inst,
             decide_ops,
+            linear,
+        }
+    }
+
+    /// Write the margin of every linear row (see [`crate::linear`]) into `slots`. Every
+    /// evaluation of the rows calls this after the tape.
+    #[inline]
+    pub fn eval_linear(&self, inputs: &[Interval], slots: &mut [Interval]) {
+        for l in &self.linear {
+            if let Some(s) = slots.get_mut(l.margin as usize) {
+                *s = crate::linear::eval(l, inputs);
+            }
         }
     }
 
@@ -248,7 +279,7 @@ impl Lattice {
     /// Fresh working memory for [`Lattice::check`].
     pub fn scratch(&self) -> Scratch {
         Scratch {
-            slots: vec![Interval::INVALID; self.tape.len()],
+            slots: self.tape.slots(),
         }
     }
 
@@ -262,9 +293,10 @@ impl Lattice {
         out: &mut [RowCheck],
     ) -> Summary {
         if scratch.slots.len() < self.tape.len() {
-            scratch.slots.resize(self.tape.len(), Interval::INVALID);
+            *scratch = self.scratch();
         }
         self.tape.eval_focus(inputs, &mut scratch.slots);
+        self.eval_linear(inputs, &mut scratch.slots);
         self.read_rows(&scratch.slots, out)
     }
 

@@ -36,6 +36,7 @@ pub mod expr;
 pub mod governor;
 pub mod interval;
 pub mod lattice;
+pub mod linear;
 pub mod load;
 pub mod policy;
 pub mod qp;

@@ -421,6 +421,7 @@ impl Repairer {
         let lat = &p.lattice;
         lat.tape
             .eval_subset(&self.moving, &self.work, &mut self.scratch.slots);
+        lat.eval_linear(&self.work, &mut self.scratch.slots);
         lat.read_rows(&self.scratch.slots, &mut self.checks);
         self.checked.clear();
         self.checked.extend_from_slice(action);

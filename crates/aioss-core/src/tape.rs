@@ -54,27 +54,49 @@ pub struct Tape {
     loads: Vec<(u32, u32)>,
     /// `(slot, op)` for everything that computes, flattened to one dispatch level.
     ops: Vec<(u32, Op)>,
-    /// The subset of `ops` that some chosen roots depend on (see [`Tape::focus`]).
-    focus: Vec<(u32, Op)>,
+    /// The subset that some chosen roots depend on (see [`Tape::focus`]).
+    focus: OpList,
 }
 
-/// A subset of a tape's instructions (see [`Tape::subset`]).
+/// A subset of a tape's instructions (see [`Tape::subset`]): the constants, input loads
+/// and computing instructions it needs, each in tape order. Only what the subset reads is
+/// written, so a dense policy's thousand coefficient constants are not copied on every
+/// check of the rows that use the linear fast path instead.
 #[derive(Clone, Debug, Default)]
-pub struct OpList(Vec<(u32, Op)>);
+pub struct OpList {
+    consts: Vec<(u32, Interval)>,
+    loads: Vec<(u32, u32)>,
+    ops: Vec<(u32, Op)>,
+}
 
 impl OpList {
-    /// Number of instructions.
+    /// Number of computing instructions.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.ops.len()
     }
-    /// Is it empty?
+    /// Is it empty (nothing to write at all)?
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.ops.is_empty() && self.consts.is_empty() && self.loads.is_empty()
+    }
+
+    /// The part of `self` whose instructions `keep` marks.
+    fn filter(&self, keep: &[bool]) -> OpList {
+        let on = |i: u32| keep.get(i as usize).copied().unwrap_or(false);
+        OpList {
+            consts: self
+                .consts
+                .iter()
+                .filter(|(i, _)| on(*i))
+                .copied()
+                .collect(),
+            loads: self.loads.iter().filter(|(i, _)| on(*i)).copied().collect(),
+            ops: self.ops.iter().filter(|(i, _)| on(*i)).copied().collect(),
+        }
     }
     /// How many instructions of each kind (for profiling).
     pub fn histogram(&self) -> Vec<(String, usize)> {
         let mut h: Vec<(String, usize)> = Vec::new();
-        for (_, op) in &self.0 {
+        for (_, op) in &self.ops {
             let name = format!("{op:?}");
             let name = name.split('(').next().unwrap_or("").to_string();
             match h.iter_mut().find(|(n, _)| *n == name) {
@@ -277,13 +299,26 @@ impl Tape {
     /// UNCERTAIN.
     #[inline]
     pub fn eval(&self, inputs: &[Interval], slots: &mut [Interval]) {
-        self.eval_list(&self.ops, inputs, slots);
+        self.eval_list(&self.consts, &self.loads, &self.ops, inputs, slots);
+    }
+
+    /// A slot array for this tape: every constant written, everything else INVALID. The
+    /// gradients of [`Tape::grad_reverse`] read constants' slots, which a subset
+    /// evaluation that does not need them never writes.
+    pub fn slots(&self) -> Vec<Interval> {
+        let mut v = vec![Interval::INVALID; self.insts.len()];
+        for &(i, c) in &self.consts {
+            if let Some(s) = v.get_mut(i as usize) {
+                *s = c;
+            }
+        }
+        v
     }
 
     /// Restrict [`Tape::eval_focus`] to what `roots` depend on (for Tier 1: the rows and
     /// their guards, not the rules' conditions or the budgets' increments).
     pub fn focus(&mut self, roots: &[u32]) {
-        self.focus = self.subset(roots).0;
+        self.focus = self.subset(roots);
     }
 
     /// The instructions `roots` depend on, in tape order, for [`Tape::eval_subset`].
@@ -296,13 +331,12 @@ impl Tape {
                 }
             }
         }
-        OpList(
-            self.ops
-                .iter()
-                .filter(|(i, _)| need.get(*i as usize).copied().unwrap_or(false))
-                .copied()
-                .collect(),
-        )
+        OpList {
+            consts: self.consts.clone(),
+            loads: self.loads.clone(),
+            ops: self.ops.clone(),
+        }
+        .filter(&need)
     }
 
     /// Which instructions depend, directly or through their operands, on one of `seeds`
@@ -335,36 +369,38 @@ impl Tape {
     /// full [`Tape::eval_focus`] recomputes exactly what a change of those inputs changes:
     /// the other slots still hold their values, bit for bit.
     pub fn focus_subset(&self, keep: &[bool]) -> OpList {
-        OpList(
-            self.focus
-                .iter()
-                .filter(|(i, _)| keep.get(*i as usize).copied().unwrap_or(false))
-                .copied()
-                .collect(),
-        )
+        self.focus.filter(keep)
     }
 
     /// Evaluate only the instructions of `ops` (from [`Tape::subset`] on this tape).
     #[inline]
     pub fn eval_subset(&self, ops: &OpList, inputs: &[Interval], slots: &mut [Interval]) {
-        self.eval_list(&ops.0, inputs, slots);
+        self.eval_list(&ops.consts, &ops.loads, &ops.ops, inputs, slots);
     }
 
     /// Evaluate only the instructions chosen by [`Tape::focus`] (slots outside it keep
     /// whatever they held).
     #[inline]
     pub fn eval_focus(&self, inputs: &[Interval], slots: &mut [Interval]) {
-        self.eval_list(&self.focus, inputs, slots);
+        let f = &self.focus;
+        self.eval_list(&f.consts, &f.loads, &f.ops, inputs, slots);
     }
 
     #[inline]
-    fn eval_list(&self, ops: &[(u32, Op)], inputs: &[Interval], slots: &mut [Interval]) {
-        for &(i, c) in &self.consts {
+    fn eval_list(
+        &self,
+        consts: &[(u32, Interval)],
+        loads: &[(u32, u32)],
+        ops: &[(u32, Op)],
+        inputs: &[Interval],
+        slots: &mut [Interval],
+    ) {
+        for &(i, c) in consts {
             if let Some(s) = slots.get_mut(i as usize) {
                 *s = c;
             }
         }
-        for &(i, k) in &self.loads {
+        for &(i, k) in loads {
             let v = inputs.get(k as usize).copied().unwrap_or(Interval::INVALID);
             if let Some(s) = slots.get_mut(i as usize) {
                 *s = v;

@@ -1,0 +1,259 @@
+//! Tier 1's fast path for linear rows: `Σ kᵢ·xᵢ + c ≤ 0`-shaped margins evaluated in plain
+//! round-to-nearest arithmetic with one a-priori error bound, instead of one outward-rounded
+//! interval operation per term.
+//!
+//! Why: a row such as `0.5*vx + 0.2*vy - 0.1*px <= 1` costs the tape ~2n interval
+//! operations (each two roundings, a branch on the signs and a `next_up`/`next_down`
+//! pair), and a policy of dense linear rows spends most of every check there. Summing in
+//! plain `f64` and then widening once by the classical bound on a floating-point sum
+//! (error-free transformations: Knuth's TwoSum, and exactness tests on the products) gives
+//! an enclosure just as sound, usually tighter (a variable that occurs twice is merged into
+//! one term), at a fraction of the cost. It is hand-written because it is Tier 1: small, bounded,
+//! allocation-free and checked against exact rationals (`tests/linear_soundness.rs`).
+//!
+//! **The bound.** Each term `kᵢ·xᵢ` is one round-to-nearest product per endpoint (RN is
+//! monotone, so the least rounded endpoint product is the rounded least one), whose error
+//! is 0 when the product is exact (a zero factor, or a power-of-two factor with a normal
+//! result), at most `2u·|p|` for another normal result `p` (`u = 2⁻⁵³`), and at most
+//! `f64::MIN_POSITIVE` when it may have underflowed. Each addition's error is recovered
+//! exactly by TwoSum. The lower and upper sums are widened by the sum of those errors
+//! (itself rounded up), so an exact computation — the common case at a boundary, such as
+//! `lift_h + dt * lift_v <= 1.8` at `lift_h = 1.8, lift_v = 0` — is not widened at all,
+//! exactly like the tape's outward rounding (a widening there made the fallback
+//! uncertifiable at load: regression test `an_exact_boundary_margin_is_not_widened`).
+//!
+//! **Faults.** An invalid input makes the margin INVALID (as on the tape). Any non-finite
+//! partial result (an infinite input, an overflow) makes the margin ENTIRE: UNCERTAIN,
+//! never a wrong SAT.
+
+use crate::expr::typeck::{Func, Op2, Term};
+use crate::interval::Interval;
+use crate::policy::Sense;
+
+/// One linear margin `c + Σ kᵢ·input[slotᵢ]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinearRow {
+    /// The tape slot the margin is written to.
+    pub margin: u32,
+    /// The constant term.
+    pub c: Interval,
+    /// `(input index, coefficient)`, one per distinct input.
+    pub terms: Vec<(u32, Interval)>,
+}
+
+/// The linear form of `t`, if it has one: `(constant, terms)`.
+fn form(t: &Term) -> Option<(Interval, Vec<(u32, Interval)>)> {
+    let ok = |i: Interval| !i.is_invalid() && i.lo.is_finite() && i.hi.is_finite();
+    match t {
+        Term::Const(c) => ok(*c).then(|| (*c, Vec::new())),
+        Term::Input(k) => Some((Interval::point(0.0), vec![(*k, Interval::point(1.0))])),
+        Term::Un(Func::Neg, a) => {
+            let (c, ts) = form(a)?;
+            Some((c.neg(), ts.into_iter().map(|(k, x)| (k, x.neg())).collect()))
+        }
+        Term::Bin(op @ (Op2::Add | Op2::Sub), a, b) => {
+            let (ca, mut ta) = form(a)?;
+            let (cb, tb) = form(b)?;
+            let sub = *op == Op2::Sub;
+            let c = if sub { ca.sub(cb) } else { ca.add(cb) };
+            for (k, x) in tb {
+                let x = if sub { x.neg() } else { x };
+                match ta.iter_mut().find(|(j, _)| *j == k) {
+                    Some((_, y)) => *y = y.add(x),
+                    None => ta.push((k, x)),
+                }
+            }
+            (ok(c) && ta.iter().all(|(_, x)| ok(*x))).then_some((c, ta))
+        }
+        Term::Bin(Op2::Mul, a, b) => {
+            let (fa, fb) = (form(a)?, form(b)?);
+            // One side must be a constant.
+            let ((c, ts), k) = match (fa.1.is_empty(), fb.1.is_empty()) {
+                (_, true) => (fa, fb.0),
+                (true, false) => (fb, fa.0),
+                (false, false) => return None,
+            };
+            let c = c.mul(k);
+            let ts: Vec<(u32, Interval)> = ts.into_iter().map(|(j, x)| (j, x.mul(k))).collect();
+            (ok(c) && ts.iter().all(|(_, x)| ok(*x))).then_some((c, ts))
+        }
+        Term::Bin(Op2::Div, a, b) => {
+            let (c, ts) = form(a)?;
+            let (k, kt) = form(b)?;
+            if !kt.is_empty() || k.contains(0.0) {
+                return None;
+            }
+            let c = c.div(k);
+            let ts: Vec<(u32, Interval)> = ts.into_iter().map(|(j, x)| (j, x.div(k))).collect();
+            (ok(c) && ts.iter().all(|(_, x)| ok(*x))).then_some((c, ts))
+        }
+        _ => None,
+    }
+}
+
+/// The linear form of the margin `rhs − lhs` of a `<=` / `<` row writing to slot `margin`,
+/// if both sides are linear in the inputs with finite constant coefficients.
+pub(crate) fn linear_row(sense: Sense, lhs: &Term, rhs: &Term, margin: u32) -> Option<LinearRow> {
+    if !matches!(sense, Sense::Le | Sense::Lt) {
+        return None;
+    }
+    let d = Term::bin(Op2::Sub, rhs.clone(), lhs.clone());
+    let (c, terms) = form(&d)?;
+    // Terms whose coefficient is exactly zero read nothing.
+    let terms: Vec<(u32, Interval)> = terms
+        .into_iter()
+        .filter(|(_, k)| !(k.lo == 0.0 && k.hi == 0.0))
+        .collect();
+    // A constant row (no input) stays on the tape, where constants are folded.
+    (!terms.is_empty()).then_some(LinearRow { margin, c, terms })
+}
+
+/// `0 × anything = 0`, as in interval multiplication (`0 × ∞` is not NaN here).
+#[inline]
+fn mulz(a: f64, b: f64) -> f64 {
+    if a == 0.0 || b == 0.0 {
+        0.0
+    } else {
+        a * b
+    }
+}
+
+/// Is `x` a normal power of two (so multiplying by it is exact unless the result leaves
+/// the normal range)?
+#[inline]
+fn pow2(x: f64) -> bool {
+    x.is_normal() && x.to_bits() & ((1u64 << 52) - 1) == 0
+}
+
+/// A bound on `|RN(k·x) − k·x|` given the rounded product `p`: zero when the product is
+/// exact (a zero factor, or a power-of-two factor with a normal result), `2u·|p|` for any
+/// other normal result, and `f64::MIN_POSITIVE` when the result may have underflowed.
+#[inline]
+fn prod_err(k: f64, x: f64, p: f64) -> f64 {
+    if k == 0.0 || x == 0.0 {
+        0.0
+    } else if p.abs() >= f64::MIN_POSITIVE {
+        if pow2(k) || pow2(x) {
+            0.0
+        } else {
+            p.abs() * f64::EPSILON
+        }
+    } else {
+        f64::MIN_POSITIVE
+    }
+}
+
+/// Knuth's TwoSum: `s = RN(a + b)` and the exact error `a + b − s` (for finite values).
+#[inline]
+fn two_sum(a: f64, b: f64) -> (f64, f64) {
+    let s = a + b;
+    let bb = s - a;
+    (s, (a - (s - bb)) + (b - bb))
+}
+
+/// The sound enclosure of `row`'s margin over `inputs` (see the module documentation).
+///
+/// First a plain pass (products and sums in round-to-nearest, three independent
+/// accumulations) widened by the a-priori bound `(N + 2)·2⁻⁵²·Σ|tᵢ| + (N + 1)·MIN_POSITIVE`
+/// (at least twice Higham's `γ_{N+1}·Σ|tᵢ|` plus every underflow). When that already
+/// decides the sign (`lo > 0` or `hi < 0`: SAT or VIOLATED for `<=` and `<` alike) it is the
+/// answer; otherwise — a margin at or near zero — [`eval_exact`] tracks every rounding
+/// error, so an exact zero stays exactly zero.
+#[inline]
+pub fn eval(row: &LinearRow, inputs: &[Interval]) -> Interval {
+    let (mut lo, mut hi) = (row.c.lo, row.c.hi);
+    let mut mag = row.c.lo.abs().max(row.c.hi.abs());
+    // No NaN test and no `0 × ∞` special case here: an invalid input or an infinite
+    // product makes a partial result NaN or infinite, and then `eval_exact` (which
+    // handles both) decides.
+    for &(k, coef) in &row.terms {
+        let x = inputs.get(k as usize).copied().unwrap_or(Interval::INVALID);
+        let (tl, th) = if x.lo == x.hi && coef.lo == coef.hi {
+            let p = coef.lo * x.lo;
+            (p, p)
+        } else {
+            let p1 = coef.lo * x.lo;
+            let p2 = coef.lo * x.hi;
+            let p3 = coef.hi * x.lo;
+            let p4 = coef.hi * x.hi;
+            (p1.min(p2).min(p3).min(p4), p1.max(p2).max(p3).max(p4))
+        };
+        lo += tl;
+        hi += th;
+        mag += tl.abs().max(th.abs());
+    }
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "a term count far below 2^52 converts exactly"
+    )]
+    let n = row.terms.len() as f64;
+    let e = (n + 2.0) * f64::EPSILON * mag + (n + 1.0) * f64::MIN_POSITIVE;
+    let r = Interval {
+        lo: (lo - e).next_down(),
+        hi: (hi + e).next_up(),
+    };
+    if r.lo.is_finite() && r.hi.is_finite() && (r.lo > 0.0 || r.hi < 0.0) {
+        r
+    } else {
+        eval_exact(row, inputs)
+    }
+}
+
+/// The enclosure with every rounding error tracked (TwoSum on each addition, exactness
+/// tests on each product): not widened at all when the computation was exact.
+pub fn eval_exact(row: &LinearRow, inputs: &[Interval]) -> Interval {
+    let (mut lo, mut hi) = (row.c.lo, row.c.hi);
+    // Bounds on the accumulated rounding errors of the lower and upper sums: products
+    // (`prod_err`) plus the exact error of every addition (TwoSum).
+    let (mut elo, mut ehi) = (0.0f64, 0.0f64);
+    for &(k, coef) in &row.terms {
+        let x = inputs.get(k as usize).copied().unwrap_or(Interval::INVALID);
+        if x.is_invalid() {
+            return Interval::INVALID;
+        }
+        let (tl, th, e) = if x.lo == x.hi && coef.lo == coef.hi {
+            let p = mulz(coef.lo, x.lo);
+            (p, p, prod_err(coef.lo, x.lo, p))
+        } else {
+            let p1 = mulz(coef.lo, x.lo);
+            let p2 = mulz(coef.lo, x.hi);
+            let p3 = mulz(coef.hi, x.lo);
+            let p4 = mulz(coef.hi, x.hi);
+            // RN is monotone: the least rounded product is the rounded least product.
+            let e = prod_err(coef.lo, x.lo, p1)
+                .max(prod_err(coef.lo, x.hi, p2))
+                .max(prod_err(coef.hi, x.lo, p3))
+                .max(prod_err(coef.hi, x.hi, p4));
+            (p1.min(p2).min(p3).min(p4), p1.max(p2).max(p3).max(p4), e)
+        };
+        let (l, dl) = two_sum(lo, tl);
+        let (h, dh) = two_sum(hi, th);
+        lo = l;
+        hi = h;
+        elo += e + dl.abs();
+        ehi += e + dh.abs();
+    }
+    if !(lo.is_finite() && hi.is_finite() && elo.is_finite() && ehi.is_finite()) {
+        return Interval::ENTIRE;
+    }
+    if elo == 0.0 && ehi == 0.0 {
+        // Every product and every sum was exact.
+        return Interval { lo, hi };
+    }
+    // The error sums are sums of at most 2N + 1 non-negative terms each, computed in
+    // round-to-nearest: scaling by (1 + (2N + 4)·2⁻⁵²) and one more ulp bounds them.
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "a term count far below 2^52 converts exactly"
+    )]
+    let grow = 1.0 + (2.0 * row.terms.len() as f64 + 4.0) * f64::EPSILON;
+    let (elo, ehi) = ((elo * grow).next_up(), (ehi * grow).next_up());
+    Interval {
+        lo: if elo == 0.0 {
+            lo
+        } else {
+            (lo - elo).next_down()
+        },
+        hi: if ehi == 0.0 { hi } else { (hi + ehi).next_up() },
+    }
+}

@@ -1,0 +1,208 @@
+//! The linear fast path of Tier 1 (`aioss_core::linear`) against exact rational
+//! arithmetic: for random linear margins `c + Σ kᵢ·xᵢ` over extreme doubles (tiny,
+//! subnormal, huge, inexact decimals), interval coefficients and interval or point inputs,
+//! the enclosure contains the exact minimum and maximum over the box — or is INVALID /
+//! unbounded, never a wrong bound. Plus the exactness that keeps boundary margins
+//! certifiable.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use aioss_core::linear::{eval, eval_exact, LinearRow};
+use aioss_core::{Interval, Status};
+use common::{arb_double, config};
+use num_rational::BigRational;
+use num_traits::Zero;
+use proptest::prelude::*;
+
+fn q(x: f64) -> BigRational {
+    BigRational::from_float(x).unwrap()
+}
+
+/// An interval from two doubles (ordered), or a point.
+fn arb_interval() -> impl Strategy<Value = Interval> {
+    prop_oneof![
+        3 => arb_double().prop_map(Interval::point),
+        1 => (arb_double(), arb_double()).prop_map(|(a, b)| Interval { lo: a.min(b), hi: a.max(b) }),
+    ]
+}
+
+/// Exact `[min, max]` of `c + Σ kᵢ·xᵢ` over the box (each term is bilinear in its
+/// coefficient and its input, so its extremes are at corners).
+fn exact(row: &LinearRow, inputs: &[Interval]) -> (BigRational, BigRational) {
+    let (mut lo, mut hi) = (q(row.c.lo), q(row.c.hi));
+    for &(k, coef) in &row.terms {
+        let x = inputs[k as usize];
+        let corners = [
+            q(coef.lo) * q(x.lo),
+            q(coef.lo) * q(x.hi),
+            q(coef.hi) * q(x.lo),
+            q(coef.hi) * q(x.hi),
+        ];
+        lo += corners.iter().min().unwrap().clone();
+        hi += corners.iter().max().unwrap().clone();
+    }
+    (lo, hi)
+}
+
+fn check(row: &LinearRow, inputs: &[Interval], r: Interval) -> Result<(), TestCaseError> {
+    prop_assert!(!r.is_invalid(), "finite inputs gave INVALID");
+    let (lo, hi) = exact(row, inputs);
+    if r.lo.is_finite() {
+        prop_assert!(q(r.lo) <= lo, "lo {} above the exact minimum", r.lo);
+    }
+    if r.hi.is_finite() {
+        prop_assert!(q(r.hi) >= hi, "hi {} below the exact maximum", r.hi);
+    }
+    prop_assert!(r.lo <= r.hi || (r.lo.is_nan() && r.hi.is_nan()));
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(2000))]
+
+    #[test]
+    fn linear_enclosure_contains_the_exact_range(
+        c in arb_interval(),
+        terms in proptest::collection::vec((0u32..4, arb_interval()), 1..8),
+        inputs in proptest::collection::vec(arb_interval(), 4),
+    ) {
+        let row = LinearRow { margin: 0, c, terms };
+        check(&row, &inputs, eval(&row, &inputs))?;
+        check(&row, &inputs, eval_exact(&row, &inputs))?;
+    }
+
+    /// Sums that cancel to (near) zero: the fast pass cannot decide the sign and hands
+    /// over to the exact one, which must still be sound.
+    #[test]
+    fn cancelling_sums_stay_sound(
+        a in arb_double(),
+        b in arb_double(),
+        k in arb_double(),
+    ) {
+        // c + k·x0 − k·x1 + a·x2 − a·x2' with x0 = x1 and x2 = x2': exactly c.
+        let row = LinearRow {
+            margin: 0,
+            c: Interval::point(b),
+            terms: vec![
+                (0, Interval::point(k)),
+                (1, Interval::point(-k)),
+                (2, Interval::point(a)),
+                (3, Interval::point(-a)),
+            ],
+        };
+        let inputs = [Interval::point(a), Interval::point(a), Interval::point(k), Interval::point(k)];
+        check(&row, &inputs, eval(&row, &inputs))?;
+    }
+}
+
+#[test]
+fn an_invalid_input_gives_an_invalid_margin() {
+    let row = LinearRow {
+        margin: 0,
+        c: Interval::point(1.0),
+        terms: vec![(0, Interval::point(2.0))],
+    };
+    assert!(eval(&row, &[Interval::INVALID]).is_invalid());
+    assert!(eval(&row, &[]).is_invalid());
+}
+
+#[test]
+fn an_infinite_input_is_unbounded_never_a_wrong_sign() {
+    let row = LinearRow {
+        margin: 0,
+        c: Interval::point(1.0),
+        terms: vec![(0, Interval::point(-2.0))],
+    };
+    let r = eval(
+        &row,
+        &[Interval {
+            lo: 0.0,
+            hi: f64::INFINITY,
+        }],
+    );
+    assert!(r.lo == f64::NEG_INFINITY && r.hi >= 1.0, "{r:?}");
+    // 0 × ∞ is 0 here, as in interval multiplication.
+    let zero = LinearRow {
+        margin: 0,
+        c: Interval::point(1.0),
+        terms: vec![(0, Interval::point(0.0))],
+    };
+    assert_eq!(eval(&zero, &[Interval::ENTIRE]), Interval::point(1.0));
+}
+
+/// Caught: the first version widened every linear margin by an a-priori bound, so the
+/// warehouse fallback's margins at the end stops (`lift_h + dt * lift_v <= 1.8` at
+/// `lift_h = 1.8`, `lift_v = 0`, and `gear <= 0` at `gear = 0`) became `[-3e-15, …]`
+/// and the policy no longer loaded.
+#[test]
+fn an_exact_boundary_margin_is_not_widened() {
+    // 1.8 − (h + 0.1·v) at h = 1.8, v = 0.
+    let row = LinearRow {
+        margin: 0,
+        c: Interval::point(1.8),
+        terms: vec![(0, Interval::point(-1.0)), (1, Interval::point(-0.1))],
+    };
+    let r = eval(&row, &[Interval::point(1.8), Interval::point(0.0)]);
+    assert_eq!(r, Interval::point(0.0));
+    assert!(BigRational::zero() >= q(r.lo));
+    let gear = LinearRow {
+        margin: 0,
+        c: Interval::point(0.0),
+        terms: vec![(0, Interval::point(-1.0))],
+    };
+    assert_eq!(eval(&gear, &[Interval::point(0.0)]), Interval::point(0.0));
+    // And the bundled policy loads and certifies its fallback with the fast path on.
+    let path = format!(
+        "{}/../../policies/warehouse-robot.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let p = aioss_core::load(&path, &std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(!p.lattice.linear.is_empty());
+}
+
+/// The fast path and the tape agree on every verdict of the bundled policies' linear rows
+/// at their fallback over the declared ranges and at random points.
+#[test]
+fn linear_rows_agree_with_the_tape_on_every_verdict() {
+    use aioss_core::tape::interpret;
+    for name in ["warehouse-robot.toml", "agent-tools.toml", "i2os-v2.toml"] {
+        let path = format!("{}/../../policies/{name}", env!("CARGO_MANIFEST_DIR"));
+        let p = aioss_core::load(&path, &std::fs::read_to_string(&path).unwrap()).unwrap();
+        let mut inputs = p.range_inputs();
+        for step in 0..50u32 {
+            for (k, x) in inputs.iter_mut().enumerate() {
+                if x.lo.is_finite() && x.hi.is_finite() && x.lo < x.hi && step > 0 {
+                    let t = f64::from((step * 37 + u32::try_from(k).unwrap() * 11) % 101) / 100.0;
+                    *x = Interval::point(x.lo + t * (x.hi - x.lo));
+                }
+            }
+            for (row, lin) in p.lattice.rows.iter().filter_map(|r| {
+                p.lattice
+                    .linear
+                    .iter()
+                    .find(|l| l.margin == r.margin)
+                    .map(|l| (r, l))
+            }) {
+                let c = &p.constraints[row.constraint];
+                let r = c.rows.iter().find(|x| x.name == row.name).unwrap();
+                let tape = interpret(&r.rhs, &inputs).sub(interpret(&r.lhs, &inputs));
+                let fast = eval(lin, &inputs);
+                let (st, _, _) = aioss_core::lattice::status_of(row.sense, tape);
+                let (sf, _, _) = aioss_core::lattice::status_of(row.sense, fast);
+                // The fast path may be tighter (UNCERTAIN on the tape, decided here), never
+                // the opposite verdict.
+                assert!(
+                    st == sf || st == Status::Uncertain,
+                    "{name} {}: tape {st:?} {tape:?}, fast {sf:?} {fast:?}",
+                    row.name
+                );
+            }
+        }
+    }
+}
