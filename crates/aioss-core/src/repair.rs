@@ -260,6 +260,9 @@ pub struct Repairer {
     box_ops: OpList,
     /// Per row: does its guard depend on a real action variable?
     guard_moves: Vec<bool>,
+    /// Per affine row: `Σ |∂margin/∂u_j| · (max_j − min_j)`, how far its margin can move
+    /// over the action box (NaN until its gradient is known).
+    reach: Vec<f64>,
     /// Per discrete action variable (in `discrete` order), per row: does the row's margin
     /// or guard read it?
     disc_rows: Vec<Vec<bool>>,
@@ -384,6 +387,7 @@ impl Repairer {
             box_checks: vec![RowCheck::default(); nrows],
             box_ops,
             guard_moves,
+            reach: vec![f64::NAN; nrows],
             disc_rows,
             screened: vec![false; nrows],
             hopeless: false,
@@ -485,6 +489,25 @@ impl Repairer {
                 let guard_moves = self.guard_moves.get(i).copied().unwrap_or(true);
                 (ok(&c), fails(&c) && !guard_moves)
             } else if self.affine.get(i).copied().unwrap_or(false) {
+                // The exact bound lies in [lo − reach, lo − reach/2] (`u` is in the box), so
+                // the kept `reach` of the row decides most rows without the gradient.
+                let reach = self.reach.get(i).copied().unwrap_or(f64::NAN);
+                let lo = c.margin.lo;
+                let quick = if !(c.active && c.status == Status::Sat) {
+                    Some(!c.active)
+                } else if lo - 0.5 * reach <= 1e-9 * scale {
+                    Some(false)
+                } else if lo - reach > 1e-9 * scale {
+                    Some(true)
+                } else {
+                    None
+                };
+                if let Some(q) = quick {
+                    if let Some(s) = self.screened.get_mut(i) {
+                        *s = q;
+                    }
+                    continue;
+                }
                 let mut bound = f64::NEG_INFINITY;
                 if c.active && c.status == Status::Sat {
                     if let Some(lo) = self.model(p, i, c) {
@@ -499,6 +522,20 @@ impl Repairer {
                                 continue;
                             };
                             bound += (g * (a.min - uj)).min(g * (a.max - uj));
+                        }
+                        // Σ |g_j| (max_j − min_j): constant for an affine row.
+                        let reach: f64 = vars
+                            .iter()
+                            .zip(&self.gtmp)
+                            .map(|(&(j, _), &g)| {
+                                self.real
+                                    .get(j)
+                                    .and_then(|&ai| p.actions.get(ai))
+                                    .map_or(f64::INFINITY, |a| g.abs() * (a.max - a.min))
+                            })
+                            .sum();
+                        if let Some(r) = self.reach.get_mut(i) {
+                            *r = reach;
                         }
                     }
                 }
