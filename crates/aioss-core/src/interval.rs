@@ -127,7 +127,7 @@ fn exact_product(a: f64, b: f64, p: f64) -> bool {
 /// Multiplication where a zero factor gives zero even against an infinite bound (the
 /// bound is a limit, not a value; every real times zero is zero).
 #[inline]
-fn mulz(a: f64, b: f64) -> f64 {
+pub(crate) fn mulz(a: f64, b: f64) -> f64 {
     if a == 0.0 || b == 0.0 {
         0.0
     } else {

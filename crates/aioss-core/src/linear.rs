@@ -27,7 +27,7 @@
 //! never a wrong SAT.
 
 use crate::expr::typeck::{Func, Op2, Term};
-use crate::interval::Interval;
+use crate::interval::{mulz, Interval};
 use crate::policy::Sense;
 
 /// One linear margin `c + Σ kᵢ·input[slotᵢ]`.
@@ -108,15 +108,6 @@ pub(crate) fn linear_row(sense: Sense, lhs: &Term, rhs: &Term, margin: u32) -> O
     (!terms.is_empty()).then_some(LinearRow { margin, c, terms })
 }
 
-/// `0 × anything = 0`, as in interval multiplication (`0 × ∞` is not NaN here).
-#[inline]
-fn mulz(a: f64, b: f64) -> f64 {
-    if a == 0.0 || b == 0.0 {
-        0.0
-    } else {
-        a * b
-    }
-}
 
 /// Is `x` a normal power of two (so multiplying by it is exact unless the result leaves
 /// the normal range)?
