@@ -108,7 +108,6 @@ pub(crate) fn linear_row(sense: Sense, lhs: &Term, rhs: &Term, margin: u32) -> O
     (!terms.is_empty()).then_some(LinearRow { margin, c, terms })
 }
 
-
 /// Is `x` a normal power of two (so multiplying by it is exact unless the result leaves
 /// the normal range)?
 #[inline]

@@ -64,6 +64,14 @@
 //!   Tier 1 still finds a rounding-width short of its boundary gets a larger back-off at the
 //!   next linearisation. A count of iterations, not a clock, so the same input gives the
 //!   same answer on every machine.
+//! * **Boundaries the linearisation cannot reach.** A row that already holds keeps its
+//!   margin but is not asked to gain the back-off (a row SAT at exactly 0 with no gradient,
+//!   such as `dq^2 <= 0` at rest, would otherwise empty every QP); a QP left empty by the
+//!   back-off alone is solved again without it (`amount <= 0` with `amount >= 0`); iterates
+//!   within rounding noise of the proposal's value, a bound or 0 snap to it; a row short of
+//!   its boundary by less than the QP's feasibility tolerance gets a hundredfold back-off;
+//!   and linear convergence to 0 (Newton on a flat boundary) is completed by an Aitken
+//!   extrapolation. Each came from a proposal in `tests/data/repair-bugs.jsonl`.
 //! * **Fallback.** If even that fails, the fallback action, with its Tier 1 verdict at the
 //!   current state.
 
@@ -223,6 +231,12 @@ pub struct Repairer {
     h: Vec<f64>,
     /// What each QP row is: `Some(lattice row)` or `None` for a bound.
     qrow: Vec<Option<usize>>,
+    /// The back-off each QP row asks for (0 for bounds), so an infeasible QP can be
+    /// solved again without it.
+    needs: Vec<f64>,
+    /// The real parts of the last three SQP iterates, oldest first (for the
+    /// extrapolation in `continuous`).
+    hist: [Vec<f64>; 3],
     /// Slack column of each lattice row at the current stage.
     slack_col: Vec<Option<usize>>,
     /// Lattice rows active at the last solve (the warm start).
@@ -273,6 +287,8 @@ pub struct Repairer {
     /// violated, beyond any tolerance it has, for every real action (its guard surely
     /// true over the box). The search then skips the node in later stages.
     hopeless: bool,
+    /// The rows that made the node hopeless.
+    hopeless_rows: Vec<usize>,
     /// Turn warm starting off (for tests comparing warm and cold).
     pub cold: bool,
 }
@@ -371,6 +387,12 @@ impl Repairer {
             g: Vec::with_capacity(n_max),
             h: Vec::with_capacity(n_max * n_max),
             qrow: Vec::with_capacity(m_max),
+            needs: Vec::with_capacity(m_max),
+            hist: [
+                Vec::with_capacity(nr),
+                Vec::with_capacity(nr),
+                Vec::with_capacity(nr),
+            ],
             slack_col: vec![None; nrows],
             warm_rows: Vec::new(),
             warm_idx: Vec::with_capacity(m_max),
@@ -391,6 +413,7 @@ impl Repairer {
             disc_rows,
             screened: vec![false; nrows],
             hopeless: false,
+            hopeless_rows: Vec::new(),
             cold: false,
         }
     }
@@ -464,6 +487,7 @@ impl Repairer {
             lat.read_rows(&self.box_scratch.slots, &mut self.box_checks);
         }
         self.hopeless = false;
+        self.hopeless_rows.clear();
         let scale = action.iter().fold(1.0f64, |m, x| m.max(x.abs()));
         for i in 0..p.lattice.rows.len() {
             let (Some(row), Some(c)) = (p.lattice.rows.get(i), self.checks.get(i).copied()) else {
@@ -553,7 +577,10 @@ impl Repairer {
             if let Some(s) = self.screened.get_mut(i) {
                 *s = screen;
             }
-            self.hopeless |= hopeless;
+            if hopeless {
+                self.hopeless = true;
+                self.hopeless_rows.push(i);
+            }
         }
     }
 
@@ -748,9 +775,12 @@ impl Repairer {
         self.boost.iter_mut().for_each(|b| *b = 1.0);
         // Has this SQP made a full check yet (after which `tier1_moved` suffices)? Has it
         // screened the rows?
+        self.hist[0].clear();
+        self.hist[1].clear();
         let mut full = self.checked_at(u);
         let mut screened = false;
         self.hopeless = false;
+        self.hopeless_rows.clear();
         for _ in 0..max_iter {
             // INVARIANT (bounded-work): every SQP iteration of a repair is paid from `work`.
             if *work == 0 {
@@ -977,6 +1007,7 @@ impl Repairer {
             self.a.clear();
             self.b.clear();
             self.qrow.clear();
+            self.needs.clear();
             for i in 0..p.lattice.rows.len() {
                 let c = self.checks.get(i).copied().unwrap_or_default();
                 if !c.active
@@ -1018,7 +1049,18 @@ impl Repairer {
                     }
                 }
                 let delta = 1e-9 * (1.0 + scale) * self.boost.get(i).copied().unwrap_or(1.0);
-                self.b.push(lo - gu - delta);
+                // A row that already holds is asked to keep its margin, up to δ, not to
+                // gain δ: a row SAT exactly at its boundary with no gradient here
+                // (`dq1^2 + dq2^2 <= 0` at rest, for an agent not allowed to move the arm)
+                // made every QP infeasible (regression test
+                // `a_row_sat_at_zero_with_no_gradient_does_not_block_the_repair`).
+                let need = if c.status == Status::Sat && lo >= 0.0 {
+                    delta.min(lo)
+                } else {
+                    delta
+                };
+                self.b.push(lo - gu - need);
+                self.needs.push(need);
                 self.qrow.push(Some(i));
             }
             // Bounds of the real variables and of the slacks.
@@ -1037,6 +1079,7 @@ impl Repairer {
                         *x = sign;
                     }
                     self.b.push(bound);
+                    self.needs.push(0.0);
                     self.qrow.push(None);
                 }
             }
@@ -1059,6 +1102,7 @@ impl Repairer {
                         *x = sign;
                     }
                     self.b.push(bound);
+                    self.needs.push(0.0);
                     self.qrow.push(None);
                 }
             }
@@ -1078,7 +1122,7 @@ impl Repairer {
                     }
                 }
             }
-            let sol = self.qp.solve(
+            let mut sol = self.qp.solve(
                 &self.g,
                 &self.a,
                 &self.b,
@@ -1087,6 +1131,26 @@ impl Repairer {
                 &self.warm_idx,
                 max_iter.saturating_mul(4),
             );
+            if sol.status == QpStatus::Infeasible && self.needs.iter().any(|&x| x > 0.0) {
+                // The back-off itself can empty the set: `amount <= 0` with `amount` in
+                // [0, ∞) has the single point 0, which Tier 1 certifies exactly, but no
+                // point at a distance δ inside (regression test
+                // `a_boundary_that_is_also_a_bound_is_reached_without_back_off`). Solved
+                // once more without it.
+                *iterations = iterations.saturating_add(sol.iterations);
+                for (bb, need) in self.b.iter_mut().zip(&self.needs) {
+                    *bb += need;
+                }
+                sol = self.qp.solve(
+                    &self.g,
+                    &self.a,
+                    &self.b,
+                    m,
+                    0,
+                    &self.warm_idx,
+                    max_iter.saturating_mul(4),
+                );
+            }
             *iterations = iterations.saturating_add(sol.iterations);
             last = match sol.status {
                 QpStatus::Solved => SolverStatus::Solved,
@@ -1105,6 +1169,17 @@ impl Repairer {
             }
             active_rows.sort_unstable();
             let mut moved = 0.0f64;
+            // The iterate before this step, for the extrapolation below.
+            self.hist.rotate_left(1);
+            if let Some(h) = self.hist.last_mut() {
+                h.clear();
+                h.extend(
+                    self.real
+                        .iter()
+                        .map(|&ai| u.get(ai).copied().unwrap_or(0.0)),
+                );
+            }
+            let scale0 = u.iter().fold(1.0f64, |m, x| m.max(x.abs()));
             for (j, &ai) in self.real.iter().enumerate() {
                 let x = sol.x.get(j).copied().unwrap_or(f64::NAN);
                 if !x.is_finite() {
@@ -1113,14 +1188,59 @@ impl Repairer {
                 if let (Some(uj), Some(a)) = (u.get_mut(ai), p.actions.get(ai)) {
                     // Full steps inside the trust region; damped ones before it.
                     let t = if best.is_some() { 1.0 } else { step };
-                    let next = clamp_to(*uj + t * (x - *uj), a.min, a.max);
+                    let x0 = u0.get(ai).copied().unwrap_or(f64::NAN);
+                    let next = snap(
+                        clamp_to(*uj + t * (x - *uj), a.min, a.max),
+                        a.min,
+                        a.max,
+                        scale0,
+                        x0,
+                    );
                     moved = moved.max((next - *uj).abs());
                     *uj = next;
+                }
+            }
+            // A row whose margin is flat at its boundary (`dq^2 <= 0`: the only feasible
+            // value is 0, where the gradient vanishes) makes the SQP converge linearly,
+            // halving the distance each step, and the budget ran out first (regression
+            // test `a_flat_boundary_is_reached_by_extrapolation`). When the last three
+            // iterates are geometric with one ratio, Aitken's Δ² jumps to their limit.
+            let [h0, h1, h2] = &self.hist;
+            if best.is_none() && h0.len() == nr {
+                if let Some(lim) = aitken(h0, h1, h2, &self.real, u) {
+                    for ((&ai, l), &x1) in self.real.iter().zip(lim).zip(h2) {
+                        if let (Some(uj), Some(a)) = (u.get_mut(ai), p.actions.get(ai)) {
+                            let x0 = u0.get(ai).copied().unwrap_or(f64::NAN);
+                            *uj = snap(clamp_to(l, a.min, a.max), a.min, a.max, scale0, x0);
+                            moved = moved.max((*uj - x1).abs());
+                        }
+                    }
                 }
             }
             self.warm_rows.clone_from(&active_rows);
             let scale = u.iter().fold(1.0f64, |m, x| m.max(x.abs()));
             if moved <= 1e-14 * scale {
+                // A row short of its boundary by less than the QP's feasibility tolerance
+                // (`vx^2 <= 2.25 - 20 * loc_sigma` at exactly its boundary, UNCERTAIN by
+                // 4e-16): the QP calls the point feasible and does not move. Its back-off
+                // grows a hundredfold and the SQP goes on (regression test
+                // `a_row_short_by_rounding_is_backed_off_beyond_the_qp_tolerance`).
+                let near = 1e-6 * scale;
+                let mut grew = false;
+                for (c, b) in self.checks.iter().zip(self.boost.iter_mut()) {
+                    if c.active
+                        && c.status != Status::Sat
+                        && !c.margin.is_invalid()
+                        && -c.margin.lo <= near
+                        && *b < 1e6
+                    {
+                        *b *= 100.0;
+                        grew = true;
+                    }
+                }
+                if grew {
+                    continue;
+                }
                 // The linear model is satisfied where Tier 1 is not: a row the model cannot
                 // see (undefined margin, `==`, a boolean row that is not a disjunction of
                 // comparisons), or a `!=` / `or` side that cannot be reached.
@@ -1400,8 +1520,20 @@ impl Repairer {
                 if r + 1 >= opts.len() {
                     continue;
                 }
+                let reads = self.disc_rows.get(j);
+                let reads_any = |rows: &[usize]| {
+                    rows.iter()
+                        .any(|&i| reads.is_some_and(|v| v.get(i).copied().unwrap_or(true)))
+                };
+                // A hopeless node's failing rows fail whatever a variable they do not read
+                // is set to: advancing only the variables they read skips whole hopeless
+                // subtrees (cheap int changes used up the node budget before the one
+                // change that helps was tried: regression test
+                // `a_hopeless_node_advances_only_what_its_failing_rows_read`).
+                if !skip && found.is_err() && self.hopeless && !reads_any(&self.hopeless_rows) {
+                    continue;
+                }
                 if let Ok(f) = &found {
-                    let reads = self.disc_rows.get(j);
                     let relevant = f
                         .active
                         .iter()
@@ -1450,6 +1582,64 @@ impl Repairer {
         }
         (best, last)
     }
+}
+
+/// Snap `x` to the proposal's value `x0`, a bound, or zero, when it is within rounding
+/// noise of it (`1e-12` of the action's scale): the QP's answer lands within ~1e-16 of a
+/// bound or of 0 where the exact point is what Tier 1 can certify (`amount <= 0` holds
+/// at exactly 0), and a variable no row asked to move should not move by an ulp
+/// (`vx` 0.5 → 0.5000000000000001 in a repair's reasons). Tier 1 still decides.
+fn snap(x: f64, lo: f64, hi: f64, scale: f64, x0: f64) -> f64 {
+    let eps = 1e-12 * scale;
+    if (x - x0).abs() <= eps && x0 >= lo && x0 <= hi {
+        x0
+    } else if (x - lo).abs() <= eps {
+        lo
+    } else if (x - hi).abs() <= eps {
+        hi
+    } else if x.abs() <= eps && lo <= 0.0 && hi >= 0.0 {
+        0.0
+    } else {
+        x
+    }
+}
+
+/// When every variable that moves over four iterates `x0 → x1 → x2 → x3` (real parts;
+/// `x3` read from the full action `u`) does so geometrically, both of its last two step
+/// ratios equal to one common ratio in (0.05, 0.95) — the pattern of linear convergence
+/// to a flat boundary — the next point: each variable whose Aitken Δ² limit is 0 (within
+/// a thousandth of its travel) at 0, the others where they are. Only zero is jumped to: a
+/// jump to any other limit could land inside the feasible set, short of the optimum (a
+/// warm/cold differential test caught that), while 0 is where flat boundaries such as
+/// `dq^2 <= 0` and `amount <= 0` are met exactly. Quadratic convergence (ratios falling
+/// fast) and oscillation do not match. `None` otherwise.
+fn aitken(x0: &[f64], x1: &[f64], x2: &[f64], real: &[usize], u: &[f64]) -> Option<Vec<f64>> {
+    let mut ratio: Option<f64> = None;
+    let mut out = Vec::with_capacity(x2.len());
+    for (((&a, &b), &c), &ai) in x0.iter().zip(x1).zip(x2).zip(real) {
+        let d = u.get(ai).copied()?;
+        let (d1, d2, d3) = (b - a, c - b, d - c);
+        if d1 == 0.0 && d2 == 0.0 && d3 == 0.0 {
+            out.push(d);
+            continue;
+        }
+        let (r1, r2) = (d2 / d1, d3 / d2);
+        let q = ratio.unwrap_or(r2);
+        let near = |r: f64| (r - q).abs() <= 0.02 * q;
+        if !(r2 > 0.05 && r2 < 0.95 && near(r1) && near(r2)) {
+            return None;
+        }
+        ratio = Some(q);
+        // x∞ = d + d3·r/(1 − r), the sum of the remaining geometric steps; only that good
+        // (the back-off perturbs the ratio), hence the tolerance.
+        let lim = d + d3 * r2 / (1.0 - r2);
+        out.push(if lim.abs() <= 1e-3 * (d - a).abs() {
+            0.0
+        } else {
+            d
+        });
+    }
+    ratio.map(|_| out)
 }
 
 /// How a row enters the SQP's linear model.

@@ -1,0 +1,140 @@
+//! Repair bugs found on the bundled policies, one test each, named after what they
+//! caught. The proposals are in `tests/data/repair-bugs.jsonl` (`w` lines for
+//! `warehouse-robot.toml`, `a` lines for `agent-tools.toml`); each used to end in the
+//! fallback (BLOCK_NO_REPAIR) although a certified repair exists, and the expected repair
+//! is worked out by hand in each test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use aioss_core::Governor;
+use serde_json::Value;
+
+fn policy(tag: &str) -> aioss_core::Policy {
+    let name = match tag {
+        "w" => "warehouse-robot.toml",
+        "a" => "agent-tools.toml",
+        _ => panic!("unknown tag `{tag}`"),
+    };
+    let path = format!("{}/../../policies/{name}", env!("CARGO_MANIFEST_DIR"));
+    aioss_core::load(&path, &std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+/// The decision for the proposal with this id.
+fn decide(id: &str) -> Value {
+    let path = format!(
+        "{}/tests/data/repair-bugs.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    for line in text.lines() {
+        let (tag, json) = line.split_once(' ').unwrap();
+        let v: Value = serde_json::from_str(json).unwrap();
+        if v["id"] == id {
+            let mut g = Governor::new(policy(tag));
+            let d = g.decide_line(json).unwrap();
+            return serde_json::from_str(&d.to_json(g.policy())).unwrap();
+        }
+    }
+    panic!("no proposal `{id}`");
+}
+
+fn num(d: &Value, k: &str) -> f64 {
+    d["action"][k].as_f64().unwrap()
+}
+
+/// Repaired, every active critical row certified (the decision says so by its outcome).
+fn repaired(d: &Value) {
+    assert_eq!(d["final_outcome"], "ALLOW_AFTER_REPAIR", "{d}");
+    assert_eq!(d["repair_status"], "REPAIRED", "{d}");
+}
+
+/// A transporter may not move the arm (`dq1^2 + ... <= 0`). At rest that row is SAT with
+/// margin 0 and no gradient, and asking it to gain the back-off δ made every QP
+/// infeasible, so a plain speed-up (ramp: v² ≤ 0.4² + 0.12) could not be repaired.
+#[test]
+fn a_row_sat_at_zero_with_no_gradient_does_not_block_the_repair() {
+    let d = decide("b1-transporter-ramp");
+    repaired(&d);
+    let v = num(&d, "vx");
+    assert!(v <= 0.28f64.sqrt() && v > 0.28f64.sqrt() - 1e-6, "{d}");
+    assert_eq!(num(&d, "dq1"), 0.0);
+}
+
+/// The same transporter proposing `dq1 = 0.1`: the only feasible value is 0, where the
+/// row's gradient vanishes, so Newton steps only halved dq1 and the budget ran out.
+#[test]
+fn a_flat_boundary_is_reached_by_extrapolation() {
+    let d = decide("b1-transporter-dq1");
+    repaired(&d);
+    assert_eq!(num(&d, "dq1"), 0.0, "{d}");
+    assert_eq!(num(&d, "vx"), 0.5, "{d}");
+    // distance √(0.5 · 0.1²): only dq1 moved (metric weight 0.5).
+    let dist = d["distance"].as_f64().unwrap();
+    assert!((dist - (0.5f64 * 0.01).sqrt()).abs() < 1e-9, "{d}");
+}
+
+/// `amount <= 0` for a search, with `amount` in [0, 100000]: the one feasible value is
+/// the bound 0; with the back-off the QP's set was empty.
+#[test]
+fn a_boundary_that_is_also_a_bound_is_reached_without_back_off() {
+    let d = decide("b1-stray-amount");
+    repaired(&d);
+    assert_eq!(num(&d, "amount"), 0.0, "{d}");
+    assert_eq!(d["action"]["tool"], "search", "{d}");
+}
+
+/// `vx^2 + vy^2 <= 2.25 - 20 * loc_sigma` at loc_sigma = 0.1 and vx = 0.5: exactly on
+/// the boundary, UNCERTAIN by 4e-16 (0.1 is not a double). The move it needs is below
+/// the QP's feasibility tolerance, so the QP did not move and the SQP gave up.
+#[test]
+fn a_row_short_by_rounding_is_backed_off_beyond_the_qp_tolerance() {
+    let d = decide("b2-boundary-loc");
+    repaired(&d);
+    let v = num(&d, "vx");
+    assert!(v < 0.5 && v > 0.5 - 1e-6, "{d}");
+}
+
+/// Braking from 1.0 to what 0.45 m of free space allows breaks two high rows (the
+/// deceleration limit and the friction circle); the CRE relaxes both within their
+/// tolerances instead of giving up.
+#[test]
+fn two_high_rows_are_relaxed_together() {
+    let d = decide("b4-cre-two-rows");
+    repaired(&d);
+    assert_eq!(d["evaluation"], "PARTIAL", "{d}");
+    let ids: Vec<&str> = d["relaxed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"traction-circle"), "{d}");
+    assert!(ids.iter().all(|i| !i.is_empty()), "{d}");
+}
+
+/// An agent without e-mail authority proposes `send_email`. The node with the proposal's
+/// values fails `email-authority`, which reads only `tool`; the search used to spend its
+/// whole node budget on cheap changes of `tokens`, `recipients` and `file_count` (each as
+/// hopeless) and never tried another tool.
+#[test]
+fn a_hopeless_node_advances_only_what_its_failing_rows_read() {
+    let d = decide("b3-dev-email");
+    assert_ne!(d["action"]["tool"], "send_email", "{d}");
+    assert!(
+        d["candidate"].is_object() || d["final_outcome"] == "ALLOW_AFTER_REPAIR",
+        "{d}"
+    );
+    assert!(d["solver"]["nodes"].as_u64().unwrap() <= 8, "{d}");
+    // The tool change (discrete cost 10) exceeds the policy's repair limit, so an
+    // operator confirms it.
+    assert_eq!(d["final_outcome"], "HOLD_FOR_CONFIRMATION", "{d}");
+    for id in ["b3-stray-recipients", "b3-read-503"] {
+        let d = decide(id);
+        repaired(&d);
+        assert_eq!(num(&d, "recipients"), 0.0, "{d}");
+    }
+}
