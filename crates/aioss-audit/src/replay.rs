@@ -32,6 +32,9 @@ pub struct Replay {
     pub decisions: u64,
     /// Of them, input errors.
     pub input_errors: u64,
+    /// Of them, server events (refusals, confirmations, outcomes, policy reloads), which
+    /// are not re-decided.
+    pub events: u64,
     /// Records that differ in anything.
     pub differing: u64,
     /// Records made under a policy whose hash is not the replaying policy's.
@@ -123,8 +126,40 @@ pub fn replay(store: &mut dyn Store, g: &mut Governor, compare: bool) -> Result<
         }
         let now = r.time.parse::<f64>().unwrap_or(f64::NAN);
         let kind = Kind::parse(&r.kind);
-        let outcome = g.decide_line_at(&r.proposal, now);
         let mut diffs: Vec<(String, String, String)> = Vec::new();
+        if matches!(
+            kind,
+            Some(Kind::Refused | Kind::Confirmation | Kind::Outcome | Kind::PolicyReload)
+        ) {
+            // Events of the server that do not go through the governor: nothing to
+            // re-decide, but the state they recorded must still be the governor's.
+            rep.events += 1;
+            if compare {
+                let digest = g.state_digest();
+                if digest != r.state_digest {
+                    diffs.push(("state_digest".into(), r.state_digest.clone(), digest));
+                }
+            } else {
+                last_digest = Some(r.state_digest);
+            }
+            if !diffs.is_empty() {
+                rep.differing += 1;
+                rep.differences
+                    .extend(
+                        diffs
+                            .into_iter()
+                            .map(|(field, recorded, replayed)| Difference {
+                                seq: r.seq,
+                                decision_id: r.decision_id.clone(),
+                                field,
+                                recorded,
+                                replayed,
+                            }),
+                    );
+            }
+            return Ok(true);
+        }
+        let outcome = g.decide_line_at(&r.proposal, now);
         match (kind, &outcome) {
             (Some(Kind::Decision), Ok(d)) => {
                 rep.decisions += 1;

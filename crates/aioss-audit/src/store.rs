@@ -24,6 +24,18 @@ pub trait Store: Send {
     fn checkpoints(&mut self) -> Result<Vec<Checkpoint>, Error>;
     /// The number of records.
     fn count(&mut self) -> Result<u64, Error>;
+    /// Every record with this decision id (the decision, then its confirmations and
+    /// outcomes), in storage order. The default scans the whole store.
+    fn records_for(&mut self, decision_id: &str) -> Result<Vec<Record>, Error> {
+        let mut out = Vec::new();
+        self.scan(&mut |r| {
+            if r.decision_id == decision_id {
+                out.push(r);
+            }
+            Ok(true)
+        })?;
+        Ok(out)
+    }
 }
 
 /// The embedded store: one SQLite file in WAL mode, `synchronous=FULL` (a committed
@@ -51,6 +63,7 @@ CREATE TABLE IF NOT EXISTS records (
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS records_decision_id ON records (decision_id);
 CREATE TABLE IF NOT EXISTS checkpoints (
     id INTEGER PRIMARY KEY,
     seq INTEGER NOT NULL,
@@ -232,6 +245,16 @@ impl Store for SqliteStore {
                     signature: r.get(4)?,
                 })
             })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(v)
+    }
+
+    fn records_for(&mut self, decision_id: &str) -> Result<Vec<Record>, Error> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM records WHERE decision_id = ?1 ORDER BY seq"
+        ))?;
+        let v = st
+            .query_map(params![decision_id], row_record)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(v)
     }

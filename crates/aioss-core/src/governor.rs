@@ -1093,6 +1093,68 @@ impl Governor {
         d
     }
 
+    /// Tier 1 alone, with no effect on the governor state: the active critical rows that
+    /// are not SAT for `prop`'s action over its state box (with the budgets as of the
+    /// logical clock), and the action bounds it breaks. Empty means the action is certified
+    /// safe in that state. The server re-checks an approved hold with this against the
+    /// latest state its agent reported, and an observed outcome against the safe set.
+    pub fn critical_unsat(&mut self, prop: &Proposal) -> Vec<RowReport> {
+        let saved = self.windows.clone();
+        let _ = self.fill_inputs(prop, self.clock);
+        // INVARIANT (check-is-pure): the budget windows are restored; only scratch changes.
+        self.windows = saved;
+        let p = &self.policy;
+        p.lattice
+            .tape
+            .eval_subset(&p.lattice.decide_ops, &self.inputs, &mut self.slots);
+        p.lattice.read_rows(&self.slots, &mut self.checks);
+        let mut out = Vec::new();
+        for (row, c) in p.lattice.rows.iter().zip(&self.checks) {
+            if c.active && c.status != Status::Sat && row.criticality == Criticality::Critical {
+                out.push(RowReport {
+                    id: row.name.clone(),
+                    status: c.status,
+                    margin: c.margin,
+                    criticality: row.criticality,
+                });
+            }
+        }
+        for (a, &u) in p.actions.iter().zip(&prop.action) {
+            if u < a.min || u > a.max {
+                out.push(RowReport {
+                    id: format!("bounds.{}", a.name),
+                    status: Status::Violated,
+                    margin: Interval::point((u - a.min).min(a.max - u)),
+                    criticality: Criticality::Critical,
+                });
+            }
+        }
+        out
+    }
+
+    /// The `[dynamics]` model's prediction of the next state for `prop` (its action from
+    /// its state box), each widened by the equation's error bound: `(state name, interval)`
+    /// per equation. Empty without `[dynamics]`. No effect on the governor state.
+    pub fn predict_next(&mut self, prop: &Proposal) -> Vec<(String, Interval)> {
+        let saved = self.windows.clone();
+        let _ = self.fill_inputs(prop, self.clock);
+        self.windows = saved;
+        let p = &self.policy;
+        let Some(dy) = &p.dynamics else {
+            return Vec::new();
+        };
+        dy.equations
+            .iter()
+            .enumerate()
+            .filter_map(|(k, (si, term))| {
+                let name = p.states.get(*si)?.name.clone();
+                let e = dy.error_bound.get(k).copied().unwrap_or(0.0);
+                let x = crate::tape::interpret(term, &self.inputs);
+                Some((name, x.add(Interval::new(-e, e))))
+            })
+            .collect()
+    }
+
     /// Fill `self.inputs` from the proposal and the governor state; returns the names of
     /// required evidence that is missing.
     fn fill_inputs(&mut self, prop: &Proposal, now: f64) -> Vec<String> {
@@ -1793,6 +1855,13 @@ fn value_json(out: &mut String, ty: &VarType, x: f64) {
         }
         _ => json_num(out, x),
     }
+}
+
+/// An encoded action as the JSON object decisions show (`{"vx":0.5,"gripper":"hold"}`).
+pub fn action_to_json(p: &Policy, a: &[f64]) -> String {
+    let mut s = String::new();
+    action_json(&mut s, p, a);
+    s
 }
 
 fn action_json(out: &mut String, p: &Policy, a: &[f64]) {

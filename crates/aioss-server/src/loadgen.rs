@@ -1,0 +1,1 @@
+//! The load generator of `aioss bench serve` (to be written).

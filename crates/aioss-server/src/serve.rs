@@ -1,0 +1,170 @@
+//! The `aioss serve` process: load everything, listen, stop gracefully.
+//!
+//! Shutdown order (SIGTERM or Ctrl-C), so that nothing acknowledged is lost: stop
+//! accepting connections; let in-flight requests finish (each waits for its record to be
+//! durable); then the governor thread decides whatever is still queued, the committer
+//! commits it with a signed checkpoint over the head, and only then does the process exit.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use aioss_core::Governor;
+
+use crate::config::{Config, Settings};
+use crate::engine::{self, Job, Shared, Who};
+use crate::http::{self, App};
+use crate::Error;
+
+/// Options of `aioss serve`.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The policy file.
+    pub policy: PathBuf,
+    /// The audit store (an SQLite file).
+    pub audit: String,
+    /// Where to listen (default 127.0.0.1:8080).
+    pub listen: Option<String>,
+    /// The configuration file; without it, local-development mode.
+    pub config: Option<PathBuf>,
+    /// The checkpoint signing key file.
+    pub key: Option<PathBuf>,
+}
+
+/// The default listening address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Load the policy file.
+pub fn load_policy(path: &std::path::Path) -> Result<aioss_core::Policy, Error> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Policy(format!("error: cannot read `{shown}`: {e}")))?;
+    aioss_core::load(&shown, &text).map_err(|e| Error::Policy(e.to_string()))
+}
+
+/// Run the server until SIGTERM or Ctrl-C. Prints `aioss serve: listening on http://ADDR`
+/// on standard error once it accepts connections.
+pub fn run(o: &Options) -> Result<(), Error> {
+    let config = o.config.as_deref().map(Config::read).transpose()?;
+    let listen = o.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let addr: SocketAddr = listen.parse().map_err(|e| {
+        Error::Usage(format!(
+            "`{listen}` is not an address like 127.0.0.1:8080: {e}"
+        ))
+    })?;
+    if config.is_none() {
+        if !addr.ip().is_loopback() {
+            return Err(Error::Usage(format!(
+                "`{listen}` is not a loopback address: without `--config` (local-development mode, no authentication) the server only listens on loopback"
+            )));
+        }
+        eprintln!(
+            "aioss serve: LOCAL-DEVELOPMENT MODE (no --config): no authentication, loopback only; every caller may propose, answer holds and reload the policy"
+        );
+    }
+    let settings: Settings = config
+        .as_ref()
+        .map(|c| c.settings.clone())
+        .unwrap_or_default();
+    let policy = load_policy(&o.policy)?;
+    let key = o.key.as_deref().map(aioss_audit::Key::read).transpose()?;
+    if key.is_none() {
+        eprintln!("aioss serve: no --key: the audit chain is written without signed checkpoints");
+    }
+    let mut g = Governor::new(policy);
+    let (w, notes) = aioss_audit::open_audited(&mut g, &o.audit, key, settings.checkpoint_every)?;
+    for n in notes {
+        eprintln!("{n}");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io(format!("starting the runtime: {e}")))?;
+    rt.block_on(serve(g, w, settings, config, o, addr))
+}
+
+async fn serve(
+    g: Governor,
+    w: aioss_audit::Writer,
+    settings: Settings,
+    config: Option<Config>,
+    o: &Options,
+    addr: SocketAddr,
+) -> Result<(), Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Io(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::Io(e.to_string()))?;
+    let shared = Arc::new(Shared::new(Arc::new(g.policy().clone()), &settings));
+    let (jobs, threads) = engine::start(g, w, settings, Arc::clone(&shared));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let app = Arc::new(App::new(
+        jobs.clone(),
+        Arc::clone(&shared),
+        config,
+        o.policy.clone(),
+        PathBuf::from(&o.audit),
+        stop_rx,
+    ));
+    #[cfg(unix)]
+    {
+        let a = Arc::clone(&app);
+        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::info!("SIGHUP: reloading the policy");
+                    let who = Who {
+                        id: "SIGHUP".into(),
+                        role: "operator",
+                    };
+                    let _ = http::reload(&a, who).await;
+                }
+            });
+        }
+    }
+    eprintln!("aioss serve: listening on http://{local}");
+    tracing::info!(%local, policy = %shared.policy().hash, "listening");
+    let router = http::app(Arc::clone(&app));
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            stop_signal().await;
+            tracing::info!("stopping: no new connections; finishing in-flight requests");
+            let _ = stop_tx.send(true);
+        })
+        .await;
+    // Every in-flight request has its answer; drain and commit what is left, checkpoint.
+    shared
+        .metrics
+        .queue_depth
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let joined = tokio::task::spawn_blocking(move || {
+        let _ = jobs.send(Job::Shutdown);
+        threads.join()
+    })
+    .await
+    .map_err(|e| Error::Io(format!("stopping: {e}")))?;
+    served.map_err(|e| Error::Io(format!("serving: {e}")))?;
+    joined.map_err(|e| Error::Io(format!("the final audit commit failed: {e}")))?;
+    eprintln!("aioss serve: stopped; the audit store is flushed and checkpointed");
+    Ok(())
+}
+
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
