@@ -260,6 +260,7 @@ struct Hold {
     policy_hash: String,
     expires: f64,
     state: Vec<Option<StateValue>>,
+    prev: Vec<Option<f64>>,
 }
 
 #[derive(Clone, Debug)]
@@ -327,12 +328,16 @@ impl<V> Bounded<V> {
     }
 }
 
+/// An agent's latest reported state and `prev`.
+type Reported = (Vec<Option<StateValue>>, Vec<Option<f64>>);
+
 /// The governor thread's state.
 struct Engine {
     g: Governor,
     settings: Settings,
     holds: HashMap<String, Hold>,
-    latest: Bounded<Vec<Option<StateValue>>>,
+    /// Each agent's latest reported state and `prev` (from proposals and outcomes).
+    latest: Bounded<Reported>,
     recent: Bounded<Recent>,
     shared: Arc<Shared>,
 }
@@ -524,7 +529,7 @@ impl Engine {
         let record =
             aioss_audit::decision_record(self.g.policy(), &raw, &d, &json, self.g.state_digest());
         let policy_hash = self.g.policy().hash.clone();
-        self.latest.put(&p.agent, p.state.clone());
+        self.latest.put(&p.agent, (p.state.clone(), p.prev.clone()));
         let mut hold_json = None;
         let mut extra = Vec::new();
         if d.final_outcome == aioss_core::Outcome::HoldForConfirmation {
@@ -572,6 +577,7 @@ impl Engine {
                         policy_hash: policy_hash.clone(),
                         expires,
                         state: p.state.clone(),
+                        prev: p.prev.clone(),
                     },
                 );
             }
@@ -761,18 +767,18 @@ impl Engine {
             }
             // Re-check the held action, by Tier 1, against the latest state its agent
             // reported (a proposal or an observed outcome since the hold).
-            let state = self
+            let (state, prev) = self
                 .latest
                 .get(&h.agent)
                 .cloned()
-                .unwrap_or_else(|| h.state.clone());
+                .unwrap_or_else(|| (h.state.clone(), h.prev.clone()));
             let prop = Proposal {
                 id: None,
                 agent: h.agent.clone(),
                 timestamp: None,
                 action: h.action.clone(),
                 state,
-                prev: vec![None; h.action.len()],
+                prev,
                 attributes: h.attributes.clone(),
                 transition: None,
             };
@@ -1043,7 +1049,12 @@ impl Engine {
         if let Some(rr) = self.recent.get_mut(id) {
             rr.outcome_reported = true;
         }
-        self.latest.put(&r.agent, observed.state);
+        let prev = self
+            .latest
+            .get(&r.agent)
+            .map(|(_, p)| p.clone())
+            .unwrap_or_default();
+        self.latest.put(&r.agent, (observed.state, prev));
         items.push(Item {
             record: self.record(Kind::Outcome, id, &request, &answer),
             reply: Some(reply),

@@ -81,13 +81,108 @@ pub fn run(o: &Options) -> Result<(), Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::Io(format!("starting the runtime: {e}")))?;
-    rt.block_on(serve(g, w, settings, config, o, addr))
+    rt.block_on(serve(g, w, config, o, addr))
+}
+
+/// A started server without its listener: the governor and committer threads and the
+/// handlers' state. [`run`] serves it on a socket; tests drive [`Running::router`] directly.
+#[derive(Debug)]
+pub struct Running {
+    /// The handlers' state.
+    pub app: Arc<App>,
+    jobs: std::sync::mpsc::SyncSender<Job>,
+    threads: engine::Threads,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Running {
+    /// Start the threads for governor `g` (its state already rebuilt from the store) and
+    /// writer `w`.
+    pub fn start(
+        g: Governor,
+        w: aioss_audit::Writer,
+        config: Option<Config>,
+        policy_path: PathBuf,
+        store_path: PathBuf,
+    ) -> Running {
+        let settings: Settings = config
+            .as_ref()
+            .map(|c| c.settings.clone())
+            .unwrap_or_default();
+        let shared = Arc::new(Shared::new(Arc::new(g.policy().clone()), &settings));
+        let (jobs, threads) = engine::start(g, w, settings, Arc::clone(&shared));
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let app = Arc::new(App::new(
+            jobs.clone(),
+            shared,
+            config,
+            policy_path,
+            store_path,
+            stop_rx,
+        ));
+        Running {
+            app,
+            jobs,
+            threads,
+            stop,
+        }
+    }
+
+    /// Open (or create) the store at `store`, rebuild the state, and start.
+    pub fn open(
+        policy_path: &std::path::Path,
+        store: &str,
+        key: Option<aioss_audit::Key>,
+        config: Option<Config>,
+    ) -> Result<Running, Error> {
+        let every = config
+            .as_ref()
+            .map_or(Settings::default().checkpoint_every, |c| {
+                c.settings.checkpoint_every
+            });
+        let mut g = Governor::new(load_policy(policy_path)?);
+        let (w, notes) = aioss_audit::open_audited(&mut g, store, key, every)?;
+        for n in notes {
+            eprintln!("{n}");
+        }
+        Ok(Running::start(
+            g,
+            w,
+            config,
+            policy_path.to_path_buf(),
+            PathBuf::from(store),
+        ))
+    }
+
+    /// The router over this server's state.
+    pub fn router(&self) -> axum::Router {
+        http::app(Arc::clone(&self.app))
+    }
+
+    /// Tell long polls the server is stopping.
+    pub fn stopping(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Stop after the in-flight requests are answered: decide what is queued, commit,
+    /// sign a checkpoint over the head, join the threads. Blocks.
+    pub fn stop(self) -> Result<(), Error> {
+        let _ = self.stop.send(true);
+        self.app
+            .shared
+            .metrics
+            .queue_depth
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.jobs.send(Job::Shutdown);
+        self.threads
+            .join()
+            .map_err(|e| Error::Io(format!("the final audit commit failed: {e}")))
+    }
 }
 
 async fn serve(
     g: Governor,
     w: aioss_audit::Writer,
-    settings: Settings,
     config: Option<Config>,
     o: &Options,
     addr: SocketAddr,
@@ -98,17 +193,8 @@ async fn serve(
     let local = listener
         .local_addr()
         .map_err(|e| Error::Io(e.to_string()))?;
-    let shared = Arc::new(Shared::new(Arc::new(g.policy().clone()), &settings));
-    let (jobs, threads) = engine::start(g, w, settings, Arc::clone(&shared));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let app = Arc::new(App::new(
-        jobs.clone(),
-        Arc::clone(&shared),
-        config,
-        o.policy.clone(),
-        PathBuf::from(&o.audit),
-        stop_rx,
-    ));
+    let running = Running::start(g, w, config, o.policy.clone(), PathBuf::from(&o.audit));
+    let app = Arc::clone(&running.app);
     #[cfg(unix)]
     {
         let a = Arc::clone(&app);
@@ -127,28 +213,22 @@ async fn serve(
         }
     }
     eprintln!("aioss serve: listening on http://{local}");
-    tracing::info!(%local, policy = %shared.policy().hash, "listening");
-    let router = http::app(Arc::clone(&app));
-    let served = axum::serve(listener, router)
+    tracing::info!(%local, policy = %app.shared.policy().hash, "listening");
+    let stop = running.stop.clone();
+    let served = axum::serve(listener, running.router())
         .with_graceful_shutdown(async move {
             stop_signal().await;
             tracing::info!("stopping: no new connections; finishing in-flight requests");
-            let _ = stop_tx.send(true);
+            let _ = stop.send(true);
         })
         .await;
+    drop(app);
     // Every in-flight request has its answer; drain and commit what is left, checkpoint.
-    shared
-        .metrics
-        .queue_depth
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let joined = tokio::task::spawn_blocking(move || {
-        let _ = jobs.send(Job::Shutdown);
-        threads.join()
-    })
-    .await
-    .map_err(|e| Error::Io(format!("stopping: {e}")))?;
+    let joined = tokio::task::spawn_blocking(move || running.stop())
+        .await
+        .map_err(|e| Error::Io(format!("stopping: {e}")))?;
     served.map_err(|e| Error::Io(format!("serving: {e}")))?;
-    joined.map_err(|e| Error::Io(format!("the final audit commit failed: {e}")))?;
+    joined?;
     eprintln!("aioss serve: stopped; the audit store is flushed and checkpointed");
     Ok(())
 }
