@@ -1232,7 +1232,10 @@ fn run_committer(mut w: Writer, rx: &Receiver<Batch>, shared: &Shared) -> Result
             w.commit()
         };
         let m = &shared.metrics;
-        m.stage(2, t.elapsed().as_secs_f64());
+        let took = t.elapsed();
+        m.stage(2, took.as_secs_f64());
+        m.audit_commit_max_ns
+            .fetch_max(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX), Relaxed);
         m.audit_lag_records.fetch_sub(n, Relaxed);
         if let Err(e) = r {
             // Nothing of this batch is durable: nothing of it is acknowledged.

@@ -85,6 +85,8 @@ pub struct Metrics {
     pub audit_errors: AtomicU64,
     /// Records committed.
     pub audit_records: AtomicU64,
+    /// The longest commit so far, nanoseconds.
+    pub audit_commit_max_ns: AtomicU64,
     labelled: Mutex<BTreeMap<(&'static str, String), u64>>,
 }
 
@@ -180,6 +182,12 @@ impl Metrics {
             "aioss_audit_errors_total",
             "Failed commits of the audit store.",
             self.audit_errors.load(Relaxed),
+        );
+        #[expect(clippy::cast_precision_loss, reason = "nanoseconds as seconds")]
+        let max = self.audit_commit_max_ns.load(Relaxed) as f64 / 1e9;
+        let _ = writeln!(
+            s,
+            "# HELP aioss_audit_commit_seconds_max The longest audit commit so far.\n# TYPE aioss_audit_commit_seconds_max gauge\naioss_audit_commit_seconds_max {max}"
         );
         gauge(
             &mut s,

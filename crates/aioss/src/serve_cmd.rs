@@ -73,7 +73,138 @@ pub fn hash_token(token: Option<&str>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `aioss bench serve` (see `aioss_server::loadgen`).
+/// The server child of `aioss bench serve`.
+struct Child {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        // SIGTERM: the server drains, commits and checkpoints; then it is waited for.
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(exe: &Path, policy: &Path, dir: &Path) -> Result<Child, String> {
+    let key = dir.join("bench.key");
+    aioss_audit::Key::generate()
+        .and_then(|k| k.write_new(&key))
+        .map_err(|e| e.to_string())?;
+    let mut child = std::process::Command::new(exe)
+        .arg("serve")
+        .arg("--policy")
+        .arg(policy)
+        .arg("--audit")
+        .arg(dir.join("bench.db"))
+        .arg("--key")
+        .arg(&key)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("AIOSS_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting the server: {e}"))?;
+    let err = child.stderr.take().ok_or("no stderr")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            if let Some(a) = line.split("listening on http://").nth(1) {
+                let _ = tx.send(a.trim().to_string());
+            } else if !line.contains("LOCAL-DEVELOPMENT") {
+                eprintln!("server: {line}");
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .map_err(|_| "the server did not start".to_string())?;
+    let addr = addr.parse().map_err(|e| format!("`{addr}`: {e}"))?;
+    Ok(Child { child, addr })
+}
+
+fn metric(addr: std::net::SocketAddr, name: &str) -> Vec<String> {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return Vec::new();
+    };
+    let _ = write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
+    );
+    let mut t = String::new();
+    let _ = s.read_to_string(&mut t);
+    t.lines()
+        .filter(|l| l.starts_with(name))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Per stage of the server (whole run): mean and the bucket holding the 99th percentile.
+fn stages(addr: std::net::SocketAddr) {
+    let lines = metric(addr, "aioss_stage_latency_seconds");
+    for stage in aioss_server::metrics::STAGES {
+        let tag = format!("stage=\"{stage}\"");
+        let val = |suffix: &str| -> Vec<(String, f64)> {
+            lines
+                .iter()
+                .filter(|l| l.contains(&tag) && l.contains(suffix))
+                .filter_map(|l| {
+                    let (k, v) = l.rsplit_once(' ')?;
+                    Some((k.to_string(), v.parse().ok()?))
+                })
+                .collect()
+        };
+        let count = val("_count").first().map_or(0.0, |x| x.1);
+        let sum = val("_sum").first().map_or(0.0, |x| x.1);
+        let p99 = val("_bucket")
+            .into_iter()
+            .find(|(_, c)| *c >= 0.99 * count)
+            .and_then(|(k, _)| Some(k.split("le=\"").nth(1)?.trim_end_matches("\"}").to_string()))
+            .unwrap_or_default();
+        println!(
+            "    server stage {stage}: {count:.0} observations, mean {:.0} µs, p99 ≤ {p99} s",
+            1e6 * sum / count.max(1.0)
+        );
+    }
+}
+
+fn show(label: &str, r: &aioss_server::loadgen::Report, server_cpu: f64) {
+    println!(
+        "{label}: {:.0} decisions/s ({} in {:.1} s{}); latency from send p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
+        r.rate(),
+        r.ok,
+        r.secs,
+        if r.other.is_empty() {
+            String::new()
+        } else {
+            format!("; other answers {:?}", r.other)
+        },
+        r.sent_us[0],
+        r.sent_us[1],
+        r.sent_us[2],
+        r.sent_us[3]
+    );
+    if r.scheduled_us[3] > 0 {
+        println!(
+            "    from schedule: p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
+            r.scheduled_us[0], r.scheduled_us[1], r.scheduled_us[2], r.scheduled_us[3]
+        );
+    }
+    println!(
+        "    CPU: load generator {:.0} % of one core, server {:.0} % of one core",
+        100.0 * r.cpu_share(),
+        100.0 * server_cpu / r.secs.max(1e-9)
+    );
+}
+
+/// `aioss bench serve`: the server as a child process with a fresh durable store, driven
+/// over loopback by `aioss_server::loadgen`.
 pub fn bench(
     policy: &Path,
     connections: usize,
@@ -81,7 +212,85 @@ pub fn bench(
     mix: (usize, usize, usize),
     fraction: f64,
 ) -> ExitCode {
-    let _ = (policy, connections, secs, mix, fraction);
-    eprintln!("error: not built yet");
-    ExitCode::from(exit::INTERNAL)
+    let p = match crate::policy_cmd::load_file(policy) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(exit::BAD_INPUT);
+        }
+    };
+    let bodies = match crate::bench_cmd::stream(&p, 20_000, mix, 7) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::INTERNAL);
+        }
+    };
+    let dir = std::env::temp_dir().join(format!("aioss-bench-serve-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("error: {}: {e}", dir.display());
+        return ExitCode::from(exit::INTERNAL);
+    }
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(exit::INTERNAL);
+        }
+    };
+    let result = (|| -> Result<(), String> {
+        let server = start_server(&exe, policy, &dir)?;
+        let pid = server.child.id().to_string();
+        let server_cpu = || aioss_server::loadgen::cpu_secs(&pid).unwrap_or(f64::NAN);
+        println!(
+            "aioss bench serve: {} ({} distinct proposals, mix {}/{}/{} feasible/repairable/blocked), {connections} connections, durable SQLite store with signed checkpoints",
+            policy.display(),
+            bodies.len(),
+            mix.0,
+            mix.1,
+            mix.2
+        );
+        let mut o = aioss_server::loadgen::Options {
+            addr: server.addr,
+            bodies,
+            connections,
+            secs: 2.0,
+            rate: None,
+            token: None,
+        };
+        aioss_server::loadgen::run(&o).map_err(|e| e.to_string())?;
+        o.secs = secs;
+        let c0 = server_cpu();
+        let peak = aioss_server::loadgen::run(&o).map_err(|e| e.to_string())?;
+        show("peak (closed loop)", &peak, server_cpu() - c0);
+        o.rate = Some(peak.rate() * fraction);
+        let c0 = server_cpu();
+        let at = aioss_server::loadgen::run(&o).map_err(|e| e.to_string())?;
+        show(
+            &format!(
+                "open loop at {:.0} % of the peak ({:.0}/s)",
+                100.0 * fraction,
+                peak.rate() * fraction
+            ),
+            &at,
+            server_cpu() - c0,
+        );
+        for l in metric(server.addr, "aioss_decisions_total{") {
+            println!("    {l}");
+        }
+        stages(server.addr);
+        for l in metric(server.addr, "aioss_audit_commit_seconds_max") {
+            println!("    {l}");
+        }
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::INTERNAL)
+        }
+    }
 }
