@@ -336,6 +336,8 @@ struct Engine {
     g: Governor,
     settings: Settings,
     holds: HashMap<String, Hold>,
+    /// The earliest expiry of a pending hold (infinity when none).
+    next_expiry: f64,
     /// Each agent's latest reported state and `prev` (from proposals and outcomes).
     latest: Bounded<Reported>,
     recent: Bounded<Recent>,
@@ -567,6 +569,7 @@ impl Engine {
                     })
                     .to_string(),
                 );
+                self.next_expiry = self.next_expiry.min(expires);
                 self.holds.insert(
                     d.decision_id.clone(),
                     Hold {
@@ -610,6 +613,10 @@ impl Engine {
 
     fn expire(&mut self, items: &mut Vec<Item>) {
         let now = wall_now();
+        // Scan only when the earliest expiry is due (holds are few; decisions are many).
+        if now < self.next_expiry {
+            return;
+        }
         let due: Vec<String> = self
             .holds
             .iter()
@@ -619,6 +626,11 @@ impl Engine {
         for id in due {
             self.expire_one(&id, items);
         }
+        self.next_expiry = self
+            .holds
+            .values()
+            .map(|h| h.expires)
+            .fold(f64::INFINITY, f64::min);
     }
 
     fn expire_one(&mut self, id: &str, items: &mut Vec<Item>) {
@@ -1136,6 +1148,7 @@ pub fn start(
         recent: Bounded::new(settings.decision_cache),
         settings,
         holds: HashMap::new(),
+        next_expiry: f64::INFINITY,
         shared: Arc::clone(&shared),
     };
     let engine = std::thread::Builder::new()

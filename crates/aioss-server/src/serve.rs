@@ -77,12 +77,6 @@ pub fn run(o: &Options) -> Result<(), Error> {
         eprintln!("{n}");
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(
-            std::env::var("AIOSS_WORKERS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(2),
-        )
         .enable_all()
         .build()
         .map_err(|e| Error::Io(format!("starting the runtime: {e}")))?;

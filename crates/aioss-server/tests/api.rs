@@ -642,3 +642,56 @@ async fn an_agent_over_its_rate_gets_429() {
     assert_eq!(st, 200);
     finish(s);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_is_bounded_and_old_decisions_come_from_the_store() {
+    let cfg = config_text().replace(
+        "decision_cache = 1000",
+        "decision_cache = 2\nmax_pending_holds = 1",
+    );
+    let s = server("bounded", Some(&cfg));
+    // Two holds with room for one: the second is denied at once, and recorded.
+    let h1 = hold(&s).await;
+    let h2 = hold(&s).await;
+    let id2 = h2["decision_id"].as_str().unwrap().to_string();
+    let (_, g) = call(&s, "GET", &format!("/v1/decisions/{id2}"), Some(LOW), "").await;
+    assert_eq!(g["confirmation"]["status"], "expired", "{g}");
+    assert!(g["confirmation"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("too many pending holds"));
+    // Push both out of the cache of two decisions.
+    for _ in 0..3 {
+        let (st, _) = call(
+            &s,
+            "POST",
+            "/v1/decisions",
+            Some(R1),
+            &baseline().to_string(),
+        )
+        .await;
+        assert_eq!(st, 200);
+    }
+    assert!(s
+        .running
+        .app
+        .shared
+        .cache
+        .lock()
+        .unwrap()
+        .get(&id2)
+        .is_none());
+    // Read back from the store, with the answer to the hold.
+    let (st, g) = call(&s, "GET", &format!("/v1/decisions/{id2}"), Some(LOW), "").await;
+    assert_eq!(st, 200, "{g}");
+    assert_eq!(g["record"], h2["record"]);
+    assert_eq!(g["confirmation"]["status"], "expired");
+    // The first hold is still pending, and still shown so from the store.
+    let id1 = h1["decision_id"].as_str().unwrap();
+    let (_, g) = call(&s, "GET", &format!("/v1/decisions/{id1}"), Some(LOW), "").await;
+    assert_eq!(g["confirmation"]["status"], "pending", "{g}");
+    // Another agent's old decision is still not readable.
+    let (st, v) = call(&s, "GET", &format!("/v1/decisions/{id1}"), Some(R1), "").await;
+    assert_recorded_error(&s, st, &v, 403, "not_your_decision");
+    finish(s);
+}

@@ -364,3 +364,22 @@ fn hash_token_prints_the_sha256() {
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
 }
+
+#[test]
+fn a_bad_config_is_refused_naming_the_field() {
+    let dir = tmpdir("badconfig");
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, "[server]\nqueue_bund = 3\n").unwrap();
+    let out = aioss()
+        .args(["serve", "--policy"])
+        .arg(repo().join("policies/warehouse-robot.toml"))
+        .arg("--audit")
+        .arg(dir.join("a.db"))
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`server.queue_bund`"), "{err}");
+}
