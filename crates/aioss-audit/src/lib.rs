@@ -168,7 +168,17 @@ pub fn open_audited(
     key: Option<Key>,
     checkpoint_every: u64,
 ) -> Result<(Writer, Vec<String>), Error> {
-    let mut store = open_store(arg, true)?;
+    open_audited_store(g, open_store(arg, true)?, arg, key, checkpoint_every)
+}
+
+/// [`open_audited`] on a store already open (`arg` names it in the notes).
+pub fn open_audited_store(
+    g: &mut aioss_core::Governor,
+    mut store: Box<dyn Store>,
+    arg: &str,
+    key: Option<Key>,
+    checkpoint_every: u64,
+) -> Result<(Writer, Vec<String>), Error> {
     let mut notes = Vec::new();
     if store.count()? > 0 {
         let r = replay::replay(store.as_mut(), g, false)?;
@@ -290,6 +300,11 @@ impl Writer {
         self.pending.clear();
         self.pending_checkpoints.clear();
         r
+    }
+
+    /// The store's housekeeping between commits ([`Store::maintain`]).
+    pub fn maintain(&mut self) -> Result<(), Error> {
+        self.store.maintain()
     }
 
     /// Sign a checkpoint over the head (if there is a key and the head is not already

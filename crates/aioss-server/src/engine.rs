@@ -1275,6 +1275,7 @@ fn run_committer(mut w: Writer, rx: &Receiver<Batch>, shared: &Shared) -> Result
         }
         m.audit_records.fetch_add(n, Relaxed);
         let mut changed = false;
+        let mut replies = Vec::with_capacity(done.len());
         for (it, rr) in done {
             let body = rr.insert_into(&it.body);
             match it.effect {
@@ -1329,14 +1330,21 @@ fn run_committer(mut w: Writer, rx: &Receiver<Batch>, shared: &Shared) -> Result
                 }
             }
             if let Some(tx) = it.reply {
-                let _ = tx.send(Reply {
-                    status: it.status,
-                    body,
-                });
+                replies.push((tx, it.status, body));
             }
         }
         if changed {
             shared.changed.send_modify(|v| *v += 1);
+        }
+        // INVARIANT (answer-after-publish): every effect of the batch is visible before
+        // anyone hears of it (a hold denied at once is answered in the same batch as its
+        // decision).
+        for (tx, status, body) in replies {
+            let _ = tx.send(Reply { status, body });
+        }
+        // After the answers: housekeeping never delays an acknowledgement of this batch.
+        if let Err(e) = w.maintain() {
+            tracing::warn!(error = %e, "audit store housekeeping (WAL checkpoint) failed");
         }
     }
     match failed {

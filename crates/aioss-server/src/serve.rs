@@ -42,6 +42,33 @@ pub fn load_policy(path: &std::path::Path) -> Result<aioss_core::Policy, Error> 
     aioss_core::load(&shown, &text).map_err(|e| Error::Policy(e.to_string()))
 }
 
+/// WAL bytes between the server's two-phase checkpoints of the embedded store.
+pub const CHECKPOINT_BYTES: u64 = 32 << 20;
+
+/// Open the store for the server (with background WAL checkpoints, so that no commit
+/// stalls on one), rebuild `g`'s state from it, and make its writer.
+fn open_store(
+    g: &mut Governor,
+    arg: &str,
+    key: Option<aioss_audit::Key>,
+    checkpoint_every: u64,
+) -> Result<(aioss_audit::Writer, Vec<String>), Error> {
+    if arg.contains("://") {
+        return Err(Error::Usage(format!(
+            "`{arg}`: database URLs are not supported yet; give a path to an SQLite file"
+        )));
+    }
+    let mut s = aioss_audit::SqliteStore::open(std::path::Path::new(arg))?;
+    s.enable_background_checkpoints(CHECKPOINT_BYTES)?;
+    Ok(aioss_audit::open_audited_store(
+        g,
+        Box::new(s),
+        arg,
+        key,
+        checkpoint_every,
+    )?)
+}
+
 /// Run the server until SIGTERM or Ctrl-C. Prints `aioss serve: listening on http://ADDR`
 /// on standard error once it accepts connections.
 pub fn run(o: &Options) -> Result<(), Error> {
@@ -72,7 +99,7 @@ pub fn run(o: &Options) -> Result<(), Error> {
         eprintln!("aioss serve: no --key: the audit chain is written without signed checkpoints");
     }
     let mut g = Governor::new(policy);
-    let (w, notes) = aioss_audit::open_audited(&mut g, &o.audit, key, settings.checkpoint_every)?;
+    let (w, notes) = open_store(&mut g, &o.audit, key, settings.checkpoint_every)?;
     for n in notes {
         eprintln!("{n}");
     }
@@ -140,7 +167,7 @@ impl Running {
                 c.settings.checkpoint_every
             });
         let mut g = Governor::new(load_policy(policy_path)?);
-        let (w, notes) = aioss_audit::open_audited(&mut g, store, key, every)?;
+        let (w, notes) = open_store(&mut g, store, key, every)?;
         for n in notes {
             eprintln!("{n}");
         }

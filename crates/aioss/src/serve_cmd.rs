@@ -174,7 +174,18 @@ fn stages(addr: std::net::SocketAddr) {
     }
 }
 
-fn show(label: &str, r: &aioss_server::loadgen::Report, server_cpu: f64) {
+/// Microseconds some task on the machine waited for a CPU (Linux pressure stall
+/// information), to show how contended the machine was during a phase.
+fn cpu_pressure_us() -> Option<f64> {
+    let t = std::fs::read_to_string("/proc/pressure/cpu").ok()?;
+    let line = t.lines().find(|l| l.starts_with("some"))?;
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix("total="))?
+        .parse()
+        .ok()
+}
+
+fn show(label: &str, r: &aioss_server::loadgen::Report, server_cpu: f64, stall_us: f64) {
     println!(
         "{label}: {:.0} decisions/s ({} in {:.1} s{}); latency from send p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
         r.rate(),
@@ -197,9 +208,14 @@ fn show(label: &str, r: &aioss_server::loadgen::Report, server_cpu: f64) {
         );
     }
     println!(
-        "    CPU: load generator {:.0} % of one core, server {:.0} % of one core",
+        "    CPU: load generator {:.0} % of one core, server {:.0} % of one core; some task waited for a CPU {:.0} % of the time (PSI), load average {}",
         100.0 * r.cpu_share(),
-        100.0 * server_cpu / r.secs.max(1e-9)
+        100.0 * server_cpu / r.secs.max(1e-9),
+        100.0 * stall_us / 1e6 / r.secs.max(1e-9),
+        std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next().map(str::to_string))
+            .unwrap_or_default()
     );
 }
 
@@ -261,11 +277,12 @@ pub fn bench(
         };
         aioss_server::loadgen::run(&o).map_err(|e| e.to_string())?;
         o.secs = secs;
-        let c0 = server_cpu();
+        let psi = || cpu_pressure_us().unwrap_or(f64::NAN);
+        let (c0, p0) = (server_cpu(), psi());
         let peak = aioss_server::loadgen::run(&o).map_err(|e| e.to_string())?;
-        show("peak (closed loop)", &peak, server_cpu() - c0);
+        show("peak (closed loop)", &peak, server_cpu() - c0, psi() - p0);
         o.rate = Some(peak.rate() * fraction);
-        let c0 = server_cpu();
+        let (c0, p0) = (server_cpu(), psi());
         let at = aioss_server::loadgen::run(&o).map_err(|e| e.to_string())?;
         show(
             &format!(
@@ -275,6 +292,7 @@ pub fn bench(
             ),
             &at,
             server_cpu() - c0,
+            psi() - p0,
         );
         for l in metric(server.addr, "aioss_decisions_total{") {
             println!("    {l}");
