@@ -173,7 +173,7 @@ enum BenchCommand {
         #[arg(long)]
         policy: std::path::PathBuf,
         /// Concurrent connections.
-        #[arg(long, default_value_t = 32)]
+        #[arg(long, default_value_t = 64)]
         connections: usize,
         /// Seconds of each measured phase.
         #[arg(long, default_value_t = 10.0)]
