@@ -134,47 +134,25 @@ pub fn replay(store: &mut dyn Store, g: &mut Governor, compare: bool) -> Result<
             // Events of the server that do not go through the governor: nothing to
             // re-decide, but the state they recorded must still be the governor's.
             rep.events += 1;
-            if compare {
-                let digest = g.state_digest();
-                if digest != r.state_digest {
-                    diffs.push(("state_digest".into(), r.state_digest.clone(), digest));
+        } else {
+            match (kind, &g.decide_line_at(&r.proposal, now)) {
+                (Some(Kind::Decision), Ok(d)) => {
+                    rep.decisions += 1;
+                    if compare {
+                        diffs = compare_json(&r.decision, &d.to_json(g.policy()));
+                    }
                 }
-            } else {
-                last_digest = Some(r.state_digest);
-            }
-            if !diffs.is_empty() {
-                rep.differing += 1;
-                rep.differences
-                    .extend(
-                        diffs
-                            .into_iter()
-                            .map(|(field, recorded, replayed)| Difference {
-                                seq: r.seq,
-                                decision_id: r.decision_id.clone(),
-                                field,
-                                recorded,
-                                replayed,
-                            }),
-                    );
-            }
-            return Ok(true);
-        }
-        let outcome = g.decide_line_at(&r.proposal, now);
-        match (kind, &outcome) {
-            (Some(Kind::Decision), Ok(d)) => {
-                rep.decisions += 1;
-                if compare {
-                    diffs = compare_json(&r.decision, &d.to_json(g.policy()));
+                (Some(Kind::InputError), Err(e)) => {
+                    rep.input_errors += 1;
+                    if compare {
+                        diffs = compare_json(&r.decision, &e.to_json());
+                    }
+                }
+                (_, Ok(_)) => diffs.push(("kind".into(), r.kind.clone(), "decision".into())),
+                (_, Err(e)) => {
+                    diffs.push(("kind".into(), r.kind.clone(), format!("input_error: {e}")));
                 }
             }
-            (Some(Kind::InputError), Err(e)) => {
-                rep.input_errors += 1;
-                if compare {
-                    diffs = compare_json(&r.decision, &e.to_json());
-                }
-            }
-            (_, Ok(_)) => diffs.push(("kind".into(), r.kind.clone(), "decision".into())),
-            (_, Err(e)) => diffs.push(("kind".into(), r.kind.clone(), format!("input_error: {e}"))),
         }
         if compare {
             let digest = g.state_digest();

@@ -543,16 +543,7 @@ impl Engine {
                     "decision_id": d.decision_id, "status": "expired", "by": {"id": "aioss", "role": "server"},
                     "reason": format!("too many pending holds (at most {}): denied at once", self.settings.max_pending_holds),
                 }).to_string();
-                self.shared.metrics.count("confirmation", "expired");
-                extra.push(Item {
-                    record: self.record(Kind::Confirmation, &d.decision_id, "{}", &answer),
-                    reply: None,
-                    status: 200,
-                    body: answer,
-                    effect: Effect::Answer {
-                        id: d.decision_id.clone(),
-                    },
-                });
+                self.answered(&mut extra, &d.decision_id, "{}", "expired", answer, None);
             } else {
                 hold_json = Some(
                     json!({
@@ -643,10 +634,23 @@ impl Engine {
         })
         .to_string();
         tracing::info!(decision_id = %id, "hold expired: denied");
-        self.shared.metrics.count("confirmation", "expired");
+        self.answered(items, id, "{}", "expired", answer, None);
+    }
+
+    /// Record the answer to a hold (its end), counted by status.
+    fn answered(
+        &self,
+        items: &mut Vec<Item>,
+        id: &str,
+        request: &str,
+        status: &str,
+        answer: String,
+        reply: Option<oneshot::Sender<Reply>>,
+    ) {
+        self.shared.metrics.count("confirmation", status);
         items.push(Item {
-            record: self.record(Kind::Confirmation, id, "{}", &answer),
-            reply: None,
+            record: self.record(Kind::Confirmation, id, request, &answer),
+            reply,
             status: 200,
             body: answer,
             effect: Effect::Answer { id: id.to_string() },
@@ -741,14 +745,7 @@ impl Engine {
                     "decision_id": id, "status": "refused", "by": who.json(),
                     "reason": format!("the policy changed since the hold (`{}` → `{current}`): approve a new proposal instead", h.policy_hash),
                 }).to_string();
-                self.shared.metrics.count("confirmation", "refused");
-                items.push(Item {
-                    record: self.record(Kind::Confirmation, id, &request, &answer),
-                    reply: None,
-                    status: 200,
-                    body: answer,
-                    effect: Effect::Answer { id: id.to_string() },
-                });
+                self.answered(items, id, &request, "refused", answer, None);
                 return self.refuse(
                     items,
                     Some(reply),
@@ -800,7 +797,6 @@ impl Engine {
                     .iter()
                     .map(|r| format!("`{}` {}", r.id, r.status.as_str()))
                     .collect();
-                self.shared.metrics.count("confirmation", "unsafe_now");
                 let body = json!({"error": {
                     "code": "unsafe_now",
                     "message": format!("the held action is not safe in the latest state `{}` reported: {}", h.agent, names.join(", ")),
@@ -838,14 +834,7 @@ impl Engine {
         answer.extend(extra);
         let answer = Value::Object(answer).to_string();
         tracing::info!(decision_id = %id, by = %who.id, status, "hold answered");
-        self.shared.metrics.count("confirmation", status);
-        items.push(Item {
-            record: self.record(Kind::Confirmation, id, &request, &answer),
-            reply: Some(reply),
-            status: 200,
-            body: answer,
-            effect: Effect::Answer { id: id.to_string() },
-        });
+        self.answered(items, id, &request, status, answer, Some(reply));
     }
 
     #[expect(
