@@ -14,6 +14,7 @@
 //! max_tracked_agents = 10000  # agents whose latest state is kept
 //! long_poll_max_secs = 30     # the longest `?wait=` honoured
 //! checkpoint_every = 1000     # records between signed checkpoints (with a key)
+//! max_connections = 1024      # connections open at once; more wait in the backlog
 //!
 //! [[agent]]
 //! id = "planner-1"
@@ -51,6 +52,8 @@ pub struct Settings {
     pub long_poll_max_secs: f64,
     /// Records between signed checkpoints (with a key); 0: only at shutdown. Default 1000.
     pub checkpoint_every: u64,
+    /// Connections open at once; past it, new ones wait in the kernel's backlog. Default 1024.
+    pub max_connections: usize,
 }
 
 impl Default for Settings {
@@ -63,6 +66,7 @@ impl Default for Settings {
             max_tracked_agents: 10_000,
             long_poll_max_secs: 30.0,
             checkpoint_every: 1000,
+            max_connections: 1024,
         }
     }
 }
@@ -240,6 +244,7 @@ impl Config {
                 }
                 "long_poll_max_secs" => s.long_poll_max_secs = number(v, &f)?,
                 "checkpoint_every" => s.checkpoint_every = positive_int(v, &f)?,
+                "max_connections" => s.max_connections = to_usize(positive_int(v, &f)?, &f)?,
                 _ => return Err(Error::Config(format!("unknown setting `{f}`"))),
             }
         }

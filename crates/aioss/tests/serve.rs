@@ -383,3 +383,44 @@ fn a_bad_config_is_refused_naming_the_field() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("`server.queue_bund`"), "{err}");
 }
+
+#[test]
+fn connections_past_the_limit_wait_for_a_free_one() {
+    let dir = tmpdir("maxconn");
+    let cfg = dir.join("c.toml");
+    std::fs::write(&cfg, "[server]\nmax_connections = 1\n").unwrap();
+    let mut s = start(&[
+        "--policy",
+        repo()
+            .join("policies/warehouse-robot.toml")
+            .to_str()
+            .unwrap(),
+        "--audit",
+        dir.join("a.db").to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    let idle = std::net::TcpStream::connect(s.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut c = std::net::TcpStream::connect(s.addr).unwrap();
+    write!(
+        c,
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let early = c.read(&mut buf);
+    assert!(
+        early.is_err(),
+        "answered while the only connection slot was taken"
+    );
+    drop(idle);
+    c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut text = String::new();
+    c.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    signal(&s, "TERM");
+    assert!(wait_exit(&mut s).success());
+}
