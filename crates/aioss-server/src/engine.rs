@@ -381,6 +381,48 @@ fn rows_json(rows: &[RowReport]) -> Value {
     )
 }
 
+/// A pending hold as `GET /v1/confirmations` lists it.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "every field of the listed hold, from a decision or from the store"
+)]
+fn hold_view(
+    id: &str,
+    agent: &str,
+    action: Value,
+    digest: &str,
+    candidate: Value,
+    reasons: Value,
+    policy_hash: &str,
+    expires: f64,
+) -> String {
+    json!({
+        "id": id,
+        "decision_id": id,
+        "agent": agent,
+        "action": action,
+        "action_digest": digest,
+        "candidate": candidate,
+        "reasons": reasons,
+        "policy_hash": policy_hash,
+        "expires": aioss_audit::record::rfc3339(expires),
+        "expires_unix": expires,
+    })
+    .to_string()
+}
+
+/// A hold found unanswered in the store at start-up: its decision record's proposal line
+/// and decision JSON.
+#[derive(Clone, Debug)]
+pub struct Restored {
+    /// The decision id.
+    pub id: String,
+    /// The proposal line as decided.
+    pub proposal: String,
+    /// The decision JSON.
+    pub decision: String,
+}
+
 fn interval_json(x: Interval) -> Value {
     json!([x.lo, x.hi])
 }
@@ -545,21 +587,18 @@ impl Engine {
                 }).to_string();
                 self.answered(&mut extra, &d.decision_id, "{}", "expired", answer, None);
             } else {
-                hold_json = Some(
-                    json!({
-                        "id": d.decision_id,
-                        "decision_id": d.decision_id,
-                        "agent": d.agent,
-                        "action": parse_json(&action_to_json(self.g.policy(), &p.action)),
-                        "action_digest": digest,
-                        "candidate": d.candidate.as_ref().map(|c| parse_json(&action_to_json(self.g.policy(), c))),
-                        "reasons": d.reasons,
-                        "policy_hash": policy_hash,
-                        "expires": aioss_audit::record::rfc3339(expires),
-                        "expires_unix": expires,
-                    })
-                    .to_string(),
-                );
+                hold_json = Some(hold_view(
+                    &d.decision_id,
+                    &d.agent,
+                    parse_json(&action_to_json(self.g.policy(), &p.action)),
+                    &digest,
+                    d.candidate.as_ref().map_or(Value::Null, |c| {
+                        parse_json(&action_to_json(self.g.policy(), c))
+                    }),
+                    json!(d.reasons),
+                    &policy_hash,
+                    expires,
+                ));
                 self.next_expiry = self.next_expiry.min(expires);
                 self.holds.insert(
                     d.decision_id.clone(),
@@ -600,6 +639,42 @@ impl Engine {
             },
         });
         items.extend(extra);
+    }
+
+    /// Make a hold pending again after a restart (it expires at its original time, and
+    /// one already past it is denied and recorded at once); its listed JSON.
+    fn restore(&mut self, r: &Restored) -> Option<String> {
+        let d: Value = serde_json::from_str(&r.decision).ok()?;
+        let time = d.get("time")?.as_f64()?;
+        let p = Proposal::parse(self.g.policy(), &r.proposal).ok()?;
+        let expires = time + self.settings.hold_expiry_secs;
+        let digest = action_digest(self.g.policy(), &p.action);
+        let policy_hash = self.g.policy().hash.clone();
+        let view = hold_view(
+            &r.id,
+            &p.agent,
+            parse_json(&action_to_json(self.g.policy(), &p.action)),
+            &digest,
+            d.get("candidate").cloned().unwrap_or(Value::Null),
+            d.get("reasons").cloned().unwrap_or(Value::Null),
+            &policy_hash,
+            expires,
+        );
+        self.next_expiry = self.next_expiry.min(expires);
+        self.holds.insert(
+            r.id.clone(),
+            Hold {
+                agent: p.agent,
+                attributes: p.attributes,
+                action: p.action,
+                digest,
+                policy_hash,
+                expires,
+                state: p.state,
+                prev: p.prev,
+            },
+        );
+        Some(view)
     }
 
     fn expire(&mut self, items: &mut Vec<Item>) {
@@ -1128,10 +1203,11 @@ pub fn start(
     w: Writer,
     settings: Settings,
     shared: Arc<Shared>,
+    restored: &[Restored],
 ) -> (SyncSender<Job>, Threads) {
     let (jobs_tx, jobs_rx) = std::sync::mpsc::sync_channel::<Job>(settings.queue_bound);
     let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel::<Batch>(2);
-    let engine = Engine {
+    let mut engine = Engine {
         g,
         latest: Bounded::new(settings.max_tracked_agents),
         recent: Bounded::new(settings.decision_cache),
@@ -1140,6 +1216,21 @@ pub fn start(
         next_expiry: f64::INFINITY,
         shared: Arc::clone(&shared),
     };
+    // INVARIANT (bounded-holds): at most `max_pending_holds` come back, the latest ones.
+    let skip = restored
+        .len()
+        .saturating_sub(engine.settings.max_pending_holds);
+    for r in restored.iter().skip(skip) {
+        if let Some(view) = engine.restore(r) {
+            if let Ok(mut h) = shared.holds.lock() {
+                h.insert(r.id.clone(), view);
+            }
+        }
+    }
+    shared
+        .metrics
+        .pending_holds
+        .store(engine.holds.len() as u64, Relaxed);
     let engine = std::thread::Builder::new()
         .name("aioss-governor".into())
         .spawn(move || run_engine(engine, &jobs_rx, &batch_tx));

@@ -722,7 +722,7 @@ fn render(app: &App, v: &View) -> String {
                         s.push_str(body);
                     }
                     None => s.push_str(
-                        "{\"status\":\"unanswered\",\"reason\":\"the hold is not pending on this server (it was made before a restart): treat it as denied\"}",
+                        "{\"status\":\"unanswered\",\"reason\":\"the hold is not pending on this server (made under another policy before a restart): treat it as denied\"}",
                     ),
                 }
             }

@@ -69,6 +69,59 @@ fn open_store(
     )?)
 }
 
+/// The holds of `store` decided under `policy_hash` and never answered, oldest first, at
+/// most `keep` of them (the latest); an unreadable store gives none (its holds then show as
+/// unanswered, a denial).
+pub fn pending_holds(
+    store: &std::path::Path,
+    policy_hash: &str,
+    keep: usize,
+) -> Vec<engine::Restored> {
+    let Ok(mut s) = aioss_audit::SqliteStore::open_existing(store) else {
+        return Vec::new();
+    };
+    let mut held: std::collections::HashMap<String, engine::Restored> =
+        std::collections::HashMap::new();
+    let mut order: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let _ = aioss_audit::Store::scan(&mut s, &mut |r| {
+        match aioss_audit::Kind::parse(&r.kind) {
+            Some(aioss_audit::Kind::Decision)
+                if r.policy_hash == policy_hash
+                    && r.decision
+                        .contains("\"final_outcome\":\"HOLD_FOR_CONFIRMATION\"") =>
+            {
+                order.push_back(r.decision_id.clone());
+                held.insert(
+                    r.decision_id.clone(),
+                    engine::Restored {
+                        id: r.decision_id,
+                        proposal: r.proposal,
+                        decision: r.decision,
+                    },
+                );
+                // INVARIANT (bounded-restore): at most `keep` candidates in memory.
+                while held.len() > keep {
+                    match order.pop_front() {
+                        Some(old) => {
+                            held.remove(&old);
+                        }
+                        None => break,
+                    }
+                }
+            }
+            Some(aioss_audit::Kind::Confirmation) => {
+                held.remove(&r.decision_id);
+            }
+            _ => {}
+        }
+        Ok(true)
+    });
+    order
+        .into_iter()
+        .filter_map(|id| held.remove(&id))
+        .collect()
+}
+
 /// Run the server until SIGTERM or Ctrl-C. Prints `aioss serve: listening on http://ADDR`
 /// on standard error once it accepts connections.
 pub fn run(o: &Options) -> Result<(), Error> {
@@ -136,7 +189,8 @@ impl Running {
             .map(|c| c.settings.clone())
             .unwrap_or_default();
         let shared = Arc::new(Shared::new(Arc::new(g.policy().clone()), &settings));
-        let (jobs, threads) = engine::start(g, w, settings, Arc::clone(&shared));
+        let restored = pending_holds(&store_path, &g.policy().hash, settings.max_pending_holds);
+        let (jobs, threads) = engine::start(g, w, settings, Arc::clone(&shared), &restored);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let app = Arc::new(App::new(
             jobs.clone(),

@@ -695,3 +695,49 @@ async fn memory_is_bounded_and_old_decisions_come_from_the_store() {
     assert_recorded_error(&s, st, &v, 403, "not_your_decision");
     finish(s);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_holds_survive_a_restart() {
+    let s = server("restart", Some(&config_text()));
+    let h = hold(&s).await;
+    let id = h["decision_id"].as_str().unwrap().to_string();
+    let (dir, store, policy) = (s.dir.clone(), s.store.clone(), s.policy.clone());
+    s.running.stop().unwrap();
+    let running = aioss_server::serve::Running::open(
+        &policy,
+        store.to_str().unwrap(),
+        None,
+        Some(aioss_server::config::Config::parse(&config_text()).unwrap()),
+    )
+    .unwrap();
+    let s = Server {
+        dir,
+        store,
+        policy,
+        running,
+    };
+    let p = pending(&s, &id).await;
+    assert_eq!(p["agent"], "low", "{p}");
+    assert_eq!(p["action_digest"], pending_digest(&h));
+    let body = json!({"action_digest": p["action_digest"]}).to_string();
+    let (st, a) = call(
+        &s,
+        "POST",
+        &format!("/v1/confirmations/{id}/approve"),
+        Some(ALICE),
+        &body,
+    )
+    .await;
+    assert_eq!(st, 200, "{a}");
+    assert_eq!(a["status"], "approved");
+    finish(s);
+}
+
+/// The digest of a held decision's proposed action (its `action` is the fallback).
+fn pending_digest(h: &Value) -> Value {
+    let policy =
+        aioss_server::serve::load_policy(&repo().join("policies/warehouse-robot.toml")).unwrap();
+    let mut p = aioss_core::Proposal::parse(&policy, &baseline().to_string()).unwrap();
+    p.agent = h["agent"].as_str().unwrap().to_string();
+    json!(aioss_server::engine::action_digest(&policy, &p.action))
+}
