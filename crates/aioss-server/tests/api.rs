@@ -341,7 +341,14 @@ async fn approve_and_reject_are_recorded_with_who_answered() {
     let (_, g) = call(&s, "GET", &format!("/v1/decisions/{id2}"), Some(LOW), "").await;
     assert_eq!(g["confirmation"]["status"], "rejected");
     assert_eq!(g["confirmation"]["by"]["id"], "alice");
+    let store = s.store.clone();
     finish(s);
+    // The governance report counts the answers as server events, not as input errors.
+    let mut st = aioss_audit::open_store(store.to_str().unwrap(), false).unwrap();
+    let stats = aioss_audit::report::gather(st.as_mut(), "t").unwrap();
+    assert_eq!(stats.decisions, 2);
+    assert_eq!(stats.events.get("confirmation"), Some(&2));
+    assert_eq!(stats.input_errors.values().sum::<u64>(), 1); // the second answer
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
