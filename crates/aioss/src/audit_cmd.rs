@@ -478,11 +478,16 @@ pub fn replay_cmd(store: &str, policy: &Path, limit: usize, dry_run: bool) -> Ex
         );
     }
     println!(
-        "{}: {} records replayed ({} decisions, {} input errors), {} differ",
+        "{}: {} records replayed ({} decisions, {} input errors{}), {} differ",
         if rep.agrees() { "AGREE" } else { "DIFFER" },
         rep.records,
         rep.decisions,
         rep.input_errors,
+        if rep.events > 0 {
+            format!(", {} server events not re-decided", rep.events)
+        } else {
+            String::new()
+        },
         rep.differing
     );
     if rep.agrees() {
