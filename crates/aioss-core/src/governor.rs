@@ -1093,6 +1093,37 @@ impl Governor {
         d
     }
 
+    /// Take over the state of `old`, a governor of an earlier version of the policy (a hot
+    /// reload), where it still means the same: the sequence number and the logical clock
+    /// always; each budget window whose budget has the same name and window length; each
+    /// agent's last executed action when the action variables are the same (names, types,
+    /// order). Anything else starts empty, as in a new governor.
+    pub fn carry_state_from(&mut self, old: &Governor) {
+        self.seq = old.seq;
+        self.clock = old.clock;
+        for (b, w) in self.policy.budgets.iter().zip(self.windows.iter_mut()) {
+            if let Some((_, ow)) = old
+                .policy
+                .budgets
+                .iter()
+                .zip(&old.windows)
+                .find(|(ob, _)| ob.name == b.name && ob.window_secs == b.window_secs)
+            {
+                *w = ow.clone();
+            }
+        }
+        let same_actions = self.policy.actions.len() == old.policy.actions.len()
+            && self
+                .policy
+                .actions
+                .iter()
+                .zip(&old.policy.actions)
+                .all(|(a, o)| a.name == o.name && a.ty == o.ty);
+        if same_actions {
+            self.last_action = old.last_action.clone();
+        }
+    }
+
     /// Tier 1 alone, with no effect on the governor state: the active critical rows that
     /// are not SAT for `prop`'s action over its state box (with the budgets as of the
     /// logical clock), and the action bounds it breaks. Empty means the action is certified

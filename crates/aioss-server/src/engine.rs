@@ -1149,10 +1149,11 @@ impl Engine {
     ) {
         let old = self.g.policy();
         let previous = json!({"name": old.name, "version": old.version, "hash": old.hash});
-        let seq = self.g.seq();
         let p = Arc::new(policy.clone());
-        self.g = Governor::new(policy);
-        self.g.set_seq(seq);
+        let mut g = Governor::new(policy);
+        // Budgets, `prev` and the clock go on where they still mean the same.
+        g.carry_state_from(&self.g);
+        self.g = g;
         // States are encoded per policy: those kept for the old one are dropped.
         self.latest.clear();
         let now = &self.g.policy();

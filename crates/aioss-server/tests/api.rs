@@ -748,3 +748,36 @@ fn pending_digest(h: &Value) -> Value {
     p.agent = h["agent"].as_str().unwrap().to_string();
     json!(aioss_server::engine::action_digest(&policy, &p.action))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_each_agents_last_action() {
+    let s = server("carry", Some(&config_text()));
+    let (_, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some(R1),
+        &baseline().to_string(),
+    )
+    .await;
+    assert_eq!(d["final_outcome"], "ALLOW");
+    let text = std::fs::read_to_string(&s.policy).unwrap();
+    std::fs::write(
+        &s.policy,
+        text.replace("version = \"1.0.0\"", "version = \"1.0.1\""),
+    )
+    .unwrap();
+    let (st, _) = call(&s, "POST", "/v1/policy/reload", Some(ALICE), "").await;
+    assert_eq!(st, 200);
+    // Without `prev`, the ramp is checked from the agent's last executed action (0.5 m/s);
+    // from the fallback's 0 m/s, 0.5 m/s would break `speed-ramp` and be repaired.
+    let mut b = baseline();
+    b.as_object_mut().unwrap().remove("prev");
+    let (_, d) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
+    assert_eq!(d["policy"]["version"], "1.0.1");
+    assert_eq!(d["final_outcome"], "ALLOW", "{d}");
+    // The same proposal from an agent with no executed action yet is repaired.
+    let (_, d) = call(&s, "POST", "/v1/decisions", Some(LOW), &b.to_string()).await;
+    assert!(d["constraints"].to_string().contains("speed-ramp"), "{d}");
+    finish(s);
+}
