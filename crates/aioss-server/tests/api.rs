@@ -1,6 +1,7 @@
-//! The HTTP API without a socket (`tower::ServiceExt::oneshot`): identity, bad input,
-//! confirmations, outcomes, reload, overload. Every refusal must be a 4xx JSON error
-//! that names a record which is in the store.
+//! The HTTP API: identity, bad input, confirmations, outcomes, reload, overload. Most
+//! tests drive the router without a socket (`tower::ServiceExt::oneshot`); the bad-input,
+//! auth and impersonation tests go over a real socket. Every refusal must be a 4xx JSON
+//! error that names a record which is in the store.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -88,7 +89,8 @@ async fn a_decision_takes_its_identity_from_the_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn impersonation_is_refused_and_recorded() {
-    let s = server("impersonate", Some(&config_text()));
+    // Over a real socket.
+    let s = on_socket(server("impersonate", Some(&config_text()))).await;
     let mut b = baseline();
     b["agent"] = json!("low");
     let (st, v) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
@@ -116,7 +118,8 @@ async fn impersonation_is_refused_and_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_failures_are_401_or_403_and_recorded() {
-    let s = server("auth", Some(&config_text()));
+    // Over a real socket.
+    let s = on_socket(server("auth", Some(&config_text()))).await;
     let body = baseline().to_string();
     let (st, v) = call(&s, "POST", "/v1/decisions", None, &body).await;
     assert_recorded_error(&s, st, &v, 401, "missing_token");
@@ -138,7 +141,8 @@ async fn auth_failures_are_401_or_403_and_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_input_is_a_4xx_json_error_and_recorded() {
-    let s = server("badinput", Some(&config_text()));
+    // Over a real socket.
+    let s = on_socket(server("badinput", Some(&config_text()))).await;
     let mut cases: Vec<(String, &str, Option<&str>)> = vec![
         ("{\"action\":".into(), "malformed_json", None),
         ("[1,2]".into(), "wrong_type", None),
@@ -162,10 +166,6 @@ async fn every_bad_input_is_a_4xx_json_error_and_recorded() {
             assert_eq!(v["error"]["field"], *f, "{v}");
         }
     }
-    // Too large.
-    let big = format!("{{\"x\":\"{}\"}}", "a".repeat(aioss_server::http::MAX_BODY));
-    let (st, v) = call(&s, "POST", "/v1/decisions", Some(R1), &big).await;
-    assert_recorded_error(&s, st, &v, 413, "too_large");
     // Bad outcomes and answers.
     let (_, d) = call(
         &s,
@@ -722,6 +722,7 @@ async fn pending_holds_survive_a_restart() {
         store,
         policy,
         running,
+        addr: None,
     };
     let p = pending(&s, &id).await;
     assert_eq!(p["agent"], "low", "{p}");
@@ -779,5 +780,14 @@ async fn a_reload_keeps_each_agents_last_action() {
     // The same proposal from an agent with no executed action yet is repaired.
     let (_, d) = call(&s, "POST", "/v1/decisions", Some(LOW), &b.to_string()).await;
     assert!(d["constraints"].to_string().contains("speed-ramp"), "{d}");
+    finish(s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_too_large_is_413_and_recorded() {
+    let s = server("toolarge", Some(&config_text()));
+    let big = format!("{{\"x\":\"{}\"}}", "a".repeat(aioss_server::http::MAX_BODY));
+    let (st, v) = call(&s, "POST", "/v1/decisions", Some(R1), &big).await;
+    assert_recorded_error(&s, st, &v, 413, "too_large");
     finish(s);
 }

@@ -56,6 +56,18 @@ pub struct Server {
     pub store: PathBuf,
     pub policy: PathBuf,
     pub running: Running,
+    /// Set by [`on_socket`]: requests of [`call`] then go over this real socket.
+    pub addr: Option<std::net::SocketAddr>,
+}
+
+/// Serve `s` on a real socket (127.0.0.1, port 0); [`call`] uses it from then on. Must be
+/// called inside a Tokio runtime.
+pub async fn on_socket(mut s: Server) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    s.addr = Some(listener.local_addr().unwrap());
+    let router = s.running.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    s
 }
 
 /// A server on a copy of warehouse-robot.toml (so tests may rewrite it) and a fresh store;
@@ -73,6 +85,7 @@ pub fn server(tag: &str, config: Option<&str>) -> Server {
         store,
         policy,
         running,
+        addr: None,
     }
 }
 
@@ -88,6 +101,22 @@ pub async fn call(
     token: Option<&str>,
     body: &str,
 ) -> (u16, Value) {
+    if let Some(addr) = s.addr {
+        let (m, p, t, b) = (
+            method.to_string(),
+            path.to_string(),
+            token.map(str::to_string),
+            body.to_string(),
+        );
+        let (status, text) =
+            tokio::task::spawn_blocking(move || http(addr, &m, &p, t.as_deref(), &b))
+                .await
+                .unwrap();
+        return (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        );
+    }
     let mut b = Request::builder().method(method).uri(path);
     if let Some(t) = token {
         b = b.header("authorization", format!("Bearer {t}"));
