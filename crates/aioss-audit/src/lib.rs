@@ -127,6 +127,77 @@ pub fn error_record(
     }
 }
 
+/// A (not yet chained) record of a server event that does not go through the governor
+/// ([`Kind::Refused`], [`Kind::Confirmation`], [`Kind::Outcome`], [`Kind::PolicyReload`]) at
+/// wall-clock time `now`: `request` is what was asked (and by whom), `answer` the JSON given
+/// back.
+pub fn event_record(
+    kind: Kind,
+    policy: &Policy,
+    decision_id: &str,
+    request: &str,
+    answer: &str,
+    now: f64,
+    state_digest: String,
+) -> Record {
+    Record {
+        seq: 0,
+        kind: kind.as_str().to_string(),
+        decision_id: decision_id.to_string(),
+        timestamp: record::rfc3339(now),
+        time: time_text(now),
+        policy_name: policy.name.clone(),
+        policy_version: policy.version.clone(),
+        policy_hash: policy.hash.clone(),
+        proposal: request.to_string(),
+        decision: answer.to_string(),
+        latency_us: 0,
+        state_digest,
+        prev_hash: String::new(),
+        hash: String::new(),
+    }
+}
+
+/// Open the store named by `arg` (created if missing), rebuild `g`'s state from its records
+/// (so budgets, `prev` and sequence numbers survive restarts), and make a writer that
+/// continues its chain. Returns the writer and notes for the operator (records made under
+/// another policy; a state digest that does not match), which the caller prints.
+pub fn open_audited(
+    g: &mut aioss_core::Governor,
+    arg: &str,
+    key: Option<Key>,
+    checkpoint_every: u64,
+) -> Result<(Writer, Vec<String>), Error> {
+    open_audited_store(g, open_store(arg, true)?, arg, key, checkpoint_every)
+}
+
+/// [`open_audited`] on a store already open (`arg` names it in the notes).
+pub fn open_audited_store(
+    g: &mut aioss_core::Governor,
+    mut store: Box<dyn Store>,
+    arg: &str,
+    key: Option<Key>,
+    checkpoint_every: u64,
+) -> Result<(Writer, Vec<String>), Error> {
+    let mut notes = Vec::new();
+    if store.count()? > 0 {
+        let r = replay::replay(store.as_mut(), g, false)?;
+        if r.other_policy > 0 {
+            notes.push(format!(
+                "note: {} of {} records in {arg} were made under another policy; the governor state is rebuilt under this one",
+                r.other_policy, r.records
+            ));
+        }
+        if r.last_digest_matches == Some(false) {
+            notes.push(format!(
+                "warning: the governor state rebuilt from {arg} does not match the state digest of its last record; \
+                 run `aioss audit replay {arg} --policy FILE` to see where the log and this governor differ"
+            ));
+        }
+    }
+    Ok((Writer::new(store, key, checkpoint_every)?, notes))
+}
+
 /// Appends to a store: chains each record to the head, signs a checkpoint every
 /// `checkpoint_every` records and at [`Writer::finish`], and writes a batch of records (and
 /// its checkpoints) in one durable transaction at [`Writer::commit`].
@@ -229,6 +300,11 @@ impl Writer {
         self.pending.clear();
         self.pending_checkpoints.clear();
         r
+    }
+
+    /// The store's housekeeping between commits ([`Store::maintain`]).
+    pub fn maintain(&mut self) -> Result<(), Error> {
+        self.store.maintain()
     }
 
     /// Sign a checkpoint over the head (if there is a key and the head is not already

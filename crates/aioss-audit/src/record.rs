@@ -20,6 +20,19 @@ pub enum Kind {
     Decision,
     /// A line that was refused as bad input; `decision` is the error JSON.
     InputError,
+    /// A request the server refused before the governor saw it (a bad or missing token, a
+    /// body claiming another agent's identity, an unknown hold); `proposal` is the request
+    /// (method, path, who, body) and `decision` the error JSON. Not re-decided by replay.
+    Refused,
+    /// An answer to a held decision (approved, rejected, refused approval, expired), with
+    /// who gave it; `decision_id` is the held decision's. Not re-decided by replay.
+    Confirmation,
+    /// An observed outcome of a decision and its re-evaluation (EFFECTIVE or FAILED);
+    /// `decision_id` is the decision's. Not re-decided by replay.
+    Outcome,
+    /// The policy was reloaded: the record carries the new policy's name, version and hash,
+    /// and who asked. Not re-decided by replay.
+    PolicyReload,
 }
 
 impl Kind {
@@ -28,6 +41,10 @@ impl Kind {
         match self {
             Kind::Decision => "decision",
             Kind::InputError => "input_error",
+            Kind::Refused => "refused",
+            Kind::Confirmation => "confirmation",
+            Kind::Outcome => "outcome",
+            Kind::PolicyReload => "policy_reload",
         }
     }
 
@@ -36,6 +53,10 @@ impl Kind {
         match s {
             "decision" => Some(Kind::Decision),
             "input_error" => Some(Kind::InputError),
+            "refused" => Some(Kind::Refused),
+            "confirmation" => Some(Kind::Confirmation),
+            "outcome" => Some(Kind::Outcome),
+            "policy_reload" => Some(Kind::PolicyReload),
             _ => None,
         }
     }
@@ -46,7 +67,8 @@ impl Kind {
 pub struct Record {
     /// Position in the log, from 0, without gaps.
     pub seq: u64,
-    /// `decision` or `input_error`, as stored (an unknown value fails verification).
+    /// `decision`, `input_error`, `refused`, `confirmation`, `outcome` or `policy_reload`,
+    /// as stored (an unknown value fails verification).
     pub kind: String,
     /// The governor's decision id (empty for an input error).
     pub decision_id: String,

@@ -32,6 +32,9 @@ pub struct Replay {
     pub decisions: u64,
     /// Of them, input errors.
     pub input_errors: u64,
+    /// Of them, server events (refusals, confirmations, outcomes, policy reloads), which
+    /// are not re-decided.
+    pub events: u64,
     /// Records that differ in anything.
     pub differing: u64,
     /// Records made under a policy whose hash is not the replaying policy's.
@@ -123,23 +126,33 @@ pub fn replay(store: &mut dyn Store, g: &mut Governor, compare: bool) -> Result<
         }
         let now = r.time.parse::<f64>().unwrap_or(f64::NAN);
         let kind = Kind::parse(&r.kind);
-        let outcome = g.decide_line_at(&r.proposal, now);
         let mut diffs: Vec<(String, String, String)> = Vec::new();
-        match (kind, &outcome) {
-            (Some(Kind::Decision), Ok(d)) => {
-                rep.decisions += 1;
-                if compare {
-                    diffs = compare_json(&r.decision, &d.to_json(g.policy()));
+        if matches!(
+            kind,
+            Some(Kind::Refused | Kind::Confirmation | Kind::Outcome | Kind::PolicyReload)
+        ) {
+            // Events of the server that do not go through the governor: nothing to
+            // re-decide, but the state they recorded must still be the governor's.
+            rep.events += 1;
+        } else {
+            match (kind, &g.decide_line_at(&r.proposal, now)) {
+                (Some(Kind::Decision), Ok(d)) => {
+                    rep.decisions += 1;
+                    if compare {
+                        diffs = compare_json(&r.decision, &d.to_json(g.policy()));
+                    }
+                }
+                (Some(Kind::InputError), Err(e)) => {
+                    rep.input_errors += 1;
+                    if compare {
+                        diffs = compare_json(&r.decision, &e.to_json());
+                    }
+                }
+                (_, Ok(_)) => diffs.push(("kind".into(), r.kind.clone(), "decision".into())),
+                (_, Err(e)) => {
+                    diffs.push(("kind".into(), r.kind.clone(), format!("input_error: {e}")));
                 }
             }
-            (Some(Kind::InputError), Err(e)) => {
-                rep.input_errors += 1;
-                if compare {
-                    diffs = compare_json(&r.decision, &e.to_json());
-                }
-            }
-            (_, Ok(_)) => diffs.push(("kind".into(), r.kind.clone(), "decision".into())),
-            (_, Err(e)) => diffs.push(("kind".into(), r.kind.clone(), format!("input_error: {e}"))),
         }
         if compare {
             let digest = g.state_digest();

@@ -58,8 +58,10 @@ pub struct Stats {
     pub records: u64,
     /// Decisions.
     pub decisions: u64,
-    /// Input errors, by code.
+    /// Input errors, by code (refused lines, and requests `aioss serve` refused).
     pub input_errors: BTreeMap<String, u64>,
+    /// Other events of `aioss serve` (answers to holds, outcomes, policy reloads), by kind.
+    pub events: BTreeMap<String, u64>,
     /// Policies seen: `name version hash` → records.
     pub policies: BTreeMap<String, u64>,
     /// First and last record time (RFC 3339).
@@ -138,6 +140,13 @@ pub fn gather(store: &mut dyn Store, name: &str) -> Result<Stats, Error> {
         }
         last = Some(r.timestamp.clone());
         let v: Value = serde_json::from_str(&r.decision).unwrap_or(Value::Null);
+        if matches!(
+            Kind::parse(&r.kind),
+            Some(Kind::Confirmation | Kind::Outcome | Kind::PolicyReload)
+        ) {
+            *s.events.entry(r.kind.clone()).or_insert(0) += 1;
+            return Ok(true);
+        }
         if Kind::parse(&r.kind) != Some(Kind::Decision) {
             let code = v
                 .pointer("/error/code")
@@ -317,6 +326,7 @@ pub fn to_json(s: &Stats) -> String {
         "records": s.records,
         "decisions": s.decisions,
         "input_errors": s.input_errors,
+        "events": s.events,
         "policies": s.policies,
         "span": s.span.as_ref().map(|(a, b)| json!({"from": a, "to": b})),
         "outcomes": s.outcomes,
@@ -387,12 +397,25 @@ pub fn to_markdown(s: &Stats) -> String {
     if let Some((a, b)) = &s.span {
         let _ = writeln!(o, "Period: {a} to {b}  ");
     }
+    let events: u64 = s.events.values().sum();
     let _ = writeln!(
         o,
-        "Records: {} ({} decisions, {} input errors)\n",
+        "Records: {} ({} decisions, {} input errors{})\n",
         s.records,
         s.decisions,
-        s.input_errors.values().sum::<u64>()
+        s.input_errors.values().sum::<u64>(),
+        if events > 0 {
+            format!(
+                ", {events} server events: {}",
+                s.events
+                    .iter()
+                    .map(|(k, n)| format!("{n} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        } else {
+            String::new()
+        }
     );
     let _ = writeln!(
         o,

@@ -24,6 +24,23 @@ pub trait Store: Send {
     fn checkpoints(&mut self) -> Result<Vec<Checkpoint>, Error>;
     /// The number of records.
     fn count(&mut self) -> Result<u64, Error>;
+    /// Housekeeping between commits, off the path of any acknowledgement (the embedded
+    /// store's two-phase WAL checkpoint, when enabled). The default does nothing.
+    fn maintain(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+    /// Every record with this decision id (the decision, then its confirmations and
+    /// outcomes), in storage order. The default scans the whole store.
+    fn records_for(&mut self, decision_id: &str) -> Result<Vec<Record>, Error> {
+        let mut out = Vec::new();
+        self.scan(&mut |r| {
+            if r.decision_id == decision_id {
+                out.push(r);
+            }
+            Ok(true)
+        })?;
+        Ok(out)
+    }
 }
 
 /// The embedded store: one SQLite file in WAL mode, `synchronous=FULL` (a committed
@@ -31,6 +48,23 @@ pub trait Store: Send {
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Connection,
+    path: std::path::PathBuf,
+    background: Option<Background>,
+}
+
+/// WAL checkpoints in two phases, so that no commit waits for a large one: a thread with a
+/// connection of its own copies the bulk of the WAL into the database (a PASSIVE
+/// checkpoint, which never blocks the writer), then the writer copies the short tail
+/// written meanwhile ([`Store::maintain`]), after which SQLite restarts the WAL from its
+/// beginning. Why: SQLite's automatic checkpoint runs inside the commit that crosses the
+/// threshold and stalls it (and every request waiting on it) for tens of milliseconds.
+#[derive(Debug)]
+struct Background {
+    request: std::sync::mpsc::Sender<()>,
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    running: bool,
+    bytes: u64,
+    threshold: u64,
 }
 
 const SCHEMA: &str = "
@@ -51,6 +85,7 @@ CREATE TABLE IF NOT EXISTS records (
     prev_hash TEXT NOT NULL,
     hash TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS records_decision_id ON records (decision_id);
 CREATE TABLE IF NOT EXISTS checkpoints (
     id INTEGER PRIMARY KEY,
     seq INTEGER NOT NULL,
@@ -140,7 +175,43 @@ impl SqliteStore {
                 path.display()
             )));
         }
-        Ok(SqliteStore { conn })
+        Ok(SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+            background: None,
+        })
+    }
+
+    /// Checkpoint the WAL in two phases ([`Background`]) once about `threshold_bytes` of
+    /// records were written since the last full checkpoint, instead of SQLite's automatic
+    /// checkpoint inside a commit (kept only as a safety net at 1 GiB of WAL). For a
+    /// long-running writer that must not stall: the server.
+    pub fn enable_background_checkpoints(&mut self, threshold_bytes: u64) -> Result<(), Error> {
+        self.conn
+            .execute_batch("PRAGMA wal_autocheckpoint=65536;")?;
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conn = Connection::open(&self.path)
+            .map_err(|e| Error::Store(format!("{}: {e}", self.path.display())))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let d = std::sync::Arc::clone(&done);
+        std::thread::Builder::new()
+            .name("aioss-checkpoint".into())
+            .spawn(move || {
+                for () in rx {
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    d.store(true, std::sync::atomic::Ordering::Release);
+                }
+            })
+            .map_err(|e| Error::Store(format!("starting the checkpoint thread: {e}")))?;
+        self.background = Some(Background {
+            request: tx,
+            done,
+            running: false,
+            bytes: 0,
+            threshold: threshold_bytes.max(1),
+        });
+        Ok(())
     }
 
     /// The underlying connection (for tests and tools that inspect the file).
@@ -202,6 +273,32 @@ impl Store for SqliteStore {
             }
         }
         tx.commit()?;
+        if let Some(b) = &mut self.background {
+            let n: usize = records
+                .iter()
+                .map(|r| r.proposal.len() + r.decision.len() + 512)
+                .sum();
+            b.bytes = b.bytes.saturating_add(n as u64);
+        }
+        Ok(())
+    }
+
+    fn maintain(&mut self) -> Result<(), Error> {
+        let Some(b) = &mut self.background else {
+            return Ok(());
+        };
+        if b.running {
+            if b.done.swap(false, std::sync::atomic::Ordering::Acquire) {
+                // The bulk is in the database; copy the tail written meanwhile. The next
+                // write then restarts the WAL from its beginning.
+                b.running = false;
+                b.bytes = 0;
+                self.conn
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+            }
+        } else if b.bytes >= b.threshold && b.request.send(()).is_ok() {
+            b.running = true;
+        }
         Ok(())
     }
 
@@ -232,6 +329,16 @@ impl Store for SqliteStore {
                     signature: r.get(4)?,
                 })
             })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(v)
+    }
+
+    fn records_for(&mut self, decision_id: &str) -> Result<Vec<Record>, Error> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM records WHERE decision_id = ?1 ORDER BY seq"
+        ))?;
+        let v = st
+            .query_map(params![decision_id], row_record)?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(v)
     }

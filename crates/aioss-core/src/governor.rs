@@ -1096,6 +1096,99 @@ impl Governor {
         d
     }
 
+    /// Take over the state of `old`, a governor of an earlier version of the policy (a hot
+    /// reload), where it still means the same: the sequence number and the logical clock
+    /// always; each budget window whose budget has the same name and window length; each
+    /// agent's last executed action when the action variables are the same (names, types,
+    /// order). Anything else starts empty, as in a new governor.
+    pub fn carry_state_from(&mut self, old: &Governor) {
+        self.seq = old.seq;
+        self.clock = old.clock;
+        for (b, w) in self.policy.budgets.iter().zip(self.windows.iter_mut()) {
+            if let Some((_, ow)) = old
+                .policy
+                .budgets
+                .iter()
+                .zip(&old.windows)
+                .find(|(ob, _)| ob.name == b.name && ob.window_secs == b.window_secs)
+            {
+                *w = ow.clone();
+            }
+        }
+        let same_actions = self.policy.actions.len() == old.policy.actions.len()
+            && self
+                .policy
+                .actions
+                .iter()
+                .zip(&old.policy.actions)
+                .all(|(a, o)| a.name == o.name && a.ty == o.ty);
+        if same_actions {
+            self.last_action = old.last_action.clone();
+        }
+    }
+
+    /// Tier 1 alone, with no effect on the governor state: the active critical rows that
+    /// are not SAT for `prop`'s action over its state box (with the budgets as of the
+    /// logical clock), and the action bounds it breaks. Empty means the action is certified
+    /// safe in that state. The server re-checks an approved hold with this against the
+    /// latest state its agent reported, and an observed outcome against the safe set.
+    pub fn critical_unsat(&mut self, prop: &Proposal) -> Vec<RowReport> {
+        let saved = self.windows.clone();
+        let _ = self.fill_inputs(prop, self.clock);
+        // INVARIANT (check-is-pure): the budget windows are restored; only scratch changes.
+        self.windows = saved;
+        let p = &self.policy;
+        p.lattice
+            .tape
+            .eval_subset(&p.lattice.decide_ops, &self.inputs, &mut self.slots);
+        p.lattice.read_rows(&self.slots, &mut self.checks);
+        let mut out = Vec::new();
+        for (row, c) in p.lattice.rows.iter().zip(&self.checks) {
+            if c.active && c.status != Status::Sat && row.criticality == Criticality::Critical {
+                out.push(RowReport {
+                    id: row.name.clone(),
+                    status: c.status,
+                    margin: c.margin,
+                    criticality: row.criticality,
+                });
+            }
+        }
+        for (a, &u) in p.actions.iter().zip(&prop.action) {
+            if u < a.min || u > a.max {
+                out.push(RowReport {
+                    id: format!("bounds.{}", a.name),
+                    status: Status::Violated,
+                    margin: Interval::point((u - a.min).min(a.max - u)),
+                    criticality: Criticality::Critical,
+                });
+            }
+        }
+        out
+    }
+
+    /// The `[dynamics]` model's prediction of the next state for `prop` (its action from
+    /// its state box), each widened by the equation's error bound: `(state name, interval)`
+    /// per equation. Empty without `[dynamics]`. No effect on the governor state.
+    pub fn predict_next(&mut self, prop: &Proposal) -> Vec<(String, Interval)> {
+        let saved = self.windows.clone();
+        let _ = self.fill_inputs(prop, self.clock);
+        self.windows = saved;
+        let p = &self.policy;
+        let Some(dy) = &p.dynamics else {
+            return Vec::new();
+        };
+        dy.equations
+            .iter()
+            .enumerate()
+            .filter_map(|(k, (si, term))| {
+                let name = p.states.get(*si)?.name.clone();
+                let e = dy.error_bound.get(k).copied().unwrap_or(0.0);
+                let x = crate::tape::interpret(term, &self.inputs);
+                Some((name, x.add(Interval::new(-e, e))))
+            })
+            .collect()
+    }
+
     /// Fill `self.inputs` from the proposal and the governor state; returns the names of
     /// required evidence that is missing.
     fn fill_inputs(&mut self, prop: &Proposal, now: f64) -> Vec<String> {
@@ -1798,6 +1891,13 @@ fn value_json(out: &mut String, ty: &VarType, x: f64) {
         }
         _ => json_num(out, x),
     }
+}
+
+/// An encoded action as the JSON object decisions show (`{"vx":0.5,"gripper":"hold"}`).
+pub fn action_to_json(p: &Policy, a: &[f64]) -> String {
+    let mut s = String::new();
+    action_json(&mut s, p, a);
+    s
 }
 
 fn action_json(out: &mut String, p: &Policy, a: &[f64]) {

@@ -261,31 +261,20 @@ fn reader_thread() -> Receiver<Chunk> {
     rx
 }
 
-/// Open the store, rebuild the governor state from its records (so budgets, `prev` and
-/// sequence numbers survive restarts), and make a writer that continues its chain.
+/// Open the store, rebuild the governor state and make a writer ([`aioss_audit::open_audited`]),
+/// printing its notes on standard error.
 pub fn open_audited(
     g: &mut Governor,
     audit: &str,
     key: Option<Key>,
     checkpoint_every: u64,
 ) -> Result<Writer, String> {
-    let mut store = aioss_audit::open_store(audit, true).map_err(|e| e.to_string())?;
-    if store.count().map_err(|e| e.to_string())? > 0 {
-        let r = replay::replay(store.as_mut(), g, false).map_err(|e| e.to_string())?;
-        if r.other_policy > 0 {
-            eprintln!(
-                "note: {} of {} records in {audit} were made under another policy; the governor state is rebuilt under this one",
-                r.other_policy, r.records
-            );
-        }
-        if r.last_digest_matches == Some(false) {
-            eprintln!(
-                "warning: the governor state rebuilt from {audit} does not match the state digest of its last record; \
-                 run `aioss audit replay {audit} --policy FILE` to see where the log and this governor differ"
-            );
-        }
+    let (w, notes) =
+        aioss_audit::open_audited(g, audit, key, checkpoint_every).map_err(|e| e.to_string())?;
+    for n in notes {
+        eprintln!("{n}");
     }
-    Writer::new(store, key, checkpoint_every).map_err(|e| e.to_string())
+    Ok(w)
 }
 
 /// `aioss decide --policy FILE --audit STORE [--key FILE] [--checkpoint-every N]`
@@ -489,11 +478,16 @@ pub fn replay_cmd(store: &str, policy: &Path, limit: usize, dry_run: bool) -> Ex
         );
     }
     println!(
-        "{}: {} records replayed ({} decisions, {} input errors), {} differ",
+        "{}: {} records replayed ({} decisions, {} input errors{}), {} differ",
         if rep.agrees() { "AGREE" } else { "DIFFER" },
         rep.records,
         rep.decisions,
         rep.input_errors,
+        if rep.events > 0 {
+            format!(", {} server events not re-decided", rep.events)
+        } else {
+            String::new()
+        },
         rep.differing
     );
     if rep.agrees() {

@@ -8,6 +8,7 @@ mod audit_cmd;
 mod bench_cmd;
 mod decide_cmd;
 mod policy_cmd;
+mod serve_cmd;
 
 /// AIOSS: an execution governor for AI actions.
 #[derive(Parser, Debug)]
@@ -66,6 +67,42 @@ enum Command {
     /// Benchmarks run in one process, with a baseline measured in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The HTTP service for agents and operators (`serve hash-token` hashes a token for
+    /// the configuration file).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+struct ServeArgs {
+    #[command(subcommand)]
+    sub: Option<ServeSub>,
+    /// The policy file (TOML); `SIGHUP` or `POST /v1/policy/reload` re-reads it.
+    #[arg(long)]
+    policy: Option<std::path::PathBuf>,
+    /// The audit store (an SQLite file, created if missing; an existing one is continued).
+    #[arg(long, value_name = "STORE", default_value = "aioss-audit.db")]
+    audit: String,
+    /// Where to listen.
+    #[arg(long, value_name = "ADDR", default_value = aioss_server::serve::DEFAULT_LISTEN)]
+    listen: String,
+    /// The configuration file (agents, operators, settings). Without it: local-development
+    /// mode, no authentication, loopback only.
+    #[arg(long, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// Sign checkpoints over the chain head with this key (from `aioss audit keygen`).
+    #[arg(long, value_name = "FILE")]
+    key: Option<std::path::PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum ServeSub {
+    /// Print the SHA-256 of a bearer token, for `token_sha256` in the configuration file
+    /// (the token is read from standard input when not given).
+    HashToken {
+        /// The token.
+        token: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -126,6 +163,27 @@ enum BenchCommand {
         /// Records between signed checkpoints.
         #[arg(long, default_value_t = 1000)]
         checkpoint_every: u64,
+    },
+    /// Throughput and latency of `aioss serve` over loopback: starts the server as a child
+    /// process with a fresh durable store, drives it with N keep-alive connections (closed
+    /// loop for the peak, then open loop at a fraction of it), and reports decisions/s,
+    /// p50/p99 latency and the load generator's own CPU share.
+    Serve {
+        /// The policy file (TOML).
+        #[arg(long)]
+        policy: std::path::PathBuf,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Seconds of each measured phase.
+        #[arg(long, default_value_t = 10.0)]
+        secs: f64,
+        /// Percent feasible, repairable and blocked proposals.
+        #[arg(long, default_value = "100,0,0", value_parser = parse_mix)]
+        mix: (usize, usize, usize),
+        /// The open-loop rate as a fraction of the measured peak.
+        #[arg(long, default_value_t = 0.7)]
+        fraction: f64,
     },
     /// Throughput of `aioss decide` (no audit store) on a generated stream, against parsing
     /// and printing the same JSON.
@@ -194,6 +252,17 @@ pub(crate) mod exit {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(a) => match a.sub {
+            Some(ServeSub::HashToken { token }) => serve_cmd::hash_token(token.as_deref()),
+            None => serve_cmd::serve(a.policy.as_deref(), a.audit, a.listen, a.config, a.key),
+        },
+        Command::Bench(BenchCommand::Serve {
+            policy,
+            connections,
+            secs,
+            mix,
+            fraction,
+        }) => serve_cmd::bench(&policy, connections.max(1), secs, mix, fraction),
         Command::Policy(PolicyCommand::Check { files }) => policy_cmd::check(&files),
         Command::Policy(PolicyCommand::Test { files, verbose }) => {
             policy_cmd::test(&files, verbose)

@@ -1,0 +1,43 @@
+//! AIOSS as an HTTP service (`aioss serve`): agents propose, the governor decides,
+//! operators answer holds, and every answer is a durable record in the audit chain before
+//! anyone hears it.
+//!
+//! * [`http`]: the routes ([`http::ROUTES`]) and [`http::app`], the router;
+//! * [`engine`]: the governor's thread (one ordered stream of work) and the audit
+//!   committer's thread (group commit, then the answers);
+//! * [`config`]: the settings, agents and operators of the configuration file;
+//! * [`metrics`], [`openapi`]: `GET /metrics` and `GET /openapi.json`;
+//! * [`serve`]: the process: listening, signals (SIGHUP reloads, SIGTERM and Ctrl-C stop
+//!   gracefully), logs;
+//! * [`loadgen`]: the load generator of `aioss bench serve`.
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod loadgen;
+pub mod metrics;
+pub mod openapi;
+pub mod serve;
+
+pub use http::{app, App};
+
+/// What can go wrong starting or running the server.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration file is bad; the message names the field.
+    #[error("config: {0}")]
+    Config(String),
+    /// The policy file does not load.
+    #[error("{0}")]
+    Policy(String),
+    /// The audit store or key failed.
+    #[error("audit: {0}")]
+    Audit(#[from] aioss_audit::Error),
+    /// Listening or serving failed.
+    #[error("{0}")]
+    Io(String),
+    /// The options do not make sense together.
+    #[error("{0}")]
+    Usage(String),
+}

@@ -1,0 +1,284 @@
+//! Counters and histograms for `GET /metrics`, in the Prometheus text format.
+//!
+//! Why atomics and fixed label sets: the hot path (one decision) updates a handful of
+//! counters from two threads; atomics cost a few nanoseconds and never block, and every
+//! label set is bounded by the policy or a closed list, so memory stays bounded too.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+/// Upper bounds of the latency buckets, seconds.
+pub const BUCKETS: [f64; 14] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+    5.0,
+];
+
+/// A latency histogram.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    counts: [AtomicU64; 14],
+    over: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    /// Count one observation of `secs`.
+    pub fn observe(&self, secs: f64) {
+        let i = BUCKETS.iter().position(|b| secs <= *b);
+        match i.and_then(|i| self.counts.get(i)) {
+            Some(c) => c.fetch_add(1, Relaxed),
+            None => self.over.fetch_add(1, Relaxed),
+        };
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a latency in nanoseconds, clamped to be non-negative"
+        )]
+        self.sum_ns.fetch_add((secs.max(0.0) * 1e9) as u64, Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cum = 0u64;
+        for (b, c) in BUCKETS.iter().zip(&self.counts) {
+            cum += c.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {cum}");
+        }
+        cum += self.over.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {cum}");
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "a sum of nanoseconds as seconds"
+        )]
+        let sum = self.sum_ns.load(Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {cum}");
+    }
+}
+
+/// The stages whose latency is measured.
+pub const STAGES: [&str; 4] = ["queue", "decide", "commit", "request"];
+
+/// Every metric of the server.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Decisions by final outcome (index of [`OUTCOMES`]).
+    pub decisions: [AtomicU64; 6],
+    /// Repairs applied (REPAIRED).
+    pub repairs: AtomicU64,
+    /// Constraints relaxed by the CRE.
+    pub relaxations: AtomicU64,
+    /// Latency per stage (index of [`STAGES`]).
+    pub stages: [Histogram; 4],
+    /// Proposals shed by the full queue (503).
+    pub overloaded: AtomicU64,
+    /// Proposals refused by an agent's rate limit (429).
+    pub rate_limited: AtomicU64,
+    /// Holds waiting for an answer.
+    pub pending_holds: AtomicU64,
+    /// Jobs waiting in the governor's queue.
+    pub queue_depth: AtomicU64,
+    /// Records made and not yet committed (the audit store's lag).
+    pub audit_lag_records: AtomicU64,
+    /// Failed commits of the audit store.
+    pub audit_errors: AtomicU64,
+    /// Records committed.
+    pub audit_records: AtomicU64,
+    /// The longest commit so far, nanoseconds.
+    pub audit_commit_max_ns: AtomicU64,
+    labelled: Mutex<BTreeMap<(&'static str, String), u64>>,
+}
+
+/// The six final outcomes, in the order of [`Metrics::decisions`].
+pub const OUTCOMES: [&str; 6] = [
+    "ALLOW",
+    "ALLOW_AFTER_REPAIR",
+    "HOLD_FOR_CONFIRMATION",
+    "BLOCK_NO_REPAIR",
+    "REVIEW_AUDIT",
+    "FAILED_GOVERNANCE",
+];
+
+impl Metrics {
+    /// Count a decision with this outcome name.
+    pub fn decision(&self, outcome: &str) {
+        if let Some(c) = OUTCOMES
+            .iter()
+            .position(|o| *o == outcome)
+            .and_then(|i| self.decisions.get(i))
+        {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Observe a stage's latency (index of [`STAGES`]).
+    pub fn stage(&self, stage: usize, secs: f64) {
+        if let Some(h) = self.stages.get(stage) {
+            h.observe(secs);
+        }
+    }
+
+    /// Add one to a labelled counter (`family` is one of a closed list; `label` is bounded
+    /// by the policy: a failure mode, an error code, a confirmation status).
+    pub fn count(&self, family: &'static str, label: &str) {
+        if let Ok(mut m) = self.labelled.lock() {
+            *m.entry((family, label.to_string())).or_insert(0) += 1;
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, policy: &aioss_core::Policy) -> String {
+        let mut s = String::with_capacity(4096);
+        let counter = |s: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+        };
+        let gauge = |s: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        let _ = writeln!(
+            s,
+            "# HELP aioss_decisions_total Decisions by final outcome.\n# TYPE aioss_decisions_total counter"
+        );
+        for (o, c) in OUTCOMES.iter().zip(&self.decisions) {
+            let _ = writeln!(
+                s,
+                "aioss_decisions_total{{outcome=\"{o}\"}} {}",
+                c.load(Relaxed)
+            );
+        }
+        counter(
+            &mut s,
+            "aioss_repairs_total",
+            "Proposals repaired (REPAIRED).",
+            self.repairs.load(Relaxed),
+        );
+        counter(
+            &mut s,
+            "aioss_relaxations_total",
+            "Constraints relaxed by the conflict resolution engine.",
+            self.relaxations.load(Relaxed),
+        );
+        counter(
+            &mut s,
+            "aioss_overloaded_total",
+            "Proposals shed with 503 because the queue was full.",
+            self.overloaded.load(Relaxed),
+        );
+        counter(
+            &mut s,
+            "aioss_rate_limited_total",
+            "Proposals refused with 429 by an agent's rate limit.",
+            self.rate_limited.load(Relaxed),
+        );
+        counter(
+            &mut s,
+            "aioss_audit_records_total",
+            "Records committed to the audit store.",
+            self.audit_records.load(Relaxed),
+        );
+        counter(
+            &mut s,
+            "aioss_audit_errors_total",
+            "Failed commits of the audit store.",
+            self.audit_errors.load(Relaxed),
+        );
+        #[expect(clippy::cast_precision_loss, reason = "nanoseconds as seconds")]
+        let max = self.audit_commit_max_ns.load(Relaxed) as f64 / 1e9;
+        let _ = writeln!(
+            s,
+            "# HELP aioss_audit_commit_seconds_max The longest audit commit so far.\n# TYPE aioss_audit_commit_seconds_max gauge\naioss_audit_commit_seconds_max {max}"
+        );
+        gauge(
+            &mut s,
+            "aioss_audit_lag_records",
+            "Records made and not yet durable in the audit store.",
+            self.audit_lag_records.load(Relaxed),
+        );
+        gauge(
+            &mut s,
+            "aioss_pending_holds",
+            "Holds waiting for an operator's answer.",
+            self.pending_holds.load(Relaxed),
+        );
+        gauge(
+            &mut s,
+            "aioss_queue_depth",
+            "Jobs waiting for the governor.",
+            self.queue_depth.load(Relaxed),
+        );
+        let families: [(&str, &str, &str); 6] = [
+            (
+                "failure_mode",
+                "aioss_failure_modes_total",
+                "Failure modes detected, by mode.",
+            ),
+            (
+                "input_error",
+                "aioss_input_errors_total",
+                "Requests refused as bad input, by code.",
+            ),
+            (
+                "refused",
+                "aioss_refused_total",
+                "Requests refused before the governor (auth, identity, unknown ids), by code.",
+            ),
+            (
+                "confirmation",
+                "aioss_confirmations_total",
+                "Answers to holds, by status.",
+            ),
+            (
+                "outcome",
+                "aioss_outcomes_total",
+                "Observed outcomes re-evaluated, by evaluation.",
+            ),
+            (
+                "reload",
+                "aioss_policy_reloads_total",
+                "Policy reloads, by result.",
+            ),
+        ];
+        let labelled = self.labelled.lock().map(|m| m.clone()).unwrap_or_default();
+        for (fam, name, help) in families {
+            let label = match fam {
+                "failure_mode" => "mode",
+                "input_error" | "refused" => "code",
+                "confirmation" => "status",
+                "outcome" => "evaluation",
+                _ => "result",
+            };
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter");
+            for ((f, l), v) in &labelled {
+                if *f == fam {
+                    let _ = writeln!(s, "{name}{{{label}=\"{}\"}} {v}", escape(l));
+                }
+            }
+        }
+        let _ = writeln!(
+            s,
+            "# HELP aioss_stage_latency_seconds Latency by stage: queue wait, governor decision, audit commit (per batch), whole request.\n# TYPE aioss_stage_latency_seconds histogram"
+        );
+        for (name, h) in STAGES.iter().zip(&self.stages) {
+            h.render(
+                &mut s,
+                "aioss_stage_latency_seconds",
+                &format!("stage=\"{name}\""),
+            );
+        }
+        let _ = writeln!(
+            s,
+            "# HELP aioss_policy_info The policy in force.\n# TYPE aioss_policy_info gauge\naioss_policy_info{{name=\"{}\",version=\"{}\",hash=\"{}\"}} 1",
+            escape(&policy.name),
+            escape(&policy.version),
+            escape(&policy.hash)
+        );
+        s
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

@@ -1,0 +1,428 @@
+//! The `aioss serve` process: load everything, listen, stop gracefully.
+//!
+//! Shutdown order (SIGTERM or Ctrl-C), so that nothing acknowledged is lost: stop
+//! accepting connections; let in-flight requests finish (each waits for its record to be
+//! durable); then the governor thread decides whatever is still queued, the committer
+//! commits it with a signed checkpoint over the head, and only then does the process exit.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use aioss_core::Governor;
+
+use crate::config::{Config, Settings};
+use crate::engine::{self, Job, Shared, Who};
+use crate::http::{self, App};
+use crate::Error;
+
+/// Options of `aioss serve`.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The policy file.
+    pub policy: PathBuf,
+    /// The audit store (an SQLite file).
+    pub audit: String,
+    /// Where to listen (default 127.0.0.1:8080).
+    pub listen: Option<String>,
+    /// The configuration file; without it, local-development mode.
+    pub config: Option<PathBuf>,
+    /// The checkpoint signing key file.
+    pub key: Option<PathBuf>,
+}
+
+/// The default listening address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Load the policy file.
+pub fn load_policy(path: &std::path::Path) -> Result<aioss_core::Policy, Error> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Policy(format!("error: cannot read `{shown}`: {e}")))?;
+    aioss_core::load(&shown, &text).map_err(|e| Error::Policy(e.to_string()))
+}
+
+/// WAL bytes between the server's two-phase checkpoints of the embedded store.
+pub const CHECKPOINT_BYTES: u64 = 8 << 20;
+
+/// Open the store for the server (with background WAL checkpoints, so that no commit
+/// stalls on one), rebuild `g`'s state from it, and make its writer.
+fn open_store(
+    g: &mut Governor,
+    arg: &str,
+    key: Option<aioss_audit::Key>,
+    checkpoint_every: u64,
+) -> Result<(aioss_audit::Writer, Vec<String>), Error> {
+    if arg.contains("://") {
+        return Err(Error::Usage(format!(
+            "`{arg}`: database URLs are not supported yet; give a path to an SQLite file"
+        )));
+    }
+    let mut s = aioss_audit::SqliteStore::open(std::path::Path::new(arg))?;
+    s.enable_background_checkpoints(CHECKPOINT_BYTES)?;
+    Ok(aioss_audit::open_audited_store(
+        g,
+        Box::new(s),
+        arg,
+        key,
+        checkpoint_every,
+    )?)
+}
+
+/// The holds of `store` decided under `policy_hash` and never answered, oldest first, at
+/// most `keep` of them (the latest); an unreadable store gives none (its holds then show as
+/// unanswered, a denial).
+pub fn pending_holds(
+    store: &std::path::Path,
+    policy_hash: &str,
+    keep: usize,
+) -> Vec<engine::Restored> {
+    let Ok(mut s) = aioss_audit::SqliteStore::open_existing(store) else {
+        return Vec::new();
+    };
+    let mut held: std::collections::HashMap<String, engine::Restored> =
+        std::collections::HashMap::new();
+    let mut order: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let _ = aioss_audit::Store::scan(&mut s, &mut |r| {
+        match aioss_audit::Kind::parse(&r.kind) {
+            Some(aioss_audit::Kind::Decision)
+                if r.policy_hash == policy_hash
+                    && r.decision
+                        .contains("\"final_outcome\":\"HOLD_FOR_CONFIRMATION\"") =>
+            {
+                order.push_back(r.decision_id.clone());
+                held.insert(
+                    r.decision_id.clone(),
+                    engine::Restored {
+                        id: r.decision_id,
+                        proposal: r.proposal,
+                        decision: r.decision,
+                    },
+                );
+                // INVARIANT (bounded-restore): at most `keep` candidates in memory.
+                while held.len() > keep {
+                    match order.pop_front() {
+                        Some(old) => {
+                            held.remove(&old);
+                        }
+                        None => break,
+                    }
+                }
+            }
+            Some(aioss_audit::Kind::Confirmation) => {
+                held.remove(&r.decision_id);
+            }
+            _ => {}
+        }
+        Ok(true)
+    });
+    order
+        .into_iter()
+        .filter_map(|id| held.remove(&id))
+        .collect()
+}
+
+/// Run the server until SIGTERM or Ctrl-C. Prints `aioss serve: listening on http://ADDR`
+/// on standard error once it accepts connections.
+pub fn run(o: &Options) -> Result<(), Error> {
+    let config = o.config.as_deref().map(Config::read).transpose()?;
+    let listen = o.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let addr: SocketAddr = listen.parse().map_err(|e| {
+        Error::Usage(format!(
+            "`{listen}` is not an address like 127.0.0.1:8080: {e}"
+        ))
+    })?;
+    if config.is_none() {
+        if !addr.ip().is_loopback() {
+            return Err(Error::Usage(format!(
+                "`{listen}` is not a loopback address: without `--config` (local-development mode, no authentication) the server only listens on loopback"
+            )));
+        }
+        eprintln!(
+            "aioss serve: LOCAL-DEVELOPMENT MODE (no --config): no authentication, loopback only; every caller may propose, answer holds and reload the policy"
+        );
+    }
+    let settings: Settings = config
+        .as_ref()
+        .map(|c| c.settings.clone())
+        .unwrap_or_default();
+    let policy = load_policy(&o.policy)?;
+    let key = o.key.as_deref().map(aioss_audit::Key::read).transpose()?;
+    if key.is_none() {
+        eprintln!("aioss serve: no --key: the audit chain is written without signed checkpoints");
+    }
+    let mut g = Governor::new(policy);
+    let (w, notes) = open_store(&mut g, &o.audit, key, settings.checkpoint_every)?;
+    for n in notes {
+        eprintln!("{n}");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Io(format!("starting the runtime: {e}")))?;
+    rt.block_on(serve(g, w, config, o, addr))
+}
+
+/// A started server without its listener: the governor and committer threads and the
+/// handlers' state. [`run`] serves it on a socket; tests drive [`Running::router`] directly.
+#[derive(Debug)]
+pub struct Running {
+    /// The handlers' state.
+    pub app: Arc<App>,
+    jobs: std::sync::mpsc::SyncSender<Job>,
+    threads: engine::Threads,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Running {
+    /// Start the threads for governor `g` (its state already rebuilt from the store) and
+    /// writer `w`.
+    pub fn start(
+        g: Governor,
+        w: aioss_audit::Writer,
+        config: Option<Config>,
+        policy_path: PathBuf,
+        store_path: PathBuf,
+    ) -> Running {
+        let settings: Settings = config
+            .as_ref()
+            .map(|c| c.settings.clone())
+            .unwrap_or_default();
+        let shared = Arc::new(Shared::new(Arc::new(g.policy().clone()), &settings));
+        let restored = pending_holds(&store_path, &g.policy().hash, settings.max_pending_holds);
+        let (jobs, threads) = engine::start(g, w, settings, Arc::clone(&shared), &restored);
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let app = Arc::new(App::new(
+            jobs.clone(),
+            shared,
+            config,
+            policy_path,
+            store_path,
+            stop_rx,
+        ));
+        Running {
+            app,
+            jobs,
+            threads,
+            stop,
+        }
+    }
+
+    /// Open (or create) the store at `store`, rebuild the state, and start.
+    pub fn open(
+        policy_path: &std::path::Path,
+        store: &str,
+        key: Option<aioss_audit::Key>,
+        config: Option<Config>,
+    ) -> Result<Running, Error> {
+        let every = config
+            .as_ref()
+            .map_or(Settings::default().checkpoint_every, |c| {
+                c.settings.checkpoint_every
+            });
+        let mut g = Governor::new(load_policy(policy_path)?);
+        let (w, notes) = open_store(&mut g, store, key, every)?;
+        for n in notes {
+            eprintln!("{n}");
+        }
+        Ok(Running::start(
+            g,
+            w,
+            config,
+            policy_path.to_path_buf(),
+            PathBuf::from(store),
+        ))
+    }
+
+    /// The router over this server's state.
+    pub fn router(&self) -> axum::Router {
+        http::app(Arc::clone(&self.app))
+    }
+
+    /// Tell long polls the server is stopping.
+    pub fn stopping(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Stop after the in-flight requests are answered: decide what is queued, commit,
+    /// sign a checkpoint over the head, join the threads. Blocks.
+    pub fn stop(self) -> Result<(), Error> {
+        let _ = self.stop.send(true);
+        self.app
+            .shared
+            .metrics
+            .queue_depth
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.jobs.send(Job::Shutdown);
+        self.threads
+            .join()
+            .map_err(|e| Error::Io(format!("the final audit commit failed: {e}")))
+    }
+}
+
+async fn serve(
+    g: Governor,
+    w: aioss_audit::Writer,
+    config: Option<Config>,
+    o: &Options,
+    addr: SocketAddr,
+) -> Result<(), Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Io(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::Io(e.to_string()))?;
+    let running = Running::start(g, w, config, o.policy.clone(), PathBuf::from(&o.audit));
+    let app = Arc::clone(&running.app);
+    #[cfg(unix)]
+    {
+        let a = Arc::clone(&app);
+        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::info!("SIGHUP: reloading the policy");
+                    let who = Who {
+                        id: "SIGHUP".into(),
+                        role: "operator",
+                    };
+                    let _ = http::reload(&a, who).await;
+                }
+            });
+        }
+    }
+    eprintln!("aioss serve: listening on http://{local}");
+    tracing::info!(%local, policy = %app.shared.policy().hash, "listening");
+    let stop = running.stop.clone();
+    let listener = Limited {
+        inner: listener,
+        permits: Arc::new(tokio::sync::Semaphore::new(
+            running.app.settings.max_connections.max(1),
+        )),
+    };
+    let served = axum::serve(listener, running.router())
+        .with_graceful_shutdown(async move {
+            stop_signal().await;
+            tracing::info!("stopping: no new connections; finishing in-flight requests");
+            let _ = stop.send(true);
+        })
+        .await;
+    drop(app);
+    // Every in-flight request has its answer; drain and commit what is left, checkpoint.
+    let joined = tokio::task::spawn_blocking(move || running.stop())
+        .await
+        .map_err(|e| Error::Io(format!("stopping: {e}")))?;
+    served.map_err(|e| Error::Io(format!("serving: {e}")))?;
+    joined?;
+    eprintln!("aioss serve: stopped; the audit store is flushed and checkpointed");
+    Ok(())
+}
+
+/// A listener that holds at most `max` connections open at once: past it, new ones wait
+/// in the kernel's backlog until one closes, so idle or slow clients cannot grow the
+/// server's memory without bound.
+struct Limited {
+    inner: tokio::net::TcpListener,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+/// An accepted connection, holding its permit until it closes.
+struct Conn {
+    stream: tokio::net::TcpStream,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl tokio::io::AsyncRead for Conn {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Conn {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+impl axum::serve::Listener for Limited {
+    type Io = Conn;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Conn, SocketAddr) {
+        loop {
+            let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
+                // The semaphore is never closed; wait and try again all the same.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            };
+            match self.inner.accept().await {
+                Ok((stream, addr)) => {
+                    let _ = stream.set_nodelay(true);
+                    return (
+                        Conn {
+                            stream,
+                            _permit: permit,
+                        },
+                        addr,
+                    );
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

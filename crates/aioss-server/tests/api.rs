@@ -1,0 +1,793 @@
+//! The HTTP API: identity, bad input, confirmations, outcomes, reload, overload. Most
+//! tests drive the router without a socket (`tower::ServiceExt::oneshot`); the bad-input,
+//! auth and impersonation tests go over a real socket. Every refusal must be a 4xx JSON
+//! error that names a record which is in the store.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn finish(s: Server) -> Vec<aioss_audit::Record> {
+    let store = s.store.clone();
+    s.running.stop().unwrap();
+    records(&store)
+}
+
+/// The refusal is a JSON error with a code and a message, and it is in the audit chain.
+fn assert_recorded_error(s: &Server, status: u16, v: &Value, want_status: u16, code: &str) {
+    assert_eq!(status, want_status, "{v}");
+    assert_eq!(v["error"]["code"], code, "{v}");
+    assert!(v["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+    let r = record_of(&s.store, v);
+    let recorded: Value = serde_json::from_str(&r.decision).unwrap();
+    assert_eq!(recorded["error"]["code"], code);
+    assert!(r.kind == "input_error" || r.kind == "refused", "{}", r.kind);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_takes_its_identity_from_the_token() {
+    let s = server("identity", Some(&config_text()));
+    let (st, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some(R1),
+        &baseline().to_string(),
+    )
+    .await;
+    assert_eq!(st, 200, "{d}");
+    // warehouse-robot.toml's own test: the baseline is ALLOW for a picker with trust 0.9.
+    assert_eq!(d["final_outcome"], "ALLOW");
+    assert_eq!(d["agent"], "r1");
+    let r = record_of(&s.store, &d);
+    assert_eq!(r.kind, "decision");
+    assert_eq!(
+        d["policy"]["hash"].as_str(),
+        Some(s.running.app.shared.policy().hash.as_str())
+    );
+    assert_eq!(r.policy_hash, s.running.app.shared.policy().hash);
+    // The recorded proposal carries the configured identity.
+    let p: Value = serde_json::from_str(&r.proposal).unwrap();
+    assert_eq!(p["agent"], "r1");
+    assert_eq!(
+        p["agent_attributes"],
+        json!({"role": "picker", "trust": 0.9})
+    );
+    // The same agent reads it back, with its record.
+    let id = d["decision_id"].as_str().unwrap();
+    let (st, g) = call(&s, "GET", &format!("/v1/decisions/{id}"), Some(R1), "").await;
+    assert_eq!(st, 200);
+    assert_eq!(g["record"], d["record"]);
+    assert_eq!(g["final_outcome"], "ALLOW");
+    // Another agent may not.
+    let (st, v) = call(&s, "GET", &format!("/v1/decisions/{id}"), Some(LOW), "").await;
+    assert_recorded_error(&s, st, &v, 403, "not_your_decision");
+    // The trust in the configuration decides: the low-trust agent's identical body is held.
+    let (st, h) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some(LOW),
+        &baseline().to_string(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(h["final_outcome"], "HOLD_FOR_CONFIRMATION");
+    assert_eq!(h["rule"], "rule-low-trust");
+    let recs = finish(s);
+    assert!(recs.iter().all(|r| r.policy_hash == recs[0].policy_hash));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impersonation_is_refused_and_recorded() {
+    // Over a real socket.
+    let s = on_socket(server("impersonate", Some(&config_text()))).await;
+    let mut b = baseline();
+    b["agent"] = json!("low");
+    let (st, v) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
+    assert_recorded_error(&s, st, &v, 403, "identity_mismatch");
+    assert_eq!(v["error"]["field"], "agent");
+    // Claiming more trust than configured.
+    let mut b = baseline();
+    b["agent_attributes"] = json!({"role": "picker", "trust": 1.0});
+    let (st, v) = call(&s, "POST", "/v1/decisions", Some(LOW), &b.to_string()).await;
+    assert_recorded_error(&s, st, &v, 403, "attributes_mismatch");
+    assert_eq!(v["error"]["field"], "agent_attributes");
+    // Restating one's own identity is fine.
+    let mut b = baseline();
+    b["agent"] = json!("r1");
+    b["agent_attributes"] = json!({"trust": 0.9, "role": "picker"});
+    let (st, v) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
+    assert_eq!(st, 200, "{v}");
+    let recs = finish(s);
+    let refused: Vec<_> = recs.iter().filter(|r| r.kind == "refused").collect();
+    assert_eq!(refused.len(), 2);
+    // The record says who tried.
+    assert!(refused[0].proposal.contains("\"r1\""));
+    assert!(refused[1].proposal.contains("\"low\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_failures_are_401_or_403_and_recorded() {
+    // Over a real socket.
+    let s = on_socket(server("auth", Some(&config_text()))).await;
+    let body = baseline().to_string();
+    let (st, v) = call(&s, "POST", "/v1/decisions", None, &body).await;
+    assert_recorded_error(&s, st, &v, 401, "missing_token");
+    let (st, v) = call(&s, "POST", "/v1/decisions", Some("not-a-token"), &body).await;
+    assert_recorded_error(&s, st, &v, 401, "bad_token");
+    // An operator does not propose; an agent does not answer holds or reload.
+    let (st, v) = call(&s, "POST", "/v1/decisions", Some(ALICE), &body).await;
+    assert_recorded_error(&s, st, &v, 403, "forbidden");
+    let (st, v) = call(&s, "GET", "/v1/confirmations", Some(R1), "").await;
+    assert_recorded_error(&s, st, &v, 403, "forbidden");
+    let (st, v) = call(&s, "POST", "/v1/confirmations/x/approve", Some(R1), "").await;
+    assert_recorded_error(&s, st, &v, 403, "forbidden");
+    let (st, v) = call(&s, "POST", "/v1/policy/reload", Some(R1), "").await;
+    assert_recorded_error(&s, st, &v, 403, "forbidden");
+    let (st, v) = call(&s, "GET", "/v1/confirmations", None, "").await;
+    assert_recorded_error(&s, st, &v, 401, "missing_token");
+    finish(s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bad_input_is_a_4xx_json_error_and_recorded() {
+    // Over a real socket.
+    let s = on_socket(server("badinput", Some(&config_text()))).await;
+    let mut cases: Vec<(String, &str, Option<&str>)> = vec![
+        ("{\"action\":".into(), "malformed_json", None),
+        ("[1,2]".into(), "wrong_type", None),
+    ];
+    let mut b = baseline();
+    b["action"]["vx"] = json!("fast");
+    cases.push((b.to_string(), "wrong_type", Some("action.vx")));
+    let mut b = baseline();
+    b["action"]["warp"] = json!(1.0);
+    cases.push((b.to_string(), "unknown_field", Some("action.warp")));
+    let mut b = baseline();
+    b["state"]["zone"] = json!("moon");
+    cases.push((b.to_string(), "unknown_enum_value", Some("state.zone")));
+    let mut b = baseline();
+    b["timestamp"] = json!("yesterday");
+    cases.push((b.to_string(), "invalid_value", Some("timestamp")));
+    for (body, code, field) in &cases {
+        let (st, v) = call(&s, "POST", "/v1/decisions", Some(R1), body).await;
+        assert_recorded_error(&s, st, &v, 400, code);
+        if let Some(f) = field {
+            assert_eq!(v["error"]["field"], *f, "{v}");
+        }
+    }
+    // Bad outcomes and answers.
+    let (_, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some(R1),
+        &baseline().to_string(),
+    )
+    .await;
+    let id = d["decision_id"].as_str().unwrap().to_string();
+    let out = format!("/v1/decisions/{id}/outcome");
+    let (st, v) = call(&s, "POST", &out, Some(R1), "{}").await;
+    assert_recorded_error(&s, st, &v, 400, "missing_field");
+    let (st, v) = call(&s, "POST", &out, Some(R1), "{\"state\": 3}").await;
+    assert_recorded_error(&s, st, &v, 400, "wrong_type");
+    let (st, v) = call(
+        &s,
+        "POST",
+        &out,
+        Some(R1),
+        "{\"state\": {\"zone\": \"moon\"}}",
+    )
+    .await;
+    assert_recorded_error(&s, st, &v, 400, "unknown_enum_value");
+    assert_eq!(v["error"]["field"], "state.zone");
+    let (st, v) = call(&s, "POST", &out, Some(R1), "nope").await;
+    assert_recorded_error(&s, st, &v, 400, "malformed_json");
+    let (st, v) = call(
+        &s,
+        "POST",
+        "/v1/decisions/nope-1/outcome",
+        Some(R1),
+        "{\"state\":{}}",
+    )
+    .await;
+    assert_recorded_error(&s, st, &v, 404, "unknown_decision");
+    let (st, v) = call(&s, "GET", "/v1/decisions/nope-1", Some(R1), "").await;
+    assert_recorded_error(&s, st, &v, 404, "unknown_decision");
+    let (st, v) = call(
+        &s,
+        "POST",
+        "/v1/confirmations/nope-1/approve",
+        Some(ALICE),
+        "",
+    )
+    .await;
+    assert_recorded_error(&s, st, &v, 404, "no_pending_hold");
+    let (st, v) = call(
+        &s,
+        "POST",
+        "/v1/confirmations/nope-1/reject",
+        Some(ALICE),
+        "[",
+    )
+    .await;
+    assert_recorded_error(&s, st, &v, 400, "malformed_json");
+    // The whole chain verifies, and replay re-decides what the governor decided.
+    let store = s.store.clone();
+    let policy = s.policy.clone();
+    finish(s);
+    let mut st = aioss_audit::open_store(store.to_str().unwrap(), false).unwrap();
+    let v = aioss_audit::verify::verify(st.as_mut(), None).unwrap();
+    assert!(v.problem.is_none(), "{:?}", v.problem);
+    let mut g = aioss_core::Governor::new(aioss_server::serve::load_policy(&policy).unwrap());
+    let rep = aioss_audit::replay::replay(st.as_mut(), &mut g, true).unwrap();
+    assert!(rep.agrees(), "{:?}", rep.differences);
+    assert!(rep.events > 0 && rep.input_errors == cases.len() as u64);
+}
+
+/// A hold for the low-trust agent; returns its decision.
+async fn hold(s: &Server) -> Value {
+    let (st, h) = call(
+        s,
+        "POST",
+        "/v1/decisions",
+        Some(LOW),
+        &baseline().to_string(),
+    )
+    .await;
+    assert_eq!(st, 200, "{h}");
+    assert_eq!(h["final_outcome"], "HOLD_FOR_CONFIRMATION");
+    h
+}
+
+async fn pending(s: &Server, id: &str) -> Value {
+    let (st, l) = call(s, "GET", "/v1/confirmations", Some(ALICE), "").await;
+    assert_eq!(st, 200);
+    l["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["id"] == id)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_and_reject_are_recorded_with_who_answered() {
+    let s = server("approve", Some(&config_text()));
+    let h = hold(&s).await;
+    let id = h["decision_id"].as_str().unwrap().to_string();
+    let p = pending(&s, &id).await;
+    assert_eq!(p["agent"], "low");
+    assert_eq!(p["action"]["vx"], 0.5);
+    assert_eq!(p["policy_hash"], h["policy"]["hash"]);
+    // While pending, the agent sees so.
+    let (_, g) = call(&s, "GET", &format!("/v1/decisions/{id}"), Some(LOW), "").await;
+    assert_eq!(g["confirmation"]["status"], "pending");
+    // Long poll: the answer arrives while the agent waits.
+    let router = s.running.router();
+    let wait = tokio::spawn({
+        let id = id.clone();
+        async move {
+            use tower::ServiceExt;
+            let req = axum::http::Request::get(format!("/v1/decisions/{id}?wait=30"))
+                .header("authorization", format!("Bearer {LOW}"))
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let r = router.oneshot(req).await.unwrap();
+            let b = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+            serde_json::from_slice::<Value>(&b).unwrap()
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let body = json!({"action_digest": p["action_digest"], "reason": "checked on camera"});
+    let (st, a) = call(
+        &s,
+        "POST",
+        &format!("/v1/confirmations/{id}/approve"),
+        Some(ALICE),
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(st, 200, "{a}");
+    assert_eq!(a["status"], "approved");
+    assert_eq!(a["by"]["id"], "alice");
+    assert_eq!(a["action"]["vx"], 0.5);
+    let r = record_of(&s.store, &a);
+    assert_eq!(r.kind, "confirmation");
+    assert_eq!(r.decision_id, id);
+    assert!(r.proposal.contains("alice"));
+    let polled = tokio::time::timeout(std::time::Duration::from_secs(60), wait)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(polled["confirmation"]["status"], "approved", "{polled}");
+    assert_eq!(polled["confirmation"]["record"], a["record"]);
+    assert!(pending(&s, &id).await.is_null());
+    // Answered once only.
+    let (st, v) = call(
+        &s,
+        "POST",
+        &format!("/v1/confirmations/{id}/reject"),
+        Some(ALICE),
+        "",
+    )
+    .await;
+    assert_recorded_error(&s, st, &v, 404, "no_pending_hold");
+    // Reject.
+    let h2 = hold(&s).await;
+    let id2 = h2["decision_id"].as_str().unwrap();
+    let (st, a) = call(
+        &s,
+        "POST",
+        &format!("/v1/confirmations/{id2}/reject"),
+        Some(ALICE),
+        "{\"reason\":\"no\"}",
+    )
+    .await;
+    assert_eq!(st, 200, "{a}");
+    assert_eq!(a["status"], "rejected");
+    assert_eq!(a["reason"], "no");
+    let (_, g) = call(&s, "GET", &format!("/v1/decisions/{id2}"), Some(LOW), "").await;
+    assert_eq!(g["confirmation"]["status"], "rejected");
+    assert_eq!(g["confirmation"]["by"]["id"], "alice");
+    let store = s.store.clone();
+    finish(s);
+    // The governance report counts the answers as server events, not as input errors.
+    let mut st = aioss_audit::open_store(store.to_str().unwrap(), false).unwrap();
+    let stats = aioss_audit::report::gather(st.as_mut(), "t").unwrap();
+    assert_eq!(stats.decisions, 2);
+    assert_eq!(stats.events.get("confirmation"), Some(&2));
+    assert_eq!(stats.input_errors.values().sum::<u64>(), 1); // the second answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_of_a_changed_action_or_an_unsafe_state_is_refused() {
+    let s = server("unsafe", Some(&config_text()));
+    let h = hold(&s).await;
+    let id = h["decision_id"].as_str().unwrap().to_string();
+    let approve = format!("/v1/confirmations/{id}/approve");
+    // A digest of another action.
+    let (st, v) = call(
+        &s,
+        "POST",
+        &approve,
+        Some(ALICE),
+        "{\"action_digest\":\"sha256:00\"}",
+    )
+    .await;
+    assert_recorded_error(&s, st, &v, 409, "action_changed");
+    // The agent reports a new state: inside pillar A's keep-out disc (10, 5.5), where no
+    // action keeps the barrier (warehouse-robot.toml's FAILED_GOVERNANCE test).
+    let mut b = baseline();
+    b["state"]["px"] = json!(10.0);
+    b["state"]["py"] = json!(5.5);
+    let (st, _) = call(&s, "POST", "/v1/decisions", Some(LOW), &b.to_string()).await;
+    assert_eq!(st, 200);
+    let (st, v) = call(&s, "POST", &approve, Some(ALICE), "").await;
+    assert_recorded_error(&s, st, &v, 409, "unsafe_now");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("pillar-a"),
+        "{v}"
+    );
+    // Still pending: it may be approved once the state is safe again.
+    assert!(!pending(&s, &id).await.is_null());
+    let (st, _) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some(LOW),
+        &baseline().to_string(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (st, a) = call(&s, "POST", &approve, Some(ALICE), "").await;
+    assert_eq!(st, 200, "{a}");
+    assert_eq!(a["status"], "approved");
+    finish(s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_expires_as_a_denial() {
+    let cfg = config_text().replace("hold_expiry_secs = 600", "hold_expiry_secs = 0.3");
+    let s = server("expire", Some(&cfg));
+    let h = hold(&s).await;
+    let id = h["decision_id"].as_str().unwrap().to_string();
+    // The agent long-polls and learns the denial.
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        let (_, g) = call(
+            &s,
+            "GET",
+            &format!("/v1/decisions/{id}?wait=5"),
+            Some(LOW),
+            "",
+        )
+        .await;
+        status = g["confirmation"]["status"].clone();
+        if status != "pending" {
+            break;
+        }
+    }
+    assert_eq!(status, "expired");
+    let (st, v) = call(
+        &s,
+        "POST",
+        &format!("/v1/confirmations/{id}/approve"),
+        Some(ALICE),
+        "",
+    )
+    .await;
+    assert_recorded_error(&s, st, &v, 404, "no_pending_hold");
+    let recs = finish(s);
+    let exp: Vec<_> = recs
+        .iter()
+        .filter(|r| r.kind == "confirmation" && r.decision_id == id)
+        .collect();
+    assert_eq!(exp.len(), 1);
+    assert!(exp[0].decision.contains("\"expired\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_under_another_policy_is_refused() {
+    let s = server("stale", Some(&config_text()));
+    let h = hold(&s).await;
+    let id = h["decision_id"].as_str().unwrap().to_string();
+    let old = h["policy"]["hash"].clone();
+    // A bad policy file is refused and the old one stays.
+    let text = std::fs::read_to_string(&s.policy).unwrap();
+    std::fs::write(&s.policy, "this is not a policy").unwrap();
+    let (st, v) = call(&s, "POST", "/v1/policy/reload", Some(ALICE), "").await;
+    assert_recorded_error(&s, st, &v, 422, "bad_policy");
+    assert_eq!(s.running.app.shared.policy().hash, old.as_str().unwrap());
+    // A new version is put in force.
+    std::fs::write(
+        &s.policy,
+        text.replace("version = \"1.0.0\"", "version = \"1.0.1\""),
+    )
+    .unwrap();
+    let (st, v) = call(&s, "POST", "/v1/policy/reload", Some(ALICE), "").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["previous"]["hash"], old);
+    assert_ne!(v["policy"]["hash"], old);
+    assert_eq!(v["policy"]["version"], "1.0.1");
+    // Approving the old hold names the old policy: refused, and the hold ends denied.
+    let body = json!({"policy_hash": old}).to_string();
+    let (st, v) = call(
+        &s,
+        "POST",
+        &format!("/v1/confirmations/{id}/approve"),
+        Some(ALICE),
+        &body,
+    )
+    .await;
+    assert_recorded_error(&s, st, &v, 409, "stale_policy");
+    let (_, g) = call(&s, "GET", &format!("/v1/decisions/{id}"), Some(LOW), "").await;
+    assert_eq!(g["confirmation"]["status"], "refused", "{g}");
+    // New decisions name the new policy.
+    let (_, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some(R1),
+        &baseline().to_string(),
+    )
+    .await;
+    assert_eq!(d["policy"]["version"], "1.0.1");
+    assert_eq!(
+        record_of(&s.store, &d).policy_hash,
+        d["policy"]["hash"].as_str().unwrap()
+    );
+    finish(s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_are_effective_or_failed() {
+    let s = server("outcome", Some(&config_text()));
+    let decide = || async {
+        let (st, d) = call(
+            &s,
+            "POST",
+            "/v1/decisions",
+            Some(R1),
+            &baseline().to_string(),
+        )
+        .await;
+        assert_eq!(st, 200);
+        assert_eq!(d["action"]["vx"], 0.5);
+        d["decision_id"].as_str().unwrap().to_string()
+    };
+    // The baseline state moved as the dynamics say (px + dt * vx = 15 + 0.1 * 0.5).
+    let mut state = baseline()["state"].clone();
+    state["px"] = json!(15.05);
+    let id = decide().await;
+    let out = format!("/v1/decisions/{id}/outcome");
+    let (st, o) = call(
+        &s,
+        "POST",
+        &out,
+        Some(R1),
+        &json!({"state": state}).to_string(),
+    )
+    .await;
+    assert_eq!(st, 200, "{o}");
+    assert_eq!(o["evaluation"], "EFFECTIVE", "{o}");
+    assert_eq!(record_of(&s.store, &o).kind, "outcome");
+    let (_, g) = call(&s, "GET", &format!("/v1/decisions/{id}"), Some(R1), "").await;
+    assert_eq!(g["outcome"]["evaluation"], "EFFECTIVE");
+    let (st, v) = call(
+        &s,
+        "POST",
+        &out,
+        Some(R1),
+        &json!({"state": state}).to_string(),
+    )
+    .await;
+    assert_recorded_error(&s, st, &v, 409, "outcome_already_reported");
+    // 0.5 m off the prediction: beyond the model's error bound (0.01) and the noise.
+    let id = decide().await;
+    state["px"] = json!(15.55);
+    let (_, o) = call(
+        &s,
+        "POST",
+        &format!("/v1/decisions/{id}/outcome"),
+        Some(R1),
+        &json!({"state": state}).to_string(),
+    )
+    .await;
+    assert_eq!(o["evaluation"], "FAILED", "{o}");
+    assert_eq!(o["failure_modes"], json!(["model_mismatch"]));
+    assert_eq!(o["diverged"][0]["state"], "px");
+    // Inside pillar A's keep-out disc: out of the safe set.
+    let id = decide().await;
+    state["px"] = json!(10.0);
+    state["py"] = json!(5.5);
+    let (_, o) = call(
+        &s,
+        "POST",
+        &format!("/v1/decisions/{id}/outcome"),
+        Some(R1),
+        &json!({"state": state}).to_string(),
+    )
+    .await;
+    assert_eq!(o["evaluation"], "FAILED", "{o}");
+    assert!(o["failure_modes"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("left_safe_set")));
+    assert!(o["left_safe_set"].to_string().contains("pillar-a"));
+    // Counted.
+    let (_, m) = call(&s, "GET", "/metrics", None, "").await;
+    let m = m.as_str().unwrap().to_string();
+    assert!(
+        m.contains("aioss_outcomes_total{evaluation=\"EFFECTIVE\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("aioss_outcomes_total{evaluation=\"FAILED\"} 2"));
+    assert!(m.contains("aioss_failure_modes_total{mode=\"model_mismatch\"}"));
+    finish(s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_503_with_the_fallback() {
+    // A queue of one that nobody drains: the second proposal is shed at once.
+    let policy =
+        aioss_server::serve::load_policy(&repo().join("policies/warehouse-robot.toml")).unwrap();
+    let fallback: Value = serde_json::from_str(&aioss_core::governor::action_to_json(
+        &policy,
+        &policy.fallback,
+    ))
+    .unwrap();
+    let settings = aioss_server::config::Settings::default();
+    let shared = std::sync::Arc::new(aioss_server::engine::Shared::new(
+        std::sync::Arc::new(policy),
+        &settings,
+    ));
+    let (tx, _rx) = std::sync::mpsc::sync_channel(1);
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let app = std::sync::Arc::new(aioss_server::App::new(
+        tx,
+        shared,
+        None,
+        "p".into(),
+        "s".into(),
+        stop_rx,
+    ));
+    let router = aioss_server::app(app);
+    use tower::ServiceExt;
+    let req = || {
+        axum::http::Request::post("/v1/decisions")
+            .body(axum::body::Body::from(baseline().to_string()))
+            .unwrap()
+    };
+    let first = tokio::spawn(router.clone().oneshot(req()));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        router.clone().oneshot(req()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let b = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(v["error"]["code"], "overloaded");
+    assert_eq!(v["execute"], "fallback");
+    assert_eq!(v["fallback"], fallback);
+    first.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_over_its_rate_gets_429() {
+    let cfg = config_text().replace(
+        "attributes = { role = \"picker\", trust = 0.9 }",
+        "attributes = { role = \"picker\", trust = 0.9 }\nrate_limit = 0.01\nburst = 2",
+    );
+    let s = server("rate", Some(&cfg));
+    let body = baseline().to_string();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(call(&s, "POST", "/v1/decisions", Some(R1), &body).await);
+    }
+    assert_eq!(got[0].0, 200);
+    assert_eq!(got[1].0, 200);
+    assert_eq!(got[2].0, 429, "{}", got[2].1);
+    assert_eq!(got[2].1["error"]["code"], "rate_limited");
+    // Another agent is not limited by it.
+    let (st, _) = call(&s, "POST", "/v1/decisions", Some(LOW), &body).await;
+    assert_eq!(st, 200);
+    finish(s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_is_bounded_and_old_decisions_come_from_the_store() {
+    let cfg = config_text().replace(
+        "decision_cache = 1000",
+        "decision_cache = 2\nmax_pending_holds = 1",
+    );
+    let s = server("bounded", Some(&cfg));
+    // Two holds with room for one: the second is denied at once, and recorded.
+    let h1 = hold(&s).await;
+    let h2 = hold(&s).await;
+    let id2 = h2["decision_id"].as_str().unwrap().to_string();
+    let (_, g) = call(&s, "GET", &format!("/v1/decisions/{id2}"), Some(LOW), "").await;
+    assert_eq!(g["confirmation"]["status"], "expired", "{g}");
+    assert!(g["confirmation"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("too many pending holds"));
+    // Push both out of the cache of two decisions.
+    for _ in 0..3 {
+        let (st, _) = call(
+            &s,
+            "POST",
+            "/v1/decisions",
+            Some(R1),
+            &baseline().to_string(),
+        )
+        .await;
+        assert_eq!(st, 200);
+    }
+    assert!(s
+        .running
+        .app
+        .shared
+        .cache
+        .lock()
+        .unwrap()
+        .get(&id2)
+        .is_none());
+    // Read back from the store, with the answer to the hold.
+    let (st, g) = call(&s, "GET", &format!("/v1/decisions/{id2}"), Some(LOW), "").await;
+    assert_eq!(st, 200, "{g}");
+    assert_eq!(g["record"], h2["record"]);
+    assert_eq!(g["confirmation"]["status"], "expired");
+    // The first hold is still pending, and still shown so from the store.
+    let id1 = h1["decision_id"].as_str().unwrap();
+    let (_, g) = call(&s, "GET", &format!("/v1/decisions/{id1}"), Some(LOW), "").await;
+    assert_eq!(g["confirmation"]["status"], "pending", "{g}");
+    // Another agent's old decision is still not readable.
+    let (st, v) = call(&s, "GET", &format!("/v1/decisions/{id1}"), Some(R1), "").await;
+    assert_recorded_error(&s, st, &v, 403, "not_your_decision");
+    finish(s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_holds_survive_a_restart() {
+    let s = server("restart", Some(&config_text()));
+    let h = hold(&s).await;
+    let id = h["decision_id"].as_str().unwrap().to_string();
+    let (dir, store, policy) = (s.dir.clone(), s.store.clone(), s.policy.clone());
+    s.running.stop().unwrap();
+    let running = aioss_server::serve::Running::open(
+        &policy,
+        store.to_str().unwrap(),
+        None,
+        Some(aioss_server::config::Config::parse(&config_text()).unwrap()),
+    )
+    .unwrap();
+    let s = Server {
+        dir,
+        store,
+        policy,
+        running,
+        addr: None,
+    };
+    let p = pending(&s, &id).await;
+    assert_eq!(p["agent"], "low", "{p}");
+    assert_eq!(p["action_digest"], pending_digest(&h));
+    let body = json!({"action_digest": p["action_digest"]}).to_string();
+    let (st, a) = call(
+        &s,
+        "POST",
+        &format!("/v1/confirmations/{id}/approve"),
+        Some(ALICE),
+        &body,
+    )
+    .await;
+    assert_eq!(st, 200, "{a}");
+    assert_eq!(a["status"], "approved");
+    finish(s);
+}
+
+/// The digest of a held decision's proposed action (its `action` is the fallback).
+fn pending_digest(h: &Value) -> Value {
+    let policy =
+        aioss_server::serve::load_policy(&repo().join("policies/warehouse-robot.toml")).unwrap();
+    let mut p = aioss_core::Proposal::parse(&policy, &baseline().to_string()).unwrap();
+    p.agent = h["agent"].as_str().unwrap().to_string();
+    json!(aioss_server::engine::action_digest(&policy, &p.action))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_each_agents_last_action() {
+    let s = server("carry", Some(&config_text()));
+    let (_, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some(R1),
+        &baseline().to_string(),
+    )
+    .await;
+    assert_eq!(d["final_outcome"], "ALLOW");
+    let text = std::fs::read_to_string(&s.policy).unwrap();
+    std::fs::write(
+        &s.policy,
+        text.replace("version = \"1.0.0\"", "version = \"1.0.1\""),
+    )
+    .unwrap();
+    let (st, _) = call(&s, "POST", "/v1/policy/reload", Some(ALICE), "").await;
+    assert_eq!(st, 200);
+    // Without `prev`, the ramp is checked from the agent's last executed action (0.5 m/s);
+    // from the fallback's 0 m/s, 0.5 m/s would break `speed-ramp` and be repaired.
+    let mut b = baseline();
+    b.as_object_mut().unwrap().remove("prev");
+    let (_, d) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
+    assert_eq!(d["policy"]["version"], "1.0.1");
+    assert_eq!(d["final_outcome"], "ALLOW", "{d}");
+    // The same proposal from an agent with no executed action yet is repaired.
+    let (_, d) = call(&s, "POST", "/v1/decisions", Some(LOW), &b.to_string()).await;
+    assert!(d["constraints"].to_string().contains("speed-ramp"), "{d}");
+    finish(s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_too_large_is_413_and_recorded() {
+    let s = server("toolarge", Some(&config_text()));
+    let big = format!("{{\"x\":\"{}\"}}", "a".repeat(aioss_server::http::MAX_BODY));
+    let (st, v) = call(&s, "POST", "/v1/decisions", Some(R1), &big).await;
+    assert_recorded_error(&s, st, &v, 413, "too_large");
+    finish(s);
+}
