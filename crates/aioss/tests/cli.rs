@@ -364,11 +364,23 @@ fn policy_test_reports_a_wrong_expectation_and_exits_1() {
 #[test]
 fn readme_first_command_decides_the_example_stream() {
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let cmd = "decide --policy policies/warehouse-robot.toml < policies/examples/warehouse.jsonl";
+    let cmd = "decide --policy policies/warehouse-robot.toml --audit aioss-audit.db < policies/examples/warehouse.jsonl";
     assert!(readme.contains(cmd), "README no longer shows `{cmd}`");
+    let dir = std::env::temp_dir().join(format!("aioss-readme-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("aioss-audit.db");
     let input = std::fs::read(repo().join("policies/examples/warehouse.jsonl")).unwrap();
-    let (out, err, ok) = run_decide(&[], &String::from_utf8(input).unwrap());
+    let (out, err, ok) = run_decide(
+        &["--audit", db.to_str().unwrap()],
+        &String::from_utf8(input).unwrap(),
+    );
     assert!(ok, "{err}");
+    // Every decision is in the embedded store, and the chain verifies.
+    let v = aioss().arg("audit").arg("verify").arg(&db).output().unwrap();
+    let vout = String::from_utf8_lossy(&v.stdout);
+    assert!(v.status.success(), "{vout}");
+    assert!(vout.contains("OK: 3 records"), "{vout}");
+    let _ = std::fs::remove_dir_all(&dir);
     let outcomes: Vec<String> = out
         .lines()
         .map(|l| {
