@@ -376,7 +376,12 @@ fn readme_first_command_decides_the_example_stream() {
     );
     assert!(ok, "{err}");
     // Every decision is in the embedded store, and the chain verifies.
-    let v = aioss().arg("audit").arg("verify").arg(&db).output().unwrap();
+    let v = aioss()
+        .arg("audit")
+        .arg("verify")
+        .arg(&db)
+        .output()
+        .unwrap();
     let vout = String::from_utf8_lossy(&v.stdout);
     assert!(v.status.success(), "{vout}");
     assert!(vout.contains("OK: 3 records"), "{vout}");
