@@ -157,13 +157,33 @@ fn an_exact_boundary_margin_is_not_widened() {
         terms: vec![(0, Interval::point(-1.0))],
     };
     assert_eq!(eval(&gear, &[Interval::point(0.0)]), Interval::point(0.0));
-    // And the bundled policy loads and certifies its fallback with the fast path on.
-    let path = format!(
-        "{}/../../policies/warehouse-robot.toml",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let p = aioss_core::load(&path, &std::fs::read_to_string(&path).unwrap()).unwrap();
-    assert!(!p.lattice.linear.is_empty());
+    // And a policy whose fallback sits exactly on a linear row's boundary for the top of
+    // a state range loads (the fallback is certified over the whole range at load).
+    let src = r#"
+[policy]
+name = "edge"
+[action.v]
+min = -1.0
+max = 1.0
+[action.w]
+min = -1.0
+max = 1.0
+[action.z]
+min = -1.0
+max = 1.0
+[state.h]
+min = 0.0
+max = 1.8
+[fallback]
+v = 0.0
+w = 0.0
+z = 0.0
+[[constraint]]
+id = "travel"
+expr = "h + 0.1 * v + 0.3 * w - 0.7 * z <= 1.8"
+"#;
+    let p = aioss_core::load("edge.toml", src).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.lattice.linear.len(), 1, "the row takes the fast path");
 }
 
 /// The fast path and the tape agree on every verdict of the bundled policies' linear rows
