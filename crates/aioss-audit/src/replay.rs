@@ -119,6 +119,9 @@ pub fn replay(store: &mut dyn Store, g: &mut Governor, compare: bool) -> Result<
     let mut rep = Replay::default();
     let policy_hash = g.policy().hash.clone();
     let mut last_digest: Option<String> = None;
+    // The proposals of pending holds, by decision id: an approval executes the held
+    // action, which the governor charges to its budgets (`Governor::record_execution`).
+    let mut held: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     store.scan(&mut |r| {
         rep.records += 1;
         if r.policy_hash != policy_hash {
@@ -132,12 +135,28 @@ pub fn replay(store: &mut dyn Store, g: &mut Governor, compare: bool) -> Result<
             Some(Kind::Refused | Kind::Confirmation | Kind::Outcome | Kind::PolicyReload)
         ) {
             // Events of the server that do not go through the governor: nothing to
-            // re-decide, but the state they recorded must still be the governor's.
+            // re-decide, but the state they recorded must still be the governor's. An
+            // approved hold executed its action: charged again here.
             rep.events += 1;
+            if kind == Some(Kind::Confirmation) {
+                if let Some(text) = held.remove(&r.decision_id) {
+                    let approved = serde_json::from_str::<serde_json::Value>(&r.decision)
+                        .ok()
+                        .is_some_and(|v| v["status"] == "approved");
+                    if approved {
+                        if let Ok(p) = aioss_core::Proposal::parse(g.policy(), &text) {
+                            let _ = g.record_execution(&p);
+                        }
+                    }
+                }
+            }
         } else {
             match (kind, &g.decide_line_at(&r.proposal, now)) {
                 (Some(Kind::Decision), Ok(d)) => {
                     rep.decisions += 1;
+                    if d.final_outcome == aioss_core::Outcome::HoldForConfirmation {
+                        held.insert(d.decision_id.clone(), r.proposal.clone());
+                    }
                     if compare {
                         diffs = compare_json(&r.decision, &d.to_json(g.policy()));
                     }

@@ -1127,6 +1127,74 @@ impl Governor {
         }
     }
 
+    /// Record that `prop`'s action was executed outside a decision — an operator approved
+    /// a held proposal — at the governor's logical clock: its budget increments (evaluated
+    /// in `prop`'s state) are added to the windows and it becomes the agent's last
+    /// action, exactly as if a decision had executed it. Budgets are updated only by
+    /// executed actions; without this, a hold approved by an operator would not count
+    /// against them. A replay of the audit log calls this for every approved hold, so the
+    /// state it rebuilds is the same. Returns the failure modes it noted
+    /// (`numerical_fault` when an increment is undefined).
+    pub fn record_execution(&mut self, prop: &Proposal) -> Vec<&'static str> {
+        let now = self.clock;
+        let _ = self.fill_inputs(prop, now);
+        let mut failure_modes = Vec::new();
+        let mut reasons = Vec::new();
+        let exec = prop.action.clone();
+        self.charge(&prop.agent, &exec, now, &mut failure_modes, &mut reasons);
+        failure_modes
+    }
+
+    /// Add the executed action `exec` of `agent` to the budget windows at `now` (with the
+    /// state already in `self.inputs`) and make it the agent's last action.
+    fn charge(
+        &mut self,
+        agent: &str,
+        exec: &[f64],
+        now: f64,
+        failure_modes: &mut Vec<&'static str>,
+        reasons: &mut Vec<String>,
+    ) {
+        let p = &self.policy;
+        if !p.budgets.is_empty() {
+            for (k, a) in p.actions.iter().zip(exec) {
+                if let Some(s) = self.inputs.get_mut(k.slot as usize) {
+                    *s = Interval::point(*a);
+                }
+            }
+            p.lattice.tape.eval(&self.inputs, &mut self.slots);
+            for ((b, w), &s) in p
+                .budgets
+                .iter()
+                .zip(&mut self.windows)
+                .zip(&p.lattice.budget_slots)
+            {
+                let add = self
+                    .slots
+                    .get(s as usize)
+                    .copied()
+                    .unwrap_or(Interval::INVALID);
+                let amount = if add.is_invalid() || !add.hi.is_finite() {
+                    if !failure_modes.contains(&"numerical_fault") {
+                        failure_modes.push("numerical_fault");
+                    }
+                    reasons.push(format!(
+                        "budget `{}`: the amount is undefined here, nothing was added",
+                        b.name
+                    ));
+                    0.0
+                } else {
+                    // The upper bound: a cap is never under-counted.
+                    add.hi
+                };
+                w.push(now, amount);
+            }
+        }
+        if self.last_action.contains_key(agent) || self.last_action.len() < MAX_AGENTS {
+            self.last_action.insert(agent.to_string(), exec.to_vec());
+        }
+    }
+
     /// Tier 1 alone, with no effect on the governor state: the active critical rows that
     /// are not SAT for `prop`'s action over its state box (with the budgets as of the
     /// logical clock), and the action bounds it breaks. Empty means the action is certified
@@ -1705,44 +1773,8 @@ impl Governor {
         let exec = exec_action.to_vec();
 
         // Governor state: budgets and the agent's last action follow what was executed.
+        self.charge(&prop.agent, &exec, now, &mut failure_modes, &mut reasons);
         let p = &self.policy;
-        if !p.budgets.is_empty() {
-            for (k, a) in p.actions.iter().zip(&exec) {
-                if let Some(s) = self.inputs.get_mut(k.slot as usize) {
-                    *s = Interval::point(*a);
-                }
-            }
-            p.lattice.tape.eval(&self.inputs, &mut self.slots);
-            for ((b, w), &s) in p
-                .budgets
-                .iter()
-                .zip(&mut self.windows)
-                .zip(&p.lattice.budget_slots)
-            {
-                let add = self
-                    .slots
-                    .get(s as usize)
-                    .copied()
-                    .unwrap_or(Interval::INVALID);
-                let amount = if add.is_invalid() || !add.hi.is_finite() {
-                    if !failure_modes.contains(&"numerical_fault") {
-                        failure_modes.push("numerical_fault");
-                    }
-                    reasons.push(format!(
-                        "budget `{}`: the amount is undefined here, nothing was added",
-                        b.name
-                    ));
-                    0.0
-                } else {
-                    // The upper bound: a cap is never under-counted.
-                    add.hi
-                };
-                w.push(now, amount);
-            }
-        }
-        if self.last_action.contains_key(&prop.agent) || self.last_action.len() < MAX_AGENTS {
-            self.last_action.insert(prop.agent.clone(), exec.clone());
-        }
 
         let candidate_action = candidate
             .as_ref()

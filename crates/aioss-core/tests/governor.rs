@@ -318,6 +318,24 @@ fn budgets_count_executed_actions_over_a_rolling_window() {
     assert_eq!(d["final_outcome"], "BLOCK_NO_REPAIR", "{d:#}");
 }
 
+/// An action executed outside a decision (an operator approved a held proposal) counts
+/// against the budgets like any other executed action.
+#[test]
+fn an_approved_execution_is_charged_to_the_budgets() {
+    let mut g = Governor::new(load("../../policies/agent-tools.toml"));
+    let d = decide(&mut g, &transfer(20_000.0, 0.0));
+    assert_eq!(d["final_outcome"], "ALLOW", "{d:#}");
+    let before = g.state_digest();
+    let p = Proposal::parse(g.policy(), &transfer(25_000.0, 60.0).to_string()).unwrap();
+    let modes = g.record_execution(&p);
+    assert!(modes.is_empty(), "{modes:?}");
+    assert_eq!(g.budgets()[0], ("daily_spend".to_string(), 45_000.0));
+    assert_ne!(g.state_digest(), before);
+    // 45 000 spent: another 10 000 breaks the 50 000 cap.
+    let d = decide(&mut g, &transfer(10_000.0, 120.0));
+    assert_eq!(d["final_outcome"], "BLOCK_NO_REPAIR", "{d:#}");
+}
+
 #[test]
 fn bad_input_names_the_field_and_never_panics() {
     let p = outcomes();

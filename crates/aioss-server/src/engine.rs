@@ -889,6 +889,22 @@ impl Engine {
                 return;
             }
             status = "approved";
+            // The approved action is executed now: it counts against the budgets and is
+            // the agent's last action, charged with the proposal as it was held (what
+            // `aioss audit replay` re-applies from the log).
+            let held = Proposal {
+                id: None,
+                agent: h.agent.clone(),
+                timestamp: None,
+                action: h.action.clone(),
+                state: h.state.clone(),
+                prev: h.prev.clone(),
+                attributes: h.attributes.clone(),
+                transition: None,
+            };
+            for mode in self.g.record_execution(&held) {
+                self.shared.metrics.count("failure_mode", mode);
+            }
             extra.insert(
                 "action".into(),
                 parse_json(&action_to_json(self.policy(), &h.action)),

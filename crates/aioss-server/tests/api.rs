@@ -349,6 +349,32 @@ async fn approve_and_reject_are_recorded_with_who_answered() {
     assert_eq!(stats.decisions, 2);
     assert_eq!(stats.events.get("confirmation"), Some(&2));
     assert_eq!(stats.input_errors.values().sum::<u64>(), 1); // the second answer
+                                                             // The approval executed the held action: the governor's state changed with it (the
+                                                             // agent's last action, and its budgets where the policy has any; caught: approvals
+                                                             // were not charged), the rejection left it alone, and a replay of the log, which
+                                                             // re-applies the approval, agrees with every recorded state.
+    let recs = records(&store);
+    let digest_before = |seq: u64| {
+        recs.iter()
+            .rfind(|r| r.seq < seq)
+            .map(|r| r.state_digest.clone())
+            .unwrap()
+    };
+    let approved = recs
+        .iter()
+        .find(|r| r.kind == "confirmation" && r.decision_id == id)
+        .unwrap();
+    assert_ne!(approved.state_digest, digest_before(approved.seq));
+    let rejected = recs
+        .iter()
+        .find(|r| r.kind == "confirmation" && r.decision_id == id2)
+        .unwrap();
+    assert_eq!(rejected.state_digest, digest_before(rejected.seq));
+    let text = std::fs::read_to_string(repo().join("policies/warehouse-robot.toml")).unwrap();
+    let policy = aioss_core::load("warehouse-robot.toml", &text).unwrap();
+    let mut g = aioss_core::Governor::new(policy);
+    let rep = aioss_audit::replay::replay(st.as_mut(), &mut g, true).unwrap();
+    assert_eq!(rep.differing, 0, "{:?}", rep.differences);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
