@@ -142,7 +142,9 @@ pub fn replay(store: &mut dyn Store, g: &mut Governor, compare: bool) -> Result<
                 if let Some(text) = held.remove(&r.decision_id) {
                     let approved = serde_json::from_str::<serde_json::Value>(&r.decision)
                         .ok()
-                        .is_some_and(|v| v["status"] == "approved");
+                        .is_some_and(|v| {
+                            v.get("status").and_then(serde_json::Value::as_str) == Some("approved")
+                        });
                     if approved {
                         if let Ok(p) = aioss_core::Proposal::parse(g.policy(), &text) {
                             let _ = g.record_execution(&p);
