@@ -418,15 +418,25 @@ impl Repairer {
         }
     }
 
-    /// Tier 1 at `action` over the state in `inputs`; fills `self.checks`.
-    fn tier1(&mut self, p: &Policy, inputs: &[Interval], action: &[f64]) {
+    /// `self.work`: the state of `inputs` with `action` in the action slots, each real
+    /// action variable over its whole `[min, max]` when `boxed`.
+    fn fill_work(&mut self, p: &Policy, inputs: &[Interval], action: &[f64], boxed: bool) {
         self.work.clear();
         self.work.extend_from_slice(inputs);
         for (a, x) in p.actions.iter().zip(action) {
             if let Some(s) = self.work.get_mut(a.slot as usize) {
-                *s = Interval::point(*x);
+                *s = if boxed && a.ty == VarType::Real {
+                    Interval::new(a.min, a.max)
+                } else {
+                    Interval::point(*x)
+                };
             }
         }
+    }
+
+    /// Tier 1 at `action` over the state in `inputs`; fills `self.checks`.
+    fn tier1(&mut self, p: &Policy, inputs: &[Interval], action: &[f64]) {
+        self.fill_work(p, inputs, action, false);
         p.lattice
             .check(&self.work, &mut self.scratch, &mut self.checks);
         self.checked.clear();
@@ -438,13 +448,7 @@ impl Repairer {
     /// only in real action variables: re-evaluates only the instructions that depend on
     /// them. Bit for bit what [`Repairer::tier1`] gives, at a fraction of the cost.
     fn tier1_moved(&mut self, p: &Policy, inputs: &[Interval], action: &[f64]) {
-        self.work.clear();
-        self.work.extend_from_slice(inputs);
-        for (a, x) in p.actions.iter().zip(action) {
-            if let Some(s) = self.work.get_mut(a.slot as usize) {
-                *s = Interval::point(*x);
-            }
-        }
+        self.fill_work(p, inputs, action, false);
         let lat = &p.lattice;
         lat.tape
             .eval_subset(&self.moving, &self.work, &mut self.scratch.slots);
@@ -470,17 +474,7 @@ impl Repairer {
     /// is no longer SAT, and rows that are not SAT always enter the QP.
     fn screen(&mut self, p: &Policy, inputs: &[Interval], action: &[f64]) {
         if !self.box_ops.is_empty() {
-            self.work.clear();
-            self.work.extend_from_slice(inputs);
-            for (a, x) in p.actions.iter().zip(action) {
-                if let Some(s) = self.work.get_mut(a.slot as usize) {
-                    *s = if a.ty == VarType::Real {
-                        Interval::new(a.min, a.max)
-                    } else {
-                        Interval::point(*x)
-                    };
-                }
-            }
+            self.fill_work(p, inputs, action, true);
             let lat = &p.lattice;
             lat.tape
                 .eval_subset(&self.box_ops, &self.work, &mut self.box_scratch.slots);

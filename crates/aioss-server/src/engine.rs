@@ -263,6 +263,22 @@ struct Hold {
     prev: Vec<Option<f64>>,
 }
 
+impl Hold {
+    /// The held proposal (its agent, attributes and action) with `state` and `prev`.
+    fn proposal(&self, state: Vec<Option<StateValue>>, prev: Vec<Option<f64>>) -> Proposal {
+        Proposal {
+            id: None,
+            agent: self.agent.clone(),
+            timestamp: None,
+            action: self.action.clone(),
+            state,
+            prev,
+            attributes: self.attributes.clone(),
+            transition: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 struct Recent {
     agent: String,
@@ -856,16 +872,7 @@ impl Engine {
                 .get(&h.agent)
                 .cloned()
                 .unwrap_or_else(|| (h.state.clone(), h.prev.clone()));
-            let prop = Proposal {
-                id: None,
-                agent: h.agent.clone(),
-                timestamp: None,
-                action: h.action.clone(),
-                state,
-                prev,
-                attributes: h.attributes.clone(),
-                transition: None,
-            };
+            let prop = h.proposal(state, prev);
             let unsafe_rows = self.g.critical_unsat(&prop);
             if !unsafe_rows.is_empty() {
                 let names: Vec<String> = unsafe_rows
@@ -892,16 +899,7 @@ impl Engine {
             // The approved action is executed now: it counts against the budgets and is
             // the agent's last action, charged with the proposal as it was held (what
             // `aioss audit replay` re-applies from the log).
-            let held = Proposal {
-                id: None,
-                agent: h.agent.clone(),
-                timestamp: None,
-                action: h.action.clone(),
-                state: h.state.clone(),
-                prev: h.prev.clone(),
-                attributes: h.attributes.clone(),
-                transition: None,
-            };
+            let held = h.proposal(h.state.clone(), h.prev.clone());
             for mode in self.g.record_execution(&held) {
                 self.shared.metrics.count("failure_mode", mode);
             }
