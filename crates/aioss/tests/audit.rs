@@ -6,27 +6,19 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
+use common::{aioss, repo};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use aioss_audit::{SqliteStore, Store};
 
-fn aioss() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_aioss"))
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("aioss-cli-audit-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::tmpdir("audit", name)
 }
 
 fn fixture(policy: &str) -> Vec<String> {

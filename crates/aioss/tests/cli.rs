@@ -6,16 +6,10 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
+use common::{aioss, repo};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn aioss() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_aioss"))
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn bundled() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join("policies"))

@@ -8,6 +8,9 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
+use common::{aioss, repo};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,19 +22,8 @@ use std::time::{Duration, Instant};
 use aioss_audit::{SqliteStore, Store};
 use serde_json::{json, Value};
 
-fn aioss() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_aioss"))
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("aioss-cli-serve-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::tmpdir("serve", name)
 }
 
 /// The first proposal of the bundled examples (an ALLOW for the warehouse robot).
