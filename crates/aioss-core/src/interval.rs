@@ -32,10 +32,14 @@ pub struct Interval {
     pub hi: f64,
 }
 
+/// The next double below `x`. Finite non-zero values (nearly all) step the bit pattern
+/// without a branch on the sign, which `next_down` takes and which mispredicts on data of
+/// mixed signs; zeros, infinities and NaN keep `next_down`'s answer.
 #[inline]
 fn down(x: f64) -> f64 {
     x.next_down()
 }
+/// The next double above `x` (as [`down`]).
 #[inline]
 fn up(x: f64) -> f64 {
     x.next_up()
@@ -46,13 +50,10 @@ fn up(x: f64) -> f64 {
 fn sum_lo(a: f64, b: f64) -> f64 {
     let s = a + b;
     if s.is_finite() {
+        // exact = s + e; when e >= 0, s is already a lower bound. A NaN `e` (unknown
+        // sign) steps too.
         let e = two_sum_err(a, b, s);
-        // exact = s + e; when e >= 0, s is already a lower bound.
-        if e >= 0.0 {
-            s
-        } else {
-            down(s)
-        }
+        step_finite(s, e < 0.0 || e.is_nan(), -1)
     } else {
         down(s)
     }
@@ -64,13 +65,31 @@ fn sum_hi(a: f64, b: f64) -> f64 {
     let s = a + b;
     if s.is_finite() {
         let e = two_sum_err(a, b, s);
-        if e <= 0.0 {
-            s
-        } else {
-            up(s)
-        }
+        step_finite(s, e > 0.0 || e.is_nan(), 1)
     } else {
         up(s)
+    }
+}
+
+/// `s` moved one ulp toward `-inf` (`toward = -1`) or `+inf` (`toward = 1`) when `go`,
+/// else `s`, without a branch: whether a sum was rounded is data-dependent and close to
+/// a coin toss, so a branch on it mispredicts about half the time. For a finite, non-zero
+/// `s`, one ulp is one step of the bit pattern (toward zero or away from it by the sign).
+/// A zero `s` never steps: a sum that rounds to zero is exact (sums near zero land on
+/// the subnormal grid), so its error is zero and `go` is false; the mask keeps that
+/// true even if a caller passes `go` for a zero.
+#[inline]
+fn step_finite(s: f64, go: bool, toward: i64) -> f64 {
+    #[expect(
+        clippy::cast_possible_wrap,
+        clippy::cast_sign_loss,
+        reason = "bit patterns of a finite double, moved by one"
+    )]
+    {
+        let b = s.to_bits() as i64;
+        let away = (b >> 63) | 1; // -1 for a negative s, +1 for a positive one
+        let go = i64::from(go && s != 0.0);
+        f64::from_bits(b.wrapping_add(go * toward * away) as u64)
     }
 }
 
@@ -78,9 +97,9 @@ fn sum_hi(a: f64, b: f64) -> f64 {
 /// which the callers treat as "unknown sign" because NaN fails both comparisons).
 #[inline]
 fn two_sum_err(a: f64, b: f64, s: f64) -> f64 {
-    // Fast2Sum (Dekker): exact when |x| >= |y|; two flops after the swap.
-    let (x, y) = if a.abs() >= b.abs() { (a, b) } else { (b, a) };
-    y - (s - x)
+    // Knuth's TwoSum: exact for any order of magnitudes, so no data-dependent swap.
+    let bb = s - a;
+    (a - (s - bb)) + (b - bb)
 }
 
 /// Dekker's TwoProduct without FMA (an FMA is a slow library call without target-cpu
@@ -122,6 +141,17 @@ fn exact_product(a: f64, b: f64, p: f64) -> bool {
     a == 0.0
         || b == 0.0
         || (p.is_finite() && p.abs() > 2.0 * f64::MIN_POSITIVE && sig_bits(a) + sig_bits(b) <= 53)
+}
+
+/// [`exact_product`] for `a == b`, cheaper: `sig_bits(a) <= 26` is "the low 27 bits of the
+/// significand are zero" (a subnormal `a` squares to an underflow, which the test on `p`
+/// already refuses).
+#[inline]
+fn exact_square(a: f64, p: f64) -> bool {
+    a == 0.0
+        || (p.is_finite()
+            && p.abs() > 2.0 * f64::MIN_POSITIVE
+            && a.to_bits() & ((1 << 27) - 1) == 0)
 }
 
 /// Multiplication where a zero factor gives zero even against an infinite bound (the
@@ -309,6 +339,23 @@ impl Interval {
         }
     }
 
+    /// `self * [k, k]` for a point constant `k` (not NaN): the same result as
+    /// `self.mul(Interval::point(k))` and as `Interval::point(k).mul(self)`, bit for bit,
+    /// without the tests on `k` that [`Interval::mul`] makes at run time. For the tape's
+    /// `k * x` instructions, where `k` is known when the policy loads.
+    #[inline]
+    pub fn mul_point(self, k: f64) -> Self {
+        if self.is_invalid() {
+            Self::INVALID
+        } else if self.is_point() {
+            Self::mul_points(self.lo, k)
+        } else if k == 0.0 {
+            Self::point(0.0)
+        } else {
+            self.scale(k)
+        }
+    }
+
     /// `[lo, hi] * k` for a non-zero double `k`: two products instead of four.
     #[inline]
     fn scale(self, k: f64) -> Self {
@@ -443,16 +490,12 @@ impl Interval {
         }
         let lo = m.lo * m.lo;
         let hi = m.hi * m.hi;
-        let lo = if exact_product(m.lo, m.lo, lo) {
+        let lo = if exact_square(m.lo, lo) {
             lo
         } else {
             down(lo).max(0.0)
         };
-        let hi = if exact_product(m.hi, m.hi, hi) {
-            hi
-        } else {
-            up(hi)
-        };
+        let hi = if exact_square(m.hi, hi) { hi } else { up(hi) };
         Interval { lo, hi }
     }
 
@@ -750,6 +793,132 @@ impl Truth {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `step_finite` is `next_down`/`next_up` on every finite non-zero double (the signs,
+    /// the ends of the range, the subnormals), and never moves a zero.
+    #[test]
+    fn stepping_the_bits_is_next_down_and_next_up() {
+        let mut xs = vec![
+            1.0,
+            0.1,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            5e-324,
+            1e-310,
+            3.0e300,
+            (2.0f64).powi(27) + 1.0,
+        ];
+        let mut r = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2000 {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            let x = f64::from_bits(r);
+            if x.is_finite() && x != 0.0 {
+                xs.push(x.abs());
+            }
+        }
+        for x in xs.iter().flat_map(|&x| [x, -x]) {
+            assert_eq!(
+                step_finite(x, true, -1).to_bits(),
+                x.next_down().to_bits(),
+                "{x:e}"
+            );
+            assert_eq!(
+                step_finite(x, true, 1).to_bits(),
+                x.next_up().to_bits(),
+                "{x:e}"
+            );
+            assert_eq!(step_finite(x, false, 1).to_bits(), x.to_bits());
+        }
+        for z in [0.0, -0.0f64] {
+            assert_eq!(step_finite(z, true, -1).to_bits(), z.to_bits());
+            assert_eq!(step_finite(z, true, 1).to_bits(), z.to_bits());
+        }
+    }
+
+    /// Sums that round to zero were exact, so a zero sum is never widened (the premise of
+    /// `step_finite`'s zero mask).
+    #[test]
+    fn a_sum_that_rounds_to_zero_is_exact() {
+        for (a, b) in [
+            (5e-324, -5e-324),
+            (1e-310, -1e-310),
+            (0.1, -0.1),
+            (f64::MAX, -f64::MAX),
+        ] {
+            let s = Interval::point(a).add(Interval::point(b));
+            assert_eq!(s, Interval::point(0.0), "{a:e} + {b:e}");
+        }
+    }
+
+    /// `exact_square` is `exact_product` of a double with itself.
+    #[test]
+    fn exact_square_is_exact_product_with_itself() {
+        let mut r = 0x2545_f491_4f6c_dd1du64;
+        let mut xs = vec![
+            0.0,
+            1.5,
+            3.0,
+            0.1,
+            1e-160,
+            1e-154,
+            1e154,
+            1e155,
+            5e-324,
+            f64::MAX,
+        ];
+        for _ in 0..4000 {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            // Random doubles, and ones with short significands.
+            xs.push(f64::from_bits(r));
+            xs.push(f64::from_bits(r & !((1u64 << (r % 53)) - 1)));
+        }
+        for x in xs.into_iter().filter(|x| !x.is_nan()).map(f64::abs) {
+            let p = x * x;
+            assert_eq!(exact_square(x, p), exact_product(x, x, p), "{x:e}");
+        }
+    }
+
+    /// `mul_point` is `mul` by a point, bit for bit, in either order.
+    #[test]
+    fn multiplying_by_a_point_constant_is_mul() {
+        let vals = [
+            0.0,
+            -0.0,
+            1.0,
+            -2.5,
+            0.1,
+            3.0,
+            1e308,
+            -1e-310,
+            5e-324,
+            f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        let ks = [0.0, -0.0, 1.0, -1.0, 0.1, -3.5, 1e300, 5e-324, 2.0];
+        let same = |a: Interval, b: Interval| {
+            (a.is_invalid() && b.is_invalid())
+                || (a.lo.to_bits() == b.lo.to_bits() && a.hi.to_bits() == b.hi.to_bits())
+        };
+        for &lo in &vals {
+            for &hi in &vals {
+                let x = if lo <= hi {
+                    Interval { lo, hi }
+                } else {
+                    Interval::INVALID
+                };
+                for &k in &ks {
+                    let m = x.mul_point(k);
+                    assert!(same(m, x.mul(Interval::point(k))), "{x:?} * {k:e}");
+                    assert!(same(m, Interval::point(k).mul(x)), "{k:e} * {x:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn exact_sums_stay_points() {

@@ -462,9 +462,9 @@ impl Tape {
                 Op::AddK(a, k) => g(a).add(Interval::point(k)),
                 Op::SubK(a, k) => g(a).sub(Interval::point(k)),
                 Op::KSub(k, b) => Interval::point(k).sub(g(b)),
-                Op::MulK(a, k) => g(a).mul(Interval::point(k)),
+                Op::MulK(a, k) => g(a).mul_point(k),
                 Op::KAdd(k, b) => Interval::point(k).add(g(b)),
-                Op::KMul(k, b) => Interval::point(k).mul(g(b)),
+                Op::KMul(k, b) => g(b).mul_point(k),
             };
             if let Some(s) = slots.get_mut(i as usize) {
                 *s = v;
