@@ -7,11 +7,12 @@
 //! the log is the order of the work, and a full channel is the server's overload signal.
 //!
 //! Why a second thread for the store: a decision is acknowledged only once its record is
-//! durable. The governor thread decides everything already waiting (one batch), hands the
-//! batch to the committer, and decides the next batch while the committer chains the
-//! records, commits them in one transaction (one fsync for the whole batch: group commit
-//! across concurrent requests), and only then answers each request and publishes what the
-//! batch changed (cached decisions, pending holds, answers).
+//! durable. The governor thread hands each job's records to the committer as soon as they
+//! are decided and goes on deciding, while the committer takes everything that arrived
+//! during its last commit as one batch, chains the records, commits them in one
+//! transaction (one fsync for the whole batch: group commit across concurrent requests),
+//! and only then answers each request and publishes what the batch changed (cached
+//! decisions, pending holds, answers).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
@@ -29,7 +30,9 @@ use tokio::sync::oneshot;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 
-/// Most jobs decided in one batch (one audit transaction).
+/// Most records committed in one transaction, and the most jobs' records waiting for the
+/// committer (past it the governor thread waits, the job queue fills, and new requests get
+/// the overload answer).
 pub const BATCH: usize = 4096;
 
 /// An HTTP answer: status and JSON body.
@@ -1221,7 +1224,7 @@ pub fn start(
     restored: &[Restored],
 ) -> (SyncSender<Job>, Threads) {
     let (jobs_tx, jobs_rx) = std::sync::mpsc::sync_channel::<Job>(settings.queue_bound);
-    let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel::<Batch>(2);
+    let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel::<Batch>(BATCH);
     let mut engine = Engine {
         g,
         latest: Bounded::new(settings.max_tracked_agents),
@@ -1270,16 +1273,7 @@ fn run_engine(mut e: Engine, rx: &Receiver<Job>, tx: &SyncSender<Batch>) {
     while !done {
         let mut items = Vec::new();
         match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(j) => {
-                done = e.handle(j, &mut items);
-                // Everything already waiting joins this batch (group commit).
-                while items.len() < BATCH {
-                    match rx.try_recv() {
-                        Ok(j) => done |= e.handle(j, &mut items),
-                        Err(_) => break,
-                    }
-                }
-            }
+            Ok(j) => done = e.handle(j, &mut items),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => done = true,
         }
@@ -1301,6 +1295,11 @@ fn run_engine(mut e: Engine, rx: &Receiver<Job>, tx: &SyncSender<Batch>) {
             .metrics
             .audit_lag_records
             .fetch_add(items.len() as u64, Relaxed);
+        // Each job's records go to the committer as soon as they are decided (all of one
+        // job together: a decision and a denial it causes commit in one transaction).
+        // Holding them back until a whole batch is decided would add the batch's deciding
+        // time to every request's latency; the committer groups whatever arrived while it
+        // was committing instead.
         if tx.send(Batch { items, last: done }).is_err() {
             break;
         }
@@ -1309,7 +1308,18 @@ fn run_engine(mut e: Engine, rx: &Receiver<Job>, tx: &SyncSender<Batch>) {
 
 fn run_committer(mut w: Writer, rx: &Receiver<Batch>, shared: &Shared) -> Result<(), String> {
     let mut failed: Option<String> = None;
-    for b in rx {
+    for mut b in rx {
+        // Batches decided while the previous commit ran join this one: one transaction
+        // (one fsync) for all of them, instead of a queue of commits that each wait.
+        while !b.last && b.items.len() < BATCH {
+            match rx.try_recv() {
+                Ok(more) => {
+                    b.items.extend(more.items);
+                    b.last = more.last;
+                }
+                Err(_) => break,
+            }
+        }
         let t = Instant::now();
         let n = b.items.len() as u64;
         let mut done = Vec::with_capacity(b.items.len());
