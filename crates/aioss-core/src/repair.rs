@@ -79,7 +79,7 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use crate::interval::Interval;
-use crate::lattice::{RowCheck, Scratch, Status};
+use crate::lattice::{RowCheck, Scratch, Status, Summary};
 use crate::policy::{Criticality, Policy, Sense, VarType};
 use crate::qp::{QpStatus, QpWorkspace};
 use crate::tape::{Inst, OpList, Tape};
@@ -435,13 +435,15 @@ impl Repairer {
     }
 
     /// Tier 1 at `action` over the state in `inputs`; fills `self.checks`.
-    fn tier1(&mut self, p: &Policy, inputs: &[Interval], action: &[f64]) {
+    fn tier1(&mut self, p: &Policy, inputs: &[Interval], action: &[f64]) -> Summary {
         self.fill_work(p, inputs, action, false);
-        p.lattice
+        let s = p
+            .lattice
             .check(&self.work, &mut self.scratch, &mut self.checks);
         self.checked.clear();
         self.checked.extend_from_slice(action);
         self.checked_valid = true;
+        s
     }
 
     /// Tier 1 at `action`, which differs from the point of the last check (full or not)
@@ -1362,11 +1364,9 @@ impl Repairer {
                 return None;
             }
         }
-        self.tier1(p, inputs, proposal);
-        let all_sat = self
-            .checks
-            .iter()
-            .all(|c| !c.active || c.status == Status::Sat);
+        let s = self.tier1(p, inputs, proposal);
+        // Every active row SAT (the summary counts the same verdicts `checks` holds).
+        let all_sat = s.violated == 0 && s.uncertain == 0;
         all_sat.then(|| Repair {
             action: proposal.to_vec(),
             outcome: RepairOutcome::Certified,
