@@ -8,6 +8,10 @@ fn main() {
             for (k, n) in p.lattice.decide_ops.histogram() {
                 println!("  {k:8} {n}");
             }
+            println!("adjacent pairs (an instruction reading the one before it):");
+            for (k, n) in p.lattice.decide_ops.adjacent_pairs() {
+                println!("  {k:16} {n}");
+            }
         }
         Err(e) => eprintln!("{e}"),
     }

@@ -654,7 +654,9 @@ impl Interval {
         {
             return full;
         }
-        let (a, b) = (f(self.lo), f(self.hi));
+        // A point (a state given as a number) needs one evaluation, not two.
+        let a = f(self.lo);
+        let b = if self.hi == self.lo { a } else { f(self.hi) };
         let mut lo = down2(a.min(b));
         let mut hi = up2(a.max(b));
         let slack = 1e-7;

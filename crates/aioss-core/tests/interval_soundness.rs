@@ -653,3 +653,33 @@ fn comparison_of_equal_points_is_decided_exactly() {
         Truth::Unknown => {}
     }
 }
+
+/// `(x - 3)^2` is one fused instruction that also writes `x - 3`: a subset that needs only
+/// the difference (a row reading `x - 3` itself) must still compute it, and every slot of
+/// the fused pair must hold what the unfused tape would.
+#[test]
+fn a_fused_square_still_writes_the_difference_a_subset_needs() {
+    let d = Term::Bin(Op2::Sub, bx(x(0)), bx(pt(3.0)));
+    let sq = Term::PowI(bx(d.clone()), 2);
+    let mut b = TapeBuilder::new();
+    let root_sq = b.add(&sq);
+    let root_d = b.add(&d);
+    let tape = b.finish();
+    let only_d = tape.subset(&[root_d]);
+    assert!(
+        only_d.histogram().iter().any(|(k, _)| k == "SqSubK"),
+        "the pair was not fused: {:?}",
+        only_d.histogram()
+    );
+    for v in [0.5, 3.0, 4.25, -1e10] {
+        let inputs = [Interval::new(v, v + 0.5)];
+        let mut full = tape.slots();
+        tape.eval(&inputs, &mut full);
+        let want_d = interpret(&d, &inputs);
+        assert!(same_bits(full[root_d as usize], want_d));
+        assert!(same_bits(full[root_sq as usize], interpret(&sq, &inputs)));
+        let mut part = tape.slots();
+        tape.eval_subset(&only_d, &inputs, &mut part);
+        assert!(same_bits(part[root_d as usize], want_d), "{v}");
+    }
+}
