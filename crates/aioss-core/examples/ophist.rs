@@ -4,7 +4,12 @@ fn main() {
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     match aioss_core::load(&path, &text) {
         Ok(p) => {
-            println!("decide ops: {}", p.lattice.decide_ops.len());
+            println!(
+                "decide ops: {} (constants written {}, inputs loaded {})",
+                p.lattice.decide_ops.len(),
+                p.lattice.decide_ops.writes().0,
+                p.lattice.decide_ops.writes().1
+            );
             for (k, n) in p.lattice.decide_ops.histogram() {
                 println!("  {k:8} {n}");
             }

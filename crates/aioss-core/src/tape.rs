@@ -106,16 +106,7 @@ impl OpList {
             let n = format!("{op:?}");
             n.split('(').next().unwrap_or("").to_string()
         };
-        let reads = |op: &Op, k: u32| match *op {
-            Op::Un(_, a) | Op::Sq(a) | Op::PowI(a, _) | Op::Neg(a) => a == k,
-            Op::AddK(a, _) | Op::SubK(a, _) | Op::MulK(a, _) | Op::SqSubK(a, _) => a == k,
-            Op::KSub(_, b) | Op::KAdd(_, b) | Op::KMul(_, b) => b == k,
-            Op::Add(a, b) | Op::Sub(a, b) | Op::Mul(a, b) | Op::Lt(a, b) | Op::Le(a, b) => {
-                a == k || b == k
-            }
-            Op::And(a, b) | Op::Or(a, b) | Op::Other(_, a, b) => a == k || b == k,
-            Op::If(c, a, b) => c == k || a == k || b == k,
-        };
+        let reads = |op: &Op, k: u32| op.operands().contains(&k);
         let mut h: Vec<(String, usize)> = Vec::new();
         for w in self.ops.windows(2) {
             if let [(i0, p), (i1, q)] = w {
@@ -130,6 +121,10 @@ impl OpList {
         }
         h.sort_by_key(|x| std::cmp::Reverse(x.1));
         h
+    }
+    /// Constants and input loads written per evaluation (for profiling).
+    pub fn writes(&self) -> (usize, usize) {
+        (self.consts.len(), self.loads.len())
     }
     /// How many instructions of each kind (for profiling).
     pub fn histogram(&self) -> Vec<(String, usize)> {
@@ -323,6 +318,26 @@ impl TapeBuilder {
 }
 
 impl Op {
+    /// The slots this instruction reads (`u32::MAX` for none; constants carried in the
+    /// instruction are not slots).
+    fn operands(&self) -> [u32; 3] {
+        const N: u32 = u32::MAX;
+        match *self {
+            Op::Un(_, a) | Op::Sq(a) | Op::PowI(a, _) | Op::Neg(a) => [a, N, N],
+            Op::AddK(a, _) | Op::SubK(a, _) | Op::MulK(a, _) | Op::SqSubK(a, _) => [a, N, N],
+            Op::KSub(_, b) | Op::KAdd(_, b) | Op::KMul(_, b) => [b, N, N],
+            Op::Add(a, b)
+            | Op::Sub(a, b)
+            | Op::Mul(a, b)
+            | Op::Lt(a, b)
+            | Op::Le(a, b)
+            | Op::And(a, b)
+            | Op::Or(a, b)
+            | Op::Other(_, a, b) => [a, b, N],
+            Op::If(c, a, b) => [c, a, b],
+        }
+    }
+
     /// Does this instruction also write the slot before its own (a fused pair)?
     fn writes_previous(&self) -> bool {
         matches!(self, Op::SqSubK(..))
@@ -435,12 +450,32 @@ impl Tape {
                 }
             }
         }
-        OpList {
+        let mut list = OpList {
             consts: self.consts.clone(),
             loads: self.loads.clone(),
             ops: self.ops.clone(),
         }
-        .filter(&need)
+        .filter(&need);
+        // A constant only a `k * x`-style instruction uses is carried in that instruction:
+        // nothing in the list reads its slot, so it is not rewritten on every evaluation
+        // (the warehouse policy has 77 of them). Roots keep theirs; readers of other slots
+        // (gradients) use slot arrays from [`Tape::slots`], where every constant is written.
+        let mut read = vec![false; self.insts.len()];
+        for &r in roots {
+            if let Some(x) = read.get_mut(r as usize) {
+                *x = true;
+            }
+        }
+        for (_, op) in &list.ops {
+            for k in op.operands() {
+                if let Some(x) = read.get_mut(k as usize) {
+                    *x = true;
+                }
+            }
+        }
+        list.consts
+            .retain(|(i, _)| read.get(*i as usize).copied().unwrap_or(false));
+        list
     }
 
     /// Which instructions depend, directly or through their operands, on one of `seeds`
@@ -726,6 +761,9 @@ impl Tape {
     /// `adj` is working memory of [`Tape::len`] entries; on return `adj[i]` holds
     /// d root / d slot i for every `i` in the cone (entries outside the cone are stale).
     /// Cost: the cone's size, not the tape's — what makes linearising many rows cheap.
+    /// Constants are read from `slots`: pass an array from [`Tape::slots`], where every
+    /// constant is written (an evaluation of a subset writes only the constants its own
+    /// instructions read).
     pub fn grad_reverse(&self, slots: &[Interval], cone: &[u32], root: u32, adj: &mut [f64]) {
         for &i in cone {
             if let Some(a) = adj.get_mut(i as usize) {
