@@ -503,3 +503,49 @@ fn the_search_skips_values_no_binding_row_reads() {
     // the pruning, color = blue (0.05, cheaper than turbo) is examined first.
     assert_eq!(rep.nodes, 2, "{rep:?}");
 }
+
+const CONFLICT: &str = r#"
+[policy]
+name = "conflict"
+[governor]
+metric = { v = 1.0 }
+[action.v]
+min = -1.0
+max = 1.0
+[action.gear]
+type = "int"
+min = 0
+max = 7
+[fallback]
+v = 0.0
+gear = 0
+[[constraint]]
+id = "slow"
+expr = "v <= 0.2"
+criticality = "high"
+tolerance = 0.05
+[[constraint]]
+id = "push"
+expr = "v >= 0.5"
+criticality = "high"
+tolerance = 0.05
+[[constraint]]
+id = "gear-cap"
+expr = "gear <= 6"
+criticality = "medium"
+"#;
+
+/// Two rows no value of `v` satisfies together, even relaxed by their tolerances, and
+/// neither reads `gear`: the first QP of a node proves every node of the stage infeasible,
+/// so the search stops there instead of trying the other gears (5 nodes over the four
+/// stages; 17 before the shortcut).
+#[test]
+fn an_infeasible_subsystem_no_discrete_choice_touches_ends_the_stage_at_once() {
+    let p = aioss_core::load("conflict.toml", CONFLICT).unwrap();
+    let inputs = p.range_inputs();
+    let mut r = Repairer::new(&p);
+    let rep = r.repair(&p, &inputs, &[0.9, 7.0], &[]);
+    assert_eq!(rep.outcome, RepairOutcome::Fallback, "{rep:?}");
+    assert_eq!(rep.action, p.fallback);
+    assert!(rep.nodes <= 5, "{} nodes: {rep:?}", rep.nodes);
+}
