@@ -32,14 +32,13 @@ pub struct Interval {
     pub hi: f64,
 }
 
-/// The next double below `x`. Finite non-zero values (nearly all) step the bit pattern
-/// without a branch on the sign, which `next_down` takes and which mispredicts on data of
-/// mixed signs; zeros, infinities and NaN keep `next_down`'s answer.
+/// The next double below `x`. (A branch-free version for finite values, like
+/// [`step_finite`], measured no faster here: `next_down`'s branches predict well.)
 #[inline]
 fn down(x: f64) -> f64 {
     x.next_down()
 }
-/// The next double above `x` (as [`down`]).
+/// The next double above `x`.
 #[inline]
 fn up(x: f64) -> f64 {
     x.next_up()

@@ -170,8 +170,8 @@ enum Op {
     KAdd(f64, u32),
     KMul(f64, u32),
     /// `(a - k)^2`: a `SubK(a, k)` at slot `i - 1` and its square at slot `i` in one
-    /// dispatch (both slots are written; the square is the only reader of `i - 1`'s
-    /// value in the tape order, but gradients and row reports may read it later).
+    /// dispatch. Both slots are written, so later instructions, rows and gradients that
+    /// read the difference find it.
     SqSubK(u32, f64),
 }
 
@@ -458,7 +458,7 @@ impl Tape {
         .filter(&need);
         // A constant only a `k * x`-style instruction uses is carried in that instruction:
         // nothing in the list reads its slot, so it is not rewritten on every evaluation
-        // (the warehouse policy has 77 of them). Roots keep theirs; readers of other slots
+        // (43 of the 77 constants of the warehouse policy's decision list). Roots keep theirs; readers of other slots
         // (gradients) use slot arrays from [`Tape::slots`], where every constant is written.
         let mut read = vec![false; self.insts.len()];
         for &r in roots {
