@@ -300,6 +300,8 @@ pub struct Repairer {
     /// ... and those rows are all critical (never relaxed), with no slack: every later
     /// stage is infeasible too.
     infeasible_every_stage: bool,
+    /// Working memory for the QP's certificate of infeasibility.
+    cert: Vec<f64>,
     /// Turn warm starting off (for tests comparing warm and cold).
     pub cold: bool,
 }
@@ -427,6 +429,7 @@ impl Repairer {
             hopeless_rows: Vec::new(),
             infeasible_everywhere: false,
             infeasible_every_stage: false,
+            cert: Vec::new(),
             cold: false,
         }
     }
@@ -1234,8 +1237,10 @@ impl Repairer {
                 QpStatus::NumericalError => SolverStatus::NumericalError,
             };
             if last == SolverStatus::Infeasible && best.is_none() {
-                // (A copy: the certificate borrows the QP workspace.)
-                let y = sol.multipliers.to_vec();
+                // (Copied into kept memory: the certificate borrows the QP workspace.)
+                let mut y = std::mem::take(&mut self.cert);
+                y.clear();
+                y.extend_from_slice(sol.multipliers);
                 let at_proposal = self.real.iter().all(|&ai| {
                     let (a, b) = (u.get(ai).copied(), u0.get(ai).copied());
                     a.map(f64::to_bits) == b.map(f64::to_bits)
@@ -1248,6 +1253,7 @@ impl Repairer {
                     trust.is_finite(),
                     at_proposal,
                 );
+                self.cert = y;
                 self.infeasible_everywhere = everywhere;
                 self.infeasible_every_stage = every_stage;
                 return Err(last);
