@@ -669,9 +669,15 @@ async fn post_decision_inner(app: &App, req: Request) -> Response {
         }
     };
     let (tx, rx) = oneshot::channel();
+    let policy = app.shared.policy();
+    let parsed = Some((
+        policy.hash.clone(),
+        aioss_core::Proposal::parse(&policy, &raw),
+    ));
     app.call(
         Job::Decide {
             raw,
+            parsed,
             enqueued: Instant::now(),
             reply: tx,
         },

@@ -817,3 +817,42 @@ async fn a_body_too_large_is_413_and_recorded() {
     assert_recorded_error(&s, st, &v, 413, "too_large");
     finish(s);
 }
+
+/// The HTTP worker parses a proposal before it is queued; the governor thread uses that
+/// parse only under the policy it was made against (a reload may come in between), and
+/// parses the line again otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_parsed_under_another_policy_is_parsed_again() {
+    use aioss_server::engine::{Job, Reply};
+    let s = server("parsed", None);
+    let app = &s.running.app;
+    let hash = app.shared.policy().hash.clone();
+    let planted = || aioss_core::InputError {
+        code: "invalid_value",
+        message: "planted by the test".into(),
+        field: None,
+    };
+    let send = |tag: &str| {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Reply>();
+        let job = Job::Decide {
+            raw: baseline().to_string(),
+            parsed: Some((tag.to_string(), Err(planted()))),
+            enqueued: std::time::Instant::now(),
+            reply: tx,
+        };
+        app.shared
+            .metrics
+            .queue_depth
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        app.jobs.send(job).unwrap();
+        rx
+    };
+    // Under the policy in force, the worker's parse is what the governor uses...
+    let used = send(&hash).await.unwrap();
+    assert_eq!(used.status, 400, "{}", used.body);
+    assert!(used.body.contains("planted by the test"), "{}", used.body);
+    // ... and under any other policy the line is parsed again (the baseline is valid).
+    let again = send("sha256:another-policy").await.unwrap();
+    assert_eq!(again.status, 200, "{}", again.body);
+    finish(s);
+}
