@@ -43,7 +43,7 @@ pub fn load_policy(path: &std::path::Path) -> Result<aioss_core::Policy, Error> 
 }
 
 /// WAL bytes between the server's two-phase checkpoints of the embedded store.
-pub const CHECKPOINT_BYTES: u64 = 8 << 20;
+pub const CHECKPOINT_BYTES: u64 = 16 << 20;
 
 /// Open the store for the server (with background WAL checkpoints, so that no commit
 /// stalls on one), rebuild `g`'s state from it, and make its writer.
