@@ -297,9 +297,6 @@ pub struct Repairer {
     /// are the same at every discrete node of the stage (see [`Repairer::everywhere`]):
     /// the search then ends the stage.
     infeasible_everywhere: bool,
-    /// ... and those rows are all critical (never relaxed), with no slack: every later
-    /// stage is infeasible too.
-    infeasible_every_stage: bool,
     /// Working memory for the QP's certificate of infeasibility.
     cert: Vec<f64>,
     /// Turn warm starting off (for tests comparing warm and cold).
@@ -428,7 +425,6 @@ impl Repairer {
             hopeless: false,
             hopeless_rows: Vec::new(),
             infeasible_everywhere: false,
-            infeasible_every_stage: false,
             cert: Vec::new(),
             cold: false,
         }
@@ -738,7 +734,7 @@ impl Repairer {
     }
 
     /// Does the QP's certificate of infeasibility `y` (`y_i >= 0`, `Σ y_i a_i ≈ 0`,
-    /// `bᵀy < 0`) hold at every discrete node of this stage, and in every later stage?
+    /// `bᵀy < 0`) hold at every discrete node of this stage?
     ///
     /// At every node when each row it combines is the same there. A lattice row whose
     /// margin and guard read no discrete variable is, when the QP was linearised at the
@@ -749,24 +745,26 @@ impl Repairer {
     /// later point, such a row must also be affine in the real actions with constant
     /// coefficients (its linear model is exact, whatever the point) and have a guard that
     /// reads no real action (active at every point). A bound of a real variable counts
-    /// when the box is the whole range (no trust region); a slack's bound always does. In every later stage too when, besides, every lattice row
-    /// in it is critical (never relaxed) and no slack's bound is used. The QP is the same
-    /// one the node's own failure already rests on, so a search that stops here ends where
-    /// trying every node would have: each would fail on this same subsystem.
+    /// when the box is the whole range (no trust region); a slack's bound always does
+    /// (within a stage). The QP is the same one the node's own failure already rests on,
+    /// so a search that stops here ends where trying every node would have: each would
+    /// fail on this same subsystem.
+    ///
+    /// (A certificate of critical rows only would hold in every later stage too, but
+    /// cannot occur: the fallback, certified over every state when the policy loads,
+    /// satisfies every critical row that reads no discrete variable.)
     fn everywhere(
         &self,
-        p: &Policy,
         y: &[f64],
         real_bounds: usize,
         slack_bounds: usize,
         trust_region: bool,
         at_proposal: bool,
-    ) -> (bool, bool) {
-        let mut every_stage = true;
+    ) -> bool {
         let mut any = false;
         for (qi, &yi) in y.iter().enumerate() {
             if yi.is_nan() {
-                return (false, false);
+                return false;
             }
             if yi <= 0.0 {
                 continue;
@@ -780,23 +778,13 @@ impl Repairer {
                     .any(|v| v.get(i).copied().unwrap_or(true));
                 let guard_moves = self.guard_moves.get(i).copied().unwrap_or(true);
                 if discrete || (!at_proposal && (!affine || guard_moves)) {
-                    return (false, false);
+                    return false;
                 }
-                let critical = p
-                    .lattice
-                    .rows
-                    .get(i)
-                    .is_some_and(|r| r.criticality == Criticality::Critical);
-                every_stage &= critical && self.slack_col.get(i).copied().flatten().is_none();
-            } else if qi >= real_bounds && qi < slack_bounds {
-                if trust_region {
-                    return (false, false);
-                }
-            } else {
-                every_stage = false;
+            } else if qi >= real_bounds && qi < slack_bounds && trust_region {
+                return false;
             }
         }
-        (any, any && every_stage)
+        any
     }
 
     /// Run the SQP for one discrete assignment. `u` holds the full action (discrete values
@@ -856,7 +844,6 @@ impl Repairer {
         self.hopeless = false;
         self.hopeless_rows.clear();
         self.infeasible_everywhere = false;
-        self.infeasible_every_stage = false;
         for _ in 0..max_iter {
             // INVARIANT (bounded-work): every SQP iteration of a repair is paid from `work`.
             if *work == 0 {
@@ -1245,8 +1232,7 @@ impl Repairer {
                     let (a, b) = (u.get(ai).copied(), u0.get(ai).copied());
                     a.map(f64::to_bits) == b.map(f64::to_bits)
                 });
-                let (everywhere, every_stage) = self.everywhere(
-                    p,
+                self.infeasible_everywhere = self.everywhere(
                     &y,
                     real_bounds,
                     slack_bounds,
@@ -1254,8 +1240,6 @@ impl Repairer {
                     at_proposal,
                 );
                 self.cert = y;
-                self.infeasible_everywhere = everywhere;
-                self.infeasible_every_stage = every_stage;
                 return Err(last);
             }
             if last != SolverStatus::Solved {
@@ -1404,9 +1388,6 @@ impl Repairer {
             if st != SolverStatus::Solved {
                 last = st;
             }
-            // A subsystem of critical rows that no discrete choice changes proved the
-            // search infeasible: no later stage relaxes any of them.
-            let every_stage = found.is_none() && self.infeasible_every_stage;
             if let Some(f) = found {
                 // `f.checks` is the Tier 1 check that accepted `f.action`, bit for bit the
                 // action returned: no second check is needed.
@@ -1428,9 +1409,6 @@ impl Repairer {
                     checks: f.checks,
                     certified: true,
                 };
-            }
-            if every_stage {
-                break;
             }
         }
         let mut r = self.fallback(
