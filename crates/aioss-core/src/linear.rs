@@ -150,22 +150,21 @@ fn two_sum(a: f64, b: f64) -> (f64, f64) {
 
 /// The sound enclosure of `row`'s margin over `inputs` (see the module documentation).
 ///
-/// First a plain pass (products and sums in round-to-nearest, three independent
-/// accumulations) widened by the a-priori bound `(N + 2)·2⁻⁵²·Σ|tᵢ| + (N + 1)·MIN_POSITIVE`
+/// First a plain pass (products and sums in round-to-nearest; the lower sum, the upper sum
+/// and the sum of magnitudes each in two accumulators) widened by the a-priori bound `(N + 2)·2⁻⁵²·Σ|tᵢ| + (N + 1)·MIN_POSITIVE`
 /// (at least twice Higham's `γ_{N+1}·Σ|tᵢ|` plus every underflow). When that already
 /// decides the sign (`lo > 0` or `hi < 0`: SAT or VIOLATED for `<=` and `<` alike) it is the
 /// answer; otherwise — a margin at or near zero — [`eval_exact`] tracks every rounding
 /// error, so an exact zero stays exactly zero.
 #[inline]
 pub fn eval(row: &LinearRow, inputs: &[Interval]) -> Interval {
-    let (mut lo, mut hi) = (row.c.lo, row.c.hi);
-    let mut mag = row.c.lo.abs().max(row.c.hi.abs());
+    // One term's bounds: its lower and upper product (in round-to-nearest).
     // No NaN test and no `0 × ∞` special case here: an invalid input or an infinite
     // product makes a partial result NaN or infinite, and then `eval_exact` (which
     // handles both) decides.
-    for &(k, coef) in &row.terms {
+    let term = |k: u32, coef: Interval| {
         let x = inputs.get(k as usize).copied().unwrap_or(Interval::INVALID);
-        let (tl, th) = if x.lo == x.hi && coef.lo == coef.hi {
+        if x.lo == x.hi && coef.lo == coef.hi {
             let p = coef.lo * x.lo;
             (p, p)
         } else {
@@ -174,11 +173,32 @@ pub fn eval(row: &LinearRow, inputs: &[Interval]) -> Interval {
             let p3 = coef.hi * x.lo;
             let p4 = coef.hi * x.hi;
             (p1.min(p2).min(p3).min(p4), p1.max(p2).max(p3).max(p4))
-        };
-        lo += tl;
-        hi += th;
-        mag += tl.abs().max(th.abs());
+        }
+    };
+    // Two accumulators of each sum (even and odd terms), added at the end: half the chain
+    // of dependent additions. The bound below holds for any order of summation.
+    let (mut lo, mut hi) = ([row.c.lo, 0.0], [row.c.hi, 0.0]);
+    let mut mag = [row.c.lo.abs().max(row.c.hi.abs()), 0.0];
+    let mut pairs = row.terms.chunks_exact(2);
+    for pair in &mut pairs {
+        if let [(k0, c0), (k1, c1)] = *pair {
+            let (l0, h0) = term(k0, c0);
+            let (l1, h1) = term(k1, c1);
+            lo[0] += l0;
+            lo[1] += l1;
+            hi[0] += h0;
+            hi[1] += h1;
+            mag[0] += l0.abs().max(h0.abs());
+            mag[1] += l1.abs().max(h1.abs());
+        }
     }
+    for &(k, coef) in pairs.remainder() {
+        let (l, h) = term(k, coef);
+        lo[0] += l;
+        hi[0] += h;
+        mag[0] += l.abs().max(h.abs());
+    }
+    let (lo, hi, mag) = (lo[0] + lo[1], hi[0] + hi[1], mag[0] + mag[1]);
     #[expect(
         clippy::cast_precision_loss,
         reason = "a term count far below 2^52 converts exactly"
