@@ -200,9 +200,9 @@ impl SqliteStore {
     }
 
     /// Checkpoint the WAL in two phases ([`Background`]), the writer's once about
-    /// `threshold_bytes` of records were written since the last full checkpoint, instead of SQLite's automatic
-    /// checkpoint inside a commit (kept only as a safety net at 1 GiB of WAL). For a
-    /// long-running writer that must not stall: the server.
+    /// `threshold_bytes` of records were written since the last full checkpoint, instead
+    /// of SQLite's automatic checkpoint inside a commit (kept only as a safety net at
+    /// 1 GiB of WAL). For a long-running writer that must not stall: the server.
     pub fn enable_background_checkpoints(&mut self, threshold_bytes: u64) -> Result<(), Error> {
         self.conn
             .execute_batch("PRAGMA wal_autocheckpoint=65536;")?;
@@ -230,7 +230,8 @@ impl SqliteStore {
                     }
                     // SQLite syncs the database file only in the pass that empties the
                     // WAL: the writer's. Syncing what the passes above copied now, here,
-                    // leaves that pass only its own few pages to flush.
+                    // leaves that pass only its own few pages to flush. (Best effort: if
+                    // this fails, that pass still syncs everything itself.)
                     let _ = std::fs::OpenOptions::new()
                         .write(true)
                         .open(&path)

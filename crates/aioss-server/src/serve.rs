@@ -42,7 +42,9 @@ pub fn load_policy(path: &std::path::Path) -> Result<aioss_core::Policy, Error> 
     aioss_core::load(&shown, &text).map_err(|e| Error::Policy(e.to_string()))
 }
 
-/// WAL bytes between the server's two-phase checkpoints of the embedded store.
+/// WAL bytes between the full checkpoints of the server's embedded store (the writer's
+/// short pass that lets the WAL restart; the background thread copies and syncs every
+/// 2 MiB in between).
 pub const CHECKPOINT_BYTES: u64 = 16 << 20;
 
 /// Open the store for the server (with background WAL checkpoints, so that no commit
