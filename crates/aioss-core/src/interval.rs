@@ -134,12 +134,20 @@ fn sig_bits(x: f64) -> u32 {
 }
 
 /// Is `p = fl(a * b)` provably the exact product? (A zero factor, or significands short
-/// enough that the product fits in 53 bits, with a normal result.)
+/// enough that the product fits in 53 bits, with a normal result.) Significands of `sa`
+/// and `sb` significant bits multiply into at most `sa + sb` bits, and a power of two
+/// (`sa = 1`) only shifts the other: `-1.6118537957309582 * u` was widened to two ulps
+/// (`1 * -k` is how a linear form carries the coefficient), which sent half the terms of
+/// a dense row off the linear fast path's point branch (regression test
+/// `a_power_of_two_times_anything_is_exact`).
 #[inline]
 fn exact_product(a: f64, b: f64, p: f64) -> bool {
     a == 0.0
         || b == 0.0
-        || (p.is_finite() && p.abs() > 2.0 * f64::MIN_POSITIVE && sig_bits(a) + sig_bits(b) <= 53)
+        || (p.is_finite() && p.abs() > 2.0 * f64::MIN_POSITIVE && {
+            let (sa, sb) = (sig_bits(a), sig_bits(b));
+            sa + sb <= 53 || sa == 1 || sb == 1
+        })
 }
 
 /// [`exact_product`] for `a == b`, cheaper: `sig_bits(a) <= 26` is "the low 27 bits of the
@@ -851,6 +859,23 @@ mod tests {
             let s = Interval::point(a).add(Interval::point(b));
             assert_eq!(s, Interval::point(0.0), "{a:e} + {b:e}");
         }
+    }
+
+    /// Caught: `1 * -k` (how a linear form carries a leading `-k * u`) was widened to two
+    /// ulps, because 1 + 53 significant bits exceed 53.
+    #[test]
+    fn a_power_of_two_times_anything_is_exact() {
+        let k = -1.611_853_795_730_958_2;
+        for two in [1.0, -1.0, 0.5, 4.0, 2f64.powi(-30)] {
+            let p = Interval::point(two).mul(Interval::point(k));
+            assert!(p.is_point() && p.lo == two * k, "{two} * {k} = {p:?}");
+            assert_eq!(Interval::point(k).mul_point(two), p);
+        }
+        // Not when the result may have lost bits to underflow.
+        let tiny = Interval::point(2f64.powi(-1000)).mul(Interval::point(1.5e-30));
+        assert!(!tiny.is_point(), "{tiny:?}");
+        // Nor for two long significands.
+        assert!(!Interval::point(0.1).mul(Interval::point(0.3)).is_point());
     }
 
     /// `exact_square` is `exact_product` of a double with itself.

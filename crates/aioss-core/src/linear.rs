@@ -43,6 +43,43 @@ pub struct LinearRow {
     pub c: Interval,
     /// `(input index, coefficient)`, one per distinct input.
     pub terms: Vec<(u32, Interval)>,
+    /// The terms with a point coefficient, `(input index, coefficient)`: those with a
+    /// positive coefficient first (`npos` of them), then the negative ones. Derived from
+    /// `terms` by [`LinearRow::new`]; what [`eval`]'s plain pass reads.
+    points: Vec<(u32, f64)>,
+    npos: usize,
+    /// The terms whose coefficient is an interval of positive width (or NaN): rare (a
+    /// constant such as `1/3` folded outward), and summed the general way.
+    wide: Vec<(u32, Interval)>,
+}
+
+impl LinearRow {
+    /// The row `c + Σ terms`, with the sign-split layout [`eval`] reads.
+    pub fn new(margin: u32, c: Interval, terms: Vec<(u32, Interval)>) -> LinearRow {
+        let point = |k: &Interval| k.lo == k.hi && k.lo.is_finite();
+        let pos = terms
+            .iter()
+            .filter(|(_, k)| point(k) && k.lo >= 0.0)
+            .map(|&(i, k)| (i, k.lo));
+        let neg = terms
+            .iter()
+            .filter(|(_, k)| point(k) && k.lo < 0.0)
+            .map(|&(i, k)| (i, k.lo));
+        let points: Vec<(u32, f64)> = pos.chain(neg).collect();
+        let npos = terms
+            .iter()
+            .filter(|(_, k)| point(k) && k.lo >= 0.0)
+            .count();
+        let wide = terms.iter().copied().filter(|(_, k)| !point(k)).collect();
+        LinearRow {
+            margin,
+            c,
+            terms,
+            points,
+            npos,
+            wide,
+        }
+    }
 }
 
 /// The linear form of `t`, if it has one: `(constant, terms)`.
@@ -112,7 +149,7 @@ pub(crate) fn linear_row(sense: Sense, lhs: &Term, rhs: &Term, margin: u32) -> O
     // subexpressions are often shared with other rows there), and the fast path's fixed
     // cost per row (the bound, the rounding) made the warehouse check slower (2.40 µs
     // against 2.26 µs). A constant row (no input) stays there too, folded.
-    (terms.len() >= MIN_TERMS).then_some(LinearRow { margin, c, terms })
+    (terms.len() >= MIN_TERMS).then(|| LinearRow::new(margin, c, terms))
 }
 
 /// Is `x` a normal power of two (so multiplying by it is exact unless the result leaves
@@ -158,44 +195,45 @@ fn two_sum(a: f64, b: f64) -> (f64, f64) {
 /// error, so an exact zero stays exactly zero.
 #[inline]
 pub fn eval(row: &LinearRow, inputs: &[Interval]) -> Interval {
-    // One term's bounds: its lower and upper product (in round-to-nearest).
     // No NaN test and no `0 × ∞` special case here: an invalid input or an infinite
     // product makes a partial result NaN or infinite, and then `eval_exact` (which
     // handles both) decides.
-    let term = |k: u32, coef: Interval| {
-        let x = inputs.get(k as usize).copied().unwrap_or(Interval::INVALID);
-        if x.lo == x.hi && coef.lo == coef.hi {
-            let p = coef.lo * x.lo;
-            (p, p)
-        } else {
-            let p1 = coef.lo * x.lo;
-            let p2 = coef.lo * x.hi;
-            let p3 = coef.hi * x.lo;
-            let p4 = coef.hi * x.hi;
-            (p1.min(p2).min(p3).min(p4), p1.max(p2).max(p3).max(p4))
-        }
-    };
+    let input = |k: u32| inputs.get(k as usize).copied().unwrap_or(Interval::INVALID);
     // Two accumulators of each sum (even and odd terms), added at the end: half the chain
     // of dependent additions. The bound below holds for any order of summation.
-    let (mut lo, mut hi) = ([row.c.lo, 0.0], [row.c.hi, 0.0]);
-    let mut mag = [row.c.lo.abs().max(row.c.hi.abs()), 0.0];
-    let mut pairs = row.terms.chunks_exact(2);
-    for pair in &mut pairs {
-        if let [(k0, c0), (k1, c1)] = *pair {
-            let (l0, h0) = term(k0, c0);
-            let (l1, h1) = term(k1, c1);
-            lo[0] += l0;
-            lo[1] += l1;
-            hi[0] += h0;
-            hi[1] += h1;
-            mag[0] += l0.abs().max(h0.abs());
-            mag[1] += l1.abs().max(h1.abs());
-        }
-    }
-    for &(k, coef) in pairs.remainder() {
-        let (l, h) = term(k, coef);
-        lo[0] += l;
-        hi[0] += h;
+    let mut acc = Sums {
+        lo: [row.c.lo, 0.0],
+        hi: [row.c.hi, 0.0],
+        mag: [row.c.lo.abs().max(row.c.hi.abs()), 0.0],
+    };
+    // A point coefficient `k` needs no min/max of corner products: RN is monotone, so for
+    // `k >= 0` the least rounded product is `RN(k·x.lo)` and the greatest `RN(k·x.hi)`,
+    // and the other way round for `k < 0` — which is why the terms are split by sign when
+    // the row is built. `|RN(k·x.lo)| + |RN(k·x.hi)|` bounds the term's magnitude (twice
+    // it for a point input): a larger `mag` only widens the bound.
+    let (pos, neg) = row.points.split_at(row.npos.min(row.points.len()));
+    acc.points(pos, inputs, false);
+    acc.points(neg, inputs, true);
+    let Sums {
+        mut lo,
+        mut hi,
+        mut mag,
+    } = acc;
+    for &(k, coef) in &row.wide {
+        let x = input(k);
+        let p1 = coef.lo * x.lo;
+        let p2 = coef.lo * x.hi;
+        let p3 = coef.hi * x.lo;
+        let p4 = coef.hi * x.hi;
+        let (l, h) = (p1.min(p2).min(p3).min(p4), p1.max(p2).max(p3).max(p4));
+        // `min`/`max` drop a NaN operand: a NaN coefficient or input goes to the exact pass.
+        let nan = if coef.is_invalid() || x.is_invalid() {
+            f64::NAN
+        } else {
+            0.0
+        };
+        lo[0] += l + nan;
+        hi[0] += h + nan;
         mag[0] += l.abs().max(h.abs());
     }
     let (lo, hi, mag) = (lo[0] + lo[1], hi[0] + hi[1], mag[0] + mag[1]);
@@ -213,6 +251,49 @@ pub fn eval(row: &LinearRow, inputs: &[Interval]) -> Interval {
         r
     } else {
         eval_exact(row, inputs)
+    }
+}
+
+/// The plain pass's running sums, each in two accumulators.
+struct Sums {
+    lo: [f64; 2],
+    hi: [f64; 2],
+    mag: [f64; 2],
+}
+
+impl Sums {
+    /// Add point-coefficient terms, all of one sign (`neg`: all negative).
+    #[inline(always)]
+    fn points(&mut self, terms: &[(u32, f64)], inputs: &[Interval], neg: bool) {
+        let ends = |k: u32| {
+            let x = inputs.get(k as usize).copied().unwrap_or(Interval::INVALID);
+            if neg {
+                (x.hi, x.lo)
+            } else {
+                (x.lo, x.hi)
+            }
+        };
+        let mut pairs = terms.chunks_exact(2);
+        for pair in &mut pairs {
+            if let [(k0, c0), (k1, c1)] = *pair {
+                let (a0, b0) = ends(k0);
+                let (a1, b1) = ends(k1);
+                let (l0, h0, l1, h1) = (c0 * a0, c0 * b0, c1 * a1, c1 * b1);
+                self.lo[0] += l0;
+                self.lo[1] += l1;
+                self.hi[0] += h0;
+                self.hi[1] += h1;
+                self.mag[0] += l0.abs() + h0.abs();
+                self.mag[1] += l1.abs() + h1.abs();
+            }
+        }
+        for &(k, c) in pairs.remainder() {
+            let (a, b) = ends(k);
+            let (l, h) = (c * a, c * b);
+            self.lo[0] += l;
+            self.hi[0] += h;
+            self.mag[0] += l.abs() + h.abs();
+        }
     }
 }
 

@@ -72,7 +72,7 @@ proptest! {
         terms in proptest::collection::vec((0u32..4, arb_interval()), 1..8),
         inputs in proptest::collection::vec(arb_interval(), 4),
     ) {
-        let row = LinearRow { margin: 0, c, terms };
+        let row = LinearRow::new(0, c, terms);
         check(&row, &inputs, eval(&row, &inputs))?;
         check(&row, &inputs, eval_exact(&row, &inputs))?;
     }
@@ -86,16 +86,12 @@ proptest! {
         k in arb_double(),
     ) {
         // c + k·x0 − k·x1 + a·x2 − a·x2' with x0 = x1 and x2 = x2': exactly c.
-        let row = LinearRow {
-            margin: 0,
-            c: Interval::point(b),
-            terms: vec![
+        let row = LinearRow::new(0, Interval::point(b), vec![
                 (0, Interval::point(k)),
                 (1, Interval::point(-k)),
                 (2, Interval::point(a)),
                 (3, Interval::point(-a)),
-            ],
-        };
+            ]);
         let inputs = [Interval::point(a), Interval::point(a), Interval::point(k), Interval::point(k)];
         check(&row, &inputs, eval(&row, &inputs))?;
     }
@@ -103,22 +99,14 @@ proptest! {
 
 #[test]
 fn an_invalid_input_gives_an_invalid_margin() {
-    let row = LinearRow {
-        margin: 0,
-        c: Interval::point(1.0),
-        terms: vec![(0, Interval::point(2.0))],
-    };
+    let row = LinearRow::new(0, Interval::point(1.0), vec![(0, Interval::point(2.0))]);
     assert!(eval(&row, &[Interval::INVALID]).is_invalid());
     assert!(eval(&row, &[]).is_invalid());
 }
 
 #[test]
 fn an_infinite_input_is_unbounded_never_a_wrong_sign() {
-    let row = LinearRow {
-        margin: 0,
-        c: Interval::point(1.0),
-        terms: vec![(0, Interval::point(-2.0))],
-    };
+    let row = LinearRow::new(0, Interval::point(1.0), vec![(0, Interval::point(-2.0))]);
     let r = eval(
         &row,
         &[Interval {
@@ -128,11 +116,7 @@ fn an_infinite_input_is_unbounded_never_a_wrong_sign() {
     );
     assert!(r.lo == f64::NEG_INFINITY && r.hi >= 1.0, "{r:?}");
     // 0 × ∞ is 0 here, as in interval multiplication.
-    let zero = LinearRow {
-        margin: 0,
-        c: Interval::point(1.0),
-        terms: vec![(0, Interval::point(0.0))],
-    };
+    let zero = LinearRow::new(0, Interval::point(1.0), vec![(0, Interval::point(0.0))]);
     assert_eq!(eval(&zero, &[Interval::ENTIRE]), Interval::point(1.0));
 }
 
@@ -143,19 +127,15 @@ fn an_infinite_input_is_unbounded_never_a_wrong_sign() {
 #[test]
 fn an_exact_boundary_margin_is_not_widened() {
     // 1.8 − (h + 0.1·v) at h = 1.8, v = 0.
-    let row = LinearRow {
-        margin: 0,
-        c: Interval::point(1.8),
-        terms: vec![(0, Interval::point(-1.0)), (1, Interval::point(-0.1))],
-    };
+    let row = LinearRow::new(
+        0,
+        Interval::point(1.8),
+        vec![(0, Interval::point(-1.0)), (1, Interval::point(-0.1))],
+    );
     let r = eval(&row, &[Interval::point(1.8), Interval::point(0.0)]);
     assert_eq!(r, Interval::point(0.0));
     assert!(BigRational::zero() >= q(r.lo));
-    let gear = LinearRow {
-        margin: 0,
-        c: Interval::point(0.0),
-        terms: vec![(0, Interval::point(-1.0))],
-    };
+    let gear = LinearRow::new(0, Interval::point(0.0), vec![(0, Interval::point(-1.0))]);
     assert_eq!(eval(&gear, &[Interval::point(0.0)]), Interval::point(0.0));
     // And a policy whose fallback sits exactly on a linear row's boundary for the top of
     // a state range loads (the fallback is certified over the whole range at load).
