@@ -199,26 +199,19 @@ pub fn eval(row: &LinearRow, inputs: &[Interval]) -> Interval {
     // product makes a partial result NaN or infinite, and then `eval_exact` (which
     // handles both) decides.
     let input = |k: u32| inputs.get(k as usize).copied().unwrap_or(Interval::INVALID);
-    // Two accumulators of each sum (even and odd terms), added at the end: half the chain
-    // of dependent additions. The bound below holds for any order of summation.
-    let mut acc = Sums {
-        lo: [row.c.lo, 0.0],
-        hi: [row.c.hi, 0.0],
-        mag: [row.c.lo.abs().max(row.c.hi.abs()), 0.0],
-    };
+    // Each sum is split in partial sums (`point_sums`, the two signs): the bound below holds
+    // for any order of summation.
     // A point coefficient `k` needs no min/max of corner products: RN is monotone, so for
     // `k >= 0` the least rounded product is `RN(k·x.lo)` and the greatest `RN(k·x.hi)`,
     // and the other way round for `k < 0` — which is why the terms are split by sign when
     // the row is built. `|RN(k·x.lo)| + |RN(k·x.hi)|` bounds the term's magnitude (twice
     // it for a point input): a larger `mag` only widens the bound.
     let (pos, neg) = row.points.split_at(row.npos.min(row.points.len()));
-    acc.points(pos, inputs, false);
-    acc.points(neg, inputs, true);
-    let Sums {
-        mut lo,
-        mut hi,
-        mut mag,
-    } = acc;
+    let (pl, ph, pm) = point_sums(pos, inputs);
+    let (nl, nh, nm) = point_sums(neg, inputs);
+    let mut lo = [row.c.lo + pl, nh];
+    let mut hi = [row.c.hi + ph, nl];
+    let mut mag = [row.c.lo.abs().max(row.c.hi.abs()) + pm, nm];
     for &(k, coef) in &row.wide {
         let x = input(k);
         let p1 = coef.lo * x.lo;
@@ -254,47 +247,46 @@ pub fn eval(row: &LinearRow, inputs: &[Interval]) -> Interval {
     }
 }
 
-/// The plain pass's running sums, each in two accumulators.
-struct Sums {
-    lo: [f64; 2],
-    hi: [f64; 2],
-    mag: [f64; 2],
-}
-
-impl Sums {
-    /// Add point-coefficient terms, all of one sign (`neg`: all negative).
-    #[inline(always)]
-    fn points(&mut self, terms: &[(u32, f64)], inputs: &[Interval], neg: bool) {
-        let ends = |k: u32| {
-            let x = inputs.get(k as usize).copied().unwrap_or(Interval::INVALID);
-            if neg {
-                (x.hi, x.lo)
-            } else {
-                (x.lo, x.hi)
-            }
-        };
-        let mut pairs = terms.chunks_exact(2);
-        for pair in &mut pairs {
-            if let [(k0, c0), (k1, c1)] = *pair {
-                let (a0, b0) = ends(k0);
-                let (a1, b1) = ends(k1);
-                let (l0, h0, l1, h1) = (c0 * a0, c0 * b0, c1 * a1, c1 * b1);
-                self.lo[0] += l0;
-                self.lo[1] += l1;
-                self.hi[0] += h0;
-                self.hi[1] += h1;
-                self.mag[0] += l0.abs() + h0.abs();
-                self.mag[1] += l1.abs() + h1.abs();
-            }
-        }
-        for &(k, c) in pairs.remainder() {
-            let (a, b) = ends(k);
-            let (l, h) = (c * a, c * b);
-            self.lo[0] += l;
-            self.hi[0] += h;
-            self.mag[0] += l.abs() + h.abs();
+/// `(Σ kᵢ·xᵢ.lo, Σ kᵢ·xᵢ.hi, Σ |kᵢ·xᵢ.lo| + |kᵢ·xᵢ.hi|)` over point-coefficient terms, in
+/// round-to-nearest, each sum in two accumulators (even and odd terms). Written lane by
+/// lane over `[x.lo, x.hi]` so that each term is one two-lane multiply, add, abs and add.
+#[inline(always)]
+fn point_sums(terms: &[(u32, f64)], inputs: &[Interval]) -> (f64, f64, f64) {
+    let ends = |k: u32| {
+        let x = inputs.get(k as usize).copied().unwrap_or(Interval::INVALID);
+        [x.lo, x.hi]
+    };
+    // [accumulator][lane]: lane 0 sums products with `x.lo`, lane 1 with `x.hi`.
+    let mut s = [[0.0f64; 2]; 2];
+    let mut m = [[0.0f64; 2]; 2];
+    let mut pairs = terms.chunks_exact(2);
+    for pair in &mut pairs {
+        if let [(k0, c0), (k1, c1)] = *pair {
+            let ([a0, b0], [a1, b1]) = (ends(k0), ends(k1));
+            let (l0, h0, l1, h1) = (c0 * a0, c0 * b0, c1 * a1, c1 * b1);
+            let [[s00, s01], [s10, s11]] = &mut s;
+            let [[m00, m01], [m10, m11]] = &mut m;
+            *s00 += l0;
+            *s01 += h0;
+            *s10 += l1;
+            *s11 += h1;
+            *m00 += l0.abs();
+            *m01 += h0.abs();
+            *m10 += l1.abs();
+            *m11 += h1.abs();
         }
     }
+    let [[mut s00, mut s01], [s10, s11]] = s;
+    let [[mut m00, mut m01], [m10, m11]] = m;
+    for &(k, c) in pairs.remainder() {
+        let [a, b] = ends(k);
+        let (l, h) = (c * a, c * b);
+        s00 += l;
+        s01 += h;
+        m00 += l.abs();
+        m01 += h.abs();
+    }
+    (s00 + s10, s01 + s11, (m00 + m10) + (m01 + m11))
 }
 
 /// The enclosure with every rounding error tracked (TwoSum on each addition, exactness

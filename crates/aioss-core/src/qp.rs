@@ -167,6 +167,12 @@ pub struct QpWorkspace {
     /// Lengths of the output slices of the last solve.
     out_n: usize,
     out_m: usize,
+    /// The `m` (and `n`) for which `at`, `row_norm` and `row_inv` hold the last solve's `A`
+    /// (`None`: they do not), for [`QpWorkspace::solve_same_rows`].
+    rows_of: Option<(usize, usize)>,
+    /// Did the last solve end `Solved`, leaving `jm`, `rm`, `act[..q]`, `sign` and `hn` the
+    /// factorisation of its final active set (no equality rows)?
+    factors_kept: bool,
 }
 
 /// `Σ a_k b_k`, for slices of equal length.
@@ -175,7 +181,7 @@ pub struct QpWorkspace {
 /// `(s0 + s1) + (s2 + s3)` and then the tail left to right. The order depends only on the
 /// length, so results are bit-identical everywhere, while the independent chains let the
 /// compiler vectorise.
-fn dot(a: &[f64], b: &[f64]) -> f64 {
+pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
     let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
     let (ta, tb) = (ca.remainder(), cb.remainder());
     let mut acc = [0.0f64; 4];
@@ -191,6 +197,25 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
     ta.iter()
         .zip(tb)
         .fold((s0 + s1) + (s2 + s3), |s, (x, y)| s + x * y)
+}
+
+/// `Σ |a_k b_k|`, in the order of [`dot`].
+pub(crate) fn dot_abs(a: &[f64], b: &[f64]) -> f64 {
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ta, tb) = (ca.remainder(), cb.remainder());
+    let mut acc = [0.0f64; 4];
+    for (x, y) in ca.zip(cb) {
+        if let (Ok(x), Ok(y)) = (<&[f64; 4]>::try_from(x), <&[f64; 4]>::try_from(y)) {
+            acc[0] += (x[0] * y[0]).abs();
+            acc[1] += (x[1] * y[1]).abs();
+            acc[2] += (x[2] * y[2]).abs();
+            acc[3] += (x[3] * y[3]).abs();
+        }
+    }
+    let [s0, s1, s2, s3] = acc;
+    ta.iter()
+        .zip(tb)
+        .fold((s0 + s1) + (s2 + s3), |s, (x, y)| s + (x * y).abs())
 }
 
 /// `y += t x`.
@@ -504,6 +529,8 @@ impl QpWorkspace {
             row_inv: vec![0.0; m_max],
             out_n: 0,
             out_m: 0,
+            rows_of: None,
+            factors_kept: false,
         }
     }
 
@@ -590,6 +617,68 @@ impl QpWorkspace {
         warm: &[usize],
         max_iter: u32,
     ) -> QpSolution<'_> {
+        self.solve_impl(g, a, b, m, meq, warm, max_iter, false, None)
+    }
+
+    /// [`QpWorkspace::solve`] for the same `A` (the same `m`, `n` and entries) as the last
+    /// call, with new `g`, `b` and warm start: it keeps the transposed copy of `A` and the
+    /// row norms that call computed, a fifth of a warm re-solve's work for `n = 10`,
+    /// `m = 87`. When `warm` is the last solve's final active set (of inequalities, as a set)
+    /// and that solve ended `Solved`, it also keeps the factorisation of that set (which
+    /// depends on `H` and the active rows only, not on `g` or `b`) instead of building it
+    /// again row by row: about half of what is left. Given another `m` or `n`, or after a call that did not get as far as
+    /// computing them, it is [`QpWorkspace::solve`]. The caller answers for the entries: a
+    /// different `A` of the same shape would be solved as if it were the old one (in the
+    /// repairer that costs optimality, never safety: Tier 1 checks every answer).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "mirrors the mathematical problem data"
+    )]
+    pub fn solve_same_rows(
+        &mut self,
+        g: &[f64],
+        a: &[f64],
+        b: &[f64],
+        m: usize,
+        meq: usize,
+        warm: &[usize],
+        max_iter: u32,
+    ) -> QpSolution<'_> {
+        let reuse = self.rows_of == Some((m, self.n));
+        let q = self.q;
+        let keep = reuse
+            && q > 0
+            && self.factors_kept
+            && meq == 0
+            && self.neq == 0
+            && warm.len() == q
+            && self
+                .act
+                .get(..q)
+                .is_some_and(|act| act.iter().all(|r| warm.contains(r)));
+        self.solve_impl(g, a, b, m, meq, warm, max_iter, reuse, keep.then_some(q))
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "mirrors the mathematical problem data"
+    )]
+    fn solve_impl(
+        &mut self,
+        g: &[f64],
+        a: &[f64],
+        b: &[f64],
+        m: usize,
+        meq: usize,
+        warm: &[usize],
+        max_iter: u32,
+        reuse: bool,
+        kept: Option<usize>,
+    ) -> QpSolution<'_> {
+        if !reuse {
+            self.rows_of = None;
+        }
+        self.factors_kept = false;
         self.q = 0;
         self.neq = 0;
         self.out_n = 0;
@@ -598,7 +687,18 @@ impl QpWorkspace {
             Some(bad) => (bad, 0),
             None => {
                 let mut iterations = 0;
-                let status = match self.run(g, a, b, m, meq, warm, max_iter, &mut iterations) {
+                let status = match self.run(
+                    g,
+                    a,
+                    b,
+                    m,
+                    meq,
+                    warm,
+                    max_iter,
+                    reuse,
+                    kept,
+                    &mut iterations,
+                ) {
                     Ok(()) => QpStatus::Solved,
                     Err(s) => s,
                 };
@@ -635,6 +735,7 @@ impl QpWorkspace {
         if !reported {
             self.q = 0;
         }
+        self.factors_kept = reported && status == QpStatus::Solved && self.neq == 0;
         QpSolution {
             status,
             x: self.x.get(..self.out_n).unwrap_or(&[]),
@@ -715,6 +816,8 @@ impl QpWorkspace {
         meq: usize,
         warm: &[usize],
         max_iter: u32,
+        reuse: bool,
+        kept: Option<usize>,
         iterations: &mut u32,
     ) -> Result<(), QpStatus> {
         let n = self.n;
@@ -738,6 +841,7 @@ impl QpWorkspace {
             ax,
             row_inv,
             lambda,
+            rows_of,
             ..
         } = self;
         let nn = n.checked_mul(n).ok_or(INTERNAL)?;
@@ -765,21 +869,27 @@ impl QpWorkspace {
         // Row norms and the transposed copy of A in one pass. A NaN or infinity in a row
         // (or an overflowing norm) makes its norm non-finite. Rows of zeros are decided here
         // once and for all.
-        if n == 0 {
-            row_norm.fill(0.0);
-        } else {
-            for (i, (nrm, row)) in row_norm.iter_mut().zip(a.chunks_exact(n)).enumerate() {
-                *nrm = dot(row, row).sqrt();
-                for (col, &aij) in at.chunks_exact_mut(m).zip(row) {
-                    set_at(col, i, aij)?;
+        // (Kept from the last call by `solve_same_rows`.)
+        if !reuse {
+            if n == 0 {
+                row_norm.fill(0.0);
+            } else {
+                for (i, (nrm, row)) in row_norm.iter_mut().zip(a.chunks_exact(n)).enumerate() {
+                    *nrm = dot(row, row).sqrt();
+                    for (col, &aij) in at.chunks_exact_mut(m).zip(row) {
+                        set_at(col, i, aij)?;
+                    }
                 }
             }
-        }
-        for (i, ((&nrm, inv), &bi)) in row_norm.iter().zip(row_inv.iter_mut()).zip(b).enumerate() {
-            if !nrm.is_finite() {
-                return Err(QpStatus::NumericalError);
+            for (&nrm, inv) in row_norm.iter().zip(row_inv.iter_mut()) {
+                if !nrm.is_finite() {
+                    return Err(QpStatus::NumericalError);
+                }
+                *inv = if nrm > 0.0 { 1.0 / nrm } else { 0.0 };
             }
-            *inv = if nrm > 0.0 { 1.0 / nrm } else { 0.0 };
+            *rows_of = Some((m, n));
+        }
+        for (i, (&nrm, &bi)) in row_norm.iter().zip(b).enumerate() {
             if nrm == 0.0 && ((i < meq && bi != 0.0) || bi < 0.0) {
                 // 0 = 0·x <= b_i < 0 (or = b_i != 0): y = ∓e_i is a certificate.
                 lambda.fill(0.0);
@@ -791,14 +901,23 @@ impl QpWorkspace {
             return Ok(());
         }
 
-        // Unconstrained minimiser x = -H⁻¹ g = -J₀ J₀ᵀ g; J = J₀, no active constraints.
-        jm.copy_from_slice(j0);
-        x.fill(0.0);
-        for col in jm.chunks_exact(n).take(n) {
-            axpy(x, -dot(col, g), col);
-        }
-        *q = 0;
         *neq = 0;
+        if let Some(kq) = kept {
+            // The last solve's final factorisation, of exactly the rows in `warm`: its rows
+            // are active again, and the warm start below recomputes x and u for this g, b.
+            *q = kq;
+            for &r in act.get(..kq).ok_or(INTERNAL)? {
+                set_at(is_active, r, true)?;
+            }
+        } else {
+            // Unconstrained minimiser x = -H⁻¹ g = -J₀ J₀ᵀ g; J = J₀, no active constraints.
+            jm.copy_from_slice(j0);
+            x.fill(0.0);
+            for col in jm.chunks_exact(n).take(n) {
+                axpy(x, -dot(col, g), col);
+            }
+            *q = 0;
+        }
         let mut set = ActiveArrays { act, u, sign, hn };
 
         // Equality rows, each made active with a full step (their multipliers are free).
@@ -847,7 +966,7 @@ impl QpWorkspace {
         // Warm start: add the suggested inequality rows to the factorisation, then recompute
         // the minimiser over the active set and drop rows with negative multipliers until
         // the point is dual feasible again.
-        let mut warm_added = false;
+        let mut warm_added = kept.is_some_and(|kq| kq > 0);
         for &w in warm {
             if *q >= n {
                 break;

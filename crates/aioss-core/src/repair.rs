@@ -76,6 +76,13 @@
 //!   its boundary by less than the QP's feasibility tolerance gets a hundredfold back-off;
 //!   and linear convergence to 0 (Newton on a flat boundary) is completed by an Aitken
 //!   extrapolation. Each came from a proposal in `tests/data/repair-bugs.jsonl`.
+//! * **Warm re-repair.** For a policy whose rows are all affine in the real action variables
+//!   (no discrete action variable, no guard that reads one), a proposal at the same state
+//!   as the last repair gets the last search's first QP back with only `g` and the
+//!   back-off recomputed, warm-started from the last active set and its kept
+//!   factorisation, and one Tier 1 check of the answer (`Repairer::quick`). Whatever that
+//!   check does not accept goes through the full repair. It is what makes a control loop's
+//!   re-solve after a small change of `u₀` cost a QP and a check instead of a search.
 //! * **Fallback.** If even that fails, the fallback action, with its Tier 1 verdict at the
 //!   current state.
 
@@ -299,6 +306,23 @@ pub struct Repairer {
     infeasible_everywhere: bool,
     /// Working memory for the QP's certificate of infeasibility.
     cert: Vec<f64>,
+    /// Can this policy take the warm re-repair ([`Repairer::quick`])? No discrete action
+    /// variable, and every row that reads a real action variable is a `<=` / `<` row,
+    /// affine in them with constant coefficients, whose guard reads none.
+    quick_ok: bool,
+    /// Per input slot: is it an action variable's (ignored when comparing states)?
+    action_slot: Vec<bool>,
+    /// The first QP of the last repair's search (kept when `quick_ok`): its rows `a`
+    /// (every active, unscreened row that reads a real variable, then the bounds), what
+    /// each is, each row's `b` before the back-off (`lo − ∇·u`: for an affine row the
+    /// constant of its model, the same at every point), and the inputs it was built for.
+    quick_a: Vec<f64>,
+    quick_rows: Vec<Option<usize>>,
+    quick_b0: Vec<f64>,
+    quick_inputs: Vec<Interval>,
+    quick_valid: bool,
+    /// Was the QP workspace's last solve on `quick_a` (so its copy of the rows can be kept)?
+    qp_has_quick_rows: bool,
     /// Turn warm starting off (for tests comparing warm and cold).
     pub cold: bool,
 }
@@ -378,6 +402,19 @@ impl Repairer {
             })
             .collect();
         let lin = lin_kinds(p, &real);
+        let quick_ok = discrete.is_empty()
+            && (0..lat.rows.len()).all(|i| {
+                row_vars.get(i).is_none_or(Vec::is_empty)
+                    || (affine.get(i).copied().unwrap_or(false)
+                        && matches!(lin.get(i), Some(Lin::Margin))
+                        && !guard_moves.get(i).copied().unwrap_or(true))
+            });
+        let mut action_slot = vec![false; p.layout.len as usize];
+        for a in &p.actions {
+            if let Some(x) = action_slot.get_mut(a.slot as usize) {
+                *x = true;
+            }
+        }
         let nr = real.len();
         let nrows = lat.rows.len();
         let n_max = nr + nrows;
@@ -426,6 +463,14 @@ impl Repairer {
             hopeless_rows: Vec::new(),
             infeasible_everywhere: false,
             cert: Vec::new(),
+            quick_ok,
+            action_slot,
+            quick_a: Vec::new(),
+            quick_rows: Vec::new(),
+            quick_b0: Vec::new(),
+            quick_inputs: Vec::new(),
+            quick_valid: false,
+            qp_has_quick_rows: false,
             cold: false,
         }
     }
@@ -841,6 +886,7 @@ impl Repairer {
         self.hist[1].clear();
         let mut full = self.checked_at(u);
         let mut screened = false;
+        let mut recorded = false;
         self.hopeless = false;
         self.hopeless_rows.clear();
         self.infeasible_everywhere = false;
@@ -1148,6 +1194,20 @@ impl Repairer {
                 }
             }
             let slack_bounds = self.b.len();
+            if self.quick_ok && stage.is_none() && !trust.is_finite() && n == nr && !recorded {
+                // The warm re-repair's QP (see `quick`). The rows in it do not depend on the
+                // point (screening and activity are fixed by the state), and neither does
+                // each row's `lo − ∇·u`.
+                recorded = true;
+                self.quick_a.clone_from(&self.a);
+                self.quick_rows.clone_from(&self.qrow);
+                self.quick_b0.clear();
+                self.quick_b0
+                    .extend(self.b.iter().zip(&self.needs).map(|(b, need)| b + need));
+                self.quick_inputs.clear();
+                self.quick_inputs.extend_from_slice(inputs);
+                self.quick_valid = true;
+            }
             self.warm_idx.clear();
             for (i, col) in self.slack_col.iter().enumerate() {
                 let Some(col) = *col else { continue };
@@ -1187,6 +1247,7 @@ impl Repairer {
                     }
                 }
             }
+            self.qp_has_quick_rows = false;
             let mut sol = self.qp.solve(
                 &self.g,
                 &self.a,
@@ -1349,6 +1410,11 @@ impl Repairer {
         preferred: &[(usize, f64)],
     ) -> Repair {
         self.checked_valid = false;
+        if preferred.is_empty() && !self.cold {
+            if let Some(r) = self.quick(p, inputs, proposal) {
+                return r;
+            }
+        }
         if preferred.is_empty() {
             if let Some(r) = self.proposal_holds(p, inputs, proposal) {
                 return r;
@@ -1425,6 +1491,180 @@ impl Repairer {
         );
         r.steps = total - work;
         r
+    }
+
+    /// The warm re-repair: a proposal at the same state as the last repair, for a policy
+    /// whose rows are affine in the real action variables (`quick_ok`). The last search's
+    /// first QP is then this proposal's first QP too, up to rounding: the same rows (which
+    /// rows are active and screened depends on the state alone), the same `a_i` (constant
+    /// gradients) and the same `lo − ∇·u` (the constant of an affine model). Only `g`
+    /// (from the proposal) and the back-off (from each row's model margin at the proposal)
+    /// are new. So: one QP, warm-started from the last active set, and one Tier 1 check of
+    /// its answer — instead of a Tier 1 check of the proposal, the search set-up, the QP
+    /// assembly and a second check.
+    ///
+    /// It is what the search's first node does in its first step, with the row margins at
+    /// the proposal taken from the model instead of Tier 1 (they differ by rounding), and
+    /// it returns only what that step would have returned: a point Tier 1 finds SAT on
+    /// every active row, or, when the QP moves nowhere, the proposal itself if Tier 1
+    /// finds it SAT (the feasible path). Anything else — another state, a QP that is not
+    /// solved, an answer Tier 1 does not accept — returns `None`, and the full repair runs
+    /// as if this had not been tried. The answer is a function of the inputs and the last
+    /// search's QP, so a replay of the same stream reproduces it.
+    fn quick(&mut self, p: &Policy, inputs: &[Interval], proposal: &[f64]) -> Option<Repair> {
+        if !(self.quick_ok && self.quick_valid) || proposal.len() != p.actions.len() {
+            return None;
+        }
+        if inputs.len() != self.quick_inputs.len() {
+            return None;
+        }
+        let same = |(k, (x, y)): (usize, (&Interval, &Interval))| {
+            self.action_slot.get(k).copied().unwrap_or(false)
+                || (x.lo.to_bits() == y.lo.to_bits() && x.hi.to_bits() == y.hi.to_bits())
+        };
+        if !inputs.iter().zip(&self.quick_inputs).enumerate().all(same) {
+            return None;
+        }
+        let nr = self.real.len();
+        let mut u = proposal.to_vec();
+        for &ai in &self.real {
+            let (Some(uj), Some(a)) = (u.get_mut(ai), p.actions.get(ai)) else {
+                return None;
+            };
+            if !uj.is_finite() {
+                return None;
+            }
+            *uj = clamp_to(*uj, a.min, a.max);
+        }
+        // `b`: each row's model margin at `u` with the back-off of `continuous`.
+        self.gtmp.clear();
+        self.gtmp.extend(
+            self.real
+                .iter()
+                .map(|&ai| u.get(ai).copied().unwrap_or(0.0)),
+        );
+        self.b.clear();
+        let rows = self.quick_a.chunks_exact(nr.max(1));
+        for ((row, r), &b0) in rows.zip(&self.quick_rows).zip(&self.quick_b0) {
+            let Some(i) = *r else {
+                self.b.push(b0);
+                continue;
+            };
+            // (Four independent partial sums: a row of ten terms summed one after another
+            // was a chain of dependent additions longer than the QP's warm solve.)
+            let au = crate::qp::dot(row, &self.gtmp);
+            let scale = crate::qp::dot_abs(row, &self.gtmp);
+            let lo = b0 - au;
+            let delta = 1e-9 * (1.0 + lo.abs() + scale);
+            let strict = p.lattice.rows.get(i).is_some_and(|x| x.sense == Sense::Lt);
+            let sat = lo > 0.0 || (lo == 0.0 && !strict);
+            let need = if sat { delta.min(lo) } else { delta };
+            self.b.push(b0 - need);
+        }
+        // `g = −2 W u₀`, and `H = 2 W` factored (as `continuous` leaves it).
+        self.gtmp.clear();
+        self.gtmp.extend(
+            self.real
+                .iter()
+                .map(|&ai| proposal.get(ai).copied().unwrap_or(0.0)),
+        );
+        self.g.clear();
+        self.g.extend(
+            p.governor
+                .metric
+                .iter()
+                .map(|wrow| -2.0 * crate::qp::dot(wrow, &self.gtmp)),
+        );
+        if self.g.len() != nr {
+            return None;
+        }
+        if self.hess_n != nr {
+            self.h.clear();
+            self.h.resize(nr * nr, 0.0);
+            for (bi, wrow) in p.governor.metric.iter().enumerate() {
+                for (bj, w) in wrow.iter().enumerate() {
+                    if let Some(hh) = self.h.get_mut(bi * nr + bj) {
+                        *hh = 2.0 * w;
+                    }
+                }
+            }
+            self.hess_n = 0;
+            if self.qp.set_hessian(nr, &self.h) != QpStatus::Solved {
+                return None;
+            }
+            self.hess_n = nr;
+        }
+        self.warm_idx.clear();
+        for (qi, r) in self.quick_rows.iter().enumerate() {
+            if r.is_some_and(|r| self.warm_rows.binary_search(&r).is_ok()) {
+                self.warm_idx.push(qi);
+            }
+        }
+        let m = self.b.len();
+        let max_iter = p.governor.max_iterations.saturating_mul(4);
+        let solve = if self.qp_has_quick_rows {
+            QpWorkspace::solve_same_rows
+        } else {
+            QpWorkspace::solve
+        };
+        self.qp_has_quick_rows = true;
+        let sol = solve(
+            &mut self.qp,
+            &self.g,
+            &self.quick_a,
+            &self.b,
+            m,
+            0,
+            &self.warm_idx,
+            max_iter,
+        );
+        if sol.status != QpStatus::Solved {
+            return None;
+        }
+        let qp_iterations = sol.iterations;
+        let mut active: Vec<usize> = sol
+            .active
+            .iter()
+            .filter_map(|&qi| self.quick_rows.get(qi).copied().flatten())
+            .collect();
+        active.sort_unstable();
+        if active.is_empty() {
+            // The model puts the proposal inside every row: the feasible path decides.
+            return self.proposal_holds(p, inputs, proposal);
+        }
+        let scale0 = u.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+        for (j, &ai) in self.real.iter().enumerate() {
+            let x = sol.x.get(j).copied().unwrap_or(f64::NAN);
+            let (Some(uj), Some(a), Some(&x0)) =
+                (u.get_mut(ai), p.actions.get(ai), proposal.get(ai))
+            else {
+                return None;
+            };
+            if !x.is_finite() {
+                return None;
+            }
+            *uj = snap(clamp_to(x, a.min, a.max), a.min, a.max, scale0, x0);
+        }
+        self.tier1(p, inputs, &u);
+        let relaxed = self.acceptable(p, Criticality::Low, false)?;
+        if !relaxed.is_empty() {
+            return None;
+        }
+        let distance = objective(p, &self.real, proposal, &u).max(0.0).sqrt();
+        self.warm_rows.clone_from(&active);
+        Some(Repair {
+            action: u,
+            outcome: RepairOutcome::Certified,
+            status: SolverStatus::Solved,
+            distance,
+            active_set: active,
+            relaxed: Vec::new(),
+            iterations: qp_iterations.saturating_add(1),
+            steps: 1,
+            nodes: 1,
+            checks: self.checks.clone(),
+            certified: true,
+        })
     }
 
     /// The feasible path: when the proposal is the search's first candidate (real values in

@@ -786,6 +786,84 @@ fn warm_start_matches_cold_start() {
     assert!(warm_iters < cold_iters, "warm start should save iterations");
 }
 
+/// `solve_same_rows` (the repairer's warm re-repair: the same rows, a new `g` and `b`)
+/// against a cold `solve` of the same problem: with the last active set as the warm start
+/// (whose factorisation it keeps), with garbage, and with none; also after a solve that
+/// ended infeasible or was stopped by the iteration cap (nothing may be kept from those).
+#[test]
+fn solve_same_rows_matches_a_cold_solve() {
+    let mut rng = Rng::new(0x5EED_0007);
+    let count = 1000 * SCALE;
+    let mut cold_ws = QpWorkspace::new(20, 110);
+    let mut ws = QpWorkspace::new(20, 110);
+    let (mut kept, mut solved) = (0usize, 0usize);
+    for case in 0..count {
+        let n = rng.int(2, 20);
+        let m = rng.int(1, 100);
+        let kind = if case % 5 == 4 {
+            Kind::RandomB
+        } else {
+            Kind::Feasible
+        };
+        let mut p = random_problem(&mut rng, n, m, kind);
+        cold_ws.set_hessian(n, &p.h);
+        ws.set_hessian(n, &p.h);
+        // Every tenth case, the first solve is cut short by the iteration cap.
+        let cap = if case % 10 == 3 { 1 } else { MAX_ITER };
+        let first = ws.solve(&p.g, &p.a, &p.b, p.m, p.meq, &[], cap);
+        let mut warm = first.active.to_vec();
+        for round in 0..3 {
+            // A new target and slightly moved right-hand sides, the same rows.
+            let delta: Vec<f64> = (0..n).map(|_| 0.05 * rng.normal()).collect();
+            for i in 0..n {
+                p.g[i] -= dot(&p.h[i * n..(i + 1) * n], &delta);
+            }
+            if round == 1 {
+                for bi in p.b.iter_mut().skip(p.meq) {
+                    *bi += 0.01 * rng.normal();
+                }
+            }
+            let cold = cold_ws.solve(&p.g, &p.a, &p.b, p.m, p.meq, &[], MAX_ITER);
+            let (cold_status, cold_x, cold_f) = (cold.status, cold.x.to_vec(), cold.objective);
+            let garbage: Vec<usize> = (0..rng.int(0, 30)).map(|_| rng.int(0, p.m + 5)).collect();
+            let start = match (case + round) % 4 {
+                0 => garbage,
+                1 => Vec::new(),
+                _ => warm.clone(),
+            };
+            let same_set = {
+                let mut a = start.clone();
+                a.sort_unstable();
+                let mut b = warm.clone();
+                b.sort_unstable();
+                a == b && !a.is_empty()
+            };
+            kept += usize::from(same_set);
+            let s = ws.solve_same_rows(&p.g, &p.a, &p.b, p.m, p.meq, &start, MAX_ITER);
+            assert_eq!(s.status, cold_status, "case {case} round {round}");
+            if cold_status == QpStatus::Solved {
+                solved += 1;
+                assert!(
+                    rel_err(s.objective, cold_f) <= 1e-9,
+                    "case {case} round {round}"
+                );
+                for (a, b) in s.x.iter().zip(&cold_x) {
+                    assert!(
+                        rel_err(*a, *b) <= 1e-8,
+                        "case {case} round {round}: {a} vs {b}"
+                    );
+                }
+                check_kkt(&p, s.x, s.multipliers, 1e-7);
+            }
+            warm = s.active.to_vec();
+        }
+    }
+    eprintln!(
+        "solve_same_rows: {count} problems, {solved} solved re-solves, {kept} from the kept set"
+    );
+    assert!(kept * 4 >= count && solved * 2 >= count);
+}
+
 #[test]
 fn deterministic_bit_for_bit() {
     let mut rng = Rng::new(0x5EED_0004);

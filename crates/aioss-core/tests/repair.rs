@@ -549,3 +549,117 @@ fn an_infeasible_subsystem_no_discrete_choice_touches_ends_the_stage_at_once() {
     assert_eq!(rep.action, p.fallback);
     assert!(rep.nodes <= 5, "{} nodes: {rep:?}", rep.nodes);
 }
+
+/// A policy of `m` dense rows `a_i · u <= b_i + s` over six real actions (`s` a state
+/// variable), with a diagonal metric: the repairer's warm re-repair applies to it.
+fn dense_policy(seed: u64, m: usize) -> aioss_core::Policy {
+    let mut x = seed;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut t = String::from("[policy]\nname = \"dense\"\n[governor]\nmetric = { ");
+    for j in 0..6 {
+        t.push_str(&format!(
+            "{}u{j} = {:?}",
+            if j == 0 { "" } else { ", " },
+            0.5 + next()
+        ));
+    }
+    t.push_str(" }\n[state.s]\nmin = 0.0\nmax = 2.0\nnoise = 0.01\n");
+    for j in 0..6 {
+        t.push_str(&format!("[action.u{j}]\nmin = -20.0\nmax = 20.0\n"));
+    }
+    t.push_str("[fallback]\n");
+    for j in 0..6 {
+        t.push_str(&format!("u{j} = 0.0\n"));
+    }
+    for i in 0..m {
+        let terms: Vec<String> = (0..6)
+            .map(|j| format!("{:?} * u{j}", 4.0 * next() - 2.0))
+            .collect();
+        t.push_str(&format!(
+            "[[constraint]]\nid = \"r{i}\"\nexpr = \"{} <= {:?} + s\"\n",
+            terms.join(" + "),
+            1.0 + next()
+        ));
+    }
+    aioss_core::load("dense.toml", &t).unwrap()
+}
+
+/// Every active row SAT at `u` by Tier 1.
+fn certified(p: &aioss_core::Policy, inputs: &[Interval], u: &[f64]) -> bool {
+    let mut v = inputs.to_vec();
+    for (a, x) in p.actions.iter().zip(u) {
+        v[a.slot as usize] = Interval::point(*x);
+    }
+    let mut scratch = p.lattice.scratch();
+    let mut out = vec![aioss_core::RowCheck::default(); p.lattice.rows.len()];
+    p.lattice.check(&v, &mut scratch, &mut out);
+    out.iter().all(|c| !c.active || c.status == Status::Sat)
+}
+
+/// The warm re-repair: at the same state, a repairer that has repaired once answers the
+/// next proposal with one QP (warm-started from its last active set and factorisation)
+/// and one Tier 1 check — and the same answer as a cold repairer.
+#[test]
+fn a_re_repair_at_the_same_state_takes_one_qp_and_agrees_with_a_cold_repair() {
+    let (mut quick, mut total) = (0, 0);
+    for seed in 1..=20u64 {
+        let p = dense_policy(seed * 7919, 30);
+        let mut inputs = p.range_inputs();
+        inputs[p.states[0].slot.unwrap() as usize] = Interval::around(1.0, 0.01);
+        let mut warm = Repairer::new(&p);
+        let mut cold = Repairer::new(&p);
+        cold.cold = true;
+        let mut u: Vec<f64> = (0..6)
+            .map(|j| 3.0 * ((seed as f64 + j as f64).sin()))
+            .collect();
+        for k in 0..15 {
+            for (j, x) in u.iter_mut().enumerate() {
+                *x += 0.05 * ((k * 6 + j) as f64).cos();
+            }
+            let a = warm.repair(&p, &inputs, &u, &[]);
+            let b = cold.repair(&p, &inputs, &u, &[]);
+            assert_eq!(a.outcome, b.outcome, "seed {seed} step {k}");
+            assert!(a.certified && certified(&p, &inputs, &a.action));
+            for (x, y) in a.action.iter().zip(&b.action) {
+                assert!((x - y).abs() <= 1e-7 * (1.0 + y.abs()), "{a:?}\n{b:?}");
+            }
+            assert!((a.distance - b.distance).abs() <= 1e-7 * (1.0 + b.distance));
+            if k > 0 && b.outcome == RepairOutcome::Certified && b.distance > 0.0 {
+                total += 1;
+                quick += usize::from(a.steps == 1 && b.steps > 1);
+            }
+        }
+    }
+    // Most re-repairs take the quick path (the others: the proposal became feasible, or
+    // the QP's answer was not certified at once).
+    assert!(quick * 10 >= total * 8, "{quick} of {total}");
+}
+
+/// Another state (here the row bound `s` moves) is not the state of the kept QP: the
+/// re-repair is a full one, and still right.
+#[test]
+fn a_re_repair_at_another_state_is_a_full_repair() {
+    let p = dense_policy(4242, 30);
+    let mut warm = Repairer::new(&p);
+    let mut cold = Repairer::new(&p);
+    cold.cold = true;
+    let u = [4.0, -3.0, 2.5, 1.0, -2.0, 3.0];
+    for k in 0..10 {
+        let mut inputs = p.range_inputs();
+        inputs[p.states[0].slot.unwrap() as usize] =
+            Interval::around(0.5 + 0.1 * f64::from(k), 0.01);
+        let a = warm.repair(&p, &inputs, &u, &[]);
+        let b = cold.repair(&p, &inputs, &u, &[]);
+        assert_eq!(a.outcome, RepairOutcome::Certified);
+        assert!(a.steps > 1, "step {k}: {a:?}");
+        assert!(certified(&p, &inputs, &a.action));
+        for (x, y) in a.action.iter().zip(&b.action) {
+            assert!((x - y).abs() <= 1e-7 * (1.0 + y.abs()), "{a:?}\n{b:?}");
+        }
+    }
+}
