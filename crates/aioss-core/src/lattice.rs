@@ -66,6 +66,11 @@ pub struct Lattice {
     /// The rows whose margin is linear in the inputs, evaluated by the fast path of
     /// [`crate::linear`] instead of the tape.
     pub linear: Vec<crate::linear::LinearRow>,
+    /// The rows of [`Lattice::linear`] that share their inputs with others, evaluated
+    /// together ([`crate::linear::LinearBlock`]).
+    pub linear_blocks: Vec<crate::linear::LinearBlock>,
+    /// The indices of the other rows of [`Lattice::linear`], evaluated one by one.
+    pub linear_single: Vec<u32>,
 }
 
 /// A row's verdict.
@@ -249,6 +254,13 @@ impl Lattice {
             r.cone = tape.cone(r.margin);
         }
         let action_inst = p.actions.iter().map(|a| tape.input_inst(a.slot)).collect();
+        let (linear_blocks, in_block) = crate::linear::blocks(&linear);
+        let linear_single = in_block
+            .iter()
+            .enumerate()
+            .filter(|(_, &b)| !b)
+            .filter_map(|(i, _)| u32::try_from(i).ok())
+            .collect();
         Lattice {
             tape,
             rows,
@@ -258,6 +270,8 @@ impl Lattice {
             action_inst,
             decide_ops,
             linear,
+            linear_blocks,
+            linear_single,
         }
     }
 
@@ -265,9 +279,18 @@ impl Lattice {
     /// evaluation of the rows calls this after the tape.
     #[inline]
     pub fn eval_linear(&self, inputs: &[Interval], slots: &mut [Interval]) {
-        for l in &self.linear {
-            if let Some(s) = slots.get_mut(l.margin as usize) {
-                *s = crate::linear::eval(l, inputs);
+        for b in &self.linear_blocks {
+            crate::linear::eval_block(b, &self.linear, inputs, |l, v| {
+                if let Some(s) = slots.get_mut(l.margin as usize) {
+                    *s = v;
+                }
+            });
+        }
+        for &i in &self.linear_single {
+            if let Some(l) = self.linear.get(i as usize) {
+                if let Some(s) = slots.get_mut(l.margin as usize) {
+                    *s = crate::linear::eval(l, inputs);
+                }
             }
         }
     }

@@ -162,6 +162,10 @@ pub struct QpWorkspace {
     at: Vec<f64>,
     /// Per row: `a_i·x` at the current iterate.
     ax: Vec<f64>,
+    /// Rows `dense_m..m` have at most one non-zero entry each (bounds, which the repairer
+    /// puts last): `(column, entry)`, so that `A x` multiplies only the rows before them.
+    unit: Vec<(usize, f64)>,
+    dense_m: usize,
     /// Per row: `1 / ‖a_i‖`, or 0 for rows of zeros.
     row_inv: Vec<f64>,
     /// Lengths of the output slices of the last solve.
@@ -526,6 +530,8 @@ impl QpWorkspace {
             lambda: vec![0.0; m_max],
             at: vec![0.0; n_max.saturating_mul(m_max)],
             ax: vec![0.0; m_max],
+            unit: vec![(0, 0.0); m_max],
+            dense_m: 0,
             row_inv: vec![0.0; m_max],
             out_n: 0,
             out_m: 0,
@@ -839,6 +845,8 @@ impl QpWorkspace {
             row_norm,
             at,
             ax,
+            unit,
+            dense_m,
             row_inv,
             lambda,
             rows_of,
@@ -871,13 +879,26 @@ impl QpWorkspace {
         // once and for all.
         // (Kept from the last call by `solve_same_rows`.)
         if !reuse {
+            // The suffix of rows with at most one non-zero entry.
+            let unit = unit.get_mut(..m).ok_or(INTERNAL)?;
+            *dense_m = m;
+            for (row, u) in a.chunks_exact(n.max(1)).zip(unit.iter_mut()).rev() {
+                let mut nz = row.iter().enumerate().filter(|(_, v)| **v != 0.0);
+                match (nz.next(), nz.next()) {
+                    (first, None) => *u = first.map_or((0, 0.0), |(j, &v)| (j, v)),
+                    _ => break,
+                }
+                *dense_m -= 1;
+            }
             if n == 0 {
                 row_norm.fill(0.0);
             } else {
                 for (i, (nrm, row)) in row_norm.iter_mut().zip(a.chunks_exact(n)).enumerate() {
                     *nrm = dot(row, row).sqrt();
-                    for (col, &aij) in at.chunks_exact_mut(m).zip(row) {
-                        set_at(col, i, aij)?;
+                    if i < *dense_m {
+                        for (col, &aij) in at.chunks_exact_mut(m).zip(row) {
+                            set_at(col, i, aij)?;
+                        }
                     }
                 }
             }
@@ -1023,7 +1044,8 @@ impl QpWorkspace {
         // INVARIANT (bounded): every pass through the inner loop first checks and counts an
         // iteration, so a solve ends after at most max_iter passes whatever the data.
         loop {
-            let Some(p) = most_violated(at, b, row_inv, is_active, x, ax, meq) else {
+            let unit = unit.get(*dense_m..m).ok_or(INTERNAL)?;
+            let Some(p) = most_violated(at, unit, b, row_inv, is_active, x, ax, meq) else {
                 return Ok(());
             };
             let row_p = a.get(p * n..p * n + n).ok_or(INTERNAL)?;
@@ -1131,8 +1153,13 @@ fn set_at<T>(s: &mut [T], i: usize, v: T) -> Result<(), QpStatus> {
 
 /// The most violated inactive inequality row (largest violation per unit `‖a_i‖`, lowest
 /// index on ties), if any row is violated beyond the tolerance.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the problem data and the workspace's arrays"
+)]
 fn most_violated(
     at: &[f64],
+    unit: &[(usize, f64)],
     b: &[f64],
     row_inv: &[f64],
     is_active: &[bool],
@@ -1140,12 +1167,19 @@ fn most_violated(
     ax: &mut [f64],
     meq: usize,
 ) -> Option<usize> {
-    // ax = A x = Σ_j x_j A[:, j], summed in the order j = 0, 1, ... for every row.
-    ax.fill(0.0);
-    if !ax.is_empty() {
-        for (col, &xj) in at.chunks_exact(ax.len()).zip(x) {
-            axpy(ax, xj, col);
+    // ax = A x = Σ_j x_j A[:, j], summed in the order j = 0, 1, ... for every dense row;
+    // a row of one non-zero entry `a_ij` is `a_ij x_j`, what that sum gives bit for bit
+    // (its other terms are zeros).
+    let m = ax.len();
+    let (dense, tail) = ax.split_at_mut(m.saturating_sub(unit.len()));
+    dense.fill(0.0);
+    if m > 0 {
+        for (col, &xj) in at.chunks_exact(m).zip(x) {
+            axpy(dense, xj, col);
         }
+    }
+    for (axi, &(j, v)) in tail.iter_mut().zip(unit) {
+        *axi = v * x.get(j).copied().unwrap_or(f64::NAN);
     }
     // |a_i·x| <= ‖a_i‖ ‖x‖ bounds the size of the terms of a_i·x, hence its rounding error.
     let xn = FEAS_TOL * (1.0 + dot(x, x).sqrt());

@@ -13,7 +13,7 @@
 
 mod common;
 
-use aioss_core::linear::{eval, eval_exact, LinearRow};
+use aioss_core::linear::{blocks, eval, eval_block, eval_exact, LinearRow};
 use aioss_core::{Interval, Status};
 use common::{arb_double, config};
 use num_rational::BigRational;
@@ -95,6 +95,86 @@ proptest! {
         let inputs = [Interval::point(a), Interval::point(a), Interval::point(k), Interval::point(k)];
         check(&row, &inputs, eval(&row, &inputs))?;
     }
+}
+
+proptest! {
+    #![proptest_config(config(2000))]
+
+    /// Rows over the same inputs, evaluated as one block (midpoint-radius form): every
+    /// margin encloses the exact range.
+    #[test]
+    fn block_enclosures_contain_the_exact_range(
+        n in 4usize..9,
+        rows in proptest::collection::vec(
+            (arb_interval(), proptest::collection::vec(arb_double(), 8)),
+            2..5,
+        ),
+        inputs in proptest::collection::vec(arb_interval(), 9),
+    ) {
+        let rows: Vec<LinearRow> = rows
+            .into_iter()
+            .enumerate()
+            .map(|(i, (c, ks))| {
+                // Distinct inputs (every other one, in a row-dependent order), non-zero
+                // point coefficients.
+                let mut terms: Vec<(u32, Interval)> = (0..n)
+                    .map(|j| (j as u32, Interval::point(if ks[j] == 0.0 { 1.0 } else { ks[j] })))
+                    .collect();
+                terms.rotate_left(i % n);
+                LinearRow::new(i as u32, c, terms)
+            })
+            .collect();
+        let (bs, in_block) = blocks(&rows);
+        prop_assert_eq!(bs.len(), 1);
+        prop_assert!(in_block.iter().all(|&b| b));
+        let mut seen = 0;
+        let mut out = Vec::new();
+        eval_block(&bs[0], &rows, &inputs, |row, r| out.push((row.clone(), r)));
+        for (row, r) in &out {
+            check(row, &inputs, *r)?;
+            seen += 1;
+        }
+        prop_assert_eq!(seen, rows.len());
+    }
+}
+
+/// A block's rows get the same verdicts as the rows evaluated one by one, and an invalid
+/// input makes every margin of the block invalid.
+#[test]
+fn a_block_agrees_with_its_rows_one_by_one() {
+    let rows: Vec<LinearRow> = (0..3)
+        .map(|i| {
+            LinearRow::new(
+                i,
+                Interval::point(1.0 + f64::from(i)),
+                (0..5)
+                    .map(|j| (j, Interval::point(f64::from(j + i) * 0.37 - 0.8)))
+                    .collect(),
+            )
+        })
+        .collect();
+    let (bs, _) = blocks(&rows);
+    assert_eq!(bs.len(), 1);
+    for step in 0..200u32 {
+        let inputs: Vec<Interval> = (0..5u32)
+            .map(|j| {
+                let x = f64::from((step * 31 + j * 17) % 97) / 10.0 - 4.0;
+                if (step + j) % 3 == 0 {
+                    Interval::new(x, x + 0.25)
+                } else {
+                    Interval::point(x)
+                }
+            })
+            .collect();
+        eval_block(&bs[0], &rows, &inputs, |row, r| {
+            let one = eval(row, &inputs);
+            let verdict = |v: Interval| (v.lo > 0.0, v.hi < 0.0);
+            assert_eq!(verdict(r), verdict(one), "step {step}: {r:?} vs {one:?}");
+        });
+    }
+    let mut bad = vec![Interval::point(1.0); 5];
+    bad[2] = Interval::INVALID;
+    eval_block(&bs[0], &rows, &bad, |_, r| assert!(r.is_invalid(), "{r:?}"));
 }
 
 #[test]
