@@ -279,12 +279,8 @@ impl Lattice {
     /// evaluation of the rows calls this after the tape.
     #[inline]
     pub fn eval_linear(&self, inputs: &[Interval], slots: &mut [Interval]) {
-        for b in &self.linear_blocks {
-            crate::linear::eval_block(b, &self.linear, inputs, |l, v| {
-                if let Some(s) = slots.get_mut(l.margin as usize) {
-                    *s = v;
-                }
-            });
+        if !self.linear_blocks.is_empty() {
+            self.eval_blocks(inputs, slots);
         }
         for &i in &self.linear_single {
             if let Some(l) = self.linear.get(i as usize) {
@@ -292,6 +288,19 @@ impl Lattice {
                     *s = crate::linear::eval(l, inputs);
                 }
             }
+        }
+    }
+
+    /// The blocks' part of [`Lattice::eval_linear`] (out of line: most policies have none,
+    /// and their checks should not carry its code).
+    #[inline(never)]
+    fn eval_blocks(&self, inputs: &[Interval], slots: &mut [Interval]) {
+        for b in &self.linear_blocks {
+            crate::linear::eval_block(b, &self.linear, inputs, |l, v| {
+                if let Some(s) = slots.get_mut(l.margin as usize) {
+                    *s = v;
+                }
+            });
         }
     }
 
