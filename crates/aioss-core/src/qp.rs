@@ -1183,19 +1183,23 @@ fn most_violated(
     }
     // |a_i·x| <= ‖a_i‖ ‖x‖ bounds the size of the terms of a_i·x, hence its rounding error.
     let xn = FEAS_TOL * (1.0 + dot(x, x).sqrt());
-    let mut best = None;
-    let mut best_score = 0.0;
-    let rows = ax.iter().zip(b).zip(row_inv).zip(is_active);
-    for (i, (((&axi, &bi), &inv), &active)) in rows.enumerate().skip(meq) {
+    // Two passes: every row's score into `ax` (no dependence between rows), then the first
+    // largest. (One pass carried the running best through every row.)
+    let rows = ax.iter_mut().zip(b).zip(row_inv).zip(is_active);
+    for (((axi, &bi), &inv), &active) in rows {
         // Written as selects rather than branches: whether a row is violated is unpredictable.
         // Active rows and rows of zeros get weight 0, hence score 0, and are never chosen.
         let w = if active { 0.0 } else { inv };
-        let score = (axi - bi) * w;
-        let score = if score > xn + FEAS_TOL * bi.abs() * w {
+        let score = (*axi - bi) * w;
+        *axi = if score > xn + FEAS_TOL * bi.abs() * w {
             score
         } else {
             0.0
         };
+    }
+    let mut best = None;
+    let mut best_score = 0.0;
+    for (i, &score) in ax.iter().enumerate().skip(meq) {
         if score > best_score {
             best_score = score;
             best = Some(i);
