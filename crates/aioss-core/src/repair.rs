@@ -323,6 +323,8 @@ pub struct Repairer {
     quick_valid: bool,
     /// Was the QP workspace's last solve on `quick_a` (so its copy of the rows can be kept)?
     qp_has_quick_rows: bool,
+    /// How many QPs were built from the kept QP's rows (`rows_from_cache`).
+    kept_rows_used: u64,
     /// Turn warm starting off (for tests comparing warm and cold).
     pub cold: bool,
 }
@@ -471,6 +473,7 @@ impl Repairer {
             quick_inputs: Vec::new(),
             quick_valid: false,
             qp_has_quick_rows: false,
+            kept_rows_used: 0,
             cold: false,
         }
     }
@@ -1112,89 +1115,106 @@ impl Repairer {
                 }
                 self.hess_n = n;
             }
-            // Rows.
-            self.a.clear();
-            self.b.clear();
-            self.qrow.clear();
-            self.needs.clear();
-            for i in 0..p.lattice.rows.len() {
-                let c = self.checks.get(i).copied().unwrap_or_default();
-                if !c.active
-                    || (c.status == Status::Sat && self.screened.get(i).copied().unwrap_or(false))
-                {
-                    continue;
-                }
-                let slack = self.slack_col.get(i).copied().flatten();
-                if self.row_vars.get(i).is_none_or(Vec::is_empty) && slack.is_none() {
-                    continue; // constant in the real variables; handled above
-                }
-                // The linear model `lo + ∇·(x − u)` of a quantity that must be ≥ 0, with ∇ in
-                // `self.gtmp` (aligned with `vars`).
-                let Some(lo) = self.model(p, i, c) else {
-                    continue; // no linear model; Tier 1 will refuse the candidate
-                };
-                let vars = self.row_vars.get(i).map_or(&[][..], Vec::as_slice);
-                // lo + ∇·(x − u) ≥ δ   ⇔   −∇·x − s ≤ lo − ∇·u − δ
-                let base = self.a.len();
-                self.a.resize(base + n, 0.0);
-                let mut gu = 0.0;
-                let mut scale = lo.abs();
-                for (&(j, _), &d) in vars.iter().zip(&self.gtmp) {
-                    let uj = self
-                        .real
-                        .get(j)
-                        .and_then(|&ai| u.get(ai))
-                        .copied()
-                        .unwrap_or(0.0);
-                    gu += d * uj;
-                    scale += (d * uj).abs();
-                    if let Some(x) = self.a.get_mut(base + j) {
-                        *x = -d;
+            // Rows: the kept QP's when it is this one (see `rows_from_cache`), else built.
+            let cached_rows = self.quick_ok
+                && self.quick_valid
+                && stage.is_none()
+                && !trust.is_finite()
+                && n == nr
+                && self.same_state(inputs)
+                && self.rows_from_cache(u);
+            if !cached_rows {
+                // Rows.
+                self.a.clear();
+                self.b.clear();
+                self.qrow.clear();
+                self.needs.clear();
+                for i in 0..p.lattice.rows.len() {
+                    let c = self.checks.get(i).copied().unwrap_or_default();
+                    if !c.active
+                        || (c.status == Status::Sat
+                            && self.screened.get(i).copied().unwrap_or(false))
+                    {
+                        continue;
                     }
-                }
-                if let Some(col) = slack {
-                    if let Some(x) = self.a.get_mut(base + col) {
-                        *x = -1.0;
+                    let slack = self.slack_col.get(i).copied().flatten();
+                    if self.row_vars.get(i).is_none_or(Vec::is_empty) && slack.is_none() {
+                        continue; // constant in the real variables; handled above
                     }
-                }
-                let delta = 1e-9 * (1.0 + scale) * self.boost.get(i).copied().unwrap_or(1.0);
-                // A row that already holds is asked to keep its margin, up to δ, not to
-                // gain δ: a row SAT exactly at its boundary with no gradient here
-                // (`dq1^2 + dq2^2 <= 0` at rest, for an agent not allowed to move the arm)
-                // made every QP infeasible (regression test
-                // `a_row_sat_at_zero_with_no_gradient_does_not_block_the_repair`).
-                let need = if c.status == Status::Sat && lo >= 0.0 {
-                    delta.min(lo)
-                } else {
-                    delta
-                };
-                self.b.push(lo - gu - need);
-                self.needs.push(need);
-                self.qrow.push(Some(i));
-            }
-            // Bounds of the real variables and of the slacks.
-            let real_bounds = self.b.len();
-            for (j, &ai) in self.real.iter().enumerate() {
-                let Some(a) = p.actions.get(ai) else { continue };
-                let uj = u.get(ai).copied().unwrap_or(0.0);
-                let (lo, hi) = if trust.is_finite() {
-                    ((uj - trust).max(a.min), (uj + trust).min(a.max))
-                } else {
-                    (a.min, a.max)
-                };
-                for (sign, bound) in [(1.0, hi), (-1.0, -lo)] {
+                    // The linear model `lo + ∇·(x − u)` of a quantity that must be ≥ 0, with ∇ in
+                    // `self.gtmp` (aligned with `vars`).
+                    let Some(lo) = self.model(p, i, c) else {
+                        continue; // no linear model; Tier 1 will refuse the candidate
+                    };
+                    let vars = self.row_vars.get(i).map_or(&[][..], Vec::as_slice);
+                    // lo + ∇·(x − u) ≥ δ   ⇔   −∇·x − s ≤ lo − ∇·u − δ
                     let base = self.a.len();
                     self.a.resize(base + n, 0.0);
-                    if let Some(x) = self.a.get_mut(base + j) {
-                        *x = sign;
+                    let mut gu = 0.0;
+                    let mut scale = lo.abs();
+                    for (&(j, _), &d) in vars.iter().zip(&self.gtmp) {
+                        let uj = self
+                            .real
+                            .get(j)
+                            .and_then(|&ai| u.get(ai))
+                            .copied()
+                            .unwrap_or(0.0);
+                        gu += d * uj;
+                        scale += (d * uj).abs();
+                        if let Some(x) = self.a.get_mut(base + j) {
+                            *x = -d;
+                        }
                     }
-                    self.b.push(bound);
-                    self.needs.push(0.0);
-                    self.qrow.push(None);
+                    if let Some(col) = slack {
+                        if let Some(x) = self.a.get_mut(base + col) {
+                            *x = -1.0;
+                        }
+                    }
+                    let delta = 1e-9 * (1.0 + scale) * self.boost.get(i).copied().unwrap_or(1.0);
+                    // A row that already holds is asked to keep its margin, up to δ, not to
+                    // gain δ: a row SAT exactly at its boundary with no gradient here
+                    // (`dq1^2 + dq2^2 <= 0` at rest, for an agent not allowed to move the arm)
+                    // made every QP infeasible (regression test
+                    // `a_row_sat_at_zero_with_no_gradient_does_not_block_the_repair`).
+                    let need = if c.status == Status::Sat && lo >= 0.0 {
+                        delta.min(lo)
+                    } else {
+                        delta
+                    };
+                    self.b.push(lo - gu - need);
+                    self.needs.push(need);
+                    self.qrow.push(Some(i));
+                }
+                // Bounds of the real variables and of the slacks.
+                for (j, &ai) in self.real.iter().enumerate() {
+                    let Some(a) = p.actions.get(ai) else { continue };
+                    let uj = u.get(ai).copied().unwrap_or(0.0);
+                    let (lo, hi) = if trust.is_finite() {
+                        ((uj - trust).max(a.min), (uj + trust).min(a.max))
+                    } else {
+                        (a.min, a.max)
+                    };
+                    for (sign, bound) in [(1.0, hi), (-1.0, -lo)] {
+                        let base = self.a.len();
+                        self.a.resize(base + n, 0.0);
+                        if let Some(x) = self.a.get_mut(base + j) {
+                            *x = sign;
+                        }
+                        self.b.push(bound);
+                        self.needs.push(0.0);
+                        self.qrow.push(None);
+                    }
                 }
             }
+            let real_bounds = self.qrow.iter().take_while(|r| r.is_some()).count();
             let slack_bounds = self.b.len();
-            if self.quick_ok && stage.is_none() && !trust.is_finite() && n == nr && !recorded {
+            if self.quick_ok
+                && stage.is_none()
+                && !trust.is_finite()
+                && n == nr
+                && !recorded
+                && !cached_rows
+            {
                 // The warm re-repair's QP (see `quick`). The rows in it do not depend on the
                 // point (screening and activity are fixed by the state), and neither does
                 // each row's `lo − ∇·u`.
@@ -1247,10 +1267,20 @@ impl Repairer {
                     }
                 }
             }
-            self.qp_has_quick_rows = false;
-            let mut sol = self.qp.solve(
+            // The QP keeps its copy of the kept rows (transposed, with their norms) from
+            // the last solve on them: the same `A`, bit for bit, so the same answer.
+            let a: &[f64] = if cached_rows { &self.quick_a } else { &self.a };
+            let solve = if cached_rows && self.qp_has_quick_rows {
+                QpWorkspace::solve_same_rows
+            } else {
+                QpWorkspace::solve
+            };
+            self.qp_has_quick_rows = cached_rows;
+            self.kept_rows_used += u64::from(cached_rows);
+            let mut sol = solve(
+                &mut self.qp,
                 &self.g,
-                &self.a,
+                a,
                 &self.b,
                 m,
                 0,
@@ -1267,9 +1297,10 @@ impl Repairer {
                 for (bb, need) in self.b.iter_mut().zip(&self.needs) {
                     *bb += need;
                 }
-                sol = self.qp.solve(
+                sol = solve(
+                    &mut self.qp,
                     &self.g,
-                    &self.a,
+                    a,
                     &self.b,
                     m,
                     0,
@@ -1493,6 +1524,76 @@ impl Repairer {
         r
     }
 
+    /// How many SQP steps took their QP rows from the kept QP instead of building them (a
+    /// count for tests and profiles; answers do not depend on it).
+    pub fn kept_rows_used(&self) -> u64 {
+        self.kept_rows_used
+    }
+
+    /// Are `inputs` the state the kept QP (`quick_*`) was built for (action slots aside)?
+    fn same_state(&self, inputs: &[Interval]) -> bool {
+        inputs.len() == self.quick_inputs.len()
+            && inputs
+                .iter()
+                .zip(&self.quick_inputs)
+                .enumerate()
+                .all(|(k, (x, y))| {
+                    self.action_slot.get(k).copied().unwrap_or(false)
+                        || (x.lo.to_bits() == y.lo.to_bits() && x.hi.to_bits() == y.hi.to_bits())
+                })
+    }
+
+    /// The rows of the first QP of a search at the kept QP's state, from the kept QP: its
+    /// `A` (the same rows, each a kept gradient, so the same bits), and `b` computed from
+    /// this iterate's Tier 1 margins exactly as the assembly in `continuous` computes it
+    /// (the same operations in the same order). Leaves `self.a` alone; fills `self.b`,
+    /// `self.needs` and `self.qrow`. `false` (and nothing usable) if a row has no kept
+    /// gradient or no finite margin here: the caller then builds the rows.
+    fn rows_from_cache(&mut self, u: &[f64]) -> bool {
+        self.b.clear();
+        self.needs.clear();
+        self.qrow.clone_from(&self.quick_rows);
+        for (r, &b0) in self.quick_rows.iter().zip(&self.quick_b0) {
+            let Some(i) = *r else {
+                self.b.push(b0);
+                self.needs.push(0.0);
+                continue;
+            };
+            let c = self.checks.get(i).copied().unwrap_or_default();
+            let vars = self.row_vars.get(i).map_or(&[][..], Vec::as_slice);
+            let grad = self.grad.get(i).map_or(&[][..], Vec::as_slice);
+            if !c.active
+                || c.margin.is_invalid()
+                || !c.margin.lo.is_finite()
+                || grad.len() != vars.len()
+            {
+                return false;
+            }
+            let lo = c.margin.lo;
+            let mut gu = 0.0;
+            let mut scale = lo.abs();
+            for (&(j, _), &d) in vars.iter().zip(grad) {
+                let uj = self
+                    .real
+                    .get(j)
+                    .and_then(|&ai| u.get(ai))
+                    .copied()
+                    .unwrap_or(0.0);
+                gu += d * uj;
+                scale += (d * uj).abs();
+            }
+            let delta = 1e-9 * (1.0 + scale) * self.boost.get(i).copied().unwrap_or(1.0);
+            let need = if c.status == Status::Sat && lo >= 0.0 {
+                delta.min(lo)
+            } else {
+                delta
+            };
+            self.b.push(lo - gu - need);
+            self.needs.push(need);
+        }
+        true
+    }
+
     /// The warm re-repair: a proposal at the same state as the last repair, for a policy
     /// whose rows are affine in the real action variables (`quick_ok`). The last search's
     /// first QP is then this proposal's first QP too, up to rounding: the same rows (which
@@ -1515,14 +1616,7 @@ impl Repairer {
         if !(self.quick_ok && self.quick_valid) || proposal.len() != p.actions.len() {
             return None;
         }
-        if inputs.len() != self.quick_inputs.len() {
-            return None;
-        }
-        let same = |(k, (x, y)): (usize, (&Interval, &Interval))| {
-            self.action_slot.get(k).copied().unwrap_or(false)
-                || (x.lo.to_bits() == y.lo.to_bits() && x.hi.to_bits() == y.hi.to_bits())
-        };
-        if !inputs.iter().zip(&self.quick_inputs).enumerate().all(same) {
+        if !self.same_state(inputs) {
             return None;
         }
         let nr = self.real.len();

@@ -663,3 +663,25 @@ fn a_re_repair_at_another_state_is_a_full_repair() {
         }
     }
 }
+
+/// A cold repairer (no warm start) still keeps the QP rows of an affine policy at one
+/// state and reuses them, bit for bit: it answers exactly as a fresh repairer does.
+#[test]
+fn a_cold_repairer_reusing_its_qp_rows_answers_as_a_fresh_one() {
+    let p = dense_policy(99, 40);
+    let mut inputs = p.range_inputs();
+    inputs[p.states[0].slot.unwrap() as usize] = Interval::around(0.8, 0.01);
+    let mut reused = Repairer::new(&p);
+    reused.cold = true;
+    for k in 0..30 {
+        let u: Vec<f64> = (0..6)
+            .map(|j| 4.0 * (f64::from(k) * 0.7 + f64::from(j)).sin())
+            .collect();
+        let mut fresh = Repairer::new(&p);
+        fresh.cold = true;
+        let a = reused.repair(&p, &inputs, &u, &[]);
+        let b = fresh.repair(&p, &inputs, &u, &[]);
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "proposal {k}");
+    }
+    assert!(reused.kept_rows_used() >= 20, "{}", reused.kept_rows_used());
+}
