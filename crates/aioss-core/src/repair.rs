@@ -1121,7 +1121,6 @@ impl Repairer {
                 && stage.is_none()
                 && !trust.is_finite()
                 && n == nr
-                && self.same_state(inputs)
                 && self.rows_from_cache(u);
             if !cached_rows {
                 // Rows.
@@ -1543,30 +1542,32 @@ impl Repairer {
                 })
     }
 
-    /// The rows of the first QP of a search at the kept QP's state, from the kept QP: its
-    /// `A` (the same rows, each a kept gradient, so the same bits), and `b` computed from
-    /// this iterate's Tier 1 margins exactly as the assembly in `continuous` computes it
-    /// (the same operations in the same order). Leaves `self.a` alone; fills `self.b`,
-    /// `self.needs` and `self.qrow`. `false` (and nothing usable) if a row has no kept
-    /// gradient or no finite margin here: the caller then builds the rows.
+    /// The rows of this SQP step's QP from the kept QP (`quick_*`), when they are the same
+    /// rows: those `continuous` would include here (active, not screened, reading a real
+    /// variable, with a finite margin) are exactly the kept QP's lattice rows, in order.
+    /// Each is an affine row whose `A` row is its kept gradient, so `A` is the same, bit for
+    /// bit, whatever the state; `b` is computed from this iterate's Tier 1 margins exactly
+    /// as the assembly in `continuous` computes it (the same operations in the same
+    /// order). Leaves `self.a` alone; fills `self.b`, `self.needs` and `self.qrow`. `false`
+    /// (and nothing usable) when the rows differ: the caller then builds them.
     fn rows_from_cache(&mut self, u: &[f64]) -> bool {
         self.b.clear();
         self.needs.clear();
-        self.qrow.clone_from(&self.quick_rows);
-        for (r, &b0) in self.quick_rows.iter().zip(&self.quick_b0) {
-            let Some(i) = *r else {
-                self.b.push(b0);
-                self.needs.push(0.0);
-                continue;
-            };
-            let c = self.checks.get(i).copied().unwrap_or_default();
+        let mut kept = self.quick_rows.iter();
+        for (i, c) in self.checks.iter().enumerate() {
+            let screened = self.screened.get(i).copied().unwrap_or(false);
             let vars = self.row_vars.get(i).map_or(&[][..], Vec::as_slice);
+            if !c.active || (c.status == Status::Sat && screened) || vars.is_empty() {
+                continue;
+            }
+            if c.margin.is_invalid() || !c.margin.lo.is_finite() {
+                continue;
+            }
+            if kept.next().copied().flatten() != Some(i) {
+                return false;
+            }
             let grad = self.grad.get(i).map_or(&[][..], Vec::as_slice);
-            if !c.active
-                || c.margin.is_invalid()
-                || !c.margin.lo.is_finite()
-                || grad.len() != vars.len()
-            {
+            if grad.len() != vars.len() {
                 return false;
             }
             let lo = c.margin.lo;
@@ -1591,6 +1592,19 @@ impl Repairer {
             self.b.push(lo - gu - need);
             self.needs.push(need);
         }
+        // Then the bounds (no lattice row left over), whose `b` is the same at every state.
+        let rows = self.b.len();
+        if self.quick_rows.get(rows).is_some_and(Option::is_some) {
+            return false;
+        }
+        for (r, &b0) in self.quick_rows.iter().zip(&self.quick_b0).skip(rows) {
+            if r.is_some() {
+                return false;
+            }
+            self.b.push(b0);
+            self.needs.push(0.0);
+        }
+        self.qrow.clone_from(&self.quick_rows);
         true
     }
 

@@ -664,16 +664,18 @@ fn a_re_repair_at_another_state_is_a_full_repair() {
     }
 }
 
-/// A cold repairer (no warm start) still keeps the QP rows of an affine policy at one
-/// state and reuses them, bit for bit: it answers exactly as a fresh repairer does.
+/// A cold repairer (no warm start) still keeps the QP rows of an affine policy and
+/// reuses them, bit for bit, while the rows in the QP stay the same (here the state `s`
+/// moves every row's bound, not its coefficients): it answers exactly as a fresh repairer.
 #[test]
 fn a_cold_repairer_reusing_its_qp_rows_answers_as_a_fresh_one() {
     let p = dense_policy(99, 40);
-    let mut inputs = p.range_inputs();
-    inputs[p.states[0].slot.unwrap() as usize] = Interval::around(0.8, 0.01);
     let mut reused = Repairer::new(&p);
     reused.cold = true;
     for k in 0..30 {
+        let mut inputs = p.range_inputs();
+        inputs[p.states[0].slot.unwrap() as usize] =
+            Interval::around(0.8 + 0.03 * f64::from(k % 7), 0.01);
         let u: Vec<f64> = (0..6)
             .map(|j| 4.0 * (f64::from(k) * 0.7 + f64::from(j)).sin())
             .collect();
