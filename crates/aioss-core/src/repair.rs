@@ -117,6 +117,9 @@ pub const WORK_FACTOR: u32 = 8;
 const STALL_LIMIT: u32 = 6;
 /// The fraction of the best violation an iteration must remove to count as progress.
 const STALL_GAIN: f64 = 0.1;
+/// How many of the rows most violated at an SQP iterate start the QP when there is no
+/// earlier active set (see `continuous`).
+const CRASH_ROWS: usize = 4;
 /// The CRE's trust-region refinement stops when the region is this small relative to the
 /// action's scale, or when an accepted step lowers the merit by less than this relative
 /// amount: the slack is then known to far better than any tolerance a policy states.
@@ -306,6 +309,8 @@ pub struct Repairer {
     infeasible_everywhere: bool,
     /// Working memory for the QP's certificate of infeasibility.
     cert: Vec<f64>,
+    /// Working memory for the QP's starting rows when there is no earlier active set.
+    crash: Vec<(f64, usize)>,
     /// Can this policy take the warm re-repair ([`Repairer::quick`])? No discrete action
     /// variable, and every row that reads a real action variable is a `<=` / `<` row,
     /// affine in them with constant coefficients, whose guard reads none.
@@ -465,6 +470,7 @@ impl Repairer {
             hopeless_rows: Vec::new(),
             infeasible_everywhere: false,
             cert: Vec::new(),
+            crash: Vec::new(),
             quick_ok,
             action_slot,
             quick_a: Vec::new(),
@@ -1257,6 +1263,7 @@ impl Repairer {
             // there, but with rounding errors of that size (~1e-9 in x), enough to call a
             // feasible relaxation infeasible, and to make warm and cold starts disagree.
             // Part of the formulation, so it applies to cold starts too.
+            let floors = self.warm_idx.len();
             if !self.cold {
                 for (qi, r) in self.qrow.iter().enumerate() {
                     if let Some(r) = r {
@@ -1265,6 +1272,23 @@ impl Repairer {
                         }
                     }
                 }
+            }
+            if self.warm_idx.len() == floors {
+                // No earlier active set to start from (a cold repairer, or a first repair):
+                // start from the rows most violated here instead, the ones the dual method
+                // would add first anyway, without a search for each. (The QP's answer does
+                // not depend on its starting rows; on the n = 10, m = 67 benchmark this
+                // saves about a tenth of a cold repair.)
+                let mut crash = std::mem::take(&mut self.crash);
+                crash.clear();
+                crash.extend(self.qrow.iter().enumerate().filter_map(|(qi, r)| {
+                    let c = self.checks.get((*r)?)?;
+                    (c.active && c.margin.lo < 0.0).then_some((c.margin.lo, qi))
+                }));
+                crash.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                self.warm_idx
+                    .extend(crash.iter().take(CRASH_ROWS).map(|&(_, qi)| qi));
+                self.crash = crash;
             }
             // The QP keeps its copy of the kept rows (transposed, with their norms) from
             // the last solve on them: the same `A`, bit for bit, so the same answer.
