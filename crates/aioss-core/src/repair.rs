@@ -265,6 +265,8 @@ pub struct Repairer {
     lin: Vec<Lin>,
     /// The gradient of the row being linearised.
     gtmp: Vec<f64>,
+    /// The real action variables' values at the current SQP iterate (`u[real[j]]`).
+    ureal: Vec<f64>,
     /// Per row: the factor on the back-off `δ` for the current SQP. A row that Tier 1 still
     /// finds (barely) violated after a step that kept it binding gets ten times the back-off
     /// at the next linearisation: the outward rounding of its evaluation was wider than `δ`.
@@ -453,6 +455,7 @@ impl Repairer {
             affine,
             lin,
             gtmp: Vec::with_capacity(nr),
+            ureal: Vec::with_capacity(nr),
             grad: vec![Vec::new(); nrows],
             boost: vec![1.0; nrows],
             hess_n: 0,
@@ -1121,13 +1124,20 @@ impl Repairer {
                 }
                 self.hess_n = n;
             }
+            // The real part of `u`, gathered once for the rows below.
+            self.ureal.clear();
+            self.ureal.extend(
+                self.real
+                    .iter()
+                    .map(|&ai| u.get(ai).copied().unwrap_or(0.0)),
+            );
             // Rows: the kept QP's when it is this one (see `rows_from_cache`), else built.
             let cached_rows = self.quick_ok
                 && self.quick_valid
                 && stage.is_none()
                 && !trust.is_finite()
                 && n == nr
-                && self.rows_from_cache(u);
+                && self.rows_from_cache();
             if !cached_rows {
                 // Rows.
                 self.a.clear();
@@ -1158,12 +1168,7 @@ impl Repairer {
                     let mut gu = 0.0;
                     let mut scale = lo.abs();
                     for (&(j, _), &d) in vars.iter().zip(&self.gtmp) {
-                        let uj = self
-                            .real
-                            .get(j)
-                            .and_then(|&ai| u.get(ai))
-                            .copied()
-                            .unwrap_or(0.0);
+                        let uj = self.ureal.get(j).copied().unwrap_or(0.0);
                         gu += d * uj;
                         scale += (d * uj).abs();
                         if let Some(x) = self.a.get_mut(base + j) {
@@ -1574,7 +1579,7 @@ impl Repairer {
     /// as the assembly in `continuous` computes it (the same operations in the same
     /// order). Leaves `self.a` alone; fills `self.b`, `self.needs` and `self.qrow`. `false`
     /// (and nothing usable) when the rows differ: the caller then builds them.
-    fn rows_from_cache(&mut self, u: &[f64]) -> bool {
+    fn rows_from_cache(&mut self) -> bool {
         self.b.clear();
         self.needs.clear();
         let mut kept = self.quick_rows.iter();
@@ -1598,12 +1603,7 @@ impl Repairer {
             let mut gu = 0.0;
             let mut scale = lo.abs();
             for (&(j, _), &d) in vars.iter().zip(grad) {
-                let uj = self
-                    .real
-                    .get(j)
-                    .and_then(|&ai| u.get(ai))
-                    .copied()
-                    .unwrap_or(0.0);
+                let uj = self.ureal.get(j).copied().unwrap_or(0.0);
                 gu += d * uj;
                 scale += (d * uj).abs();
             }
