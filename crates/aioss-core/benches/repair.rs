@@ -11,7 +11,9 @@
 //!   checks of the proposal and of the result; u₀ and u₁ alternate. The repairer is reused,
 //!   so what it keeps per policy (the gradients of affine rows, the factored Hessian) is
 //!   not recomputed: like the compiled tape, that is per-policy work, done on the first
-//!   repair;
+//!   repair. It also keeps its last search's QP rows, reused while a step's QP has the same
+//!   rows (the same bits: answers do not change); `cold, a new state each time` changes
+//!   the state between repairs to show that this does not rest on a repeated state;
 //! - `warm`: a re-repair after a small change of u₀ (u₀ + 0.05·N(0, I)), warm-started from
 //!   the previous repair's active set; the two proposals alternate, so every timed repair
 //!   starts from the other one's active set;
