@@ -1165,12 +1165,7 @@ impl Repairer {
                     // lo + ∇·(x − u) ≥ δ   ⇔   −∇·x − s ≤ lo − ∇·u − δ
                     let base = self.a.len();
                     self.a.resize(base + n, 0.0);
-                    let mut gu = 0.0;
-                    let mut scale = lo.abs();
                     for (&(j, _), &d) in vars.iter().zip(&self.gtmp) {
-                        let uj = self.ureal.get(j).copied().unwrap_or(0.0);
-                        gu += d * uj;
-                        scale += (d * uj).abs();
                         if let Some(x) = self.a.get_mut(base + j) {
                             *x = -d;
                         }
@@ -1180,18 +1175,9 @@ impl Repairer {
                             *x = -1.0;
                         }
                     }
-                    let delta = 1e-9 * (1.0 + scale) * self.boost.get(i).copied().unwrap_or(1.0);
-                    // A row that already holds is asked to keep its margin, up to δ, not to
-                    // gain δ: a row SAT exactly at its boundary with no gradient here
-                    // (`dq1^2 + dq2^2 <= 0` at rest, for an agent not allowed to move the arm)
-                    // made every QP infeasible (regression test
-                    // `a_row_sat_at_zero_with_no_gradient_does_not_block_the_repair`).
-                    let need = if c.status == Status::Sat && lo >= 0.0 {
-                        delta.min(lo)
-                    } else {
-                        delta
-                    };
-                    self.b.push(lo - gu - need);
+                    let boost = self.boost.get(i).copied().unwrap_or(1.0);
+                    let (bi, need) = row_rhs(c, lo, vars, &self.gtmp, &self.ureal, boost);
+                    self.b.push(bi);
                     self.needs.push(need);
                     self.qrow.push(Some(i));
                 }
@@ -1599,21 +1585,9 @@ impl Repairer {
             if grad.len() != vars.len() {
                 return false;
             }
-            let lo = c.margin.lo;
-            let mut gu = 0.0;
-            let mut scale = lo.abs();
-            for (&(j, _), &d) in vars.iter().zip(grad) {
-                let uj = self.ureal.get(j).copied().unwrap_or(0.0);
-                gu += d * uj;
-                scale += (d * uj).abs();
-            }
-            let delta = 1e-9 * (1.0 + scale) * self.boost.get(i).copied().unwrap_or(1.0);
-            let need = if c.status == Status::Sat && lo >= 0.0 {
-                delta.min(lo)
-            } else {
-                delta
-            };
-            self.b.push(lo - gu - need);
+            let boost = self.boost.get(i).copied().unwrap_or(1.0);
+            let (bi, need) = row_rhs(*c, c.margin.lo, vars, grad, &self.ureal, boost);
+            self.b.push(bi);
             self.needs.push(need);
         }
         // Then the bounds (no lattice row left over), whose `b` is the same at every state.
@@ -2047,6 +2021,41 @@ impl Repairer {
         }
         (best, last)
     }
+}
+
+/// The right-hand side of the QP row of a lattice row whose linear model at the iterate
+/// `u` is `lo + ∇·(x − u)` (`∇` aligned with `vars`, `ureal` the iterate's real part), which
+/// must be at least a back-off `need`: `−∇·x <= lo − ∇·u − need`. Returns `(b, need)`. Both
+/// QP assemblies of `continuous` (built, and from the kept QP) call this, so they give the
+/// same bits.
+///
+/// The back-off is `δ = 1e-9 (1 + |lo| + Σ |∂ⱼ uⱼ|)` times the row's boost. A row that
+/// already holds is asked to keep its margin, up to `δ`, not to gain `δ`: a row SAT exactly
+/// at its boundary with no gradient there (`dq1^2 + dq2^2 <= 0` at rest, for an agent not
+/// allowed to move the arm) made every QP infeasible (regression test
+/// `a_row_sat_at_zero_with_no_gradient_does_not_block_the_repair`).
+fn row_rhs(
+    c: RowCheck,
+    lo: f64,
+    vars: &[(usize, u32)],
+    grad: &[f64],
+    ureal: &[f64],
+    boost: f64,
+) -> (f64, f64) {
+    let mut gu = 0.0;
+    let mut scale = lo.abs();
+    for (&(j, _), &d) in vars.iter().zip(grad) {
+        let uj = ureal.get(j).copied().unwrap_or(0.0);
+        gu += d * uj;
+        scale += (d * uj).abs();
+    }
+    let delta = 1e-9 * (1.0 + scale) * boost;
+    let need = if c.status == Status::Sat && lo >= 0.0 {
+        delta.min(lo)
+    } else {
+        delta
+    };
+    (lo - gu - need, need)
 }
 
 /// Snap `x` to the proposal's value `x0`, a bound, or zero, when it is within rounding
