@@ -1204,19 +1204,16 @@ impl Repairer {
             }
             let real_bounds = self.qrow.iter().take_while(|r| r.is_some()).count();
             let slack_bounds = self.b.len();
-            if self.quick_ok
-                && stage.is_none()
-                && !trust.is_finite()
-                && n == nr
-                && !recorded
-                && !cached_rows
-            {
+            if self.quick_ok && stage.is_none() && !trust.is_finite() && n == nr && !recorded {
                 // The warm re-repair's QP (see `quick`). The rows in it do not depend on the
                 // point (screening and activity are fixed by the state), and neither does
-                // each row's `lo − ∇·u`.
+                // each row's `lo − ∇·u`. (When the rows came from the kept QP they are
+                // already kept; the state and its `b` are this one's either way.)
                 recorded = true;
-                self.quick_a.clone_from(&self.a);
-                self.quick_rows.clone_from(&self.qrow);
+                if !cached_rows {
+                    self.quick_a.clone_from(&self.a);
+                    self.quick_rows.clone_from(&self.qrow);
+                }
                 self.quick_b0.clear();
                 self.quick_b0
                     .extend(self.b.iter().zip(&self.needs).map(|(b, need)| b + need));

@@ -687,3 +687,26 @@ fn a_cold_repairer_reusing_its_qp_rows_answers_as_a_fresh_one() {
     }
     assert!(reused.kept_rows_used() >= 20, "{}", reused.kept_rows_used());
 }
+
+/// Caught: after a repair at a new state whose QP rows were the kept ones, the kept state
+/// stayed the old one, so re-repairs at the new state never took the warm re-repair again.
+#[test]
+fn a_new_state_with_the_same_rows_becomes_the_kept_state() {
+    let p = dense_policy(4242, 30);
+    let mut r = Repairer::new(&p);
+    let at = |s: f64| {
+        let mut inputs = p.range_inputs();
+        inputs[p.states[0].slot.unwrap() as usize] = Interval::around(s, 0.01);
+        inputs
+    };
+    let u = [4.0, -3.0, 2.5, 1.0, -2.0, 3.0];
+    let first = r.repair(&p, &at(0.5), &u, &[]);
+    let moved = r.repair(&p, &at(0.9), &u, &[]);
+    assert!(first.steps > 1 && moved.steps > 1, "{first:?}\n{moved:?}");
+    assert!(r.kept_rows_used() >= 1);
+    let near = [4.05, -3.0, 2.45, 1.0, -2.0, 3.02];
+    let again = r.repair(&p, &at(0.9), &near, &[]);
+    assert_eq!(again.outcome, RepairOutcome::Certified);
+    assert_eq!(again.steps, 1, "{again:?}");
+    assert!(certified(&p, &at(0.9), &again.action));
+}
