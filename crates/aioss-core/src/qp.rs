@@ -629,13 +629,14 @@ impl QpWorkspace {
     /// [`QpWorkspace::solve`] for the same `A` (the same `m`, `n` and entries) as the last
     /// call, with new `g`, `b` and warm start: it keeps the transposed copy of `A` and the
     /// row norms that call computed, a fifth of a warm re-solve's work for `n = 10`,
-    /// `m = 87`. When `warm` is the last solve's final active set (of inequalities, as a set)
-    /// and that solve ended `Solved`, it also keeps the factorisation of that set (which
-    /// depends on `H` and the active rows only, not on `g` or `b`) instead of building it
-    /// again row by row: about half of what is left. Given another `m` or `n`, or after a call that did not get as far as
-    /// computing them, it is [`QpWorkspace::solve`]. The caller answers for the entries: a
-    /// different `A` of the same shape would be solved as if it were the old one (in the
-    /// repairer that costs optimality, never safety: Tier 1 checks every answer).
+    /// `m = 87`. When `warm` is the last solve's final active set (of inequalities, as a
+    /// set) and that solve ended `Solved`, it also keeps the factorisation of that set
+    /// (which depends on `H` and the active rows only, not on `g` or `b`) instead of
+    /// building it again row by row: about half of what is left. Given another `m` or `n`,
+    /// or after a call that did not get as far as computing them, it is
+    /// [`QpWorkspace::solve`]. The caller answers for the entries: a different `A` of the
+    /// same shape would be solved as if it were the old one (in the repairer that costs
+    /// optimality, never safety: Tier 1 checks every answer).
     #[expect(
         clippy::too_many_arguments,
         reason = "mirrors the mathematical problem data"
