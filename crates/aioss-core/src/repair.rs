@@ -1653,8 +1653,7 @@ impl Repairer {
                 self.b.push(b0);
                 continue;
             };
-            // (Four independent partial sums: a row of ten terms summed one after another
-            // was a chain of dependent additions longer than the QP's warm solve.)
+            // The model's margin at `u`: `lo = (lo − ∇·u)_kept + ∇·u`, with `a = −∇`.
             let au = crate::qp::dot(row, &self.gtmp);
             let scale = crate::qp::dot_abs(row, &self.gtmp);
             let lo = b0 - au;
