@@ -248,8 +248,8 @@ pub fn eval(row: &LinearRow, inputs: &[Interval]) -> Interval {
 }
 
 /// `(Σ kᵢ·xᵢ.lo, Σ kᵢ·xᵢ.hi, Σ |kᵢ·xᵢ.lo| + |kᵢ·xᵢ.hi|)` over point-coefficient terms, in
-/// round-to-nearest, each sum in two accumulators (even and odd terms). Written lane by
-/// lane over `[x.lo, x.hi]` so that each term is one two-lane multiply, add, abs and add.
+/// round-to-nearest, each sum in two accumulators (even and odd terms), written lane by lane
+/// over `[x.lo, x.hi]` (which the compiler may pair into two-lane operations).
 #[inline(always)]
 fn point_sums(terms: &[(u32, f64)], inputs: &[Interval]) -> (f64, f64, f64) {
     let ends = |k: u32| {
@@ -358,7 +358,7 @@ pub const BLOCK_MAX: usize = 32;
 /// ends by the coefficient's sign, ~15 instructions a term. A block turns each input
 /// into midpoint-radius form once per check (`x ⊆ m ± r`, `r` rounded up), and then each
 /// row is three contiguous dot products, `Σ kⱼ·mⱼ`, `Σ |kⱼ|·|mⱼ|` and `Σ |kⱼ|·rⱼ` (the last
-/// skipped when every input is a point), which the compiler vectorises: for `k·x` with `x`
+/// skipped when every input is a point), contiguous and so cheap to vectorise: for `k·x` with `x`
 /// in `[m − r, m + r]`, `k·x` lies in `[k·m − |k|·r, k·m + |k|·r]`. The rounding bound is
 /// that of [`eval`] over the `2n + 1` addends, and a margin it cannot decide goes to
 /// [`eval_exact`] of the row, as in [`eval`]. Checked against exact rationals in
