@@ -357,9 +357,9 @@ pub const BLOCK_MAX: usize = 32;
 /// Why: evaluated row by row, each term reads its input through an index and picks its
 /// ends by the coefficient's sign, ~15 instructions a term. A block turns each input
 /// into midpoint-radius form once per check (`x ⊆ m ± r`, `r` rounded up), and then each
-/// row is three contiguous dot products, `Σ kⱼ·mⱼ`, `Σ |kⱼ|·|mⱼ|` and `Σ |kⱼ|·rⱼ` (the last
-/// skipped when every input is a point), contiguous and so cheap to vectorise: for `k·x` with `x`
-/// in `[m − r, m + r]`, `k·x` lies in `[k·m − |k|·r, k·m + |k|·r]`. The rounding bound is
+/// row is three dot products over contiguous arrays, `Σ kⱼ·mⱼ`, `Σ |kⱼ|·|mⱼ|` and
+/// `Σ |kⱼ|·rⱼ` (the last skipped when every input is a point): for `k·x` with `x` in
+/// `[m − r, m + r]`, `k·x` lies in `[k·m − |k|·r, k·m + |k|·r]`. The rounding bound is
 /// that of [`eval`] over the `2n + 1` addends, and a margin it cannot decide goes to
 /// [`eval_exact`] of the row, as in [`eval`]. Checked against exact rationals in
 /// `tests/linear_soundness.rs`.
