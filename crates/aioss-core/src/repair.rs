@@ -281,6 +281,10 @@ pub struct Repairer {
     /// state and the discrete values are fixed, so after one full check only these change
     /// from iterate to iterate (see [`Repairer::tier1_moved`]).
     moving: OpList,
+    /// The Tier 1 instructions that depend on any action variable, real or discrete. Within
+    /// one repair the state is fixed, so a node's first check (new discrete values, the
+    /// proposal's real ones) re-evaluates only these after the repair's first full check.
+    moving_any: OpList,
     /// Tier 1 over the whole real action box at the current node (its own slots, so the
     /// point check's slots stay valid for [`Repairer::tier1_moved`]).
     box_scratch: Scratch,
@@ -288,6 +292,13 @@ pub struct Repairer {
     /// The instructions of the curved rows that read real action variables (margins and
     /// guards): what [`Repairer::screen`] evaluates over the box.
     box_ops: OpList,
+    /// The part of `box_ops` that depends on a discrete action variable: all that changes
+    /// over the box from one node of a repair to the next (the state and the box are the
+    /// same), so later nodes re-evaluate only these.
+    box_disc_ops: OpList,
+    /// Do `box_scratch.slots` hold an evaluation of `box_ops` for the current repair's
+    /// inputs (reset at the start of every repair)?
+    box_valid: bool,
     /// Per row: does its guard depend on a real action variable?
     guard_moves: Vec<bool>,
     /// Per affine row: `Σ |∂margin/∂u_j| · (max_j − min_j)`, how far its margin can move
@@ -374,6 +385,13 @@ impl Repairer {
             .collect();
         let dep = lat.tape.dependents(&seeds);
         let moving = lat.tape.focus_subset(&dep);
+        let disc_seeds: Vec<u32> = discrete
+            .iter()
+            .filter_map(|&ai| lat.action_inst.get(ai).copied().flatten())
+            .collect();
+        let dep_disc = lat.tape.dependents(&disc_seeds);
+        let dep_any: Vec<bool> = dep.iter().zip(&dep_disc).map(|(a, b)| *a || *b).collect();
+        let moving_any = lat.tape.focus_subset(&dep_any);
         let affine = affine_rows(p, &real);
         let guard_moves: Vec<bool> = lat
             .rows
@@ -392,6 +410,7 @@ impl Repairer {
             .flat_map(|((r, _), _)| std::iter::once(r.margin).chain(r.guard))
             .collect();
         let box_ops = lat.tape.subset(&curved);
+        let box_disc_ops = box_ops.filter(&dep_disc);
         let disc_rows: Vec<Vec<bool>> = discrete
             .iter()
             .map(|&ai| {
@@ -462,9 +481,12 @@ impl Repairer {
             checked: Vec::with_capacity(p.actions.len()),
             checked_valid: false,
             moving,
+            moving_any,
             box_scratch: lat.scratch(),
             box_checks: vec![RowCheck::default(); nrows],
             box_ops,
+            box_disc_ops,
+            box_valid: false,
             guard_moves,
             reach: vec![f64::NAN; nrows],
             disc_rows,
@@ -515,6 +537,26 @@ impl Repairer {
         s
     }
 
+    /// Tier 1 at a discrete node's first point, inside a repair. After the repair's first
+    /// check (`checked_valid`, reset when a repair starts: the slots hold a check of these
+    /// same `inputs`), only the instructions that read an action variable, real or
+    /// discrete, are evaluated again: bit for bit the full check, since nothing else in
+    /// `self.work` changed.
+    fn tier1_node(&mut self, p: &Policy, inputs: &[Interval], action: &[f64]) {
+        if !self.checked_valid {
+            self.tier1(p, inputs, action);
+            return;
+        }
+        self.fill_work(p, inputs, action, false);
+        let lat = &p.lattice;
+        lat.tape
+            .eval_subset(&self.moving_any, &self.work, &mut self.scratch.slots);
+        lat.eval_linear(&self.work, &mut self.scratch.slots);
+        lat.read_rows(&self.scratch.slots, &mut self.checks);
+        self.checked.clear();
+        self.checked.extend_from_slice(action);
+    }
+
     /// Tier 1 at `action`, which differs from the point of the last check (full or not)
     /// only in real action variables: re-evaluates only the instructions that depend on
     /// them. Bit for bit what [`Repairer::tier1`] gives, at a fraction of the cost.
@@ -547,8 +589,15 @@ impl Repairer {
         if !self.box_ops.is_empty() {
             self.fill_work(p, inputs, action, true);
             let lat = &p.lattice;
+            // Within one repair only the discrete values change the box evaluation.
+            let ops = if self.box_valid {
+                &self.box_disc_ops
+            } else {
+                &self.box_ops
+            };
             lat.tape
-                .eval_subset(&self.box_ops, &self.work, &mut self.box_scratch.slots);
+                .eval_subset(ops, &self.work, &mut self.box_scratch.slots);
+            self.box_valid = true;
             lat.read_rows(&self.box_scratch.slots, &mut self.box_checks);
         }
         self.hopeless = false;
@@ -578,13 +627,16 @@ impl Repairer {
                 let guard_moves = self.guard_moves.get(i).copied().unwrap_or(true);
                 (ok(&c), fails(&c) && !guard_moves)
             } else if self.affine.get(i).copied().unwrap_or(false) {
-                // The exact bound lies in [lo − reach, lo − reach/2] (`u` is in the box), so
-                // the kept `reach` of the row decides most rows without the gradient.
+                // The exact bound lies in [lo − reach, lo] (`u` is in the box), so the kept
+                // `reach` of the row decides the rows far from their boundary without the
+                // gradient. (It said [lo − reach, lo − reach/2], which left a row near the
+                // favourable end of its range out of the screen: found by
+                // `screening_a_later_node_matches_a_fresh_screen`.)
                 let reach = self.reach.get(i).copied().unwrap_or(f64::NAN);
                 let lo = c.margin.lo;
                 let quick = if !(c.active && c.status == Status::Sat) {
                     Some(!c.active)
-                } else if lo - 0.5 * reach <= 1e-9 * scale {
+                } else if lo <= 1e-9 * scale {
                     Some(false)
                 } else if lo - reach > 1e-9 * scale {
                     Some(true)
@@ -913,7 +965,7 @@ impl Repairer {
                 if full {
                     self.tier1_moved(p, inputs, u);
                 } else {
-                    self.tier1(p, inputs, u);
+                    self.tier1_node(p, inputs, u);
                     full = true;
                 }
             }
@@ -1452,6 +1504,7 @@ impl Repairer {
         preferred: &[(usize, f64)],
     ) -> Repair {
         self.checked_valid = false;
+        self.box_valid = false;
         if preferred.is_empty() && !self.cold {
             if let Some(r) = self.quick(p, inputs, proposal) {
                 return r;
@@ -2488,6 +2541,78 @@ mod tests {
         }
     }
 
+    /// Set every discrete action variable of `u` from `r` (a value in its range).
+    fn set_discrete(p: &Policy, u: &mut [f64], r: &[f64]) {
+        for (k, a) in p.actions.iter().enumerate() {
+            if a.ty.is_discrete() {
+                let n = a.max - a.min + 1.0;
+                u[k] = (a.min + (r[k % r.len()] * n).floor()).min(a.max);
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// A node's first check inside a repair (only the instructions that read an action
+        /// variable, real or discrete) gives bit for bit the rows of a full check.
+        #[test]
+        fn tier1_node_is_bit_identical_to_a_full_check(
+            r in proptest::collection::vec(0.0f64..1.0, 64),
+            nodes in proptest::collection::vec(proptest::collection::vec(0.0f64..1.0, 11), 1..6),
+        ) {
+            let p = warehouse();
+            let (inputs, mut u) = case(&p, &r);
+            let mut inc = Repairer::new(&p);
+            let mut full = Repairer::new(&p);
+            inc.tier1(&p, &inputs, &u);
+            for m in &nodes {
+                set_discrete(&p, &mut u, m);
+                for (j, &ai) in inc.real.clone().iter().enumerate() {
+                    let a = &p.actions[ai];
+                    u[ai] = a.min + m[j % m.len()] * (a.max - a.min);
+                }
+                inc.tier1_node(&p, &inputs, &u);
+                full.tier1(&p, &inputs, &u);
+                for (x, y) in inc.checks.iter().zip(&full.checks) {
+                    prop_assert_eq!(x.active, y.active);
+                    prop_assert_eq!(x.status, y.status);
+                    prop_assert_eq!(x.margin.lo.to_bits(), y.margin.lo.to_bits());
+                    prop_assert_eq!(x.margin.hi.to_bits(), y.margin.hi.to_bits());
+                }
+            }
+        }
+
+        /// Screening a later node of the same repair (only the box instructions that read a
+        /// discrete variable evaluated again) decides as a fresh screen of that node does.
+        #[test]
+        fn screening_a_later_node_matches_a_fresh_screen(
+            r in proptest::collection::vec(0.0f64..1.0, 64),
+            nodes in proptest::collection::vec(proptest::collection::vec(0.0f64..1.0, 11), 1..6),
+        ) {
+            let p = warehouse();
+            let (inputs, mut u) = case(&p, &r);
+            let mut inc = Repairer::new(&p);
+            inc.tier1(&p, &inputs, &u);
+            inc.screen(&p, &inputs, &u);
+            for m in &nodes {
+                set_discrete(&p, &mut u, m);
+                inc.tier1_node(&p, &inputs, &u);
+                inc.screen(&p, &inputs, &u);
+                let mut fresh = Repairer::new(&p);
+                fresh.tier1(&p, &inputs, &u);
+                fresh.screen(&p, &inputs, &u);
+                prop_assert_eq!(&inc.screened, &fresh.screened);
+                prop_assert_eq!(inc.hopeless, fresh.hopeless);
+                prop_assert_eq!(&inc.hopeless_rows, &fresh.hopeless_rows);
+                for (x, y) in inc.box_checks.iter().zip(&fresh.box_checks) {
+                    prop_assert_eq!(x.margin.lo.to_bits(), y.margin.lo.to_bits());
+                    prop_assert_eq!(x.margin.hi.to_bits(), y.margin.hi.to_bits());
+                }
+            }
+        }
+    }
+
     /// A row the screen marks (SAT over the whole action box) is SAT at every point of the
     /// box the test tries, and a hopeless node's failing row fails at every one.
     #[test]
@@ -2501,6 +2626,7 @@ mod tests {
                 .map(|x| (x + 0.05 * f64::from(shift)) % 1.0)
                 .collect();
             let (inputs, mut u) = case(&p, &rs);
+            rep.box_valid = false; // a new repair's state
             rep.tier1(&p, &inputs, &u);
             rep.screen(&p, &inputs, &u);
             let screened = rep.screened.clone();

@@ -79,8 +79,8 @@ impl OpList {
         self.ops.is_empty() && self.consts.is_empty() && self.loads.is_empty()
     }
 
-    /// The part of `self` whose instructions `keep` marks.
-    fn filter(&self, keep: &[bool]) -> OpList {
+    /// The part of `self` whose instructions `keep` marks (in the order of `self`).
+    pub fn filter(&self, keep: &[bool]) -> OpList {
         let on = |i: u32| keep.get(i as usize).copied().unwrap_or(false);
         OpList {
             consts: self
