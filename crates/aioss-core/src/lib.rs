@@ -31,6 +31,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod contract;
 pub mod error;
 pub mod expr;
 pub mod governor;

@@ -89,6 +89,7 @@
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
+use crate::contract::Contractor;
 use crate::interval::Interval;
 use crate::lattice::{RowCheck, Scratch, Status, Summary};
 use crate::policy::{Criticality, Policy, Sense, VarType};
@@ -120,6 +121,9 @@ const STALL_GAIN: f64 = 0.1;
 /// How many of the rows most violated at an SQP iterate start the QP when there is no
 /// earlier active set (see `continuous`).
 const CRASH_ROWS: usize = 4;
+/// Forward-backward passes of the contraction that rules out a relaxation stage
+/// (`Repairer::stage_impossible`).
+const CONTRACT_ROUNDS: u32 = 4;
 /// The CRE's trust-region refinement stops when the region is this small relative to the
 /// action's scale, or when an accepted step lowers the merit by less than this relative
 /// amount: the slack is then known to far better than any tolerance a policy states.
@@ -343,8 +347,19 @@ pub struct Repairer {
     qp_has_quick_rows: bool,
     /// How many QPs were built from the kept QP's rows (`rows_from_cache`).
     kept_rows_used: u64,
+    /// Interval contraction over the rows a relaxation stage must satisfy, with its box
+    /// and per-row bounds (see [`Repairer::stage_impossible`]).
+    contractor: Contractor,
+    cbox: Vec<Interval>,
+    cneed: Vec<Option<f64>>,
+    /// How many relaxation stages the contraction ruled out (a count for tests and
+    /// profiles).
+    stages_ruled_out: u64,
     /// Turn warm starting off (for tests comparing warm and cold).
     pub cold: bool,
+    /// Turn the contraction that ends a hopeless search early off (for tests comparing
+    /// the search with and without it).
+    pub no_contraction: bool,
 }
 
 impl Repairer {
@@ -505,7 +520,12 @@ impl Repairer {
             quick_valid: false,
             qp_has_quick_rows: false,
             kept_rows_used: 0,
+            contractor: Contractor::new(lat),
+            cbox: Vec::with_capacity(p.layout.len as usize),
+            cneed: vec![None; nrows],
+            stages_ruled_out: 0,
             cold: false,
+            no_contraction: false,
         }
     }
 
@@ -1528,6 +1548,19 @@ impl Repairer {
             Some(Criticality::Critical),
         ];
         for (k, stage) in stages.into_iter().enumerate() {
+            // Once the unrelaxed search has failed: when no action of the whole box can
+            // satisfy the rows of the most relaxed stage, no stage can (each asks for
+            // more), and the search ends here. (Only then: ruling out single stages
+            // changes which active set the next stage's SQP starts from, and with it
+            // some answers; and every repair would pay for the contraction.)
+            if k == 1
+                && !self.no_contraction
+                && self.stage_impossible(p, inputs, stages.last().copied().flatten())
+            {
+                self.stages_ruled_out += 1;
+                last = SolverStatus::Infeasible;
+                break;
+            }
             // This stage's share of what is left: 1/4, then 1/3, 1/2, all of it.
             let left = u32::try_from(stages.len().saturating_sub(k))
                 .unwrap_or(1)
@@ -1586,6 +1619,50 @@ impl Repairer {
         );
         r.steps = total - work;
         r
+    }
+
+    /// Can no point of any discrete node pass at `stage`? Contracts the box of every action
+    /// (real and discrete, each over its whole range) with the state box over the rows the
+    /// stage requires: every active row SAT, except that a row the stage may relax needs
+    /// only a margin of at least `-tolerance` (as in `acceptable`). `true` is a proof (see
+    /// [`crate::contract`]); `false` says nothing.
+    fn stage_impossible(
+        &mut self,
+        p: &Policy,
+        inputs: &[Interval],
+        stage: Option<Criticality>,
+    ) -> bool {
+        self.cbox.clear();
+        self.cbox.extend_from_slice(inputs);
+        // Every value the search can try lies in the range (enum indices and booleans
+        // have theirs encoded).
+        for a in &p.actions {
+            if let Some(s) = self.cbox.get_mut(a.slot as usize) {
+                *s = Interval::new(a.min, a.max);
+            }
+        }
+        let relax_below = stage.unwrap_or(Criticality::Low);
+        for (row, need) in p.lattice.rows.iter().zip(&mut self.cneed) {
+            let relaxable = stage.is_some()
+                && row.criticality < relax_below
+                && row.criticality != Criticality::Critical
+                && matches!(row.sense, Sense::Le | Sense::Lt);
+            let tol = if relaxable {
+                p.constraints
+                    .get(row.constraint)
+                    .map_or(0.0, |c| c.tolerance)
+            } else {
+                0.0
+            };
+            *need = Some(-tol);
+        }
+        self.contractor
+            .empty(&p.lattice, &self.cbox, &self.cneed, CONTRACT_ROUNDS)
+    }
+
+    /// How many relaxation stages [`Repairer::stage_impossible`] ruled out.
+    pub fn stages_ruled_out(&self) -> u64 {
+        self.stages_ruled_out
     }
 
     /// How many SQP steps took their QP rows from the kept QP instead of building them (a
