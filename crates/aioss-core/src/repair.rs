@@ -122,8 +122,10 @@ const STALL_GAIN: f64 = 0.1;
 /// earlier active set (see `continuous`).
 const CRASH_ROWS: usize = 4;
 /// Forward-backward passes of the contraction that rules out a relaxation stage
-/// (`Repairer::stage_impossible`).
-const CONTRACT_ROUNDS: u32 = 4;
+/// (`Repairer::stage_impossible`). On the warehouse's blocked proposals 4 passes proved
+/// 545 of 1,338 searches hopeless, 8 proved 565, 16 proved 569; bisecting the real
+/// variables' box up to 6 times on top proved 574, for more time than it saved.
+const CONTRACT_ROUNDS: u32 = 8;
 /// The CRE's trust-region refinement stops when the region is this small relative to the
 /// action's scale, or when an accepted step lowers the merit by less than this relative
 /// amount: the slack is then known to far better than any tolerance a policy states.
