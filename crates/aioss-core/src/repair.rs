@@ -60,7 +60,11 @@
 //!   `weight`) so no slack is used where none is needed. Critical rows are never relaxed.
 //!   Once a point within the tolerances is found, the SQP continues as a trust-region
 //!   method on that penalty function (a curved row's first acceptable iterate can use much
-//!   more slack than needed) and returns the best point.
+//!   more slack than needed) and returns the best point. A QP gives a slack column only to
+//!   the relaxable rows not SAT at the iterate or active in the node's last QP, and when
+//!   that QP is infeasible the point is solved again with a column for every relaxable
+//!   row (on the warehouse's blocked proposals this took the search from 1.68 s to
+//!   1.31 s; no decision changed, repaired distances moved by at most 3e-7).
 //! * **Bounded work.** The whole repair — every node of every stage — shares one
 //!   deterministic budget of SQP iterations, [`WORK_FACTOR`] × `max_iterations`, of which
 //!   each stage may spend its share of what is left. An SQP that stops lowering its
@@ -972,6 +976,13 @@ impl Repairer {
         self.hist[1].clear();
         let mut full = self.checked_at(u);
         let mut screened = false;
+        // Slack columns go only to the relaxable rows that are not SAT at the iterate or
+        // were active in this SQP's last QP: a row that holds with room needs none, and each
+        // column costs the QP a row pair and a dimension. When that QP is infeasible (a
+        // row the step must break had no slack), the same point is solved again with a
+        // slack for every relaxable row, and so is the rest of the node.
+        let mut slack_all = false;
+        let mut retry = false;
         let mut recorded = false;
         self.hopeless = false;
         self.hopeless_rows.clear();
@@ -997,21 +1008,24 @@ impl Repairer {
                 .filter(|c| c.active && !c.margin.is_invalid())
                 .map(|c| (-c.margin.lo).max(0.0))
                 .sum();
-            if violation >= last_violation {
+            // A retry at the same point (see `slack_all`) is not a step: no damping, no
+            // back-off boost, no stall count.
+            let retrying = std::mem::take(&mut retry);
+            if violation >= last_violation && !retrying {
                 step = (step * 0.5).max(1.0 / 64.0);
             }
             last_violation = violation;
             // Rows the last QP kept binding that Tier 1 finds just short of their boundary.
             // (Only rows short by a rounding-sized amount: a relaxed row's slack is not.)
             let near = 1e-6 * u.iter().fold(1.0f64, |m, x| m.max(x.abs()));
-            for &r in &active_rows {
+            for &r in active_rows.iter().filter(|_| !retrying) {
                 if let (Some(c), Some(b)) = (self.checks.get(r), self.boost.get_mut(r)) {
                     if c.active && c.status != Status::Sat && -c.margin.lo <= near && *b < 1e6 {
                         *b *= 10.0;
                     }
                 }
             }
-            if best.is_none() {
+            if best.is_none() && !retrying {
                 // Progress is measured on the violation beyond what this stage may relax: a
                 // relaxed row's slack is not a failure to converge.
                 let excess: f64 = p
@@ -1124,8 +1138,9 @@ impl Repairer {
             if nr == 0 {
                 return best.ok_or(SolverStatus::Infeasible);
             }
-            // Columns: real variables, then one slack per relaxable row.
+            // Columns: real variables, then one slack per relaxable row (see `slack_all`).
             let mut n = nr;
+            let mut limited = false;
             for (i, row) in p.lattice.rows.iter().enumerate() {
                 let c = self.checks.get(i).copied().unwrap_or_default();
                 // A row with no tolerance gets no slack column: a slack pinned to [0, 0]
@@ -1142,6 +1157,9 @@ impl Repairer {
                     && tol > 0.0
                     && c.active
                     && !self.screened.get(i).copied().unwrap_or(false);
+                let needs_slack = slack_all || c.status != Status::Sat || active_rows.contains(&i);
+                limited |= relaxable && !needs_slack;
+                let relaxable = relaxable && needs_slack;
                 let col = if relaxable {
                     n += 1;
                     Some(n - 1)
@@ -1394,6 +1412,11 @@ impl Repairer {
                 );
             }
             *iterations = iterations.saturating_add(sol.iterations);
+            if sol.status == QpStatus::Infeasible && limited {
+                slack_all = true;
+                retry = true;
+                continue;
+            }
             last = match sol.status {
                 QpStatus::Solved => SolverStatus::Solved,
                 QpStatus::Infeasible => SolverStatus::Infeasible,

@@ -311,3 +311,30 @@ tolerance = 2.0
         assert!(r.action[1].abs() < 1e-3, "{u0:?}: {r:?}");
     }
 }
+
+#[test]
+fn a_row_that_holds_at_the_start_but_must_give_way_gets_its_slack() {
+    // x >= 3 (high, no tolerance) against x <= 2.5 (low, tolerance 1). From x = 2, the low
+    // row holds, so the first QP of the relaxing stage gives it no slack column (only rows
+    // not SAT, or active in the last QP, get one) and is infeasible; the same point is then
+    // solved with a slack for every relaxable row: x = 3, slack 0.5.
+    let p = load(
+        r#"
+[[constraint]]
+id = "need"
+expr = "x >= 3"
+criticality = "high"
+[[constraint]]
+id = "eco"
+expr = "x <= 2.5"
+criticality = "low"
+tolerance = 1.0
+"#,
+    );
+    let r = repair(&p, [2.0, 0.0]);
+    assert_eq!(r.outcome, RepairOutcome::Relaxed, "{r:?}");
+    assert_sound(&p, &r);
+    assert_eq!(relaxed_rows(&r), vec![row(&p, "eco")]);
+    assert!((r.action[0] - 3.0).abs() < 1e-6, "{r:?}");
+    assert!((r.relaxed[0].1 - 0.5).abs() < 1e-6, "{r:?}");
+}
