@@ -63,6 +63,14 @@ pub struct Lattice {
     /// The margins of [`Lattice::linear`] rows are not in it (nor in the tape's focus):
     /// [`Lattice::eval_linear`] writes them.
     pub decide_ops: crate::tape::OpList,
+    /// The tape's focus (what [`Lattice::check`] evaluates) split by the guards that read
+    /// no action variable: what every check evaluates, and per such guard slot the
+    /// instructions only the rows under that guard need, skipped when the guard is surely
+    /// false. (Most guards read only the state; a row under a false one is inactive, and
+    /// its margin is never read.)
+    pub focus_base: crate::tape::OpList,
+    /// See [`Lattice::focus_base`].
+    pub focus_gated: Vec<(u32, crate::tape::OpList)>,
     /// The rows whose margin is linear in the inputs, evaluated by the fast path of
     /// [`crate::linear`] instead of the tape.
     pub linear: Vec<crate::linear::LinearRow>,
@@ -253,6 +261,7 @@ impl Lattice {
         for r in &mut rows {
             r.cone = tape.cone(r.margin);
         }
+        let (focus_base, focus_gated) = gate(&tape, &rows, &roots, n_actions);
         let action_inst = p.actions.iter().map(|a| tape.input_inst(a.slot)).collect();
         let (linear_blocks, in_block) = crate::linear::blocks(&linear);
         let linear_single = in_block
@@ -269,6 +278,8 @@ impl Lattice {
             n_actions,
             action_inst,
             decide_ops,
+            focus_base,
+            focus_gated,
             linear,
             linear_blocks,
             linear_single,
@@ -327,9 +338,24 @@ impl Lattice {
         if scratch.slots.len() < self.tape.len() {
             *scratch = self.scratch();
         }
-        self.tape.eval_focus(inputs, &mut scratch.slots);
-        self.eval_linear(inputs, &mut scratch.slots);
-        self.read_rows(&scratch.slots, out)
+        let slots = &mut scratch.slots;
+        // INVARIANT (gated-rows): an instruction is skipped only when every row that needs
+        // it is under a guard that reads no action and is surely false here; such a row is
+        // inactive, `read_rows` does not read its margin, and no guard, rule or other row
+        // reads the skipped slots. (They keep older values: incremental re-checks within
+        // one state, which re-evaluate only action-dependent instructions, never make such
+        // a row active, since its guard reads no action.)
+        self.tape.eval_subset(&self.focus_base, inputs, slots);
+        for (g, ops) in &self.focus_gated {
+            let off = slots
+                .get(*g as usize)
+                .is_some_and(|x| x.truth() == Truth::False);
+            if !off {
+                self.tape.eval_subset(ops, inputs, slots);
+            }
+        }
+        self.eval_linear(inputs, slots);
+        self.read_rows(slots, out)
     }
 
     /// Read the row verdicts from an evaluated slot array.
@@ -505,4 +531,175 @@ pub fn certify_fallback(p: &Policy) -> Vec<PolicyError> {
         );
     }
     errors
+}
+
+/// Split the tape's focus (the instructions of `roots`: row margins and guards) into the
+/// instructions every check needs and, per guard that reads no action variable, those only
+/// rows under that guard need (see [`Lattice::focus_base`]).
+fn gate(
+    tape: &Tape,
+    rows: &[Row],
+    roots: &[u32],
+    n_actions: u32,
+) -> (crate::tape::OpList, Vec<(u32, crate::tape::OpList)>) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Owner {
+        None,
+        Every,
+        Guard(u32),
+    }
+    let seeds: Vec<u32> = tape
+        .insts()
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| matches!(i, Inst::Input(k) if *k < n_actions))
+        .filter_map(|(i, _)| u32::try_from(i).ok())
+        .collect();
+    let reads_action = tape.dependents(&seeds);
+    let mut owner = vec![Owner::None; tape.len()];
+    let mut own = |root: u32, o: Owner| {
+        for i in tape.cone(root) {
+            if let Some(x) = owner.get_mut(i as usize) {
+                *x = match *x {
+                    Owner::None => o,
+                    y if y == o => y,
+                    _ => Owner::Every,
+                };
+            }
+        }
+    };
+    // A row's margin belongs to its guard when that guard reads no action; every other
+    // root (guards, unguarded rows, rows under action-dependent guards) to every check.
+    // An instruction two owners share belongs to every check.
+    let gated: Vec<(u32, u32)> = rows
+        .iter()
+        .filter(|r| roots.contains(&r.margin))
+        .filter_map(|r| {
+            r.guard
+                .filter(|g| !reads_action.get(*g as usize).copied().unwrap_or(true))
+                .map(|g| (r.margin, g))
+        })
+        .collect();
+    for &root in roots {
+        // A margin that is also some other row's margin or guard (hash-consing) belongs to
+        // every check.
+        let under: Vec<u32> = gated
+            .iter()
+            .filter(|&&(m, _)| m == root)
+            .map(|&(_, g)| g)
+            .collect();
+        let is_guard = rows.iter().any(|r| r.guard == Some(root));
+        match under.as_slice() {
+            [g] if !is_guard && rows.iter().filter(|r| r.margin == root).count() == 1 => {
+                own(root, Owner::Guard(*g));
+            }
+            _ => own(root, Owner::Every),
+        }
+    }
+    let keep = |o: Owner| -> Vec<bool> { owner.iter().map(|x| *x == o).collect() };
+    let mut guards: Vec<u32> = gated.iter().map(|&(_, g)| g).collect();
+    guards.sort_unstable();
+    guards.dedup();
+    let lists = guards
+        .into_iter()
+        .map(|g| (g, tape.focus_subset(&keep(Owner::Guard(g)))))
+        .filter(|(_, ops)| !ops.is_empty())
+        .collect();
+    (tape.focus_subset(&keep(Owner::Every)), lists)
+}
+
+#[cfg(test)]
+#[expect(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "tests: a failure is a panic"
+)]
+mod tests {
+    use super::*;
+    use crate::policy::VarType;
+    use proptest::prelude::*;
+
+    fn policies() -> Vec<Policy> {
+        vec![
+            crate::load(
+                "warehouse-robot.toml",
+                include_str!("../../../policies/warehouse-robot.toml"),
+            )
+            .unwrap(),
+            crate::load(
+                "agent-tools.toml",
+                include_str!("../../../policies/agent-tools.toml"),
+            )
+            .unwrap(),
+        ]
+    }
+
+    /// Every instruction of the focus, in one list: the check before guards gated it.
+    fn ungated(p: &Policy, inputs: &[Interval], out: &mut [RowCheck]) -> Summary {
+        let mut slots = p.lattice.tape.slots();
+        p.lattice.tape.eval_focus(inputs, &mut slots);
+        p.lattice.eval_linear(inputs, &mut slots);
+        p.lattice.read_rows(&slots, out)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Skipping the rows under a surely false guard changes no row check, bit for bit,
+        /// from one state to the next on the same scratch (whose skipped slots keep the
+        /// last state's values).
+        #[test]
+        fn a_gated_check_is_bit_identical_to_the_whole_focus(
+            states in proptest::collection::vec(proptest::collection::vec(0.0f64..1.0, 48), 1..5),
+            which in 0usize..2,
+        ) {
+            let p = &policies()[which];
+            let mut scratch = p.lattice.scratch();
+            let n = p.lattice.rows.len();
+            for r in &states {
+                let mut k = 0;
+                let mut next = || { k += 1; r[k % r.len()] };
+                let mut inputs = p.range_inputs();
+                for s in &p.states {
+                    if let Some(slot) = s.slot {
+                        if !(s.min.is_finite() && s.max.is_finite()) {
+                            continue;
+                        }
+                        inputs[slot as usize] = match s.ty {
+                            VarType::Real => Interval::around(s.min + next() * (s.max - s.min), s.noise),
+                            _ => Interval::point((s.min + (next() * (s.max - s.min + 1.0)).floor()).min(s.max)),
+                        };
+                    }
+                }
+                for a in &p.actions {
+                    let x = a.min + next() * (a.max - a.min);
+                    inputs[a.slot as usize] = Interval::point(if a.ty == VarType::Real { x } else { x.round() });
+                }
+                let (mut gated, mut whole) = (vec![RowCheck::default(); n], vec![RowCheck::default(); n]);
+                let sg = p.lattice.check(&inputs, &mut scratch, &mut gated);
+                let sw = ungated(p, &inputs, &mut whole);
+                prop_assert_eq!(format!("{sg:?}"), format!("{sw:?}"));
+                for (i, (x, y)) in gated.iter().zip(&whole).enumerate() {
+                    prop_assert_eq!(x.active, y.active, "row {}", i);
+                    prop_assert_eq!(x.status, y.status, "row {}", i);
+                    prop_assert_eq!(x.margin.lo.to_bits(), y.margin.lo.to_bits(), "row {}", i);
+                    prop_assert_eq!(x.margin.hi.to_bits(), y.margin.hi.to_bits(), "row {}", i);
+                }
+            }
+        }
+    }
+
+    /// The warehouse's state-only guards do gate instructions (the split is not empty).
+    #[test]
+    fn the_warehouse_has_gated_rows() {
+        let p = &policies()[0];
+        let gated: usize = p.lattice.focus_gated.iter().map(|(_, l)| l.len()).sum();
+        assert!(
+            p.lattice.focus_gated.len() >= 10,
+            "{}",
+            p.lattice.focus_gated.len()
+        );
+        assert!(gated >= 20, "{gated}");
+        assert!(p.lattice.focus_base.len() + gated <= p.lattice.tape.len());
+    }
 }
