@@ -2027,8 +2027,23 @@ impl Repairer {
         let mut last = SolverStatus::Solved;
         let mut u = proposal.to_vec();
         let mut budget = NODE_BUDGET;
-        // The rule's `set` first.
-        if !preferred.is_empty() {
+        // The rule's `set` first, unless it is the search's first node anyway: the
+        // governor applies the `set` to the proposal it passes, and each variable's first
+        // value is the proposal's own, so the same SQP ran twice (a quarter of the
+        // warehouse repairs' nodes; answers unchanged, since the later of two equal
+        // candidates never replaces the first).
+        let root_is_preferred = preferred.iter().all(|&(ai, v)| {
+            let first = self
+                .discrete
+                .iter()
+                .position(|&d| d == ai)
+                .and_then(|j| options.get(j))
+                .and_then(|o| o.first())
+                .map(|x| x.0);
+            first.map(f64::to_bits) == Some(v.to_bits())
+                && proposal.get(ai).map(|x| x.to_bits()) == Some(v.to_bits())
+        });
+        if !preferred.is_empty() && !root_is_preferred {
             u.copy_from_slice(proposal);
             for &(ai, v) in preferred {
                 if let Some(x) = u.get_mut(ai) {

@@ -785,3 +785,28 @@ fn a_search_the_contraction_ends_early_finds_nothing_without_it() {
     assert!(ruled_out >= 50, "only {ruled_out} searches ended early");
     assert!(repaired >= 10, "only {repaired} repairs");
 }
+
+/// Caught: the governor applies a rule's `set` to the proposal it repairs, so the search's
+/// first node was the rule's node again, and every such repair ran that SQP twice. The
+/// rule's node is now searched once, with the same answer as without the rule.
+#[test]
+fn a_rule_set_already_in_the_proposal_is_searched_once() {
+    let (p, inputs) = setup(5.0);
+    let mode = p.actions.iter().position(|a| a.name == "mode").unwrap();
+    let u = [2.0, 0.0, 0.0]; // mode = 'move'
+    let with_rule = Repairer::new(&p).repair(&p, &inputs, &u, &[(mode, u[mode])]);
+    let without = Repairer::new(&p).repair(&p, &inputs, &u, &[]);
+    assert_eq!(with_rule.outcome, RepairOutcome::Certified, "{with_rule:?}");
+    assert_eq!(with_rule.nodes, 1, "{with_rule:?}");
+    assert_eq!(
+        format!("{:?}", with_rule.action),
+        format!("{:?}", without.action)
+    );
+    assert_eq!(with_rule.distance.to_bits(), without.distance.to_bits());
+    // A `set` to another value is its own node, tried first.
+    let other = Repairer::new(&p).repair(&p, &inputs, &u, &[(mode, 1.0)]);
+    assert!(
+        other.nodes >= 2 || other.outcome != RepairOutcome::Certified,
+        "{other:?}"
+    );
+}
