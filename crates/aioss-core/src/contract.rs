@@ -64,6 +64,25 @@ fn meet(x: Interval, y: Interval) -> Option<Interval> {
     (lo <= hi).then_some(Interval { lo, hi })
 }
 
+/// Narrow the operands of `z = a op b`: `a` to `for_a(b)`, then `b` to `for_b(a)` with the
+/// narrowed `a`. `false` when either is left empty.
+fn both(
+    v: &mut [Interval],
+    moves: &[bool],
+    dirty: &mut [bool],
+    a: u32,
+    b: u32,
+    for_a: impl Fn(Interval) -> Interval,
+    for_b: impl Fn(Interval) -> Interval,
+) -> bool {
+    let na = for_a(at(v, b));
+    if !narrow(v, moves, dirty, a, na) {
+        return false;
+    }
+    let nb = for_b(at(v, a));
+    narrow(v, moves, dirty, b, nb)
+}
+
 /// Slot `k` of `v` (INVALID when out of range).
 fn at(v: &[Interval], k: u32) -> Interval {
     v.get(k as usize).copied().unwrap_or(Interval::INVALID)
@@ -225,37 +244,13 @@ impl Contractor {
                     Some(Inst::Bin(o, a, b)) => {
                         let (a, b) = (*a, *b);
                         match o {
-                            Op2::Add => {
-                                let na = z.sub(at(v, b));
-                                narrow(v, moves, dirty, a, na) && {
-                                    let nb = z.sub(at(v, a));
-                                    narrow(v, moves, dirty, b, nb)
-                                }
-                            }
-                            Op2::Sub => {
-                                let na = z.add(at(v, b));
-                                narrow(v, moves, dirty, a, na) && {
-                                    let nb = at(v, a).sub(z);
-                                    narrow(v, moves, dirty, b, nb)
-                                }
-                            }
+                            Op2::Add => both(v, moves, dirty, a, b, |y| z.sub(y), |x| z.sub(x)),
+                            Op2::Sub => both(v, moves, dirty, a, b, |y| z.add(y), |x| x.sub(z)),
                             Op2::Mul if a == b => sqrt_inverse(z, at(v, a))
                                 .is_some_and(|x| narrow(v, moves, dirty, a, x)),
                             // `div` is INVALID (no information) when the divisor holds 0.
-                            Op2::Mul => {
-                                let na = z.div(at(v, b));
-                                narrow(v, moves, dirty, a, na) && {
-                                    let nb = z.div(at(v, a));
-                                    narrow(v, moves, dirty, b, nb)
-                                }
-                            }
-                            Op2::Div => {
-                                let na = z.mul(at(v, b));
-                                narrow(v, moves, dirty, a, na) && {
-                                    let nb = at(v, a).div(z);
-                                    narrow(v, moves, dirty, b, nb)
-                                }
-                            }
+                            Op2::Mul => both(v, moves, dirty, a, b, |y| z.div(y), |x| z.div(x)),
+                            Op2::Div => both(v, moves, dirty, a, b, |y| z.mul(y), |x| x.div(z)),
                             // max(a, b) = z: both are at most z.hi. min: both at least z.lo.
                             Op2::Max => {
                                 let up = Interval::new(f64::NEG_INFINITY, z.hi);

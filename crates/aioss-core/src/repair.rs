@@ -2627,6 +2627,17 @@ mod tests {
         (inputs, u)
     }
 
+    /// The same row checks, bit for bit.
+    fn same_rows(a: &[RowCheck], b: &[RowCheck]) -> Result<(), TestCaseError> {
+        for (x, y) in a.iter().zip(b) {
+            prop_assert_eq!(x.active, y.active);
+            prop_assert_eq!(x.status, y.status);
+            prop_assert_eq!(x.margin.lo.to_bits(), y.margin.lo.to_bits());
+            prop_assert_eq!(x.margin.hi.to_bits(), y.margin.hi.to_bits());
+        }
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -2649,12 +2660,7 @@ mod tests {
                 }
                 inc.tier1_moved(&p, &inputs, &u);
                 full.tier1(&p, &inputs, &u);
-                for (x, y) in inc.checks.iter().zip(&full.checks) {
-                    prop_assert_eq!(x.active, y.active);
-                    prop_assert_eq!(x.status, y.status);
-                    prop_assert_eq!(x.margin.lo.to_bits(), y.margin.lo.to_bits());
-                    prop_assert_eq!(x.margin.hi.to_bits(), y.margin.hi.to_bits());
-                }
+                same_rows(&inc.checks, &full.checks)?;
             }
         }
     }
@@ -2692,12 +2698,7 @@ mod tests {
                 }
                 inc.tier1_node(&p, &inputs, &u);
                 full.tier1(&p, &inputs, &u);
-                for (x, y) in inc.checks.iter().zip(&full.checks) {
-                    prop_assert_eq!(x.active, y.active);
-                    prop_assert_eq!(x.status, y.status);
-                    prop_assert_eq!(x.margin.lo.to_bits(), y.margin.lo.to_bits());
-                    prop_assert_eq!(x.margin.hi.to_bits(), y.margin.hi.to_bits());
-                }
+                same_rows(&inc.checks, &full.checks)?;
             }
         }
 
