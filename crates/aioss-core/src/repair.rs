@@ -1035,20 +1035,7 @@ impl Repairer {
                     .iter()
                     .zip(&self.checks)
                     .filter(|(_, c)| c.active && !c.margin.is_invalid())
-                    .map(|(row, c)| {
-                        let relaxable = allow
-                            && row.criticality < relax_below
-                            && row.criticality != Criticality::Critical
-                            && matches!(row.sense, Sense::Le | Sense::Lt);
-                        let tol = if relaxable {
-                            p.constraints
-                                .get(row.constraint)
-                                .map_or(0.0, |k| k.tolerance)
-                        } else {
-                            0.0
-                        };
-                        (-c.margin.lo - tol).max(0.0)
-                    })
+                    .map(|(row, c)| (-c.margin.lo - stage_tolerance(p, row, stage)).max(0.0))
                     .sum();
                 if excess < (1.0 - STALL_GAIN) * best_violation {
                     best_violation = excess;
@@ -1667,20 +1654,8 @@ impl Repairer {
                 *s = Interval::new(a.min, a.max);
             }
         }
-        let relax_below = stage.unwrap_or(Criticality::Low);
         for (row, need) in p.lattice.rows.iter().zip(&mut self.cneed) {
-            let relaxable = stage.is_some()
-                && row.criticality < relax_below
-                && row.criticality != Criticality::Critical
-                && matches!(row.sense, Sense::Le | Sense::Lt);
-            let tol = if relaxable {
-                p.constraints
-                    .get(row.constraint)
-                    .map_or(0.0, |c| c.tolerance)
-            } else {
-                0.0
-            };
-            *need = Some(-tol);
+            *need = Some(-stage_tolerance(p, row, stage));
         }
         self.contractor
             .empty(&p.lattice, &self.cbox, &self.cneed, CONTRACT_ROUNDS)
@@ -2187,6 +2162,21 @@ impl Repairer {
             }
         }
         (best, last)
+    }
+}
+
+/// How far below 0 a row's margin may go in `stage`: its `tolerance` when the stage may
+/// relax it (a non-critical `<=` / `<` row below the stage's level), else 0.
+fn stage_tolerance(p: &Policy, row: &crate::lattice::Row, stage: Option<Criticality>) -> f64 {
+    let relaxable = stage.is_some_and(|below| row.criticality < below)
+        && row.criticality != Criticality::Critical
+        && matches!(row.sense, Sense::Le | Sense::Lt);
+    if relaxable {
+        p.constraints
+            .get(row.constraint)
+            .map_or(0.0, |k| k.tolerance)
+    } else {
+        0.0
     }
 }
 
