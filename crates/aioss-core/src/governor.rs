@@ -430,6 +430,20 @@ const RESERVED: &[&str] = &[
     "transition",
 ];
 
+/// A field name for error messages, formatted only when an error is made: `prefix.name`.
+/// (Formatting every field of every proposal up front, `format!("action.{}", …)` and the
+/// like, was ~50 allocations per line on the decision path.)
+struct Dot<'a>(&'a dyn std::fmt::Display, &'a str);
+
+impl std::fmt::Display for Dot<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
+/// A field name as [`InputError`] and its messages take it.
+type Field<'a> = &'a dyn std::fmt::Display;
+
 fn type_name(v: &J<'_>) -> &'static str {
     match v {
         J::Null => "null",
@@ -441,27 +455,27 @@ fn type_name(v: &J<'_>) -> &'static str {
     }
 }
 
-fn number(v: &J<'_>, field: &str) -> Result<f64, InputError> {
+fn number(v: &J<'_>, field: Field<'_>) -> Result<f64, InputError> {
     match v.as_f64() {
         Some(x) if x.is_finite() => Ok(x),
         Some(_) => Err(InputError::new(
             "not_finite",
-            field,
+            field.to_string(),
             format!("`{field}` must be a finite number"),
         )),
         None => Err(InputError::new(
             "wrong_type",
-            field,
+            field.to_string(),
             format!("`{field}` must be a number, found {}", type_name(v)),
         )),
     }
 }
 
-fn enum_value(values: &[String], v: &J<'_>, field: &str) -> Result<f64, InputError> {
+fn enum_value(values: &[String], v: &J<'_>, field: Field<'_>) -> Result<f64, InputError> {
     let J::Str(s) = v else {
         return Err(InputError::new(
             "wrong_type",
-            field,
+            field.to_string(),
             format!(
                 "`{field}` must be one of {}, found {}",
                 list(values),
@@ -472,7 +486,7 @@ fn enum_value(values: &[String], v: &J<'_>, field: &str) -> Result<f64, InputErr
     Policy::enum_index(values, s).ok_or_else(|| {
         InputError::new(
             "unknown_enum_value",
-            field,
+            field.to_string(),
             format!(
                 "`{field}` has no value `{s}`; its values are {}",
                 list(values)
@@ -490,7 +504,7 @@ fn list(values: &[String]) -> String {
 }
 
 /// An action value (also `prev.`), encoded.
-fn action_value(ty: &VarType, v: &J<'_>, field: &str) -> Result<f64, InputError> {
+fn action_value(ty: &VarType, v: &J<'_>, field: Field<'_>) -> Result<f64, InputError> {
     match ty {
         VarType::Real => number(v, field),
         VarType::Int => {
@@ -500,7 +514,7 @@ fn action_value(ty: &VarType, v: &J<'_>, field: &str) -> Result<f64, InputError>
             } else {
                 Err(InputError::new(
                     "wrong_type",
-                    field,
+                    field.to_string(),
                     format!("`{field}` is an int, and {x} is not whole"),
                 ))
             }
@@ -509,24 +523,24 @@ fn action_value(ty: &VarType, v: &J<'_>, field: &str) -> Result<f64, InputError>
             J::Bool(b) => Ok(f64::from(u8::from(*b))),
             _ => Err(InputError::new(
                 "wrong_type",
-                field,
+                field.to_string(),
                 format!("`{field}` must be true or false, found {}", type_name(v)),
             )),
         },
         VarType::Enum(values) => enum_value(values, v, field),
         VarType::Text => Err(InputError::new(
             "wrong_type",
-            field,
+            field.to_string(),
             format!("`{field}` cannot be text"),
         )),
     }
 }
 
-fn object<'a, 'b>(v: &'a J<'b>, field: &str) -> Result<&'a Obj<'b>, InputError> {
+fn object<'a, 'b>(v: &'a J<'b>, field: Field<'_>) -> Result<&'a Obj<'b>, InputError> {
     v.as_object().ok_or_else(|| {
         InputError::new(
             "wrong_type",
-            field,
+            field.to_string(),
             format!("`{field}` must be an object, found {}", type_name(v)),
         )
     })
@@ -548,7 +562,7 @@ fn unknown(field: String, what: &str, known: &[&str]) -> InputError {
 fn state_value(
     s: &crate::policy::StateVar,
     v: &J<'_>,
-    field: &str,
+    field: Field<'_>,
 ) -> Result<StateValue, InputError> {
     let num = |x: Interval| Ok(StateValue::Num(x));
     match &s.ty {
@@ -556,7 +570,7 @@ fn state_value(
             J::Str(t) => Ok(StateValue::Text(t.to_string())),
             _ => Err(InputError::new(
                 "wrong_type",
-                field,
+                field.to_string(),
                 format!("`{field}` must be a string, found {}", type_name(v)),
             )),
         },
@@ -571,12 +585,12 @@ fn state_value(
                         }
                     }
                     let get = |k: &str| {
-                        let f = format!("{field}.{k}");
+                        let f = Dot(field, k);
                         o.get(k).map_or_else(
                             || {
                                 Err(InputError::new(
                                     "missing_field",
-                                    &f,
+                                    f.to_string(),
                                     format!("`{f}` is missing: give both `lo` and `hi`"),
                                 ))
                             },
@@ -587,7 +601,7 @@ fn state_value(
                     if lo > hi {
                         return Err(InputError::new(
                             "invalid_value",
-                            field,
+                            field.to_string(),
                             format!("`{field}` has `lo` {lo} above `hi` {hi}"),
                         ));
                     }
@@ -602,18 +616,18 @@ fn state_value(
                             ));
                         }
                     }
-                    let f = format!("{field}.value");
+                    let f = Dot(field, "value");
                     let value = o.get("value").map_or_else(
                         || {
                             Err(InputError::new(
                                 "missing_field",
-                                &f,
+                                f.to_string(),
                                 format!("`{f}` is missing"),
                             ))
                         },
                         |x| number(x, &f),
                     )?;
-                    let f = format!("{field}.noise");
+                    let f = Dot(field, "noise");
                     let noise = match o.get("noise") {
                         Some(x) => number(x, &f)?,
                         None => s.noise,
@@ -621,7 +635,7 @@ fn state_value(
                     if noise < 0.0 {
                         return Err(InputError::new(
                             "invalid_value",
-                            &f,
+                            f.to_string(),
                             format!("`{f}` is negative; noise is a half-width"),
                         ));
                     }
@@ -691,7 +705,7 @@ impl Proposal {
                         )
                     })?,
             ),
-            Some(x) => Some(number(x, "timestamp")?),
+            Some(x) => Some(number(x, &"timestamp")?),
         };
         let state_names: Vec<&str> = p.states.iter().map(|s| s.name.as_str()).collect();
         let action_names: Vec<&str> = p.actions.iter().map(|a| a.name.as_str()).collect();
@@ -699,7 +713,7 @@ impl Proposal {
         // The action: every variable, nothing else.
         let mut action = p.fallback.clone();
         let given = match o.get("action") {
-            Some(a) => Some(object(a, "action")?),
+            Some(a) => Some(object(a, &"action")?),
             None if p.actions.is_empty() => None,
             None => {
                 return Err(InputError::new(
@@ -723,11 +737,11 @@ impl Proposal {
                 }
             }
             for (var, slot) in p.actions.iter().zip(action.iter_mut()) {
-                let field = format!("action.{}", var.name);
+                let field = Dot(&"action", &var.name);
                 let x = a.get(&var.name).ok_or_else(|| {
                     InputError::new(
                         "missing_field",
-                        &field,
+                        field.to_string(),
                         format!("`{field}` is missing: every action variable must be given"),
                     )
                 })?;
@@ -738,13 +752,13 @@ impl Proposal {
         // The state: under `state`, or flat at the top level (I2OS transitions).
         let mut state: Vec<Option<StateValue>> = vec![None; p.states.len()];
         if let Some(sv) = o.get("state") {
-            let so = object(sv, "state")?;
+            let so = object(sv, &"state")?;
             for (k, x) in so {
                 let i = state_names.iter().position(|n| *n == k).ok_or_else(|| {
                     unknown(format!("state.{k}"), "state variables", &state_names)
                 })?;
                 if let (Some(s), Some(slot)) = (p.states.get(i), state.get_mut(i)) {
-                    *slot = Some(state_value(s, x, &format!("state.{k}"))?);
+                    *slot = Some(state_value(s, x, &Dot(&"state", k))?);
                 }
             }
         }
@@ -762,7 +776,7 @@ impl Proposal {
                     }
                     if let (Some(s), Some(slot)) = (p.states.get(i), state.get_mut(i)) {
                         if slot.is_none() {
-                            *slot = Some(state_value(s, x, k)?);
+                            *slot = Some(state_value(s, x, &k)?);
                         }
                     }
                 }
@@ -780,21 +794,21 @@ impl Proposal {
 
         let mut prev = vec![None; p.actions.len()];
         if let Some(pv) = o.get("prev") {
-            let po = object(pv, "prev")?;
+            let po = object(pv, &"prev")?;
             for (k, x) in po {
                 let i = action_names.iter().position(|n| *n == k).ok_or_else(|| {
                     unknown(format!("prev.{k}"), "action variables", &action_names)
                 })?;
                 if let (Some(var), Some(slot)) = (p.actions.get(i), prev.get_mut(i)) {
-                    *slot = Some(action_value(&var.ty, x, &format!("prev.{k}"))?);
+                    *slot = Some(action_value(&var.ty, x, &Dot(&"prev", k))?);
                 }
             }
         }
 
         let mut attributes = Vec::new();
         if let Some(av) = o.get("agent_attributes") {
-            for (k, x) in object(av, "agent_attributes")? {
-                let field = format!("agent_attributes.{k}");
+            for (k, x) in object(av, &"agent_attributes")? {
+                let field = Dot(&"agent_attributes", k);
                 let val = match x {
                     J::Str(s) => AttrValue::Sym(s.to_string()),
                     J::Int(_) | J::Float(_) => AttrValue::Num(number(x, &field)?),
@@ -802,7 +816,7 @@ impl Proposal {
                     _ => {
                         return Err(InputError::new(
                             "wrong_type",
-                            &field,
+                            field.to_string(),
                             format!(
                                 "`{field}` must be a string or a number, found {}",
                                 type_name(x)
