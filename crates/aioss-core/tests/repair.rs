@@ -810,3 +810,49 @@ fn a_rule_set_already_in_the_proposal_is_searched_once() {
         "{other:?}"
     );
 }
+
+/// A solution no discrete-reading row binds ends the search: the node queued behind it
+/// (the other way to satisfy `a or b`) has the same disc and a higher discrete cost.
+#[test]
+fn a_solution_no_discrete_row_binds_ends_the_search() {
+    let p = aioss_core::load(
+        "ab.toml",
+        r#"
+[policy]
+name = "ab"
+[governor]
+discrete_cost = { a = 0.1, b = 0.2 }
+[action.x]
+min = -5.0
+max = 5.0
+[action.y]
+min = -5.0
+max = 5.0
+[action.a]
+type = "bool"
+[action.b]
+type = "bool"
+[fallback]
+x = 0.0
+y = 0.0
+a = true
+b = true
+[[constraint]]
+id = "one"
+expr = "a or b"
+[[constraint]]
+id = "disc"
+expr = "x^2 + y^2 <= 1"
+"#,
+    )
+    .unwrap();
+    let u = [2.0, 0.0, 0.0, 0.0];
+    let r = Repairer::new(&p).repair(&p, &p.range_inputs(), &u, &[]);
+    assert_eq!(r.outcome, RepairOutcome::Certified, "{r:?}");
+    // The root (a = b = false) is hopeless; then a = true solves at x = 1 (merit 1 + 0.1),
+    // and b = true (discrete cost 0.2 < 1.1) is not searched.
+    assert_eq!(r.nodes, 2, "{r:?}");
+    assert_eq!((r.action[2], r.action[3]), (1.0, 0.0), "{r:?}");
+    assert!((r.action[0] - 1.0).abs() < 1e-6, "{r:?}");
+    assert!((r.distance - (1.0f64 + 0.1).sqrt()).abs() < 1e-6, "{r:?}");
+}
