@@ -265,10 +265,19 @@ pub fn decide(o: &Options<'_>) -> ExitCode {
         let _ = out.flush();
         base_s.push(t.elapsed().as_secs_f64());
         if run == 0 {
+            // Outcomes, and the time of each decision by outcome (parse and decide, no
+            // printing), on a fresh governor over the same stream.
             let mut g = Governor::new(p.clone());
             for l in &lines {
-                if let Ok(d) = g.decide_line(l) {
-                    *counts.entry(d.final_outcome.as_str()).or_insert(0usize) += 1;
+                let t = Instant::now();
+                let d = g.decide_line(l);
+                let dt = t.elapsed().as_secs_f64();
+                if let Ok(d) = d {
+                    let e = counts
+                        .entry(d.final_outcome.as_str())
+                        .or_insert((0usize, 0.0f64));
+                    e.0 += 1;
+                    e.1 += dt;
                 }
             }
         }
@@ -283,11 +292,13 @@ pub fn decide(o: &Options<'_>) -> ExitCode {
     #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
     let n = lines.len() as f64;
     let (d, b) = (median(decide_s), median(base_s));
+    let outcomes: std::collections::BTreeMap<&str, usize> =
+        counts.iter().map(|(k, v)| (*k, v.0)).collect();
     println!(
         "policy:            {} ({} proposals, outcomes {:?})",
         p.name,
         lines.len(),
-        counts
+        outcomes
     );
     println!(
         "decide:            {:.0} decisions/s ({:.2} µs per decision, median of {} runs)",
@@ -304,5 +315,15 @@ pub fn decide(o: &Options<'_>) -> ExitCode {
         "ratio:             decide costs {:.2}× parsing and printing the same JSON",
         d / b
     );
+    // Where the time goes: each outcome's share of the (first run's) decision time.
+    let total: f64 = counts.values().map(|v| v.1).sum();
+    for (k, (count, secs)) in &counts {
+        #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
+        let mean = secs / (*count).max(1) as f64 * 1e6;
+        println!(
+            "  {k:<22} {count:>7} decisions, mean {mean:8.2} µs, {:5.1} % of the decision time",
+            100.0 * secs / total.max(f64::MIN_POSITIVE)
+        );
+    }
     ExitCode::SUCCESS
 }

@@ -394,3 +394,39 @@ fn readme_first_command_decides_the_example_stream() {
         ["ALLOW", "ALLOW_AFTER_REPAIR", "FAILED_GOVERNANCE"]
     );
 }
+
+/// `aioss bench decide` on a small stream: the mix it was asked for, the throughput lines,
+/// and one line per outcome whose shares of the decision time add up to 100 %.
+#[test]
+fn bench_decide_reports_the_mix_and_where_the_time_goes() {
+    let out = aioss()
+        .args(["bench", "decide", "--n", "300", "--runs", "1", "--policy"])
+        .arg(repo().join("policies/warehouse-robot.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(
+            r#"outcomes {"ALLOW": 210, "ALLOW_AFTER_REPAIR": 75, "BLOCK_NO_REPAIR": 15}"#
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("decisions/s"), "{stdout}");
+    assert!(stdout.contains("ratio:"), "{stdout}");
+    let shares: Vec<f64> = stdout
+        .lines()
+        .filter(|l| l.contains("% of the decision time"))
+        .map(|l| {
+            let pct = l.split(',').nth(2).unwrap().trim();
+            pct.split_whitespace().next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(shares.len(), 3, "{stdout}");
+    let sum: f64 = shares.iter().sum();
+    assert!((sum - 100.0).abs() < 0.5, "{stdout}");
+}
