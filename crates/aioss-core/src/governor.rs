@@ -1874,19 +1874,28 @@ fn repairer_of<'a>(
 /// must be byte-identical across runs (no map reordering, no float formatting surprises).
 fn json_str(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
+    // Runs that need no escape are copied whole. Every byte that needs one is ASCII, never
+    // part of a multi-byte character, so the run boundaries are character boundaries.
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let esc = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            b if b < 0x20 => "",
+            _ => continue,
+        };
+        out.push_str(s.get(start..i).unwrap_or_default());
+        if esc.is_empty() {
+            let _ = write!(out, "\\u{:04x}", b);
+        } else {
+            out.push_str(esc);
         }
+        start = i + 1;
     }
+    out.push_str(s.get(start..).unwrap_or_default());
     out.push('"');
 }
 
@@ -2354,6 +2363,18 @@ mod tests {
         assert_eq!(s, "\"a\\\"b\\\\c\\nd\\u0001é\"");
         let back: String = serde_json::from_str(&s).unwrap();
         assert_eq!(back, "a\"b\\c\nd\u{1}é");
+    }
+
+    proptest::proptest! {
+        /// Any string, escaped, reads back as itself (multi-byte characters beside escapes
+        /// included: the escaped runs are cut at ASCII bytes only).
+        #[test]
+        fn any_string_reads_back_after_escaping(t in proptest::prelude::any::<String>()) {
+            let mut s = String::new();
+            json_str(&mut s, &t);
+            let back: String = serde_json::from_str(&s).unwrap();
+            proptest::prop_assert_eq!(back, t);
+        }
     }
 
     #[test]
