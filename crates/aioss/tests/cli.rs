@@ -21,22 +21,23 @@ fn bundled() -> Vec<PathBuf> {
     v
 }
 
-#[test]
-fn policy_check_accepts_every_bundled_policy() {
-    let files = bundled();
-    assert!(files.len() >= 3, "{files:?}");
-    let out = aioss()
-        .arg("policy")
-        .arg("check")
-        .args(&files)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+/// Run `cmd`, require exit 0 (showing both streams otherwise), and return its stdout.
+fn stdout_of(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+#[test]
+fn policy_check_accepts_every_bundled_policy() {
+    let files = bundled();
+    assert!(files.len() >= 3, "{files:?}");
+    let stdout = stdout_of(aioss().arg("policy").arg("check").args(&files));
     assert_eq!(stdout.lines().count(), files.len(), "{stdout}");
     for (line, f) in stdout.lines().zip(&files) {
         assert!(
@@ -313,13 +314,7 @@ fn decide_refuses_a_bad_policy_with_exit_2() {
 
 #[test]
 fn policy_test_passes_for_every_bundled_policy() {
-    let out = aioss()
-        .args(["policy", "test", "-v"])
-        .args(bundled())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
+    let stdout = stdout_of(aioss().args(["policy", "test", "-v"]).args(bundled()));
     assert!(
         !stdout.lines().any(|l| l.starts_with("  FAIL  ")),
         "{stdout}"
@@ -399,16 +394,10 @@ fn readme_first_command_decides_the_example_stream() {
 /// and one line per outcome whose shares of the decision time add up to 100 %.
 #[test]
 fn bench_decide_reports_the_mix_and_where_the_time_goes() {
-    let out = aioss()
-        .args(["bench", "decide", "--n", "300", "--runs", "1", "--policy"])
-        .arg(repo().join("policies/warehouse-robot.toml"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = stdout_of(
+        aioss()
+            .args(["bench", "decide", "--n", "300", "--runs", "1", "--policy"])
+            .arg(repo().join("policies/warehouse-robot.toml")),
     );
     assert!(
         stdout.contains(
