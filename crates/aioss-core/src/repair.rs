@@ -96,6 +96,7 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use crate::contract::Contractor;
+use crate::expr::typeck::{Func, Op2};
 use crate::interval::Interval;
 use crate::lattice::{RowCheck, Scratch, Status, Summary};
 use crate::policy::{Criticality, Policy, Sense, VarType};
@@ -360,6 +361,10 @@ pub struct Repairer {
     contractor: Contractor,
     cbox: Vec<Interval>,
     cneed: Vec<Option<f64>>,
+    /// Per row, the real variables it pins to zero (see [`flat_rows`]); per real variable,
+    /// is it pinned in this SQP step?
+    flat: Vec<Vec<usize>>,
+    pinned: Vec<bool>,
     /// How many relaxation stages the contraction ruled out (a count for tests and
     /// profiles).
     stages_ruled_out: u64,
@@ -453,6 +458,8 @@ impl Repairer {
             })
             .collect();
         let lin = lin_kinds(p, &real);
+        let flat = flat_rows(p, &real);
+        let pinned = vec![false; real.len()];
         let quick_ok = discrete.is_empty()
             && (0..lat.rows.len()).all(|i| {
                 row_vars.get(i).is_none_or(Vec::is_empty)
@@ -531,6 +538,8 @@ impl Repairer {
             contractor: Contractor::new(lat),
             cbox: Vec::with_capacity(p.layout.len as usize),
             cneed: vec![None; nrows],
+            flat,
+            pinned,
             stages_ruled_out: 0,
             cold: false,
             no_contraction: false,
@@ -1005,11 +1014,18 @@ impl Repairer {
                     full = true;
                 }
             }
-            let violation: f64 = self
-                .checks
+            // The violation beyond what this stage may relax (all of it in the unrelaxed
+            // stage): a relaxed row's slack is what the stage allows, not a failure to
+            // converge. Damping on the whole violation halved the step each time the QP
+            // traded a little more slack for a nearer point, and the SQP stalled at the thin
+            // lens of two discs (`link-latency` and a relaxed `traction-circle`).
+            let violation: f64 = p
+                .lattice
+                .rows
                 .iter()
-                .filter(|c| c.active && !c.margin.is_invalid())
-                .map(|c| (-c.margin.lo).max(0.0))
+                .zip(&self.checks)
+                .filter(|(_, c)| c.active && !c.margin.is_invalid())
+                .map(|(row, c)| (-c.margin.lo - stage_tolerance(p, row, stage)).max(0.0))
                 .sum();
             // A retry at the same point (see `slack_all`) is not a step: no damping, no
             // back-off boost, no stall count.
@@ -1160,6 +1176,23 @@ impl Repairer {
                     *s = col;
                 }
             }
+            // Rows that pin variables to zero (see `flat_rows`), unless this stage may relax
+            // them: the pinned variables get the bounds [0, 0] in place of those rows.
+            self.pinned.iter_mut().for_each(|x| *x = false);
+            for (i, row) in p.lattice.rows.iter().enumerate() {
+                let cols = self.flat.get(i).map_or(&[][..], Vec::as_slice);
+                if cols.is_empty() || !self.checks.get(i).is_some_and(|c| c.active) {
+                    continue;
+                }
+                if stage_tolerance(p, row, stage) > 0.0 {
+                    continue;
+                }
+                for &j in cols {
+                    if let Some(x) = self.pinned.get_mut(j) {
+                        *x = true;
+                    }
+                }
+            }
             // Objective: ‖x − u₀‖²_W + Σ (ρ s² + P w s).
             self.h.clear();
             self.h.resize(n * n, 0.0);
@@ -1238,6 +1271,14 @@ impl Repairer {
                     if self.row_vars.get(i).is_none_or(Vec::is_empty) && slack.is_none() {
                         continue; // constant in the real variables; handled above
                     }
+                    let pins = self.flat.get(i).is_some_and(|c| !c.is_empty())
+                        && p.lattice
+                            .rows
+                            .get(i)
+                            .is_some_and(|r| stage_tolerance(p, r, stage) == 0.0);
+                    if pins {
+                        continue; // its variables' bounds below
+                    }
                     // The linear model `lo + ∇·(x − u)` of a quantity that must be ≥ 0, with ∇ in
                     // `self.gtmp` (aligned with `vars`).
                     let Some(lo) = self.model(p, i, c) else {
@@ -1267,7 +1308,9 @@ impl Repairer {
                 for (j, &ai) in self.real.iter().enumerate() {
                     let Some(a) = p.actions.get(ai) else { continue };
                     let uj = u.get(ai).copied().unwrap_or(0.0);
-                    let (lo, hi) = if trust.is_finite() {
+                    let (lo, hi) = if self.pinned.get(j).copied().unwrap_or(false) {
+                        (0.0, 0.0)
+                    } else if trust.is_finite() {
                         ((uj - trust).max(a.min), (uj + trust).min(a.max))
                     } else {
                         (a.min, a.max)
@@ -1460,8 +1503,13 @@ impl Repairer {
                     return best.ok_or(SolverStatus::NumericalError);
                 }
                 if let (Some(uj), Some(a)) = (u.get_mut(ai), p.actions.get(ai)) {
-                    // Full steps inside the trust region; damped ones before it.
-                    let t = if best.is_some() { 1.0 } else { step };
+                    // Full steps inside the trust region, and for pinned variables (their
+                    // bounds are exact, not a model); damped ones before it.
+                    // (A pinned variable takes its bound exactly: the QP meets it only to
+                    // its tolerance, and `1e-300` squared is not a SAT `0 <= 0`.)
+                    let pinned = self.pinned.get(j).copied().unwrap_or(false);
+                    let x = if pinned { 0.0 } else { x };
+                    let t = if best.is_some() || pinned { 1.0 } else { step };
                     let x0 = u0.get(ai).copied().unwrap_or(f64::NAN);
                     let next = snap(
                         clamp_to(*uj + t * (x - *uj), a.min, a.max),
@@ -2362,6 +2410,79 @@ fn lin_kinds(p: &Policy, real: &[usize]) -> Vec<Lin> {
         .collect()
 }
 
+/// The real variables (indices into `real`) each row pins to zero: a `<=` row whose
+/// margin is `0 − Σ (k_i x_i)²`, each `k_i` a non-zero constant (`auth-arm`'s
+/// `dq1^2 + dq2^2 + dq3^2 + dq4^2 <= 0`), holds exactly where every `x_i` is 0. Empty for
+/// every other row.
+///
+/// Why: such a row's margin is flat at its only feasible point, so its linear model asks
+/// each step for half the remaining distance, and once the step is damped (another row
+/// oscillating) it crawls: on the warehouse stream, `auth-arm` was the row left violated in
+/// a quarter of the nodes that failed without being hopeless, and those failures made
+/// repairable proposals BLOCK. Its exact feasible set is linear, `x_i = 0`, so the QP gets
+/// that instead of the model.
+fn flat_rows(p: &Policy, real: &[usize]) -> Vec<Vec<usize>> {
+    let insts = p.lattice.tape.insts();
+    let inst = |k: u32| insts.get(k as usize).copied();
+    let nonzero = |k: u32| matches!(inst(k), Some(Inst::Const(c)) if c.lo > 0.0 || c.hi < 0.0);
+    // The column of `x`, `-x`, `k * x` or `x * k` (x a real action variable).
+    let column = |mut k: u32| -> Option<usize> {
+        loop {
+            match inst(k)? {
+                Inst::Input(s) => {
+                    return real
+                        .iter()
+                        .position(|&ai| p.actions.get(ai).is_some_and(|a| a.slot == s))
+                }
+                Inst::Un(Func::Neg, a) => k = a,
+                Inst::Bin(Op2::Mul, a, b) if nonzero(a) => k = b,
+                Inst::Bin(Op2::Mul, a, b) if nonzero(b) => k = a,
+                _ => return None,
+            }
+        }
+    };
+    p.lattice
+        .rows
+        .iter()
+        .map(|r| {
+            let Some(Inst::Bin(Op2::Sub, rhs, lhs)) = inst(r.margin) else {
+                return Vec::new();
+            };
+            let zero = matches!(inst(rhs), Some(Inst::Const(c)) if c.lo == 0.0 && c.hi == 0.0);
+            if r.sense != Sense::Le || !zero {
+                return Vec::new();
+            }
+            let mut cols = Vec::new();
+            let mut stack = vec![lhs];
+            while let Some(k) = stack.pop() {
+                let col = match inst(k) {
+                    Some(Inst::Bin(Op2::Add, a, b)) => {
+                        stack.push(a);
+                        stack.push(b);
+                        continue;
+                    }
+                    Some(Inst::PowI(t, 2) | Inst::Bin(Op2::Mul, t, _)) if is_square(inst(k)) => {
+                        column(t)
+                    }
+                    _ => None,
+                };
+                match col {
+                    Some(j) => cols.push(j),
+                    None => return Vec::new(),
+                }
+            }
+            cols.sort_unstable();
+            cols.dedup();
+            cols
+        })
+        .collect()
+}
+
+/// `t^2` or `t * t`.
+fn is_square(i: Option<Inst>) -> bool {
+    matches!(i, Some(Inst::PowI(_, 2))) || matches!(i, Some(Inst::Bin(Op2::Mul, a, b)) if a == b)
+}
+
 /// Which rows have a margin affine in the real action variables with constant coefficients:
 /// sums and differences of constants, terms that read no real action variable (state,
 /// `prev.`, discrete actions), and real action variables times constants. For those rows
@@ -2734,6 +2855,36 @@ mod tests {
 
     /// A row the screen marks (SAT over the whole action box) is SAT at every point of the
     /// box the test tries, and a hopeless node's failing row fails at every one.
+    /// `flat_rows` finds the sums of squares of single real variables held at 0, and
+    /// nothing else: not a positive bound, not a square with a state offset.
+    #[test]
+    fn flat_rows_are_sums_of_squares_held_at_zero() {
+        let p = warehouse();
+        let real: Vec<usize> = (0..p.actions.len())
+            .filter(|&i| p.actions[i].ty == VarType::Real)
+            .collect();
+        let flat = flat_rows(&p, &real);
+        let cols = |name: &str| -> Vec<&str> {
+            let i = p.lattice.rows.iter().position(|r| r.name == name).unwrap();
+            flat[i]
+                .iter()
+                .map(|&j| p.actions[real[j]].name.as_str())
+                .collect()
+        };
+        assert_eq!(cols("auth-arm"), ["dq1", "dq2", "dq3", "dq4"]);
+        assert_eq!(cols("auth-cage-motion"), ["vx", "vy", "omega"]);
+        assert_eq!(cols("estop-still#1"), ["vx", "vy"]);
+        assert_eq!(cols("estop-still#3"), ["lift_v"]);
+        for name in [
+            "no-lift-while-fast",
+            "base-speed-disc",
+            "traction-circle",
+            "arm-tip-speed",
+        ] {
+            assert!(cols(name).is_empty(), "{name}");
+        }
+    }
+
     #[test]
     fn screened_rows_hold_at_every_point_of_the_box() {
         let p = warehouse();

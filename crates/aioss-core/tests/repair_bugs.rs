@@ -138,3 +138,48 @@ fn a_hopeless_node_advances_only_what_its_failing_rows_read() {
         assert_eq!(num(&d, "recipients"), 0.0, "{d}");
     }
 }
+
+/// A transporter near a person on the ramp, proposing arm motion, the fast gear and no
+/// beacon (from the benchmark stream). The node with the beacon on and gear 0 is
+/// feasible, but its SQP stalled: `auth-arm` (`dq1^2 + ... + dq4^2 <= 0`) is flat at its
+/// only feasible point, so each linearisation asked for half of each `dq`; once another
+/// row had damped the step, the arm crawled towards 0 and the stall test ended the node.
+/// Every stage failed the same way, and the proposal was blocked. The row's exact
+/// feasible set is `dq = 0`, which the QP now gets as bounds.
+#[test]
+fn a_flat_row_pins_its_variables_when_the_step_is_damped() {
+    let d = decide("w11-flat-arm-row");
+    repaired(&d);
+    for k in ["dq1", "dq2", "dq3", "dq4"] {
+        assert_eq!(num(&d, k), 0.0, "{k}: {d}");
+    }
+    assert_eq!(d["action"]["beacon"], true, "{d}");
+    assert_eq!(num(&d, "gear"), 0.0, "{d}");
+    assert_eq!(d["relaxed"].as_array().unwrap().len(), 0, "{d}");
+    // `link-latency`: (vx² + vy²) · latency² <= 0.04 with latency 0.4169.
+    let v2 = num(&d, "vx").powi(2) + num(&d, "vy").powi(2);
+    assert!(v2 * 0.4169f64.powi(2) <= 0.04, "{d}");
+}
+
+/// A supervisor whose previous velocity (0.88 m/s) lies just beyond reach of the speed the
+/// link latency allows (|v| <= 0.2 / 0.6487): the traction circle around it and the
+/// latency disc around 0 barely meet, and the repair must relax `traction-circle`. The
+/// relaxing stage damped its step whenever the violation did not fall, and counted the
+/// relaxed row's slack in it: each time the QP traded a little more slack for a nearer
+/// point, the step halved, until the SQP stalled on the thin lens and the proposal was
+/// blocked. The damping now counts only the violation the stage may not relax.
+#[test]
+fn damping_ignores_the_slack_a_stage_may_relax() {
+    let d = decide("w350-thin-lens");
+    repaired(&d);
+    let relaxed: Vec<(&str, f64)> = d["relaxed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap(), r["slack"].as_f64().unwrap()))
+        .collect();
+    let traction = relaxed.iter().find(|r| r.0 == "traction-circle");
+    assert!(traction.is_some_and(|r| r.1 <= 0.1), "{d}");
+    let v2 = num(&d, "vx").powi(2) + num(&d, "vy").powi(2);
+    assert!(v2 * 0.6487f64.powi(2) <= 0.04, "{d}");
+}
