@@ -365,6 +365,8 @@ pub struct Repairer {
     /// is it pinned in this SQP step?
     flat: Vec<Vec<usize>>,
     pinned: Vec<bool>,
+    /// Per row, [`stage_tolerance`] in the stage of the running SQP.
+    stage_tol: Vec<f64>,
     /// How many relaxation stages the contraction ruled out (a count for tests and
     /// profiles).
     stages_ruled_out: u64,
@@ -540,6 +542,7 @@ impl Repairer {
             cneed: vec![None; nrows],
             flat,
             pinned,
+            stage_tol: Vec::with_capacity(nrows),
             stages_ruled_out: 0,
             cold: false,
             no_contraction: false,
@@ -999,6 +1002,9 @@ impl Repairer {
         self.hopeless = false;
         self.hopeless_rows.clear();
         self.infeasible_everywhere = false;
+        self.stage_tol.clear();
+        self.stage_tol
+            .extend(p.lattice.rows.iter().map(|r| stage_tolerance(p, r, stage)));
         for _ in 0..max_iter {
             // INVARIANT (bounded-work): every SQP iteration of a repair is paid from `work`.
             if *work == 0 {
@@ -1019,13 +1025,12 @@ impl Repairer {
             // converge. Damping on the whole violation halved the step each time the QP
             // traded a little more slack for a nearer point, and the SQP stalled at the thin
             // lens of two discs (`link-latency` and a relaxed `traction-circle`).
-            let violation: f64 = p
-                .lattice
-                .rows
+            let violation: f64 = self
+                .stage_tol
                 .iter()
                 .zip(&self.checks)
                 .filter(|(_, c)| c.active && !c.margin.is_invalid())
-                .map(|(row, c)| (-c.margin.lo - stage_tolerance(p, row, stage)).max(0.0))
+                .map(|(tol, c)| (-c.margin.lo - tol).max(0.0))
                 .sum();
             // A retry at the same point (see `slack_all`) is not a step: no damping, no
             // back-off boost, no stall count.
@@ -1047,14 +1052,8 @@ impl Repairer {
             if best.is_none() && !retrying {
                 // Progress is measured on the violation beyond what this stage may relax: a
                 // relaxed row's slack is not a failure to converge.
-                let excess: f64 = p
-                    .lattice
-                    .rows
-                    .iter()
-                    .zip(&self.checks)
-                    .filter(|(_, c)| c.active && !c.margin.is_invalid())
-                    .map(|(row, c)| (-c.margin.lo - stage_tolerance(p, row, stage)).max(0.0))
-                    .sum();
+                // (The same sum as `violation`, which now measures just that.)
+                let excess = violation;
                 if excess < (1.0 - STALL_GAIN) * best_violation {
                     best_violation = excess;
                     stalled = 0;
@@ -1179,12 +1178,11 @@ impl Repairer {
             // Rows that pin variables to zero (see `flat_rows`), unless this stage may relax
             // them: the pinned variables get the bounds [0, 0] in place of those rows.
             self.pinned.iter_mut().for_each(|x| *x = false);
-            for (i, row) in p.lattice.rows.iter().enumerate() {
-                let cols = self.flat.get(i).map_or(&[][..], Vec::as_slice);
-                if cols.is_empty() || !self.checks.get(i).is_some_and(|c| c.active) {
-                    continue;
-                }
-                if stage_tolerance(p, row, stage) > 0.0 {
+            for (i, cols) in self.flat.iter().enumerate() {
+                if cols.is_empty()
+                    || !self.checks.get(i).is_some_and(|c| c.active)
+                    || self.stage_tol.get(i).copied().unwrap_or(0.0) > 0.0
+                {
                     continue;
                 }
                 for &j in cols {
@@ -1272,10 +1270,7 @@ impl Repairer {
                         continue; // constant in the real variables; handled above
                     }
                     let pins = self.flat.get(i).is_some_and(|c| !c.is_empty())
-                        && p.lattice
-                            .rows
-                            .get(i)
-                            .is_some_and(|r| stage_tolerance(p, r, stage) == 0.0);
+                        && self.stage_tol.get(i).copied() == Some(0.0);
                     if pins {
                         continue; // its variables' bounds below
                     }
