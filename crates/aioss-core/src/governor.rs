@@ -1180,7 +1180,11 @@ impl Governor {
                     *s = Interval::point(*a);
                 }
             }
-            p.lattice.tape.eval(&self.inputs, &mut self.slots);
+            // Only the increments and what they read (a full evaluation cost the agent-tools
+            // policy a second pass over its whole tape per decision).
+            p.lattice
+                .tape
+                .eval_subset(&p.lattice.budget_ops, &self.inputs, &mut self.slots);
             for ((b, w), &s) in p
                 .budgets
                 .iter()
