@@ -376,6 +376,9 @@ pub struct Repairer {
     pinned: Vec<bool>,
     /// Per row, [`stage_tolerance`] in the stage of the running SQP.
     stage_tol: Vec<f64>,
+    /// Per row: a slack column for the rest of this SQP, because a QP without it was
+    /// infeasible and its certificate used the row.
+    extra_slack: Vec<bool>,
     /// How many relaxation stages the contraction ruled out (a count for tests and
     /// profiles).
     stages_ruled_out: u64,
@@ -384,6 +387,12 @@ pub struct Repairer {
     /// Turn the contraction that ends a hopeless search early off (for tests comparing
     /// the search with and without it).
     pub no_contraction: bool,
+    /// Retry a relaxing QP that is infeasible without some slack columns with every
+    /// column at once, not first with those its certificate names (for tests comparing
+    /// the two).
+    pub every_slack: bool,
+    /// How many QPs were retried with the certificate's columns (a count for tests).
+    targeted_retries: u64,
 }
 
 impl Repairer {
@@ -557,9 +566,12 @@ impl Repairer {
             flat,
             pinned,
             stage_tol: Vec::with_capacity(nrows),
+            extra_slack: vec![false; nrows],
             stages_ruled_out: 0,
             cold: false,
             no_contraction: false,
+            every_slack: false,
+            targeted_retries: 0,
         }
     }
 
@@ -1034,6 +1046,8 @@ impl Repairer {
         // row the step must break had no slack), the same point is solved again with a
         // slack for every relaxable row, and so is the rest of the node.
         let mut slack_all = false;
+        let mut certified_retry = false;
+        self.extra_slack.fill(false);
         let mut retry = false;
         let mut recorded = false;
         self.hopeless = false;
@@ -1199,7 +1213,10 @@ impl Repairer {
                     && tol > 0.0
                     && c.active
                     && !self.screened.get(i).copied().unwrap_or(false);
-                let needs_slack = slack_all || c.status != Status::Sat || active_rows.contains(&i);
+                let needs_slack = slack_all
+                    || c.status != Status::Sat
+                    || active_rows.contains(&i)
+                    || self.extra_slack.get(i).copied().unwrap_or(false);
                 limited |= relaxable && !needs_slack;
                 let relaxable = relaxable && needs_slack;
                 let col = if relaxable {
@@ -1478,9 +1495,58 @@ impl Repairer {
             }
             *iterations = iterations.saturating_add(sol.iterations);
             if sol.status == QpStatus::Infeasible && limited {
-                slack_all = true;
+                // First the relaxable rows the certificate of infeasibility combines (a
+                // slack for each may be what resolves it); when that is not enough, every
+                // relaxable row.
+                let mut added = false;
+                if !certified_retry && !self.every_slack {
+                    for (qi, &y) in sol.multipliers.iter().enumerate() {
+                        let Some(Some(r)) = self.qrow.get(qi) else {
+                            continue;
+                        };
+                        if y > 0.0
+                            && self.stage_tol.get(*r).copied().unwrap_or(0.0) > 0.0
+                            && self.slack_col.get(*r).copied().flatten().is_none()
+                        {
+                            if let Some(e) = self.extra_slack.get_mut(*r) {
+                                *e = true;
+                                added = true;
+                            }
+                        }
+                    }
+                }
+                certified_retry = added;
+                self.targeted_retries += u64::from(added);
+                if !added {
+                    slack_all = true;
+                }
                 retry = true;
                 continue;
+            }
+            certified_retry = false;
+            if sol.status == QpStatus::Solved && limited && self.extra_slack.contains(&true) {
+                // Optimal for the QP with every column too? A relaxable row without one
+                // would keep its slack at 0 there only while its multiplier is at most the
+                // slack's price `P w`; otherwise that QP's answer differs: solve it.
+                let priced = sol.multipliers.iter().enumerate().any(|(qi, &lam)| {
+                    let Some(Some(r)) = self.qrow.get(qi) else {
+                        return false;
+                    };
+                    let w = p
+                        .lattice
+                        .rows
+                        .get(*r)
+                        .and_then(|row| p.constraints.get(row.constraint))
+                        .map_or(1.0, |c| c.weight);
+                    self.stage_tol.get(*r).copied().unwrap_or(0.0) > 0.0
+                        && self.slack_col.get(*r).copied().flatten().is_none()
+                        && lam > L1_PENALTY * w.max(1e-6)
+                });
+                if priced {
+                    slack_all = true;
+                    retry = true;
+                    continue;
+                }
             }
             last = match sol.status {
                 QpStatus::Solved => SolverStatus::Solved,
@@ -1742,6 +1808,12 @@ impl Repairer {
         }
         self.contractor
             .empty(&p.lattice, &self.cbox, &self.cneed, CONTRACT_ROUNDS)
+    }
+
+    /// How many infeasible relaxing QPs were retried with only the slack columns their
+    /// certificate names.
+    pub fn targeted_retries(&self) -> u64 {
+        self.targeted_retries
     }
 
     /// How many relaxation stages [`Repairer::stage_impossible`] ruled out.

@@ -720,6 +720,84 @@ fn splitmix(s: &mut u64) -> f64 {
     ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// A warehouse proposal like the benchmark's (actions over 60 % of their ranges, states
+/// anywhere in theirs, `prev` near the action): its inputs and action.
+fn benchmark_like(p: &aioss_core::Policy, seed: &mut u64) -> (Vec<Interval>, Vec<f64>) {
+    let mut r = || splitmix(seed);
+    let mut inputs = p.range_inputs();
+    let mut u = Vec::new();
+    for a in &p.actions {
+        let x = if a.ty == aioss_core::policy::VarType::Real {
+            let (c, h) = ((a.min + a.max) / 2.0, (a.max - a.min) / 2.0 * 0.6);
+            c - h + 2.0 * h * r()
+        } else {
+            (a.min + (r() * (a.max - a.min + 1.0)).floor()).min(a.max)
+        };
+        inputs[a.prev_slot as usize] = Interval::point(x * (0.8 + 0.2 * r()));
+        u.push(x);
+    }
+    for s in &p.states {
+        if let Some(slot) = s.slot {
+            inputs[slot as usize] = if s.ty == aioss_core::policy::VarType::Real {
+                Interval::around(s.min + r() * (s.max - s.min), s.noise)
+            } else {
+                Interval::point((s.min + (r() * (s.max - s.min + 1.0)).floor()).min(s.max))
+            };
+        }
+    }
+    let nsym = p.symbols.len() as f64;
+    for a in &p.layout.attrs {
+        inputs[a.slot as usize] = Interval::point(if a.numeric {
+            0.3 + 0.7 * r()
+        } else {
+            (r() * nsym).floor()
+        });
+    }
+    (inputs, u)
+}
+
+/// When a relaxing stage's QP is infeasible without some slack columns, the retry first
+/// adds only the columns its certificate names (and solves with every column when the
+/// answer prices a row without one above its slack's `P w`): the same answers as retrying
+/// with every column at once, up to rounding. Warehouse proposals like the benchmark's.
+#[test]
+fn certificate_slack_columns_give_the_answers_of_every_column() {
+    let p = aioss_core::load(
+        "warehouse-robot.toml",
+        include_str!("../../../policies/warehouse-robot.toml"),
+    )
+    .unwrap();
+    let mut targeted = Repairer::new(&p);
+    let mut every = Repairer::new(&p);
+    targeted.cold = true;
+    every.cold = true;
+    every.every_slack = true;
+    let mut seed = 11u64;
+    let mut relaxed = 0;
+    for _ in 0..400 {
+        let (inputs, u) = benchmark_like(&p, &mut seed);
+        let a = targeted.repair(&p, &inputs, &u, &[]);
+        let b = every.repair(&p, &inputs, &u, &[]);
+        assert_eq!(a.outcome, b.outcome, "{u:?} at {inputs:?}");
+        assert_eq!(a.relaxed.len(), b.relaxed.len(), "{u:?} at {inputs:?}");
+        if a.outcome != RepairOutcome::Fallback {
+            assert!(
+                (a.distance - b.distance).abs() <= 1e-9 * (1.0 + b.distance),
+                "{} vs {}: {u:?} at {inputs:?}",
+                a.distance,
+                b.distance
+            );
+        }
+        relaxed += usize::from(a.outcome == RepairOutcome::Relaxed);
+    }
+    assert!(
+        targeted.targeted_retries() > 0,
+        "no QP was retried with the certificate's columns"
+    );
+    assert_eq!(every.targeted_retries(), 0);
+    assert!(relaxed >= 5, "only {relaxed} relaxed repairs");
+}
+
 /// When the contraction proves that even the most relaxed stage has no solution, the
 /// search without it finds none either; when it proves nothing, the two searches are the
 /// same search, bit for bit. Warehouse proposals like the benchmark's (actions over 60 % of
@@ -739,36 +817,7 @@ fn a_search_the_contraction_ends_early_finds_nothing_without_it() {
     let mut seed = 7u64;
     let (mut ruled_out, mut repaired) = (0, 0);
     for _ in 0..250 {
-        let mut r = || splitmix(&mut seed);
-        let mut inputs = p.range_inputs();
-        let mut u = Vec::new();
-        for a in &p.actions {
-            let x = if a.ty == aioss_core::policy::VarType::Real {
-                let (c, h) = ((a.min + a.max) / 2.0, (a.max - a.min) / 2.0 * 0.6);
-                c - h + 2.0 * h * r()
-            } else {
-                (a.min + (r() * (a.max - a.min + 1.0)).floor()).min(a.max)
-            };
-            inputs[a.prev_slot as usize] = Interval::point(x * (0.8 + 0.2 * r()));
-            u.push(x);
-        }
-        for s in &p.states {
-            if let Some(slot) = s.slot {
-                inputs[slot as usize] = if s.ty == aioss_core::policy::VarType::Real {
-                    Interval::around(s.min + r() * (s.max - s.min), s.noise)
-                } else {
-                    Interval::point((s.min + (r() * (s.max - s.min + 1.0)).floor()).min(s.max))
-                };
-            }
-        }
-        let nsym = p.symbols.len() as f64;
-        for a in &p.layout.attrs {
-            inputs[a.slot as usize] = Interval::point(if a.numeric {
-                0.3 + 0.7 * r()
-            } else {
-                (r() * nsym).floor()
-            });
-        }
+        let (inputs, u) = benchmark_like(&p, &mut seed);
         let before = with.stages_ruled_out();
         let a = with.repair(&p, &inputs, &u, &[]);
         let b = without.repair(&p, &inputs, &u, &[]);
