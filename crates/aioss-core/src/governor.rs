@@ -1001,6 +1001,8 @@ pub struct Governor {
     slots: Vec<Interval>,
     checks: Vec<RowCheck>,
     dry_run: bool,
+    /// What charging the budgets evaluates: their increments and what those read.
+    budget_ops: crate::tape::OpList,
 }
 
 impl Governor {
@@ -1012,6 +1014,7 @@ impl Governor {
         let slots = policy.lattice.tape.slots();
         let checks = vec![RowCheck::default(); policy.lattice.rows.len()];
         let dry_run = policy.mode == Mode::DryRun;
+        let budget_ops = policy.lattice.tape.subset(&policy.lattice.budget_slots);
         Governor {
             policy,
             repairers: BTreeMap::new(),
@@ -1024,6 +1027,7 @@ impl Governor {
             slots,
             checks,
             dry_run,
+            budget_ops,
         }
     }
 
@@ -1184,7 +1188,7 @@ impl Governor {
             // policy a second pass over its whole tape per decision).
             p.lattice
                 .tape
-                .eval_subset(&p.lattice.budget_ops, &self.inputs, &mut self.slots);
+                .eval_subset(&self.budget_ops, &self.inputs, &mut self.slots);
             for ((b, w), &s) in p
                 .budgets
                 .iter()

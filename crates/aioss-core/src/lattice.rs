@@ -63,8 +63,6 @@ pub struct Lattice {
     /// The margins of [`Lattice::linear`] rows are not in it (nor in the tape's focus):
     /// [`Lattice::eval_linear`] writes them.
     pub decide_ops: crate::tape::OpList,
-    /// What charging the budgets evaluates: their increments and what those read.
-    pub budget_ops: crate::tape::OpList,
     /// The tape's focus (what [`Lattice::check`] evaluates) split by the guards that read
     /// no action variable: what every check evaluates, and per such guard slot the
     /// instructions only the rows under that guard need, skipped when the guard is surely
@@ -237,7 +235,7 @@ impl Lattice {
                 });
             }
         }
-        let budget_slots: Vec<u32> = p.budgets.iter().map(|bu| b.add(&bu.add)).collect();
+        let budget_slots = p.budgets.iter().map(|bu| b.add(&bu.add)).collect();
         let mut tape = b.finish();
         // INVARIANT (linear-margins): a linear row's margin is written by `eval_linear`
         // after the tape, never computed on the focus or decision lists.
@@ -260,7 +258,6 @@ impl Lattice {
             .chain(rule_slots.iter().copied())
             .collect();
         let decide_ops = tape.subset(&decide_roots);
-        let budget_ops = tape.subset(&budget_slots);
         for r in &mut rows {
             r.cone = tape.cone(r.margin);
         }
@@ -281,7 +278,6 @@ impl Lattice {
             n_actions,
             action_inst,
             decide_ops,
-            budget_ops,
             focus_base,
             focus_gated,
             linear,

@@ -373,6 +373,7 @@ pub struct Repairer {
     /// Per row, the real variables it pins to zero (see [`flat_rows`]); per real variable,
     /// is it pinned in this SQP step?
     flat: Vec<Vec<usize>>,
+    any_flat: bool,
     pinned: Vec<bool>,
     /// Per row, [`stage_tolerance`] in the stage of the running SQP.
     stage_tol: Vec<f64>,
@@ -563,6 +564,7 @@ impl Repairer {
             contractor: Contractor::new(lat),
             cbox: Vec::with_capacity(p.layout.len as usize),
             cneed: vec![None; nrows],
+            any_flat: flat.iter().any(|c| !c.is_empty()),
             flat,
             pinned,
             stage_tol: Vec::with_capacity(nrows),
@@ -1232,7 +1234,7 @@ impl Repairer {
             // Rows that pin variables to zero (see `flat_rows`), unless this stage may relax
             // them: the pinned variables get the bounds [0, 0] in place of those rows.
             self.pinned.iter_mut().for_each(|x| *x = false);
-            for (i, cols) in self.flat.iter().enumerate() {
+            for (i, cols) in self.flat.iter().enumerate().filter(|_| self.any_flat) {
                 if cols.is_empty()
                     || !self.checks.get(i).is_some_and(|c| c.active)
                     || self.stage_tol.get(i).copied().unwrap_or(0.0) > 0.0
