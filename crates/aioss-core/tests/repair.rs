@@ -756,21 +756,27 @@ fn benchmark_like(p: &aioss_core::Policy, seed: &mut u64) -> (Vec<Interval>, Vec
     (inputs, u)
 }
 
+/// The warehouse policy and two cold repairers for it, to compare a search with and
+/// without one of its mechanisms.
+fn warehouse_pair() -> (aioss_core::Policy, Repairer, Repairer) {
+    let p = aioss_core::load(
+        "warehouse-robot.toml",
+        include_str!("../../../policies/warehouse-robot.toml"),
+    )
+    .unwrap();
+    let (mut a, mut b) = (Repairer::new(&p), Repairer::new(&p));
+    a.cold = true;
+    b.cold = true;
+    (p, a, b)
+}
+
 /// When a relaxing stage's QP is infeasible without some slack columns, the retry first
 /// adds only the columns its certificate names (and solves with every column when the
 /// answer prices a row without one above its slack's `P w`): the same answers as retrying
 /// with every column at once, up to rounding. Warehouse proposals like the benchmark's.
 #[test]
 fn certificate_slack_columns_give_the_answers_of_every_column() {
-    let p = aioss_core::load(
-        "warehouse-robot.toml",
-        include_str!("../../../policies/warehouse-robot.toml"),
-    )
-    .unwrap();
-    let mut targeted = Repairer::new(&p);
-    let mut every = Repairer::new(&p);
-    targeted.cold = true;
-    every.cold = true;
+    let (p, mut targeted, mut every) = warehouse_pair();
     every.every_slack = true;
     let mut seed = 11u64;
     let mut relaxed = 0;
@@ -804,15 +810,7 @@ fn certificate_slack_columns_give_the_answers_of_every_column() {
 /// their ranges, states anywhere in theirs, `prev` near the action), cold repairers.
 #[test]
 fn a_search_the_contraction_ends_early_finds_nothing_without_it() {
-    let p = aioss_core::load(
-        "warehouse-robot.toml",
-        include_str!("../../../policies/warehouse-robot.toml"),
-    )
-    .unwrap();
-    let mut with = Repairer::new(&p);
-    let mut without = Repairer::new(&p);
-    with.cold = true;
-    without.cold = true;
+    let (p, mut with, mut without) = warehouse_pair();
     without.no_contraction = true;
     let mut seed = 7u64;
     let (mut ruled_out, mut repaired) = (0, 0);
