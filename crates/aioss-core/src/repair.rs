@@ -1051,8 +1051,11 @@ impl Repairer {
         // Slack columns go only to the relaxable rows that are not SAT at the iterate or
         // were active in this SQP's last QP: a row that holds with room needs none, and each
         // column costs the QP a row pair and a dimension. When that QP is infeasible (a
-        // row the step must break had no slack), the same point is solved again with a
-        // slack for every relaxable row, and so is the rest of the node.
+        // row the step must break had no slack), the same point is solved again with
+        // columns for the relaxable rows its certificate combines (`extra_slack`, kept for
+        // the rest of the node); when that is still infeasible, or its answer prices a row
+        // without a column above its slack, with a column for every relaxable row
+        // (`slack_all`), and so is the rest of the node.
         let mut slack_all = false;
         let mut certified_retry = false;
         self.extra_slack.fill(false);
@@ -1111,10 +1114,8 @@ impl Repairer {
             if best.is_none() && !retrying {
                 // Progress is measured on the violation beyond what this stage may relax: a
                 // relaxed row's slack is not a failure to converge.
-                // (The same sum as `violation`, which now measures just that.)
-                let excess = violation;
-                if excess < (1.0 - STALL_GAIN) * best_violation {
-                    best_violation = excess;
+                if violation < (1.0 - STALL_GAIN) * best_violation {
+                    best_violation = violation;
                     stalled = 0;
                 } else {
                     stalled += 1;
@@ -1276,17 +1277,11 @@ impl Repairer {
             }
             for (i, col) in self.slack_col.iter().enumerate() {
                 if let Some(col) = col {
-                    let w = p
-                        .lattice
-                        .rows
-                        .get(i)
-                        .and_then(|r| p.constraints.get(r.constraint))
-                        .map_or(1.0, |c| c.weight);
                     if let Some(hh) = self.h.get_mut(col * n + col) {
                         *hh = 2.0 * SLACK_RHO;
                     }
                     if let Some(gg) = self.g.get_mut(*col) {
-                        *gg = L1_PENALTY * w.max(1e-6);
+                        *gg = slack_price(p, i);
                     }
                 }
             }
@@ -1540,15 +1535,9 @@ impl Repairer {
                     let Some(Some(r)) = self.qrow.get(qi) else {
                         return false;
                     };
-                    let w = p
-                        .lattice
-                        .rows
-                        .get(*r)
-                        .and_then(|row| p.constraints.get(row.constraint))
-                        .map_or(1.0, |c| c.weight);
                     self.stage_tol.get(*r).copied().unwrap_or(0.0) > 0.0
                         && self.slack_col.get(*r).copied().flatten().is_none()
-                        && lam > L1_PENALTY * w.max(1e-6)
+                        && lam > slack_price(p, *r)
                 });
                 if priced {
                     slack_all = true;
@@ -2728,18 +2717,18 @@ fn own_value_first(p: &Policy, ai: usize, v0: f64) -> bool {
 
 /// `Σ L1_PENALTY · weight · slack` over relaxed rows: the penalty the CRE's QP minimises.
 fn slack_penalty(p: &Policy, relaxed: &[(usize, f64)]) -> f64 {
-    relaxed
-        .iter()
-        .map(|&(i, s)| {
-            let w = p
-                .lattice
-                .rows
-                .get(i)
-                .and_then(|r| p.constraints.get(r.constraint))
-                .map_or(1.0, |c| c.weight);
-            L1_PENALTY * w.max(1e-6) * s
-        })
-        .sum()
+    relaxed.iter().map(|&(i, s)| slack_price(p, i) * s).sum()
+}
+
+/// The price of a unit of row `i`'s slack in the CRE's QP: `L1_PENALTY · weight`.
+fn slack_price(p: &Policy, i: usize) -> f64 {
+    let w = p
+        .lattice
+        .rows
+        .get(i)
+        .and_then(|r| p.constraints.get(r.constraint))
+        .map_or(1.0, |c| c.weight);
+    L1_PENALTY * w.max(1e-6)
 }
 
 /// `x` clamped to `[lo, hi]` (NaN stays NaN; never panics, unlike `f64::clamp`).
