@@ -199,7 +199,7 @@ impl SqliteStore {
         })
     }
 
-    /// Checkpoint the WAL in two phases ([`Background`]), the writer's once about
+    /// Checkpoint the WAL in two phases (`Background`), the writer's once about
     /// `threshold_bytes` of records were written since the last full checkpoint, instead
     /// of SQLite's automatic checkpoint inside a commit (kept only as a safety net at
     /// 1 GiB of WAL). For a long-running writer that must not stall: the server.

@@ -31,7 +31,7 @@ use crate::expr::typeck::{Func, Op2, Term};
 use crate::interval::{mulz, Interval};
 use crate::policy::Sense;
 
-/// Rows with fewer terms than this are left to the tape (see [`linear_row`]).
+/// Rows with fewer terms than this are left to the tape (see `linear_row`).
 pub const MIN_TERMS: usize = 4;
 
 /// One linear margin `c + Σ kᵢ·input[slotᵢ]`.

@@ -1,6 +1,6 @@
 //! The policy model: what a loaded, validated policy is.
 //!
-//! Everything here has been checked by [`crate::load`]: names resolve, types agree, the
+//! Everything here has been checked by [`crate::load()`]: names resolve, types agree, the
 //! metric is positive definite, and the fallback is certified. Later stages rely on that
 //! and never re-validate on the hot path.
 

@@ -16,7 +16,7 @@ use crate::interval::Interval;
 /// One instruction; operands are indices of earlier instructions.
 ///
 /// INVARIANT (tape-order): every operand index is smaller than the instruction's own index,
-/// so one forward pass computes everything. Kept by [`TapeBuilder::push`], the only
+/// so one forward pass computes everything. Kept by `TapeBuilder::push`, the only
 /// constructor.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Inst {
