@@ -639,6 +639,9 @@ impl Repairer {
         } else {
             lat.tape
                 .eval_subset(&self.moving_any, &self.work, &mut self.scratch.slots);
+        }
+        // (Without discrete variables there is one node: nothing to restore later.)
+        if !same_reals && !self.discrete.is_empty() {
             self.start.clone_from(&self.scratch.slots);
             self.start_reals.clear();
             self.start_reals.extend(
@@ -1064,9 +1067,14 @@ impl Repairer {
         self.hopeless = false;
         self.hopeless_rows.clear();
         self.infeasible_everywhere = false;
+        // (All 0 in the unrelaxed stage, the only one most repairs run.)
         self.stage_tol.clear();
-        self.stage_tol
-            .extend(p.lattice.rows.iter().map(|r| stage_tolerance(p, r, stage)));
+        if stage.is_some() {
+            self.stage_tol
+                .extend(p.lattice.rows.iter().map(|r| stage_tolerance(p, r, stage)));
+        } else {
+            self.stage_tol.resize(p.lattice.rows.len(), 0.0);
+        }
         for _ in 0..max_iter {
             // INVARIANT (bounded-work): every SQP iteration of a repair is paid from `work`.
             if *work == 0 {
