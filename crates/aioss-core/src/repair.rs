@@ -377,10 +377,12 @@ pub struct Repairer {
     cbox: Vec<Interval>,
     cneed: Vec<Option<f64>>,
     /// Per row, the real variables it pins to zero (see [`flat_rows`]); per real variable,
-    /// is it pinned in this SQP step?
+    /// is it pinned in this SQP step, and per row, does it pin in this step (it then gets
+    /// no linear model)?
     flat: Vec<Vec<usize>>,
     any_flat: bool,
     pinned: Vec<bool>,
+    pin_row: Vec<bool>,
     /// Per row, [`stage_tolerance`] in the stage of the running SQP.
     stage_tol: Vec<f64>,
     /// Per row: a slack column for the rest of this SQP, because a QP without it was
@@ -573,6 +575,7 @@ impl Repairer {
             any_flat: flat.iter().any(|c| !c.is_empty()),
             flat,
             pinned,
+            pin_row: vec![false; nrows],
             stage_tol: Vec::with_capacity(nrows),
             extra_slack: vec![false; nrows],
             stages_ruled_out: 0,
@@ -1248,13 +1251,17 @@ impl Repairer {
             }
             // Rows that pin variables to zero (see `flat_rows`), unless this stage may relax
             // them: the pinned variables get the bounds [0, 0] in place of those rows.
-            self.pinned.iter_mut().for_each(|x| *x = false);
+            self.pinned.fill(false);
+            self.pin_row.fill(false);
             for (i, cols) in self.flat.iter().enumerate().filter(|_| self.any_flat) {
                 if cols.is_empty()
                     || !self.checks.get(i).is_some_and(|c| c.active)
                     || self.stage_tol.get(i).copied().unwrap_or(0.0) > 0.0
                 {
                     continue;
+                }
+                if let Some(r) = self.pin_row.get_mut(i) {
+                    *r = true;
                 }
                 for &j in cols {
                     if let Some(x) = self.pinned.get_mut(j) {
@@ -1334,9 +1341,7 @@ impl Repairer {
                     if self.row_vars.get(i).is_none_or(Vec::is_empty) && slack.is_none() {
                         continue; // constant in the real variables; handled above
                     }
-                    let pins = self.flat.get(i).is_some_and(|c| !c.is_empty())
-                        && self.stage_tol.get(i).copied() == Some(0.0);
-                    if pins {
+                    if self.pin_row.get(i).copied().unwrap_or(false) {
                         continue; // its variables' bounds below
                     }
                     // The linear model `lo + ∇·(x − u)` of a quantity that must be ≥ 0, with ∇ in

@@ -56,6 +56,13 @@ fn relaxed(d: &Value) -> Vec<(&str, f64)> {
         .collect()
 }
 
+/// The action's base speed is inside the disc `link-latency` allows at this latency:
+/// `(vx² + vy²) · latency² <= 0.04`.
+fn within_latency_disc(d: &Value, latency: f64) {
+    let v2 = num(d, "vx").powi(2) + num(d, "vy").powi(2);
+    assert!(v2 * latency.powi(2) <= 0.04, "{d}");
+}
+
 /// Repaired, every active critical row certified (the decision says so by its outcome).
 fn repaired(d: &Value) {
     assert_eq!(d["final_outcome"], "ALLOW_AFTER_REPAIR", "{d}");
@@ -161,9 +168,7 @@ fn a_flat_row_pins_its_variables_when_the_step_is_damped() {
     assert_eq!(d["action"]["beacon"], true, "{d}");
     assert_eq!(num(&d, "gear"), 0.0, "{d}");
     assert!(relaxed(&d).is_empty(), "{d}");
-    // `link-latency`: (vx² + vy²) · latency² <= 0.04 with latency 0.4169.
-    let v2 = num(&d, "vx").powi(2) + num(&d, "vy").powi(2);
-    assert!(v2 * 0.4169f64.powi(2) <= 0.04, "{d}");
+    within_latency_disc(&d, 0.4169);
 }
 
 /// A supervisor whose previous velocity (0.88 m/s) lies just beyond reach of the speed the
@@ -179,8 +184,7 @@ fn damping_ignores_the_slack_a_stage_may_relax() {
     repaired(&d);
     let traction = relaxed(&d).into_iter().find(|r| r.0 == "traction-circle");
     assert!(traction.is_some_and(|r| r.1 <= 0.1), "{d}");
-    let v2 = num(&d, "vx").powi(2) + num(&d, "vy").powi(2);
-    assert!(v2 * 0.6487f64.powi(2) <= 0.04, "{d}");
+    within_latency_disc(&d, 0.6487);
 }
 
 /// A relaxing stage gives a slack column only to the rows that need one; when that QP is
