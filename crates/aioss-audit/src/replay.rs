@@ -53,7 +53,7 @@ impl Replay {
 }
 
 /// The part of a decision line that replay compares as bytes: everything before
-/// `,"latency_us":` (the only non-deterministic field, written last).
+/// `,"latency_us":` (the measured fields, `latency_us` and `timing`, are written last).
 fn deterministic_prefix(s: &str) -> &str {
     s.rfind(",\"latency_us\":")
         .and_then(|i| s.get(..i))
@@ -67,7 +67,7 @@ fn diff_values(path: &str, a: &Value, b: &Value, out: &mut Vec<(String, String, 
             keys.sort();
             keys.dedup();
             for k in keys {
-                if path.is_empty() && (k == "latency_us" || k == "record") {
+                if path.is_empty() && matches!(k.as_str(), "latency_us" | "timing" | "record") {
                     continue;
                 }
                 let p = if path.is_empty() {
@@ -98,8 +98,8 @@ fn show(v: Option<&Value>) -> String {
     v.map_or_else(|| "(absent)".to_string(), Value::to_string)
 }
 
-/// Compare two decision (or error) JSON lines field by field, ignoring `latency_us` and
-/// `record`; returns `(field, recorded, replayed)` for each difference.
+/// Compare two decision (or error) JSON lines field by field, ignoring `latency_us`,
+/// `timing` and `record`; returns `(field, recorded, replayed)` for each difference.
 pub fn compare_json(recorded: &str, replayed: &str) -> Vec<(String, String, String)> {
     if deterministic_prefix(recorded) == deterministic_prefix(replayed) {
         return Vec::new();
@@ -210,4 +210,29 @@ pub fn replay(store: &mut dyn Store, g: &mut Governor, compare: bool) -> Result<
         }
     }
     Ok(rep)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measured_fields_are_not_differences_but_everything_else_is() {
+        let a = r#"{"final_outcome":"ALLOW","action":{"vx":1},"latency_us":12,"timing":{"deadline_us":1000,"met":true}}"#;
+        let b = r#"{"final_outcome":"ALLOW","action":{"vx":1},"latency_us":1500,"timing":{"deadline_us":1000,"met":false}}"#;
+        assert_eq!(compare_json(a, b), Vec::new());
+        // With `record` after them, as a stored decision may carry.
+        let c = r#"{"final_outcome":"ALLOW","action":{"vx":1},"latency_us":3,"timing":{"deadline_us":1000,"met":true},"record":{"seq":1}}"#;
+        assert_eq!(compare_json(a, c), Vec::new());
+        // A real difference is reported alone, not with the measured fields beside it.
+        let d = r#"{"final_outcome":"ALLOW","action":{"vx":2},"latency_us":1200,"timing":{"deadline_us":1000,"met":false}}"#;
+        assert_eq!(
+            compare_json(a, d),
+            vec![("action.vx".to_string(), "1".to_string(), "2".to_string())]
+        );
+        // `timing` is skipped only at the top level.
+        let e = r#"{"final_outcome":"ALLOW","action":{"timing":1},"latency_us":12}"#;
+        let f = r#"{"final_outcome":"ALLOW","action":{"timing":2},"latency_us":12}"#;
+        assert_eq!(compare_json(e, f).len(), 1);
+    }
 }

@@ -6,7 +6,16 @@
 //! small pure functions of what the earlier ones found, so that each row of the final-outcome
 //! table can be tested on its own ([`final_outcome`]) and the whole is deterministic: the
 //! same policy, governor state and proposal give byte-identical decisions (the measured
-//! `latency_us` aside), which is what `audit replay` relies on.
+//! `latency_us` and the `timing` verdict drawn from it aside), which is what `audit replay`
+//! relies on.
+//!
+//! G5 (timing) is reported, not enforced: a decision that overruns `deadline_us` still
+//! executes what the stack decided, and says `"timing":{"deadline_us":…,"met":false}`.
+//! Cutting the search off at a measured time would make the decision depend on the
+//! machine's load, and then no replay could re-derive it. What bounds the time instead is
+//! deterministic: the repair's work budget (`WORK_FACTOR` × `max_iterations` SQP steps).
+//! The verdict is written after `latency_us`, the last of the deterministic fields, so the
+//! part of a decision line that replay compares as bytes stays exactly what it was.
 //!
 //! Nothing here can fail on the hot path: bad input is refused before the decision starts
 //! ([`Proposal::from_json`] names the field), and everything after that produces a decision.
@@ -933,8 +942,18 @@ pub struct Decision {
     pub guarantees: Guarantees,
     /// Tier 2's report, when it ran.
     pub solver: Option<SolverReport>,
-    /// Wall time of the decision in microseconds (the only non-deterministic field).
+    /// Wall time of the decision in microseconds (with [`Decision::deadline_met`], drawn
+    /// from it, the only non-deterministic field).
     pub latency_us: u64,
+}
+
+impl Decision {
+    /// G5 (timing): was the decision made within the policy's `deadline_us`? Measured, so
+    /// reported after `latency_us` and left out of replay's comparison (see the module
+    /// documentation).
+    pub fn deadline_met(&self, p: &Policy) -> bool {
+        self.latency_us <= p.governor.deadline_us
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -2122,7 +2141,14 @@ impl Decision {
         json_str(&mut s, &p.version);
         s.push_str(",\"hash\":");
         json_str(&mut s, &p.hash);
-        let _ = write!(s, "}},\"latency_us\":{}}}", self.latency_us);
+        // INVARIANT (replayable-prefix): everything measured comes after `latency_us`.
+        let _ = write!(
+            s,
+            "}},\"latency_us\":{},\"timing\":{{\"deadline_us\":{},\"met\":{}}}}}",
+            self.latency_us,
+            p.governor.deadline_us,
+            self.deadline_met(p)
+        );
         s
     }
 
@@ -2183,6 +2209,22 @@ impl Decision {
             Outcome::ReviewAudit => "no other row of the table applies (table row 7)",
         };
         let _ = writeln!(s, "  why:            {why}");
+        let _ = writeln!(
+            s,
+            "  timing:         {} µs, {} the {} µs deadline (G5 {})",
+            self.latency_us,
+            if self.deadline_met(p) {
+                "within"
+            } else {
+                "over"
+            },
+            p.governor.deadline_us,
+            if self.deadline_met(p) {
+                "held"
+            } else {
+                "did not hold; reported, not enforced"
+            }
+        );
         s
     }
 }

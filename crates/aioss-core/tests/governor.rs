@@ -539,6 +539,43 @@ fn the_same_stream_gives_byte_identical_decisions() {
     assert!(kinds.len() >= 4, "{kinds:?}");
 }
 
+#[test]
+fn timing_reports_g5_after_latency_and_changes_nothing_else() {
+    let p = outcomes();
+    let deadline = p.governor.deadline_us;
+    assert_eq!(deadline, 1000, "the policy states no deadline: the default");
+    let mut g = Governor::new(p);
+    let mut d = g
+        .decide_line(&prop(1.2, "auto", 5.0, "none").to_string())
+        .unwrap();
+    let mut lines = Vec::new();
+    for latency in [0, deadline, deadline + 1, u64::MAX] {
+        d.latency_us = latency;
+        let line = d.to_json(g.policy());
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["latency_us"], json!(latency));
+        assert_eq!(
+            v["timing"],
+            json!({"deadline_us": deadline, "met": latency <= deadline}),
+            "{line}"
+        );
+        assert_eq!(d.deadline_met(g.policy()), latency <= deadline);
+        let explained = d.explain(g.policy());
+        let verdict = if latency <= deadline {
+            "G5 held"
+        } else {
+            "G5 did not hold"
+        };
+        assert!(explained.contains(verdict), "{explained}");
+        // Everything measured is written after `latency_us`, the prefix replay compares.
+        let cut = line.rfind(",\"latency_us\":").unwrap();
+        assert!(!line[cut..].contains("final_outcome"));
+        lines.push(line[..cut].to_string());
+    }
+    lines.dedup();
+    assert_eq!(lines.len(), 1, "the deterministic prefix moved: {lines:?}");
+}
+
 /// Tier 1, independently: does `action` pass every active critical row at this proposal's
 /// state (`prev.` as the governor used it)?
 fn certified(p: &Policy, prop: &Value, action: &Value, prev: &Value) -> bool {

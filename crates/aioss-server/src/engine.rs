@@ -605,6 +605,11 @@ impl Engine {
         for f in &d.failure_modes {
             m.count("failure_mode", f);
         }
+        // G5 is measured, so it is not among the decision's failure modes (see
+        // `aioss_core::governor`); the metrics count it with them, as the report does.
+        if !d.deadline_met(self.g.policy()) {
+            m.count("failure_mode", "deadline_overrun");
+        }
         let json = d.to_json(self.g.policy());
         tracing::debug!(decision_id = %d.decision_id, agent = %d.agent, outcome = d.final_outcome.as_str(), latency_us = d.latency_us, "decided");
         let record =

@@ -809,6 +809,42 @@ async fn a_reload_keeps_each_agents_last_action() {
     finish(s);
 }
 
+/// G5 (timing): the answer reports it after `latency_us`, and `/metrics` counts an overrun
+/// as the failure mode `deadline_overrun`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_overrun_is_reported_and_counted() {
+    let s = server("deadline", Some(&config_text()));
+    let text = std::fs::read_to_string(&s.policy).unwrap();
+    assert!(text.contains("deadline_us = 1000\n"));
+    std::fs::write(
+        &s.policy,
+        text.replace("deadline_us = 1000\n", "deadline_us = 1\n"),
+    )
+    .unwrap();
+    let (st, _) = call(&s, "POST", "/v1/policy/reload", Some(ALICE), "").await;
+    assert_eq!(st, 200);
+    // A repair (an agent with no executed action yet, and no `prev`: see
+    // `a_reload_keeps_each_agents_last_action`): tens of µs, over 1 µs.
+    let mut b = baseline();
+    b.as_object_mut().unwrap().remove("prev");
+    let (_, d) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
+    assert_eq!(d["final_outcome"], "ALLOW_AFTER_REPAIR", "{d}");
+    let latency = d["latency_us"].as_u64().unwrap();
+    assert_eq!(
+        d["timing"],
+        json!({"deadline_us": 1, "met": latency <= 1}),
+        "{d}"
+    );
+    let (_, m) = call(&s, "GET", "/metrics", None, "").await;
+    let m = m.as_str().unwrap().to_string();
+    assert_eq!(
+        m.contains("aioss_failure_modes_total{mode=\"deadline_overrun\"} 1"),
+        latency > 1,
+        "{m}"
+    );
+    finish(s);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_too_large_is_413_and_recorded() {
     let s = server("toolarge", Some(&config_text()));

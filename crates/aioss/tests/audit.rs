@@ -435,6 +435,66 @@ fn kill_9_mid_stream_loses_no_reported_decision() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// G5 (timing) is measured: a decision over `deadline_us` says so after `latency_us`, the
+/// report counts it as a `deadline_overrun`, and replay (which cannot reproduce a measured
+/// time) still agrees.
+#[test]
+fn deadline_overruns_are_reported_and_replay_still_agrees() {
+    let dir = tmpdir("deadline");
+    let text = std::fs::read_to_string(policy("warehouse-robot")).unwrap();
+    assert!(text.contains("deadline_us = 1000\n"));
+    // 1 µs: every repair overruns it (a repair takes tens of µs).
+    let tight = dir.join("tight.toml");
+    std::fs::write(
+        &tight,
+        text.replace("deadline_us = 1000\n", "deadline_us = 1\n"),
+    )
+    .unwrap();
+    let store = dir.join("d.db");
+    let mut input = fixture("warehouse-robot")[..80].join("\n");
+    input.push('\n');
+    let lines = decide(&tight, &store, None, 50, &input);
+    let mut over = 0u64;
+    for l in &lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let latency = v["latency_us"].as_u64().unwrap();
+        assert_eq!(
+            v["timing"],
+            serde_json::json!({"deadline_us": 1, "met": latency <= 1}),
+            "{l}"
+        );
+        over += u64::from(latency > 1);
+    }
+    assert!(over > 0, "no decision overran 1 µs");
+    let out = aioss()
+        .arg("report")
+        .arg(&store)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let counted = j["failure_modes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mode"] == "deadline_overrun")
+        .map(|m| m["count"].as_u64().unwrap());
+    assert_eq!(counted, Some(over), "{j:#}");
+    let out = aioss()
+        .args(["audit", "replay"])
+        .arg(&store)
+        .arg("--policy")
+        .arg(&tight)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// The report of a real store: Markdown, JSON, and a self-contained, well-formed HTML file
 /// with its charts.
 #[test]

@@ -279,6 +279,7 @@ fn decide_is_deterministic_latency_aside() {
             .map(|l| {
                 let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
                 v.as_object_mut().unwrap().remove("latency_us");
+                v.as_object_mut().unwrap().remove("timing");
                 v.to_string()
             })
             .collect()
