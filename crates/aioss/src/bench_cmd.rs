@@ -203,6 +203,8 @@ pub struct Options<'a> {
     pub runs: usize,
     /// Also write the stream here (JSON lines), to time `aioss decide` itself.
     pub write: Option<&'a Path>,
+    /// Time this stream instead of generating one.
+    pub stream: Option<&'a Path>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -219,15 +221,40 @@ pub fn decide(o: &Options<'_>) -> ExitCode {
             return ExitCode::from(crate::exit::BAD_INPUT);
         }
     };
-    eprintln!(
-        "generating {} proposals ({}% feasible, {}% repair, {}% block) for `{}`...",
-        o.n, o.mix.0, o.mix.1, o.mix.2, p.name
-    );
-    let lines = match stream(&p, o.n, o.mix, 0x00A1_0055) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(crate::exit::VERDICT);
+    let lines = if let Some(path) = o.stream {
+        // A given stream: the same input for every build compared (the generated one
+        // depends on what the build repairs; see BENCHMARKS.md).
+        match std::fs::read_to_string(path) {
+            Ok(t) => {
+                let lines: Vec<String> = t
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(str::to_string)
+                    .collect();
+                eprintln!(
+                    "timing the {} proposals of `{}` for `{}`...",
+                    lines.len(),
+                    path.display(),
+                    p.name
+                );
+                lines
+            }
+            Err(e) => {
+                eprintln!("error: cannot read `{}`: {e}", path.display());
+                return ExitCode::from(crate::exit::BAD_INPUT);
+            }
+        }
+    } else {
+        eprintln!(
+            "generating {} proposals ({}% feasible, {}% repair, {}% block) for `{}`...",
+            o.n, o.mix.0, o.mix.1, o.mix.2, p.name
+        );
+        match stream(&p, o.n, o.mix, 0x00A1_0055) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(crate::exit::VERDICT);
+            }
         }
     };
     if let Some(path) = o.write {
@@ -272,13 +299,12 @@ pub fn decide(o: &Options<'_>) -> ExitCode {
                 let t = Instant::now();
                 let d = g.decide_line(l);
                 let dt = t.elapsed().as_secs_f64();
-                if let Ok(d) = d {
-                    let e = counts
-                        .entry(d.final_outcome.as_str())
-                        .or_insert((0usize, 0.0f64));
-                    e.0 += 1;
-                    e.1 += dt;
-                }
+                // (A given stream may hold lines `aioss decide` answers with an error.)
+                let e = counts
+                    .entry(d.map_or("input error", |d| d.final_outcome.as_str()))
+                    .or_insert((0usize, 0.0f64));
+                e.0 += 1;
+                e.1 += dt;
             }
         }
         eprintln!(

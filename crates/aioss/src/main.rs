@@ -210,6 +210,11 @@ enum BenchCommand {
         /// Also write the generated stream to this file.
         #[arg(long)]
         write: Option<std::path::PathBuf>,
+        /// Time this stream (JSON lines, e.g. one written by `--write` with another build)
+        /// instead of generating one: the same input for every build compared. `--n`,
+        /// `--mix` and `--write` do not apply.
+        #[arg(long, conflicts_with_all = ["n", "mix", "write"])]
+        stream: Option<std::path::PathBuf>,
     },
 }
 
@@ -280,12 +285,14 @@ fn main() -> ExitCode {
             mix,
             runs,
             write,
+            stream,
         }) => bench_cmd::decide(&bench_cmd::Options {
             policy: &policy,
             n,
             mix,
             runs: runs.max(1),
             write: write.as_deref(),
+            stream: stream.as_deref(),
         }),
         Command::Decide {
             policy,

@@ -420,3 +420,56 @@ fn bench_decide_reports_the_mix_and_where_the_time_goes() {
     let sum: f64 = shares.iter().sum();
     assert!((sum - 100.0).abs() < 0.5, "{stdout}");
 }
+
+/// `--stream` times a given stream: the one another run wrote with `--write` gives the same
+/// outcomes, and a line `aioss decide` refuses is counted as an input error.
+#[test]
+fn bench_decide_times_a_given_stream() {
+    let dir = common::tmpdir("cli", "bench-stream");
+    let file = dir.join("s.jsonl");
+    let policy = repo().join("policies/warehouse-robot.toml");
+    let generated = stdout_of(
+        aioss()
+            .args(["bench", "decide", "--n", "200", "--runs", "1", "--write"])
+            .arg(&file)
+            .arg("--policy")
+            .arg(&policy),
+    );
+    let outcomes = |s: &str| {
+        s.lines()
+            .find(|l| l.starts_with("policy:"))
+            .map(|l| l.split("outcomes").nth(1).unwrap().trim().to_string())
+            .unwrap()
+    };
+    let given = stdout_of(
+        aioss()
+            .args(["bench", "decide", "--runs", "1", "--stream"])
+            .arg(&file)
+            .arg("--policy")
+            .arg(&policy),
+    );
+    assert_eq!(outcomes(&generated), outcomes(&given), "{given}");
+    assert!(given.contains("(200 proposals"), "{given}");
+    // One bad line more.
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str("{\"action\": \n");
+    std::fs::write(&file, text).unwrap();
+    let bad = stdout_of(
+        aioss()
+            .args(["bench", "decide", "--runs", "1", "--stream"])
+            .arg(&file)
+            .arg("--policy")
+            .arg(&policy),
+    );
+    assert!(bad.contains("\"input error\": 1"), "{bad}");
+    // `--stream` replaces the generator's options.
+    let out = aioss()
+        .args(["bench", "decide", "--n", "5", "--stream"])
+        .arg(&file)
+        .arg("--policy")
+        .arg(&policy)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--n"));
+}
