@@ -1,11 +1,13 @@
 //! `aioss decide`: JSON-lines proposals on stdin, one decision per line on stdout.
 //!
 //! Streaming: one line is read, decided and written at a time, so memory does not grow with
-//! the input, and each decision is flushed as soon as it is made, so an interactive caller
-//! never waits on a buffer (a regression test caught an earlier version that blocked on
-//! peeking at stdin).
+//! the input. A decision is flushed as soon as it is made unless the next line is already
+//! in the input buffer, so an interactive caller never waits on a buffer, and a stream is
+//! not written one system call per line. Whether a line is waiting is read off the buffer,
+//! never by peeking at stdin (a regression test caught an earlier version that blocked on
+//! such a peek).
 
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -23,12 +25,31 @@ pub struct Options<'a> {
     pub wall_clock: bool,
 }
 
+/// A line source that can tell, without blocking, whether a complete next line is already
+/// buffered.
+pub trait Lines: BufRead {
+    /// Is a whole line (up to `\n`) already in memory?
+    fn line_waiting(&self) -> bool;
+}
+
+impl<R: Read> Lines for BufReader<R> {
+    fn line_waiting(&self) -> bool {
+        self.buffer().contains(&b'\n')
+    }
+}
+
+impl Lines for &[u8] {
+    fn line_waiting(&self) -> bool {
+        self.contains(&b'\n')
+    }
+}
+
 /// Run `aioss decide` over `input`, writing to `output`. A proposal without a `timestamp`
 /// is decided at the wall-clock time when `wall_clock` is set, else at the governor's
 /// logical clock (the latest timestamp seen). Returns the number of lines that were errors.
 pub fn run(
     g: &mut Governor,
-    input: &mut dyn BufRead,
+    input: &mut dyn Lines,
     output: &mut dyn Write,
     explain: bool,
     wall_clock: bool,
@@ -75,8 +96,12 @@ pub fn run(
                 }
             }
         }
-        // Each decision leaves as soon as it is made (an interactive caller waits for it).
-        output.flush()?;
+        // Each decision leaves as soon as it is made when no next line is waiting (an
+        // interactive caller waits for it); a stream's decisions leave in buffer-sized
+        // writes, not one system call each.
+        if !input.line_waiting() {
+            output.flush()?;
+        }
     }
     output.flush()?;
     Ok(errors)
@@ -95,8 +120,7 @@ pub fn decide(o: &Options<'_>) -> ExitCode {
     if o.dry_run {
         g.set_dry_run(true);
     }
-    let stdin = std::io::stdin();
-    let mut input = stdin.lock();
+    let mut input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
     let stdout = std::io::stdout();
     let mut output = BufWriter::with_capacity(1 << 16, stdout.lock());
     match run(&mut g, &mut input, &mut output, o.explain, o.wall_clock) {

@@ -596,6 +596,33 @@ fn report_of_a_real_store() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// An interactive caller (one line, then wait for its answer) gets each decision before it
+/// sends the next line: without a store too, where a stream's decisions are written in
+/// buffer-sized blocks.
+#[test]
+fn an_interactive_caller_without_a_store_gets_each_decision_before_the_next_line() {
+    let mut child = aioss()
+        .args(["decide", "--policy"])
+        .arg(policy("warehouse-robot"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    for l in fixture("warehouse-robot").iter().take(5) {
+        writeln!(stdin, "{l}").unwrap();
+        stdin.flush().unwrap();
+        let mut answer = String::new();
+        stdout.read_line(&mut answer).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        let sent: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["id"], sent["id"], "{answer}");
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}
+
 /// An interactive caller (one line, then wait for its answer) gets each decision, with its
 /// record, before it sends the next line.
 #[test]
