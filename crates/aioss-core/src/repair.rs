@@ -333,7 +333,9 @@ pub struct Repairer {
     /// Per row: does its guard depend on a real action variable?
     guard_moves: Vec<bool>,
     /// Per affine row: `Σ |∂margin/∂u_j| · (max_j − min_j)`, how far its margin can move
-    /// over the action box (NaN until its gradient is known).
+    /// over the action box (NaN for other rows). Known from the start, not from a row's
+    /// first screen: a screen decided by it differs from one that computes the row's bound
+    /// (regression test `a_reused_cold_repairer_counts_the_iterations_of_a_fresh_one`).
     reach: Vec<f64>,
     /// Per discrete action variable (in `discrete` order), per row: does the row's margin
     /// or guard read it?
@@ -523,6 +525,29 @@ impl Repairer {
         }
         let nr = real.len();
         let nrows = lat.rows.len();
+        // An affine row's gradient reads only the midpoints of constants, which every slot
+        // array from `Tape::slots` holds: it is the one every point gives.
+        let reach: Vec<f64> = {
+            let slots = lat.tape.slots();
+            let mut adj = vec![0.0; lat.tape.len()];
+            lat.rows
+                .iter()
+                .enumerate()
+                .map(|(i, row)| {
+                    if !affine.get(i).copied().unwrap_or(false) {
+                        return f64::NAN;
+                    }
+                    let cone = grad_cone.get(i).map_or(&[][..], Vec::as_slice);
+                    lat.tape.grad_reverse(&slots, cone, row.margin, &mut adj);
+                    let vars = row_vars.get(i).map_or(&[][..], Vec::as_slice);
+                    let grad: Vec<f64> = vars
+                        .iter()
+                        .map(|&(_, inst)| adj.get(inst as usize).copied().unwrap_or(0.0))
+                        .collect();
+                    reach_of(p, &real, vars, &grad)
+                })
+                .collect()
+        };
         let n_max = nr + nrows;
         let m_max = nrows + 2 * nr + 2 * nrows;
         Repairer {
@@ -571,7 +596,7 @@ impl Repairer {
             box_disc_ops,
             box_valid: false,
             guard_moves,
-            reach: vec![f64::NAN; nrows],
+            reach,
             disc_rows,
             screened: vec![false; nrows],
             hopeless: false,
@@ -786,20 +811,6 @@ impl Repairer {
                                 continue;
                             };
                             bound += (g * (a.min - uj)).min(g * (a.max - uj));
-                        }
-                        // Σ |g_j| (max_j − min_j): constant for an affine row.
-                        let reach: f64 = vars
-                            .iter()
-                            .zip(&self.gtmp)
-                            .map(|(&(j, _), &g)| {
-                                self.real
-                                    .get(j)
-                                    .and_then(|&ai| p.actions.get(ai))
-                                    .map_or(f64::INFINITY, |a| g.abs() * (a.max - a.min))
-                            })
-                            .sum();
-                        if let Some(r) = self.reach.get_mut(i) {
-                            *r = reach;
                         }
                     }
                 }
@@ -2610,6 +2621,19 @@ fn flat_rows(p: &Policy, real: &[usize]) -> Vec<Vec<usize>> {
             cols
         })
         .collect()
+}
+
+/// `Σ |g_j| (max_j − min_j)` over a row's real variables `vars` with gradient `grad`: how far
+/// an affine row's margin can move over the action box.
+fn reach_of(p: &Policy, real: &[usize], vars: &[(usize, u32)], grad: &[f64]) -> f64 {
+    vars.iter()
+        .zip(grad)
+        .map(|(&(j, _), &g)| {
+            real.get(j)
+                .and_then(|&ai| p.actions.get(ai))
+                .map_or(f64::INFINITY, |a| g.abs() * (a.max - a.min))
+        })
+        .sum()
 }
 
 /// `t^2` or `t * t`.

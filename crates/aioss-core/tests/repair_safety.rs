@@ -558,6 +558,136 @@ fn assert_safe(
     }
 }
 
+/// Every repair of `cases` is safe (see `assert_safe`), for a warm repairer and a cold one;
+/// and a cold repairer reused across the cases (what it keeps: kept gradients of affine
+/// rows, the factored Hessian) gives bit for bit what a fresh one gives.
+fn certified_and_independent_of_earlier_repairs(s: &Spec, cases: &[Case]) {
+    let src = render(s);
+    let p = aioss_core::load("gen.toml", &src).unwrap_or_else(|e| panic!("{e}\n{src}"));
+    let mut reused = Repairer::new(&p);
+    reused.cold = true;
+    let mut r = Repairer::new(&p);
+    for c in cases {
+        let (u0, inputs) = decode(&p, c);
+        let rep = r.repair(&p, &inputs, &u0, &[]);
+        assert_safe(&src, &p, &inputs, &u0, &rep);
+        // Identical inputs, identical outputs, bit for bit.
+        let mut fresh = Repairer::new(&p);
+        fresh.cold = true;
+        let once = fresh.repair(&p, &inputs, &u0, &[]);
+        assert_safe(&src, &p, &inputs, &u0, &once);
+        let twice = reused.repair(&p, &inputs, &u0, &[]);
+        assert_eq!(format!("{twice:?}"), format!("{once:?}"), "{src}\n{c:?}");
+    }
+}
+
+/// Found by the property test below (1 case in about 20,000): a cold repairer reused after
+/// an earlier repair spent 2 more QP iterations than a fresh one on the same search (the
+/// same fallback at the end).
+#[test]
+fn a_reused_cold_repairer_counts_the_iterations_of_a_fresh_one() {
+    let row =
+        |form: u8, i: usize, j: usize, coef: [f64; 2], rhs: f64, sc: f64, guard: u8| RowSpec {
+            form,
+            i,
+            j,
+            coef: vec![coef[0], coef[1], 0.0, 0.0, 0.0, 0.0],
+            rhs,
+            state_coef: sc,
+            state: 0,
+            crit: 0,
+            tol: 0.0,
+            weight: 0.5,
+            guard,
+            guard_at: 0.0,
+        };
+    let mut first = row(
+        0,
+        0,
+        0,
+        [-1.434_676_436_475_448_5, 1.222_019_942_933_996_4],
+        0.802_186_590_537_011_9,
+        0.0,
+        0,
+    );
+    first.coef = vec![
+        -1.434_676_436_475_448_5,
+        1.222_019_942_933_996_4,
+        0.645_894_709_276_843_9,
+        1.277_563_432_617_078_6,
+        1.337_744_119_651_684_6,
+        0.0,
+    ];
+    let s = Spec {
+        actions: vec![
+            (
+                -0.401_626_480_171_550_6,
+                0.543_619_297_174_582_7,
+                0.396_927_266_266_400_8,
+            ),
+            (-1.333_567_418_724_643_1, 0.3, 0.423_461_682_209_983),
+            (-2.903_747_768_500_404_7, 0.3, 0.905_655_605_261_269_4),
+            (
+                -1.612_255_873_120_728,
+                2.209_540_303_853_733_3,
+                0.738_220_825_545_274_6,
+            ),
+            (
+                -0.756_017_411_594_808_7,
+                1.935_838_517_690_569,
+                2.183_400_192_207_142,
+            ),
+        ],
+        off_diag: 0.0,
+        disc: Disc::None,
+        disc_cost: 0.05,
+        states: vec![(0.498_734_900_747_259_85, 0.0, 0.0)],
+        rows: vec![
+            first,
+            row(
+                3,
+                4,
+                1,
+                [-0.480_245_806_390_055_43, 0.634_397_186_440_541_9],
+                0.05,
+                0.0,
+                2,
+            ),
+            row(3, 0, 5, [1.783_100_993_921_405_5, 0.0], 0.05, 0.0, 2),
+            row(0, 0, 0, [0.0, 0.0], 0.05, 0.0, 0),
+            row(
+                2,
+                0,
+                4,
+                [-1.636_860_335_167_108, -0.871_059_711_462_120_7],
+                2.040_934_748_415_136,
+                0.193_502_682_934_276_78,
+                0,
+            ),
+        ],
+    };
+    let case = |u: [f64; 6]| Case {
+        u: u.to_vec(),
+        disc: 0,
+        state: vec![(0.0, 0.0); 3],
+        prev: vec![0.0; 6],
+    };
+    certified_and_independent_of_earlier_repairs(
+        &s,
+        &[
+            case([0.0; 6]),
+            case([
+                0.0,
+                0.0,
+                -0.536_938_189_242_559_2,
+                0.0,
+                1.798_242_634_768_478_1,
+                0.0,
+            ]),
+        ],
+    );
+}
+
 proptest! {
     #![proptest_config(config(96))]
 
@@ -566,25 +696,7 @@ proptest! {
         s in spec(),
         cases in prop::collection::vec(case(), 1..=4),
     ) {
-        let src = render(&s);
-        let p = aioss_core::load("gen.toml", &src).unwrap_or_else(|e| panic!("{e}\n{src}"));
-        // A cold repairer reused across the cases (what it keeps — kept gradients of affine
-        // rows, the factored Hessian — must not change any answer), and a warm one.
-        let mut reused = Repairer::new(&p);
-        reused.cold = true;
-        let mut r = Repairer::new(&p);
-        for c in &cases {
-            let (u0, inputs) = decode(&p, c);
-            let rep = r.repair(&p, &inputs, &u0, &[]);
-            assert_safe(&src, &p, &inputs, &u0, &rep);
-            // Identical inputs, identical outputs, bit for bit.
-            let mut fresh = Repairer::new(&p);
-            fresh.cold = true;
-            let once = fresh.repair(&p, &inputs, &u0, &[]);
-            assert_safe(&src, &p, &inputs, &u0, &once);
-            let twice = reused.repair(&p, &inputs, &u0, &[]);
-            prop_assert_eq!(format!("{twice:?}"), format!("{once:?}"));
-        }
+        certified_and_independent_of_earlier_repairs(&s, &cases);
     }
 
     #[test]
