@@ -269,6 +269,8 @@ pub fn decide(o: &Options<'_>) -> ExitCode {
     let mut decide_s = Vec::new();
     let mut base_s = Vec::new();
     let mut counts = std::collections::BTreeMap::new();
+    // Decisions over the policy's `deadline_us` (G5, as each decision reports it).
+    let mut overruns = 0usize;
     for run in 0..o.runs {
         // The decision path exactly as `aioss decide` runs it, into a sink.
         let mut g = Governor::new(p.clone());
@@ -300,11 +302,17 @@ pub fn decide(o: &Options<'_>) -> ExitCode {
                 let d = g.decide_line(l);
                 let dt = t.elapsed().as_secs_f64();
                 // (A given stream may hold lines `aioss decide` answers with an error.)
-                let e = counts
-                    .entry(d.map_or("input error", |d| d.final_outcome.as_str()))
-                    .or_insert((0usize, 0.0f64));
+                let (k, latency) = match &d {
+                    Ok(d) => {
+                        overruns += usize::from(!d.deadline_met(&p));
+                        (d.final_outcome.as_str(), Some(d.latency_us))
+                    }
+                    Err(_) => ("input error", None),
+                };
+                let e = counts.entry(k).or_insert((0usize, 0.0f64, Vec::new()));
                 e.0 += 1;
                 e.1 += dt;
+                e.2.extend(latency);
             }
         }
         eprintln!(
@@ -343,13 +351,35 @@ pub fn decide(o: &Options<'_>) -> ExitCode {
     );
     // Where the time goes: each outcome's share of the (first run's) decision time.
     let total: f64 = counts.values().map(|v| v.1).sum();
-    for (k, (count, secs)) in &counts {
+    for (k, (count, secs, latencies)) in &mut counts {
         #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
-        let mean = secs / (*count).max(1) as f64 * 1e6;
+        let mean = *secs / (*count).max(1) as f64 * 1e6;
+        latencies.sort_unstable();
+        // The governor's own `latency_us` (decide alone, no parsing).
+        let at = |q: f64| {
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss,
+                reason = "an index into a sorted list"
+            )]
+            let i = ((latencies.len().saturating_sub(1)) as f64 * q).round() as usize;
+            latencies
+                .get(i)
+                .map_or_else(|| "-".to_string(), u64::to_string)
+        };
         println!(
-            "  {k:<22} {count:>7} decisions, mean {mean:8.2} µs, {:5.1} % of the decision time",
-            100.0 * secs / total.max(f64::MIN_POSITIVE)
+            "  {k:<22} {count:>7} decisions, mean {mean:8.2} µs, {:5.1} % of the decision time, latency_us p50 {} p99 {} max {}",
+            100.0 * *secs / total.max(f64::MIN_POSITIVE),
+            at(0.5),
+            at(0.99),
+            at(1.0)
         );
     }
+    println!(
+        "deadline (G5):     {overruns} of {} decisions over the policy's deadline_us = {} µs",
+        lines.len(),
+        p.governor.deadline_us
+    );
     ExitCode::SUCCESS
 }

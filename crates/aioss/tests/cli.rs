@@ -419,6 +419,27 @@ fn bench_decide_reports_the_mix_and_where_the_time_goes() {
     assert_eq!(shares.len(), 3, "{stdout}");
     let sum: f64 = shares.iter().sum();
     assert!((sum - 100.0).abs() < 0.5, "{stdout}");
+    // Each outcome's latency percentiles, in order, and the G5 count over the stream.
+    for l in stdout
+        .lines()
+        .filter(|l| l.contains("% of the decision time"))
+    {
+        let tail = l.split("latency_us").nth(1).unwrap();
+        let v: Vec<u64> = tail
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        assert_eq!(v.len(), 3, "{l}");
+        assert!(v[0] <= v[1] && v[1] <= v[2], "{l}");
+    }
+    let g5 = stdout
+        .lines()
+        .find(|l| l.starts_with("deadline (G5):"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        g5.ends_with("of 300 decisions over the policy's deadline_us = 1000 µs"),
+        "{g5}"
+    );
 }
 
 /// `--stream` times a given stream: the one another run wrote with `--write` gives the same
