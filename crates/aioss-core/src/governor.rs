@@ -2209,21 +2209,15 @@ impl Decision {
             Outcome::ReviewAudit => "no other row of the table applies (table row 7)",
         };
         let _ = writeln!(s, "  why:            {why}");
+        let (within, g5) = if self.deadline_met(p) {
+            ("within", "held")
+        } else {
+            ("over", "did not hold; reported, not enforced")
+        };
         let _ = writeln!(
             s,
-            "  timing:         {} µs, {} the {} µs deadline (G5 {})",
-            self.latency_us,
-            if self.deadline_met(p) {
-                "within"
-            } else {
-                "over"
-            },
-            p.governor.deadline_us,
-            if self.deadline_met(p) {
-                "held"
-            } else {
-                "did not hold; reported, not enforced"
-            }
+            "  timing:         {} µs, {within} the {} µs deadline (G5 {g5})",
+            self.latency_us, p.governor.deadline_us
         );
         s
     }
