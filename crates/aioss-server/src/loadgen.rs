@@ -78,7 +78,8 @@ pub fn cpu_secs(pid: &str) -> Option<f64> {
     Some((ut + st) / 100.0)
 }
 
-fn percentiles(v: &mut [u64]) -> [u64; 4] {
+/// p50, p99, p99.9 and the maximum of `v` (sorted in place; all 0 when empty).
+pub fn percentiles(v: &mut [u64]) -> [u64; 4] {
     if v.is_empty() {
         return [0; 4];
     }

@@ -354,26 +354,16 @@ pub fn decide(o: &Options<'_>) -> ExitCode {
     for (k, (count, secs, latencies)) in &mut counts {
         #[expect(clippy::cast_precision_loss, reason = "counts far below 2^52")]
         let mean = *secs / (*count).max(1) as f64 * 1e6;
-        latencies.sort_unstable();
-        // The governor's own `latency_us` (decide alone, no parsing).
-        let at = |q: f64| {
-            #[expect(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                clippy::cast_precision_loss,
-                reason = "an index into a sorted list"
-            )]
-            let i = ((latencies.len().saturating_sub(1)) as f64 * q).round() as usize;
-            latencies
-                .get(i)
-                .map_or_else(|| "-".to_string(), u64::to_string)
+        // The governor's own `latency_us` (decide alone, no parsing); none for input errors.
+        let latency = if latencies.is_empty() {
+            String::new()
+        } else {
+            let [p50, p99, _, max] = aioss_server::loadgen::percentiles(latencies);
+            format!(", latency_us p50 {p50} p99 {p99} max {max}")
         };
         println!(
-            "  {k:<22} {count:>7} decisions, mean {mean:8.2} µs, {:5.1} % of the decision time, latency_us p50 {} p99 {} max {}",
-            100.0 * *secs / total.max(f64::MIN_POSITIVE),
-            at(0.5),
-            at(0.99),
-            at(1.0)
+            "  {k:<22} {count:>7} decisions, mean {mean:8.2} µs, {:5.1} % of the decision time{latency}",
+            100.0 * *secs / total.max(f64::MIN_POSITIVE)
         );
     }
     println!(

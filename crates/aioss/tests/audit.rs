@@ -86,6 +86,17 @@ fn verify(store: &Path, extra: &[&str]) -> (i32, String) {
     )
 }
 
+/// `aioss audit replay STORE --policy POLICY`.
+fn replay(store: &Path, policy: &Path) -> std::process::Output {
+    aioss()
+        .args(["audit", "replay"])
+        .arg(store)
+        .arg("--policy")
+        .arg(policy)
+        .output()
+        .unwrap()
+}
+
 fn record_of(line: &str) -> (u64, String, String) {
     let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
     let r = &v["record"];
@@ -150,13 +161,7 @@ fn replay_agrees_for_every_bundled_policy_across_a_restart() {
         }
         let (code, text) = verify(&store, &[]);
         assert_eq!(code, 0, "{text}");
-        let out = aioss()
-            .args(["audit", "replay"])
-            .arg(&store)
-            .arg("--policy")
-            .arg(policy(name))
-            .output()
-            .unwrap();
+        let out = replay(&store, &policy(name));
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{name}: {text}");
         assert!(text.contains("AGREE"), "{text}");
@@ -175,13 +180,7 @@ fn replay_agrees_for_every_bundled_policy_across_a_restart() {
                     .replace("<= 50000", "<= 20000"),
             )
             .unwrap();
-            let out = aioss()
-                .args(["audit", "replay"])
-                .arg(&store)
-                .arg("--policy")
-                .arg(&other)
-                .output()
-                .unwrap();
+            let out = replay(&store, &other);
             let text = String::from_utf8_lossy(&out.stdout);
             assert_eq!(out.status.code(), Some(1), "{text}");
             assert!(text.contains("DIFFER"), "{text}");
@@ -480,13 +479,7 @@ fn deadline_overruns_are_reported_and_replay_still_agrees() {
         .find(|m| m["mode"] == "deadline_overrun")
         .map(|m| m["count"].as_u64().unwrap());
     assert_eq!(counted, Some(over), "{j:#}");
-    let out = aioss()
-        .args(["audit", "replay"])
-        .arg(&store)
-        .arg("--policy")
-        .arg(&tight)
-        .output()
-        .unwrap();
+    let out = replay(&store, &tight);
     assert!(
         out.status.success(),
         "{}{}",
