@@ -589,6 +589,35 @@ fn report_of_a_real_store() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The lines of `out`, read on their own thread, so that a test waiting for an answer can
+/// fail instead of hanging (see [`next_answer`]).
+fn lines_of(out: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines() {
+            let Ok(l) = l else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The next answer of `child`, or a failure (and the child killed) after a minute: a
+/// decision left in an output buffer never arrives.
+fn next_answer(
+    answers: &std::sync::mpsc::Receiver<String>,
+    child: &mut std::process::Child,
+) -> String {
+    answers
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|e| {
+            let _ = child.kill();
+            panic!("no answer within 60 s ({e}): the decision was not flushed")
+        })
+}
+
 /// An interactive caller (one line, then wait for its answer) gets each decision before it
 /// sends the next line: without a store too, where a stream's decisions are written in
 /// buffer-sized blocks.
@@ -602,12 +631,11 @@ fn an_interactive_caller_without_a_store_gets_each_decision_before_the_next_line
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let answers = lines_of(child.stdout.take().unwrap());
     for l in fixture("warehouse-robot").iter().take(5) {
         writeln!(stdin, "{l}").unwrap();
         stdin.flush().unwrap();
-        let mut answer = String::new();
-        stdout.read_line(&mut answer).unwrap();
+        let answer = next_answer(&answers, &mut child);
         let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
         let sent: serde_json::Value = serde_json::from_str(l).unwrap();
         assert_eq!(v["id"], sent["id"], "{answer}");
@@ -632,12 +660,11 @@ fn an_interactive_caller_gets_each_decision_before_the_next_line() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let answers = lines_of(child.stdout.take().unwrap());
     for (i, l) in fixture("warehouse-robot").iter().take(5).enumerate() {
         writeln!(stdin, "{l}").unwrap();
         stdin.flush().unwrap();
-        let mut answer = String::new();
-        stdout.read_line(&mut answer).unwrap();
+        let answer = next_answer(&answers, &mut child);
         assert_eq!(record_of(&answer).0, i as u64);
         // Its record is already durable.
         assert_eq!(stored(&store).len(), i + 1);
