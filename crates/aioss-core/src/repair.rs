@@ -1444,12 +1444,7 @@ impl Repairer {
             self.warm_idx.clear();
             for (i, col) in self.slack_col.iter().enumerate() {
                 let Some(col) = *col else { continue };
-                let tol = p
-                    .lattice
-                    .rows
-                    .get(i)
-                    .and_then(|r| p.constraints.get(r.constraint))
-                    .map_or(0.0, |c| c.tolerance);
+                let tol = row_constraint(p, i).map_or(0.0, |c| c.tolerance);
                 for (sign, bound) in [(1.0, tol), (-1.0, 0.0)] {
                     if sign < 0.0 {
                         self.warm_idx.push(self.b.len());
@@ -2778,13 +2773,16 @@ fn slack_penalty(p: &Policy, relaxed: &[(usize, f64)]) -> f64 {
 
 /// The price of a unit of row `i`'s slack in the CRE's QP: `L1_PENALTY · weight`.
 fn slack_price(p: &Policy, i: usize) -> f64 {
-    let w = p
-        .lattice
+    let w = row_constraint(p, i).map_or(1.0, |c| c.weight);
+    L1_PENALTY * w.max(1e-6)
+}
+
+/// The constraint lattice row `i` comes from.
+fn row_constraint(p: &Policy, i: usize) -> Option<&crate::policy::Constraint> {
+    p.lattice
         .rows
         .get(i)
         .and_then(|r| p.constraints.get(r.constraint))
-        .map_or(1.0, |c| c.weight);
-    L1_PENALTY * w.max(1e-6)
 }
 
 /// `x` clamped to `[lo, hi]` (NaN stays NaN; never panics, unlike `f64::clamp`).
