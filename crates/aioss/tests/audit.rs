@@ -618,43 +618,14 @@ fn next_answer(
         })
 }
 
-/// An interactive caller (one line, then wait for its answer) gets each decision before it
-/// sends the next line: without a store too, where a stream's decisions are written in
-/// buffer-sized blocks.
-#[test]
-fn an_interactive_caller_without_a_store_gets_each_decision_before_the_next_line() {
+/// `aioss decide --policy warehouse-robot.toml EXTRA…` as an interactive caller: each of
+/// five fixture lines is sent alone, and `check(i, sent, answer)` runs on its answer before
+/// the next is sent.
+fn converse(extra: &[&std::ffi::OsStr], mut check: impl FnMut(usize, &str, &str)) {
     let mut child = aioss()
         .args(["decide", "--policy"])
         .arg(policy("warehouse-robot"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let answers = lines_of(child.stdout.take().unwrap());
-    for l in fixture("warehouse-robot").iter().take(5) {
-        writeln!(stdin, "{l}").unwrap();
-        stdin.flush().unwrap();
-        let answer = next_answer(&answers, &mut child);
-        let v: serde_json::Value = serde_json::from_str(&answer).unwrap();
-        let sent: serde_json::Value = serde_json::from_str(l).unwrap();
-        assert_eq!(v["id"], sent["id"], "{answer}");
-    }
-    drop(stdin);
-    assert!(child.wait().unwrap().success());
-}
-
-/// An interactive caller (one line, then wait for its answer) gets each decision, with its
-/// record, before it sends the next line.
-#[test]
-fn an_interactive_caller_gets_each_decision_before_the_next_line() {
-    let dir = tmpdir("interactive");
-    let store = dir.join("i.db");
-    let mut child = aioss()
-        .args(["decide", "--policy"])
-        .arg(policy("warehouse-robot"))
-        .arg("--audit")
-        .arg(&store)
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -665,11 +636,34 @@ fn an_interactive_caller_gets_each_decision_before_the_next_line() {
         writeln!(stdin, "{l}").unwrap();
         stdin.flush().unwrap();
         let answer = next_answer(&answers, &mut child);
-        assert_eq!(record_of(&answer).0, i as u64);
-        // Its record is already durable.
-        assert_eq!(stored(&store).len(), i + 1);
+        check(i, l, &answer);
     }
     drop(stdin);
     assert!(child.wait().unwrap().success());
+}
+
+/// An interactive caller (one line, then wait for its answer) gets each decision before it
+/// sends the next line: without a store too, where a stream's decisions are written in
+/// buffer-sized blocks.
+#[test]
+fn an_interactive_caller_without_a_store_gets_each_decision_before_the_next_line() {
+    converse(&[], |_, sent, answer| {
+        let v: serde_json::Value = serde_json::from_str(answer).unwrap();
+        let sent: serde_json::Value = serde_json::from_str(sent).unwrap();
+        assert_eq!(v["id"], sent["id"], "{answer}");
+    });
+}
+
+/// An interactive caller (one line, then wait for its answer) gets each decision, with its
+/// record, before it sends the next line.
+#[test]
+fn an_interactive_caller_gets_each_decision_before_the_next_line() {
+    let dir = tmpdir("interactive");
+    let store = dir.join("i.db");
+    converse(&["--audit".as_ref(), store.as_os_str()], |i, _, answer| {
+        assert_eq!(record_of(answer).0, i as u64);
+        // Its record is already durable.
+        assert_eq!(stored(&store).len(), i + 1);
+    });
     let _ = std::fs::remove_dir_all(&dir);
 }
