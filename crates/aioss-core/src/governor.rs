@@ -9,11 +9,14 @@
 //! `latency_us` and the `timing` verdict drawn from it aside), which is what `audit replay`
 //! relies on.
 //!
-//! G5 (timing) is reported, not enforced: a decision that overruns `deadline_us` still
+//! G5 (timing) is measured and reported: a decision that overruns `deadline_us` still
 //! executes what the stack decided, and says `"timing":{"deadline_us":…,"met":false}`.
 //! Cutting the search off at a measured time would make the decision depend on the
 //! machine's load, and then no replay could re-derive it. What bounds the time instead is
-//! deterministic: the repair's work budget (`WORK_FACTOR` × `max_iterations` SQP steps).
+//! deterministic: the repair's work budget (`WORK_FACTOR` × `max_iterations` SQP steps)
+//! and, with `[governor] enforce_deadline = true`, a modeled cost of nine tenths of
+//! `deadline_us` ([`crate::repair::ModeledCost`]), past which the search stops (solver
+//! status `DEADLINE`, failure mode `deadline_budget` when nothing certified was found).
 //! The verdict is written after `latency_us`, the last of the deterministic fields, so the
 //! part of a decision line that replay compares as bytes stays exactly what it was.
 //!
@@ -892,6 +895,10 @@ pub struct SolverReport {
     pub steps: u32,
     /// Discrete candidates examined.
     pub nodes: u32,
+    /// The search's modeled cost, which `enforce_deadline` bounds. Not in the decision's
+    /// JSON: the decision already says when it stopped the search (solver status
+    /// `DEADLINE`, failure mode `deadline_budget`).
+    pub cost: crate::repair::ModeledCost,
 }
 
 /// One decision.
@@ -936,7 +943,8 @@ pub struct Decision {
     /// The rule's repaired transition text, for REPAIR.
     pub repaired_transition: Option<String>,
     /// Failure modes detected (`numerical_fault`, `solver_non_convergence`,
-    /// `infeasible_constraint_set`, `fallback_not_certified`, `insufficient_evidence`).
+    /// `infeasible_constraint_set`, `deadline_budget`, `fallback_not_certified`,
+    /// `insufficient_evidence`).
     pub failure_modes: Vec<&'static str>,
     /// The guarantees that held.
     pub guarantees: Guarantees,
@@ -1574,6 +1582,7 @@ impl Governor {
                     iterations: rep.iterations,
                     steps: rep.steps,
                     nodes: rep.nodes,
+                    cost: rep.cost,
                 });
                 match rep.outcome {
                     RepairOutcome::Certified | RepairOutcome::Relaxed => {
@@ -1618,12 +1627,21 @@ impl Governor {
                         failure_modes.push(match rep.status {
                             SolverStatus::Infeasible => "infeasible_constraint_set",
                             SolverStatus::MaxIterations => "solver_non_convergence",
+                            SolverStatus::Deadline => "deadline_budget",
                             _ => "numerical_fault",
                         });
-                        reasons.push(format!(
-                            "no certified repair exists within the budgets (solver {}): escalated to BLOCK",
-                            rep.status.as_str()
-                        ));
+                        if rep.status == SolverStatus::Deadline {
+                            reasons.push(format!(
+                                "the repair search stopped at a modeled cost of {} µs, nine tenths of deadline_us = {} (enforce_deadline = true), with no certified repair: escalated to BLOCK",
+                                rep.cost.micros(),
+                                p.governor.deadline_us
+                            ));
+                        } else {
+                            reasons.push(format!(
+                                "no certified repair exists within the budgets (solver {}): escalated to BLOCK",
+                                rep.status.as_str()
+                            ));
+                        }
                         // Escalation: the cause is the rows that could not be repaired.
                         block_cause = block_cause.max(violated_crit);
                     }
@@ -2212,7 +2230,7 @@ impl Decision {
         let (within, g5) = if self.deadline_met(p) {
             ("within", "held")
         } else {
-            ("over", "did not hold; reported, not enforced")
+            ("over", "did not hold")
         };
         let _ = writeln!(
             s,

@@ -1117,6 +1117,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
     let nr = real_actions.len();
     let mut gov = GovernorSettings {
         deadline_us: 1000,
+        enforce_deadline: false,
         max_iterations: 50,
         repair_limit: f64::INFINITY,
         metric: (0..nr)
@@ -1134,6 +1135,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                 t,
                 &[
                     "deadline_us",
+                    "enforce_deadline",
                     "max_iterations",
                     "repair_limit",
                     "metric",
@@ -1158,6 +1160,9 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                         "`deadline_us` must be a positive whole number of microseconds",
                     ));
                 }
+            }
+            if let Some(b) = l.boolean(t, "enforce_deadline", sec) {
+                gov.enforce_deadline = b;
             }
             if let Some((x, sp)) = l.number(t, "max_iterations", sec) {
                 if (1.0..=1e6).contains(&x) && x.fract() == 0.0 {

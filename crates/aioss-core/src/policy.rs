@@ -308,6 +308,12 @@ pub struct Constraint {
 pub struct GovernorSettings {
     /// Budget for one decision, microseconds. Default 1000.
     pub deadline_us: u64,
+    /// Whether `deadline_us` also bounds the repair search (`[governor] enforce_deadline`).
+    /// Default `false`: the deadline is only reported. When `true`, a repair stops once its
+    /// modeled cost (a deterministic count of its work, see [`crate::repair::ModeledCost`])
+    /// reaches nine tenths of `deadline_us`, and the decision takes the best certified
+    /// candidate found so far or, without one, the fallback.
+    pub enforce_deadline: bool,
     /// Tier 2 iteration cap. Default 50.
     pub max_iterations: u32,
     /// Mahalanobis distance above which a repair needs a human. Default: unlimited.

@@ -144,6 +144,65 @@ const CONTRACT_ROUNDS: u32 = 8;
 /// amount: the slack is then known to far better than any tolerance a policy states.
 const TRUST_TOL: f64 = 1e-7;
 
+/// The modeled cost of a repair search: a deterministic count of its work, in nanoseconds of
+/// the reference machine (the project's 2-core x86-64 box, one core).
+///
+/// # Why a model and not a clock
+///
+/// `[governor] enforce_deadline` makes `deadline_us` bound the search. A search cut off
+/// by a measured clock would answer differently under load, and `aioss audit replay` could
+/// not re-derive its decisions. The work counted here depends only on the inputs, so the
+/// same proposal stops at the same point on every machine; on a machine slower than the
+/// reference, the time it stands for is proportionally longer, which `timing.met` still
+/// reports as measured.
+///
+/// The model is linear in what the search does: a base per repair, a price per SQP step
+/// (its Tier 1 re-check, gradients and assembly), per QP solve `n³` (the Hessian's
+/// factorisation) and `n·m` per active-set iteration (the search for the most violated of
+/// `m` rows over `n` columns, slack columns included), and a price per interval
+/// contraction. The coefficients (the `COST_*` constants) are a least-squares fit of the
+/// measured time of 6,000 repaired and blocked warehouse proposals (R² 0.99); on 6,000
+/// others it predicted the 234 searches over 500 µs to within 0.84–1.19× of their
+/// measured time (5th to 95th percentile). `BENCHMARKS.md` has the fit and what enforcing
+/// the deadline costs in repairs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ModeledCost(pub u64);
+
+impl ModeledCost {
+    /// The modeled cost in whole microseconds (rounded down).
+    pub fn micros(self) -> u64 {
+        self.0 / 1000
+    }
+}
+
+/// Base cost of a repair search (ns of the reference machine).
+const COST_BASE_NS: u64 = 11_000;
+/// Cost of one SQP step, before its QP.
+const COST_STEP_NS: u64 = 5_400;
+/// Cost of one active-set iteration of a QP, before its `n·m` term.
+const COST_QP_ITER_NS: u64 = 515;
+/// Hundredths of a ns per `n·m` of a QP's active-set iterations (and its start).
+const COST_QP_NM_CENTI_NS: u64 = 14;
+/// Hundredths of a ns per `n³` of a QP solve.
+const COST_QP_N3_CENTI_NS: u64 = 164;
+/// Cost of one interval contraction of the action box (`Repairer::stage_impossible`).
+const COST_CONTRACT_NS: u64 = 19_200;
+/// The share of `deadline_us`, in tenths, a search may spend when the deadline is enforced;
+/// the rest is left for parsing, Tier 1, the fallback's check and the decision's JSON.
+const DEADLINE_SHARE_TENTHS: u64 = 9;
+
+/// The modeled cost of one QP solve with `n` columns, `m` rows and `iters` active-set
+/// iterations.
+fn qp_cost(n: usize, m: usize, iters: u32) -> u64 {
+    let n = n as u64;
+    let m = m as u64;
+    let it = u64::from(iters);
+    let nm = n.saturating_mul(m).saturating_mul(it.saturating_add(1));
+    it.saturating_mul(COST_QP_ITER_NS)
+        .saturating_add(nm.saturating_mul(COST_QP_NM_CENTI_NS) / 100)
+        .saturating_add(n.saturating_pow(3).saturating_mul(COST_QP_N3_CENTI_NS) / 100)
+}
+
 /// The last solver status of a repair.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SolverStatus {
@@ -155,6 +214,9 @@ pub enum SolverStatus {
     MaxIterations,
     /// NaN, overflow or a singular system.
     NumericalError,
+    /// The search reached its modeled deadline (`[governor] enforce_deadline`; see
+    /// [`ModeledCost`]).
+    Deadline,
 }
 
 impl SolverStatus {
@@ -165,6 +227,7 @@ impl SolverStatus {
             SolverStatus::Infeasible => "INFEASIBLE",
             SolverStatus::MaxIterations => "MAX_ITERATIONS",
             SolverStatus::NumericalError => "NUMERICAL_ERROR",
+            SolverStatus::Deadline => "DEADLINE",
         }
     }
 }
@@ -203,6 +266,9 @@ pub struct Repair {
     pub steps: u32,
     /// Discrete candidates examined.
     pub nodes: u32,
+    /// The search's modeled cost (0 when no search ran: a warm re-repair, a proposal that
+    /// already holds).
+    pub cost: ModeledCost,
     /// Tier 1 per row at the returned action.
     pub checks: Vec<RowCheck>,
     /// Does Tier 1 certify every active critical row at the returned action? Always true
@@ -401,6 +467,10 @@ pub struct Repairer {
     /// Turn the contraction that ends a hopeless search early off (for tests comparing
     /// the search with and without it).
     pub no_contraction: bool,
+    /// The current search's modeled cost so far, and where it must stop (`u64::MAX` when
+    /// the deadline is not enforced).
+    cost: u64,
+    cost_cap: u64,
     /// Retry a relaxing QP that is infeasible without some slack columns with every
     /// column at once, not first with those its certificate names (for tests comparing
     /// the two).
@@ -625,6 +695,8 @@ impl Repairer {
             stages_ruled_out: 0,
             cold: false,
             no_contraction: false,
+            cost: 0,
+            cost_cap: u64::MAX,
             every_slack: false,
             targeted_retries: 0,
         }
@@ -1109,11 +1181,16 @@ impl Repairer {
             self.stage_tol.resize(p.lattice.rows.len(), 0.0);
         }
         for _ in 0..max_iter {
-            // INVARIANT (bounded-work): every SQP iteration of a repair is paid from `work`.
+            // INVARIANT (bounded-work): every SQP iteration of a repair is paid from `work`,
+            // and its modeled cost is charged (see `ModeledCost`).
             if *work == 0 {
                 return best.ok_or(SolverStatus::MaxIterations);
             }
+            if self.past_deadline() {
+                return best.ok_or(SolverStatus::Deadline);
+            }
             *work -= 1;
+            self.charge(COST_STEP_NS);
             *iterations = iterations.saturating_add(1);
             if !self.checked_at(u) {
                 if full {
@@ -1520,6 +1597,7 @@ impl Repairer {
                 // `a_boundary_that_is_also_a_bound_is_reached_without_back_off`). Solved
                 // once more without it.
                 *iterations = iterations.saturating_add(sol.iterations);
+                self.cost = self.cost.saturating_add(qp_cost(n, m, sol.iterations));
                 for (bb, need) in self.b.iter_mut().zip(&self.needs) {
                     *bb += need;
                 }
@@ -1535,6 +1613,7 @@ impl Repairer {
                 );
             }
             *iterations = iterations.saturating_add(sol.iterations);
+            self.cost = self.cost.saturating_add(qp_cost(n, m, sol.iterations));
             if sol.status == QpStatus::Infeasible && limited {
                 // First the relaxable rows the certificate of infeasibility combines (a
                 // slack for each may be what resolves it); when that is not enough, every
@@ -1735,6 +1814,14 @@ impl Repairer {
         let mut iterations = 0u32;
         let mut nodes = 0u32;
         let mut last = SolverStatus::Solved;
+        self.cost = COST_BASE_NS;
+        self.cost_cap = if p.governor.enforce_deadline {
+            p.governor
+                .deadline_us
+                .saturating_mul(100 * DEADLINE_SHARE_TENTHS)
+        } else {
+            u64::MAX
+        };
         let total = p.governor.max_iterations.saturating_mul(WORK_FACTOR);
         let mut work = total;
         let mut dead = Vec::new();
@@ -1745,6 +1832,11 @@ impl Repairer {
             Some(Criticality::Critical),
         ];
         for (k, stage) in stages.into_iter().enumerate() {
+            // INVARIANT (modeled-deadline): no stage starts past the modeled deadline.
+            if self.cost >= self.cost_cap {
+                last = SolverStatus::Deadline;
+                break;
+            }
             // Once the unrelaxed search has failed: when no action of the whole box can
             // satisfy the rows of the most relaxed stage, no stage can (each asks for
             // more), and the search ends here. (Only then: ruling out single stages
@@ -1752,6 +1844,7 @@ impl Repairer {
             // some answers; and every repair would pay for the contraction.)
             if k == 1
                 && !self.no_contraction
+                && self.charge(COST_CONTRACT_NS)
                 && self.stage_impossible(p, inputs, stages.last().copied().flatten())
             {
                 self.stages_ruled_out += 1;
@@ -1797,6 +1890,7 @@ impl Repairer {
                     iterations,
                     steps: total - work,
                     nodes,
+                    cost: ModeledCost(self.cost),
                     checks: f.checks,
                     certified: true,
                 };
@@ -1815,7 +1909,19 @@ impl Repairer {
             nodes,
         );
         r.steps = total - work;
+        r.cost = ModeledCost(self.cost);
         r
+    }
+
+    /// Add `ns` to the search's modeled cost; `true` (so that it can sit in a condition).
+    fn charge(&mut self, ns: u64) -> bool {
+        self.cost = self.cost.saturating_add(ns);
+        true
+    }
+
+    /// Has the search reached its modeled deadline?
+    fn past_deadline(&self) -> bool {
+        self.cost >= self.cost_cap
     }
 
     /// Can no point of any discrete node pass at `stage`? Contracts the box of every action
@@ -2085,6 +2191,7 @@ impl Repairer {
             iterations: qp_iterations.saturating_add(1),
             steps: 1,
             nodes: 1,
+            cost: ModeledCost(0),
             checks: self.checks.clone(),
             certified: true,
         })
@@ -2128,6 +2235,7 @@ impl Repairer {
             iterations: 1,
             steps: 1,
             nodes: 1,
+            cost: ModeledCost(0),
             checks: self.checks.clone(),
             certified: true,
         })
@@ -2160,6 +2268,7 @@ impl Repairer {
             iterations,
             steps: 0,
             nodes,
+            cost: ModeledCost(0),
             checks: self.checks.clone(),
             certified,
         }
@@ -2242,6 +2351,12 @@ impl Repairer {
             if budget == 0 || *work == 0 {
                 if best.is_none() {
                     last = SolverStatus::MaxIterations;
+                }
+                break;
+            }
+            if self.past_deadline() {
+                if best.is_none() {
+                    last = SolverStatus::Deadline;
                 }
                 break;
             }

@@ -664,30 +664,51 @@ proptest! {
     /// The safety invariant over whole decisions: ALLOW and ALLOW_AFTER_REPAIR execute an
     /// action Tier 1 certifies on every active critical row; every other outcome executes
     /// the fallback, and claims pointwise safety only when the fallback is certified.
+    /// With `enforce_deadline` too, at a deadline that stops many searches early.
     #[test]
     fn every_executed_action_is_certified_or_the_fallback(v in warehouse_proposal()) {
-        let p = load("../../policies/warehouse-robot.toml");
-        let mut g = Governor::new(p.clone());
-        let d = decide(&mut g, &v);
-        let fallback = json!({"vx": 0, "vy": 0, "omega": 0, "lift_v": 0, "dq1": 0, "dq2": 0,
-            "dq3": 0, "dq4": 0, "gripper": "hold", "beacon": true, "gear": 0});
-        let outcome = d["final_outcome"].as_str().unwrap();
-        let ok = certified(&p, &v, &d["action"], &v["prev"]);
-        match outcome {
-            "ALLOW" | "ALLOW_AFTER_REPAIR" => {
-                prop_assert!(ok, "{outcome} executes an uncertified action: {d:#}");
-                prop_assert_eq!(&d["guarantees"]["pointwise_safety"], &json!(true));
-                if outcome == "ALLOW" {
-                    prop_assert_eq!(&d["action"], &v["action"]);
+        for p in [warehouse(), warehouse_enforcing(100)] {
+            let mut g = Governor::new(p.clone());
+            let d = decide(&mut g, &v);
+            let fallback = json!({"vx": 0, "vy": 0, "omega": 0, "lift_v": 0, "dq1": 0, "dq2": 0,
+                "dq3": 0, "dq4": 0, "gripper": "hold", "beacon": true, "gear": 0});
+            let outcome = d["final_outcome"].as_str().unwrap();
+            let ok = certified(&p, &v, &d["action"], &v["prev"]);
+            match outcome {
+                "ALLOW" | "ALLOW_AFTER_REPAIR" => {
+                    prop_assert!(ok, "{outcome} executes an uncertified action: {d:#}");
+                    prop_assert_eq!(&d["guarantees"]["pointwise_safety"], &json!(true));
+                    if outcome == "ALLOW" {
+                        prop_assert_eq!(&d["action"], &v["action"]);
+                    }
                 }
-            }
-            _ => {
-                prop_assert_eq!(&d["action"], &fallback, "{} must execute the fallback", outcome);
-                prop_assert_eq!(d["guarantees"]["pointwise_safety"].as_bool().unwrap(), ok, "{:#}", d);
-                if !ok {
-                    prop_assert_eq!(outcome, "FAILED_GOVERNANCE");
+                _ => {
+                    prop_assert_eq!(&d["action"], &fallback, "{} must execute the fallback", outcome);
+                    prop_assert_eq!(d["guarantees"]["pointwise_safety"].as_bool().unwrap(), ok, "{:#}", d);
+                    if !ok {
+                        prop_assert_eq!(outcome, "FAILED_GOVERNANCE");
+                    }
                 }
             }
         }
     }
+}
+
+fn warehouse() -> Policy {
+    load("../../policies/warehouse-robot.toml")
+}
+
+/// The warehouse policy with `enforce_deadline = true` and this `deadline_us`.
+fn warehouse_enforcing(deadline_us: u64) -> Policy {
+    let path = format!(
+        "{}/../../policies/warehouse-robot.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "\ndeadline_us = 1000\n",
+        &format!("\ndeadline_us = {deadline_us}\nenforce_deadline = true\n"),
+    );
+    let p = aioss_core::load(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(p.governor.enforce_deadline);
+    p
 }

@@ -250,6 +250,27 @@ fn metric_not_positive_definite() {
 }
 
 #[test]
+fn enforce_deadline_must_be_a_boolean() {
+    let src = BASE.replace(
+        "[action.vx]",
+        "[governor]\nenforce_deadline = 1\n[action.vx]",
+    );
+    let (k, line, col, msg, _) = one_error(&src);
+    assert_eq!(k, ErrorKind::InvalidValue);
+    assert_eq!((line, col), (5, 20));
+    assert_eq!(
+        msg,
+        "`enforce_deadline` in [governor] must be true or false, found integer"
+    );
+    let on = BASE.replace(
+        "[action.vx]",
+        "[governor]\nenforce_deadline = true\n[action.vx]",
+    );
+    assert!(load("p.toml", &on).unwrap().governor.enforce_deadline);
+    assert!(!load("p.toml", BASE).unwrap().governor.enforce_deadline);
+}
+
+#[test]
 fn critical_constraint_with_tolerance() {
     let src = with("[[constraint]]\nid = \"c\"\nexpr = \"vx <= 1\"\ntolerance = 0.5\n");
     let (k, line, col, msg, help) = one_error(&src);

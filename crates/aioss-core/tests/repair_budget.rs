@@ -18,16 +18,25 @@
     clippy::indexing_slicing
 )]
 
+use aioss_core::governor::Decision;
+use aioss_core::repair::SolverStatus;
 use aioss_core::repair::WORK_FACTOR;
-use aioss_core::{Governor, Policy};
+use aioss_core::{Governor, Outcome, Policy};
 use serde_json::Value;
 
 fn warehouse() -> Policy {
+    warehouse_with("deadline_us = 1000")
+}
+
+/// The warehouse policy with `lines` in place of its `[governor]` table's `deadline_us`.
+fn warehouse_with(lines: &str) -> Policy {
     let path = format!(
         "{}/../../policies/warehouse-robot.toml",
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\ndeadline_us = 1000\n"));
+    let text = text.replace("\ndeadline_us = 1000\n", &format!("\n{lines}\n"));
     aioss_core::load(&path, &text).unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -96,4 +105,83 @@ fn the_bounded_search_loses_no_answer_of_the_unbounded_one() {
         }
     }
     eprintln!("repairs the unbounded search did not find: {gained}");
+}
+
+/// Decide `proposal` on a fresh governor (each case alone, so that one search's warm
+/// start does not change the next's cost).
+fn decide_fresh(p: &Policy, proposal: &Value) -> (Decision, String) {
+    let mut g = Governor::new(p.clone());
+    let d = g.decide_line(&proposal.to_string()).unwrap();
+    let json = d.to_json(p);
+    // What the decision says, without its id and policy (they name the policy's hash) and
+    // without the measured fields.
+    let from = json.find("\"time\":").unwrap();
+    let to = json.find(",\"policy\":").unwrap();
+    (d, json[from..to].to_string())
+}
+
+fn modeled_ns(d: &Decision) -> u64 {
+    d.solver.as_ref().map_or(0, |s| s.cost.0)
+}
+
+/// `enforce_deadline` stops a search once its modeled cost reaches nine tenths of
+/// `deadline_us`, and changes nothing else: a search that stays under that cost decides
+/// byte for byte as without it, and one that reaches it ends in a certified candidate or
+/// the fallback, named as a deadline stop.
+#[test]
+fn an_enforced_deadline_stops_only_the_searches_that_reach_it() {
+    let free = warehouse();
+    let mut over = 0;
+    for deadline_us in [150u64, 1000] {
+        let bound = warehouse_with(&format!(
+            "deadline_us = {deadline_us}\nenforce_deadline = true"
+        ));
+        // The same policy, reported only: `deadline_us` itself changes no decision.
+        let reported = warehouse_with(&format!("deadline_us = {deadline_us}"));
+        let cap = deadline_us * 900;
+        for c in cases() {
+            let (d0, j0) = decide_fresh(&free, &c["proposal"]);
+            let (dr, jr) = decide_fresh(&reported, &c["proposal"]);
+            let (d1, j1) = decide_fresh(&bound, &c["proposal"]);
+            assert_eq!(j0, jr, "deadline_us alone changed a decision");
+            assert_eq!(modeled_ns(&d0), modeled_ns(&dr));
+            let cost = modeled_ns(&d1);
+            // One step past the cap at most: a step with two QPs of up to 90 columns, and
+            // the contraction, cost well under 200 µs in the model.
+            assert!(
+                cost < cap + 200_000,
+                "modeled cost {cost} ns against a cap of {cap} ns: {}",
+                c["proposal"]
+            );
+            if modeled_ns(&d0) < cap {
+                assert_eq!(j0, j1, "a search under the cap changed: {}", c["proposal"]);
+                continue;
+            }
+            over += 1;
+            let s = d1.solver.as_ref().unwrap();
+            match d1.final_outcome {
+                Outcome::AllowAfterRepair => {
+                    // The best candidate when the search stopped: never nearer than the
+                    // whole search's answer, up to rounding.
+                    assert_eq!(d0.final_outcome, Outcome::AllowAfterRepair, "{j1}");
+                    let (near, far) = (d0.distance.unwrap(), d1.distance.unwrap());
+                    assert!(far >= near - 1e-9 * (1.0 + near), "{j1}");
+                }
+                Outcome::BlockNoRepair | Outcome::FailedGovernance => {
+                    assert_eq!(d1.action, bound.fallback, "{j1}");
+                    if s.status == SolverStatus::Deadline {
+                        assert!(d1.failure_modes.contains(&"deadline_budget"), "{j1}");
+                        assert!(
+                            d1.reasons.iter().any(|r| r.contains("enforce_deadline")),
+                            "{j1}"
+                        );
+                    }
+                }
+                other => panic!("{other:?} after a deadline stop: {j1}"),
+            }
+        }
+    }
+    // The hard cases do reach the cap: without this, the test above proved nothing.
+    assert!(over >= 20, "only {over} searches reached the cap");
+    eprintln!("searches that reached their modeled deadline: {over}");
 }

@@ -52,7 +52,7 @@ pub fn schemas() -> Map<String, Value> {
                 "failure_modes": {"type": "array"}, "guarantees": {"type": "object"},
                 "policy": obj(json!({"name": {"type": "string"}, "version": {"type": "string"}, "hash": {"type": "string"}}), &["hash"]),
                 "latency_us": {"type": "integer"},
-                "timing": obj(json!({"deadline_us": {"type": "integer"}, "met": {"type": "boolean", "description": "G5: latency_us <= deadline_us (measured; reported, not enforced)"}}), &["deadline_us", "met"]),
+                "timing": obj(json!({"deadline_us": {"type": "integer"}, "met": {"type": "boolean", "description": "G5: latency_us <= deadline_us (measured; with enforce_deadline the repair search is also bounded by a deterministic modeled cost)"}}), &["deadline_us", "met"]),
                 "record": {"$ref": "#/components/schemas/Record"},
                 "confirmation": {"$ref": "#/components/schemas/ConfirmationAnswer"},
                 "outcome": {"$ref": "#/components/schemas/OutcomeAnswer"}
