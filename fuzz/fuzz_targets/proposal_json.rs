@@ -1,7 +1,8 @@
 //! The proposal reader and the governor must never panic, whatever a caller sends: each line
 //! either decides or gets an error object, and both render as valid JSON.
 //!
-//! The first byte picks one of the bundled policies; the rest is split at newlines and
+//! The first byte picks one of the bundled policies (or the warehouse policy with a short
+//! enforced deadline, so that searches stop early); the rest is split at newlines and
 //! decided line by line on one governor, so budget windows, the logical clock and the
 //! agents' last actions carry from one line to the next as they do in `aioss decide`.
 #![no_main]
@@ -23,9 +24,16 @@ const SOURCES: [(&str, &str); 3] = [
 fn policies() -> &'static [Policy] {
     static P: OnceLock<Vec<Policy>> = OnceLock::new();
     P.get_or_init(|| {
+        let (file, warehouse) = SOURCES[0];
+        let enforcing = warehouse.replace(
+            "\ndeadline_us = 1000\n",
+            "\ndeadline_us = 100\nenforce_deadline = true\n",
+        );
         SOURCES
             .iter()
-            .map(|(file, text)| match aioss_core::load(file, text) {
+            .map(|&(file, text)| (file, text.to_string()))
+            .chain([(file, enforcing)])
+            .map(|(file, text)| match aioss_core::load(file, &text) {
                 Ok(p) => p,
                 Err(e) => panic!("a bundled policy does not load: {e}"),
             })

@@ -77,7 +77,9 @@
 //!   violation (beyond what its stage may relax) gives up after a few iterations, and a row
 //!   Tier 1 still finds a rounding-width short of its boundary gets a larger back-off at the
 //!   next linearisation. A count of iterations, not a clock, so the same input gives the
-//!   same answer on every machine.
+//!   same answer on every machine. With `[governor] enforce_deadline`, the search also
+//!   stops when its [`ModeledCost`], a count of its work weighted by what each part costs,
+//!   reaches nine tenths of `deadline_us`.
 //! * **Boundaries the linearisation cannot reach.** A row that already holds keeps its
 //!   margin but is not asked to gain the back-off (a row SAT at exactly 0 with no gradient,
 //!   such as `dq^2 <= 0` at rest, would otherwise empty every QP); a QP left empty by the
@@ -1833,7 +1835,7 @@ impl Repairer {
         ];
         for (k, stage) in stages.into_iter().enumerate() {
             // INVARIANT (modeled-deadline): no stage starts past the modeled deadline.
-            if self.cost >= self.cost_cap {
+            if self.past_deadline() {
                 last = SolverStatus::Deadline;
                 break;
             }
@@ -1842,14 +1844,13 @@ impl Repairer {
             // more), and the search ends here. (Only then: ruling out single stages
             // changes which active set the next stage's SQP starts from, and with it
             // some answers; and every repair would pay for the contraction.)
-            if k == 1
-                && !self.no_contraction
-                && self.charge(COST_CONTRACT_NS)
-                && self.stage_impossible(p, inputs, stages.last().copied().flatten())
-            {
-                self.stages_ruled_out += 1;
-                last = SolverStatus::Infeasible;
-                break;
+            if k == 1 && !self.no_contraction {
+                self.charge(COST_CONTRACT_NS);
+                if self.stage_impossible(p, inputs, stages.last().copied().flatten()) {
+                    self.stages_ruled_out += 1;
+                    last = SolverStatus::Infeasible;
+                    break;
+                }
             }
             // This stage's share of what is left: 1/4, then 1/3, 1/2, all of it.
             let left = u32::try_from(stages.len().saturating_sub(k))
@@ -1913,10 +1914,9 @@ impl Repairer {
         r
     }
 
-    /// Add `ns` to the search's modeled cost; `true` (so that it can sit in a condition).
-    fn charge(&mut self, ns: u64) -> bool {
+    /// Add `ns` to the search's modeled cost.
+    fn charge(&mut self, ns: u64) {
         self.cost = self.cost.saturating_add(ns);
-        true
     }
 
     /// Has the search reached its modeled deadline?
