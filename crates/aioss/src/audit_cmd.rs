@@ -17,6 +17,7 @@ use aioss_audit::{replay, report, verify, Key, Store, Writer};
 use aioss_core::Governor;
 
 use crate::exit;
+use crate::progress::Watched;
 
 /// Most records in one transaction.
 pub const BATCH: usize = 4096;
@@ -363,6 +364,11 @@ pub fn keygen(path: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// [`open`], with progress on standard error while the command reads the store.
+fn open_watched(store: &str, label: &'static str) -> Result<Watched, ExitCode> {
+    open(store).map(|s| Watched::new(s, label))
+}
+
 fn open(store: &str) -> Result<Box<dyn Store>, ExitCode> {
     aioss_audit::open_store(store, false).map_err(|e| {
         eprintln!("error: {e}");
@@ -382,12 +388,12 @@ pub fn verify(store: &str, public_key: Option<&str>) -> ExitCode {
             return ExitCode::from(exit::BAD_INPUT);
         }
     };
-    let mut s = match open(store) {
+    let mut s = match open_watched(store, "verify") {
         Ok(s) => s,
         Err(c) => return c,
     };
     let started = Instant::now();
-    let rep = match verify::verify(s.as_mut(), pk.as_deref()) {
+    let rep = match verify::verify(&mut s, pk.as_deref()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -439,7 +445,7 @@ pub fn replay_cmd(store: &str, policy: &Path, limit: usize, dry_run: bool) -> Ex
             return ExitCode::from(exit::BAD_INPUT);
         }
     };
-    let mut s = match open(store) {
+    let mut s = match open_watched(store, "replay") {
         Ok(s) => s,
         Err(c) => return c,
     };
@@ -447,7 +453,7 @@ pub fn replay_cmd(store: &str, policy: &Path, limit: usize, dry_run: bool) -> Ex
     if dry_run {
         g.set_dry_run(true);
     }
-    let rep = match replay::replay(s.as_mut(), &mut g, true) {
+    let rep = match replay::replay(&mut s, &mut g, true) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -499,13 +505,13 @@ pub fn replay_cmd(store: &str, policy: &Path, limit: usize, dry_run: bool) -> Ex
 
 /// `aioss audit export STORE`
 pub fn export(store: &str) -> ExitCode {
-    let mut s = match open(store) {
+    let mut s = match open_watched(store, "export") {
         Ok(s) => s,
         Err(c) => return c,
     };
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    match aioss_audit::export(s.as_mut(), &mut out) {
+    match aioss_audit::export(&mut s, &mut out) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) if e.to_string().contains("Broken pipe") => ExitCode::SUCCESS,
         Err(e) => {
@@ -517,11 +523,11 @@ pub fn export(store: &str) -> ExitCode {
 
 /// `aioss report STORE --format md|html|json [--output FILE]`
 pub fn report_cmd(store: &str, format: &str, output: Option<&Path>) -> ExitCode {
-    let mut s = match open(store) {
+    let mut s = match open_watched(store, "report") {
         Ok(s) => s,
         Err(c) => return c,
     };
-    let stats = match report::gather(s.as_mut(), store) {
+    let stats = match report::gather(&mut s, store) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");

@@ -8,6 +8,7 @@ mod audit_cmd;
 mod bench_cmd;
 mod decide_cmd;
 mod policy_cmd;
+mod progress;
 mod serve_cmd;
 
 /// mimalloc instead of the system allocator. Why: records and decision JSON are built on

@@ -667,3 +667,60 @@ fn an_interactive_caller_gets_each_decision_before_the_next_line() {
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The commands that read a whole store say how far they are on standard error (here every
+/// 256 records, with `AIOSS_PROGRESS_MS=0`), and standard output keeps only their result.
+#[test]
+fn long_reads_of_a_store_report_progress_on_stderr() {
+    let dir = tmpdir("progress");
+    let store = dir.join("p.db");
+    let lines = fixture("agent-tools");
+    let input: String = lines
+        .iter()
+        .cycle()
+        .take(600)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let out = decide(&policy("agent-tools"), &store, None, 1000, &input);
+    assert_eq!(out.len(), 600);
+    let run = |args: &[&str]| {
+        let o = aioss()
+            .args(args)
+            .arg(&store)
+            .args(["--policy"])
+            .arg(policy("agent-tools"))
+            .env("AIOSS_PROGRESS_MS", "0")
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
+    };
+    let (stdout, stderr) = run(&["audit", "replay"]);
+    assert!(stdout.starts_with("AGREE: 600 records"), "{stdout}");
+    assert!(!stdout.contains("replay:"), "{stdout}");
+    let progress: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("replay: "))
+        .collect();
+    assert_eq!(progress.len(), 2, "{stderr}");
+    assert!(
+        progress[0].starts_with("replay: 256 of 600 records (42 %), "),
+        "{stderr}"
+    );
+    assert!(progress[1].starts_with("replay: 512 of 600 records (85 %), "));
+    // Without the variable, a run this short prints no progress at all.
+    let o = aioss()
+        .args(["audit", "verify"])
+        .arg(&store)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("verify:"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
