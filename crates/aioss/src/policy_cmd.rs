@@ -67,10 +67,16 @@ pub fn summary(p: &Policy) -> String {
     let (at_load, at_decision) = p.certification_split();
     let _ = write!(
         s,
-        ", {} rules, {} budgets; fallback certified on {at_load} critical rows at load, {at_decision} barrier/lyapunov rows at decision time; tape {} instructions",
+        ", {} rules, {} budgets; fallback certified on {at_load} critical rows at load, {at_decision} barrier/lyapunov rows at decision time; tape {} instructions; deadline {} µs ({})",
         p.rules.len(),
         p.budgets.len(),
-        p.lattice.tape.len()
+        p.lattice.tape.len(),
+        p.governor.deadline_us,
+        if p.governor.enforce_deadline {
+            "enforced: bounds the repair search"
+        } else {
+            "reported"
+        }
     );
     s
 }

@@ -45,7 +45,26 @@ fn policy_check_accepts_every_bundled_policy() {
             "{line}"
         );
         assert!(line.contains("fallback certified on"), "{line}");
+        assert!(line.ends_with(" µs (reported)"), "{line}");
     }
+    // A policy that enforces its deadline says so.
+    let dir = common::tmpdir("cli", "enforce");
+    let text = std::fs::read_to_string(repo().join("policies/warehouse-robot.toml")).unwrap();
+    let f = dir.join("w.toml");
+    std::fs::write(
+        &f,
+        text.replace(
+            "\ndeadline_us = 1000\n",
+            "\ndeadline_us = 800\nenforce_deadline = true\n",
+        ),
+    )
+    .unwrap();
+    let line = stdout_of(aioss().arg("policy").arg("check").arg(&f));
+    assert!(
+        line.trim_end()
+            .ends_with("; deadline 800 µs (enforced: bounds the repair search)"),
+        "{line}"
+    );
 }
 
 #[test]
