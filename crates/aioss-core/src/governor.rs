@@ -1632,7 +1632,7 @@ impl Governor {
                         });
                         if rep.status == SolverStatus::Deadline {
                             reasons.push(format!(
-                                "the repair search stopped at a modeled cost of {} µs, nine tenths of deadline_us = {} (enforce_deadline = true), with no certified repair: escalated to BLOCK",
+                                "the repair search reached its modeled budget ({} µs of work, against nine tenths of deadline_us = {}; enforce_deadline = true) without a certified repair: escalated to BLOCK",
                                 rep.cost.micros(),
                                 p.governor.deadline_us
                             ));
