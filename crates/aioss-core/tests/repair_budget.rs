@@ -161,11 +161,15 @@ fn an_enforced_deadline_stops_only_the_searches_that_reach_it() {
             let s = d1.solver.as_ref().unwrap();
             match d1.final_outcome {
                 Outcome::AllowAfterRepair => {
-                    // The best candidate when the search stopped: never nearer than the
-                    // whole search's answer, up to rounding.
-                    assert_eq!(d0.final_outcome, Outcome::AllowAfterRepair, "{j1}");
-                    let (near, far) = (d0.distance.unwrap(), d1.distance.unwrap());
-                    assert!(far >= near - 1e-9 * (1.0 + near), "{j1}");
+                    // The best candidate when the search stopped. Without relaxed rows,
+                    // never nearer than the whole search's answer, up to rounding. (The
+                    // CRE minimises the distance plus a penalty on slack, so a relaxed
+                    // candidate found earlier can be nearer, with more slack.)
+                    assert_eq!(d0.final_outcome, Outcome::AllowAfterRepair, "{j0}\n{j1}");
+                    if d0.relaxed.is_empty() && d1.relaxed.is_empty() {
+                        let (near, far) = (d0.distance.unwrap(), d1.distance.unwrap());
+                        assert!(far >= near - 1e-9 * (1.0 + near), "{j0}\n{j1}");
+                    }
                 }
                 Outcome::BlockNoRepair | Outcome::FailedGovernance => {
                     assert_eq!(d1.action, bound.fallback, "{j1}");
