@@ -1630,11 +1630,14 @@ impl Governor {
                             SolverStatus::Deadline => "deadline_budget",
                             _ => "numerical_fault",
                         });
-                        if rep.status == SolverStatus::Deadline {
+                        if let (SolverStatus::Deadline, Some(budget)) =
+                            (rep.status, crate::repair::search_budget(&p.governor))
+                        {
                             reasons.push(format!(
-                                "the repair search reached its modeled budget ({} µs of work, against nine tenths of deadline_us = {}; enforce_deadline = true) without a certified repair: escalated to BLOCK",
-                                rep.cost.micros(),
-                                p.governor.deadline_us
+                                "the repair search reached its modeled budget of {} µs (enforce_deadline = true, deadline_us = {}) after {} µs of modeled work, without a certified repair: escalated to BLOCK",
+                                budget.micros(),
+                                p.governor.deadline_us,
+                                rep.cost.micros()
                             ));
                         } else {
                             reasons.push(format!(

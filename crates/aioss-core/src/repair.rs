@@ -199,6 +199,13 @@ const COST_CONTRACT_NS: u64 = 18_900;
 /// the rest is left for parsing, Tier 1, the fallback's check and the decision's JSON.
 const DEADLINE_SHARE_TENTHS: u64 = 9;
 
+/// The modeled cost at which a repair search stops under `[governor] enforce_deadline`:
+/// nine tenths of `deadline_us`. `None` when the deadline is only reported.
+pub fn search_budget(g: &crate::policy::GovernorSettings) -> Option<ModeledCost> {
+    g.enforce_deadline
+        .then(|| ModeledCost(g.deadline_us.saturating_mul(100 * DEADLINE_SHARE_TENTHS)))
+}
+
 /// The modeled cost of one QP solve with `n` columns, `m` rows and `iters` active-set
 /// iterations.
 fn qp_cost(n: usize, m: usize, iters: u32) -> u64 {
@@ -1824,13 +1831,7 @@ impl Repairer {
         let mut nodes = 0u32;
         let mut last = SolverStatus::Solved;
         self.cost = COST_BASE_NS;
-        self.cost_cap = if p.governor.enforce_deadline {
-            p.governor
-                .deadline_us
-                .saturating_mul(100 * DEADLINE_SHARE_TENTHS)
-        } else {
-            u64::MAX
-        };
+        self.cost_cap = search_budget(&p.governor).map_or(u64::MAX, |c| c.0);
         let total = p.governor.max_iterations.saturating_mul(WORK_FACTOR);
         let mut work = total;
         let mut dead = Vec::new();
