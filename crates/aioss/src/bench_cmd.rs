@@ -5,8 +5,12 @@
 //! random actions and states in the declared ranges are decided once to sort them into
 //! feasible (ALLOW), repairable (ALLOW_AFTER_REPAIR) and blocked (BLOCK_NO_REPAIR); the
 //! repaired action of a repairable proposal, re-proposed at the same state, is a feasible
-//! proposal. The stream is then drawn to the requested mix. Each proposal carries its own
-//! `prev`, so its decision does not depend on its position in the stream.
+//! proposal. When one kind is still missing after 10,000 tries (a policy whose invariants
+//! tie one variable to another, like agent-tools), each action variable of later tries
+//! keeps its fallback value half the time. The stream is then drawn to the requested mix.
+//! Each proposal carries its own `prev`, so its decision does not depend on its position in
+//! the stream (a policy with budgets still charges them in stream order, so its outcomes
+//! can differ from the generated mix; the command prints the outcomes it got).
 
 use std::io::Write;
 use std::path::Path;
@@ -73,9 +77,11 @@ fn value(rng: &mut Rng, ty: &VarType, lo: f64, hi: f64) -> Value {
     }
 }
 
-/// One random proposal: actions over 120% of their ranges (so some need repair), state in
-/// its declared ranges, `prev` near the action, attributes from the policy's symbols.
-fn random_proposal(p: &Policy, rng: &mut Rng, n: u64) -> Value {
+/// One random proposal: real actions over the middle 60 % of their ranges, discrete ones
+/// anywhere in theirs, state in its declared ranges, `prev` near the action, attributes
+/// from the policy's symbols. With `sparse` (the fallback action as JSON), each action
+/// variable keeps its fallback value with probability ½.
+fn random_proposal(p: &Policy, rng: &mut Rng, n: u64, sparse: Option<&Value>) -> Value {
     let mut action = Map::new();
     let mut prev = Map::new();
     for a in &p.actions {
@@ -86,7 +92,12 @@ fn random_proposal(p: &Policy, rng: &mut Rng, n: u64) -> Value {
         } else {
             (a.min, a.max)
         };
-        let v = value(rng, &a.ty, lo, hi);
+        let mut v = value(rng, &a.ty, lo, hi);
+        if let Some(f) = sparse.and_then(|f| f.get(&a.name)) {
+            if rng.unit() < 0.5 {
+                v = f.clone();
+            }
+        }
         if a.ty == VarType::Real {
             let x = v.as_f64().unwrap_or(0.0);
             prev.insert(a.name.clone(), json!(r4(x * (0.8 + 0.2 * rng.unit()))));
@@ -110,6 +121,16 @@ fn random_proposal(p: &Policy, rng: &mut Rng, n: u64) -> Value {
            "action": action, "state": state, "prev": prev, "agent_attributes": attrs})
 }
 
+/// Tries after which an empty bucket turns on sparse proposals (see `stream`).
+const SPARSE_AFTER: u64 = 10_000;
+/// Tries after which a generator that needed sparse proposals settles for [`ENOUGH`]
+/// distinct proposals per bucket.
+const ENOUGH_AFTER: u64 = 200_000;
+/// See [`ENOUGH_AFTER`].
+const ENOUGH: usize = 200;
+/// Tries after which the generator gives up.
+const MAX_TRIES: u64 = 2_000_000;
+
 /// Build a stream of `n` proposals with the mix `(allow, repair, block)` in percent.
 pub fn stream(
     p: &Policy,
@@ -128,17 +149,76 @@ pub fn stream(
     let [d_ok, d_rep, d_blk] = want.map(|w| w.min(2000));
     let mut g = Governor::new(p.clone());
     let mut tries = 0u64;
+    // Proposals drawn over whole ranges almost never hold for a policy whose invariants tie
+    // most variables to one value of another (agent-tools: an `amount` only for a
+    // `transfer`, `recipients` only for `send_email`). When a bucket is still empty after
+    // SPARSE_AFTER tries, every later try keeps each action variable at its fallback
+    // value with probability ½. (Streams that fill sooner, the warehouse's, are unchanged.)
+    let fallback: Value =
+        serde_json::from_str(&aioss_core::governor::action_to_json(p, &p.fallback))
+            .map_err(|e| e.to_string())?;
+    let mut sparse = false;
+    let started = Instant::now();
+    let mut shown = started;
     while feasible.len() < d_ok || repairable.len() < d_rep || blocked.len() < d_blk {
+        // Enough distinct proposals to cycle through, when more are slow to find (only once
+        // sparse proposals were needed: other streams stay as they were).
+        if sparse
+            && tries >= ENOUGH_AFTER
+            && [
+                (feasible.len(), d_ok),
+                (repairable.len(), d_rep),
+                (blocked.len(), d_blk),
+            ]
+            .iter()
+            .all(|&(have, want)| have >= want.min(ENOUGH))
+        {
+            eprintln!(
+                "  {tries} tries: going on with {} feasible, {} repairable and {} blocked distinct proposals",
+                feasible.len(),
+                repairable.len(),
+                blocked.len()
+            );
+            break;
+        }
         tries += 1;
-        if tries > 2_000_000 {
+        if tries > MAX_TRIES {
             return Err(format!(
-                "could not generate the mix in 2 000 000 tries (found {} feasible, {} repairable, {} blocked)",
+                "could not generate the mix in {MAX_TRIES} tries (found {} feasible, {} repairable, {} blocked)",
                 feasible.len(),
                 repairable.len(),
                 blocked.len()
             ));
         }
-        let v = random_proposal(p, &mut rng, tries);
+        if tries == SPARSE_AFTER {
+            sparse = [
+                (feasible.len(), d_ok),
+                (repairable.len(), d_rep),
+                (blocked.len(), d_blk),
+            ]
+            .iter()
+            .any(|&(have, want)| have == 0 && want > 0);
+            if sparse {
+                eprintln!(
+                    "  {tries} tries: {} feasible, {} repairable, {} blocked; from now on each action variable keeps its fallback value half the time",
+                    feasible.len(),
+                    repairable.len(),
+                    blocked.len()
+                );
+            }
+        }
+        if tries % 1024 == 0 && shown.elapsed().as_secs() >= 5 {
+            shown = Instant::now();
+            eprintln!(
+                "  {tries} tries, {:.0} s: {} feasible, {} repairable, {} blocked (of {d_ok}, {d_rep}, {d_blk} distinct)",
+                started.elapsed().as_secs_f64(),
+                feasible.len(),
+                repairable.len(),
+                blocked.len()
+            );
+        }
+        let sparse_try = sparse.then_some(&fallback);
+        let v = random_proposal(p, &mut rng, tries, sparse_try);
         let line = v.to_string();
         let Ok(d) = g.decide_line(&line) else {
             continue;
@@ -372,4 +452,55 @@ pub fn decide(o: &Options<'_>) -> ExitCode {
         p.governor.deadline_us
     );
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, clippy::panic, reason = "tests")]
+    use super::*;
+
+    /// Caught: `aioss bench decide --policy policies/agent-tools.toml` ran 2,000,000 tries
+    /// (3 minutes) and gave up, because a proposal drawn over whole ranges breaks the
+    /// invariants that tie one variable to another. Here every such proposal is blocked
+    /// (`a` and `b` both non-zero); only proposals that keep one of them at its fallback
+    /// value 0 can be allowed or repaired.
+    #[test]
+    fn a_policy_whose_random_proposals_all_block_still_gets_its_mix() {
+        let src = r#"
+[policy]
+name = "tied"
+version = "1"
+[action.a]
+min = 0.0
+max = 10.0
+[action.b]
+min = 0.0
+max = 10.0
+[fallback]
+a = 0.0
+b = 0.0
+[[constraint]]
+id = "one-of"
+kind = "invariant"
+expr = "a * b <= 0"
+on_violation = "block"
+[[constraint]]
+id = "cap"
+expr = "a <= 5"
+"#;
+        let p = aioss_core::load("tied.toml", src).unwrap_or_else(|e| panic!("{e}"));
+        let lines = stream(&p, 1000, (70, 25, 5), 1).unwrap();
+        assert_eq!(lines.len(), 1000);
+        let mut g = Governor::new(p);
+        let mut counts = [0usize; 3];
+        for l in &lines {
+            match g.decide_line(l).unwrap().final_outcome {
+                Outcome::Allow => counts[0] += 1,
+                Outcome::AllowAfterRepair => counts[1] += 1,
+                Outcome::BlockNoRepair => counts[2] += 1,
+                other => panic!("{other:?}: {l}"),
+            }
+        }
+        assert_eq!(counts, [700, 250, 50]);
+    }
 }
