@@ -477,12 +477,8 @@ async fn an_approval_under_another_policy_is_refused() {
     assert_recorded_error(&s, st, &v, 422, "bad_policy");
     assert_eq!(s.running.app.shared.policy().hash, old.as_str().unwrap());
     // A new version is put in force.
-    std::fs::write(
-        &s.policy,
-        text.replace("version = \"1.0.0\"", "version = \"1.0.1\""),
-    )
-    .unwrap();
-    let (st, v) = call(&s, "POST", "/v1/policy/reload", Some(ALICE), "").await;
+    std::fs::write(&s.policy, text).unwrap();
+    let (st, v) = edit_policy(&s, "version = \"1.0.0\"", "version = \"1.0.1\"").await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["previous"]["hash"], old);
     assert_ne!(v["policy"]["hash"], old);
@@ -788,18 +784,11 @@ async fn a_reload_keeps_each_agents_last_action() {
     )
     .await;
     assert_eq!(d["final_outcome"], "ALLOW");
-    let text = std::fs::read_to_string(&s.policy).unwrap();
-    std::fs::write(
-        &s.policy,
-        text.replace("version = \"1.0.0\"", "version = \"1.0.1\""),
-    )
-    .unwrap();
-    let (st, _) = call(&s, "POST", "/v1/policy/reload", Some(ALICE), "").await;
+    let (st, _) = edit_policy(&s, "version = \"1.0.0\"", "version = \"1.0.1\"").await;
     assert_eq!(st, 200);
     // Without `prev`, the ramp is checked from the agent's last executed action (0.5 m/s);
     // from the fallback's 0 m/s, 0.5 m/s would break `speed-ramp` and be repaired.
-    let mut b = baseline();
-    b.as_object_mut().unwrap().remove("prev");
+    let b = baseline_without_prev();
     let (_, d) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
     assert_eq!(d["policy"]["version"], "1.0.1");
     assert_eq!(d["final_outcome"], "ALLOW", "{d}");
@@ -814,19 +803,11 @@ async fn a_reload_keeps_each_agents_last_action() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadline_overrun_is_reported_and_counted() {
     let s = server("deadline", Some(&config_text()));
-    let text = std::fs::read_to_string(&s.policy).unwrap();
-    assert!(text.contains("deadline_us = 1000\n"));
-    std::fs::write(
-        &s.policy,
-        text.replace("deadline_us = 1000\n", "deadline_us = 1\n"),
-    )
-    .unwrap();
-    let (st, _) = call(&s, "POST", "/v1/policy/reload", Some(ALICE), "").await;
+    let (st, _) = edit_policy(&s, "deadline_us = 1000\n", "deadline_us = 1\n").await;
     assert_eq!(st, 200);
     // A repair (an agent with no executed action yet, and no `prev`: see
     // `a_reload_keeps_each_agents_last_action`): tens of µs, over 1 µs.
-    let mut b = baseline();
-    b.as_object_mut().unwrap().remove("prev");
+    let b = baseline_without_prev();
     let (_, d) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
     assert_eq!(d["final_outcome"], "ALLOW_AFTER_REPAIR", "{d}");
     let latency = d["latency_us"].as_u64().unwrap();
@@ -891,4 +872,21 @@ async fn a_line_parsed_under_another_policy_is_parsed_again() {
     let again = send("sha256:another-policy").await.unwrap();
     assert_eq!(again.status, 200, "{}", again.body);
     finish(s);
+}
+
+/// Replace `from` (which must be there) with `to` in the server's policy file, and reload
+/// it as the administrator.
+async fn edit_policy(s: &Server, from: &str, to: &str) -> (u16, Value) {
+    let text = std::fs::read_to_string(&s.policy).unwrap();
+    assert!(text.contains(from), "the policy has no `{from}`");
+    std::fs::write(&s.policy, text.replace(from, to)).unwrap();
+    call(s, "POST", "/v1/policy/reload", Some(ALICE), "").await
+}
+
+/// The baseline proposal without `prev`: its ramp is checked from the agent's last
+/// executed action, or the fallback's for a new agent.
+fn baseline_without_prev() -> Value {
+    let mut b = baseline();
+    b.as_object_mut().unwrap().remove("prev");
+    b
 }
