@@ -513,3 +513,55 @@ fn bench_decide_times_a_given_stream() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--n"));
 }
+
+/// Caught (issue 17, defect 1): `aioss decide` answered ALLOW for an action that is unsafe in
+/// exact arithmetic at the top of its state box (`a * (value + noise) - 3 = +3.4e-16`). The
+/// JSON parser of the released binary read `1.0053392546677313` one ulp off (serde_json
+/// without `float_roundtrip`), so the box Tier 1 checked was not the one the agent sent.
+/// A test build hides it when another crate's dev-dependency enables the feature; run
+/// `cargo test -p aioss --test cli` to see it fail without the fix (and see
+/// `the_core_parses_json_numbers_exactly_in_every_build` below).
+#[test]
+fn a_state_box_from_json_keeps_its_outward_rounding() {
+    let dir = common::tmpdir("cli", "ulp");
+    let policy = dir.join("ulp.toml");
+    std::fs::write(
+        &policy,
+        "[policy]\nname = \"ulp\"\n[action.a]\ntype = \"real\"\nmin = -1e17\nmax = 1e17\n\
+         [state.x]\ntype = \"real\"\nnoise = 0.0\n[fallback]\na = 0.0\n\
+         [[constraint]]\nid = \"c\"\ncriticality = \"critical\"\nexpr = \"a * x <= 3.0\"\n",
+    )
+    .unwrap();
+    let line = r#"{"id":"m1","agent":"t","action":{"a":2.894467099806018},"state":{"x":{"value":1.0053392546677313,"noise":0.031120962897379412}}}"#;
+    let mut child = aioss()
+        .args(["decide", "--policy"])
+        .arg(&policy)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_ne!(d["final_outcome"], "ALLOW", "{d}");
+    assert_eq!(d["constraints"][0]["id"], "c", "{d}");
+    // Whatever executes is certified: here the repair, strictly below the boundary.
+    let a = d["action"]["a"].as_f64().unwrap();
+    assert!(a < 2.894467099806018, "{d}");
+}
+
+/// The guard for the test above under `cargo test --workspace`, where a dev-dependency
+/// (clarabel) turns `float_roundtrip` on for every crate and hides a core built without it.
+#[test]
+fn the_core_parses_json_numbers_exactly_in_every_build() {
+    let manifest = std::fs::read_to_string(repo().join("crates/aioss-core/Cargo.toml")).unwrap();
+    let line = manifest
+        .lines()
+        .find(|l| l.starts_with("serde_json"))
+        .unwrap_or_default();
+    assert!(line.contains("\"float_roundtrip\""), "{line}");
+}
