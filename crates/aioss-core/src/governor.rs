@@ -52,6 +52,39 @@ use crate::repair::{Repair, RepairOutcome, Repairer, SolverStatus};
 /// one repairer and their `prev.` defaults to the fallback (bounded memory).
 pub const MAX_AGENTS: usize = 4096;
 
+/// The last second of 9999-12-31 (UTC), in seconds since the Unix epoch: the latest time a
+/// proposal may carry.
+pub const MAX_TIMESTAMP: f64 = 253_402_300_799.0;
+
+/// Where a decision's time comes from. Budgets, windows and expiries follow it, so where
+/// the governor faces agents it must not be the agent's word (DESIGN.md: "what the agent
+/// may not decide").
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Clock {
+    /// The proposal's `timestamp`, else the logical clock (the latest time seen): `aioss
+    /// decide --clock logical` and policy tests, whose input is the operator's own.
+    Logical,
+    /// The governor's own reading of the wall clock, in seconds since the Unix epoch
+    /// (`aioss serve`, `aioss decide --clock wall`). A proposal's `timestamp` within
+    /// `[governor] max_clock_skew_secs` of it is used instead; any other is ignored.
+    Trusted(f64),
+    /// Exactly this time: `aioss audit replay` re-deciding a record at its recorded time.
+    Recorded(f64),
+}
+
+/// Where `prev.<action>` comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PrevSource {
+    /// A proposal's `prev` is used where given; the agent's last executed action (or the
+    /// fallback) elsewhere. For input the operator trusts (`aioss decide`, policy tests).
+    #[default]
+    Body,
+    /// Always the agent's last executed action, the fallback before its first one. A
+    /// proposal that claims another `prev` is refused (`prev_mismatch`): an agent that
+    /// could choose `prev.` could choose the ramp a critical row allows it.
+    Governor,
+}
+
 // ---------------------------------------------------------------------------------------
 // The I2OS enums and the final-outcome table
 // ---------------------------------------------------------------------------------------
@@ -719,6 +752,20 @@ impl Proposal {
             ),
             Some(x) => Some(number(x, &"timestamp")?),
         };
+        if let Some(t) = timestamp {
+            // INVARIANT (time-range): every time a decision can carry is a date from
+            // 1970 to 9999, which every formatter of it (the audit record's RFC 3339,
+            // replay) can write; `1e12` once panicked the audit record's formatting.
+            if !(0.0..=MAX_TIMESTAMP).contains(&t) {
+                return Err(InputError::new(
+                    "invalid_value",
+                    "timestamp",
+                    format!(
+                        "`timestamp` {t} is not a time from 1970-01-01 to 9999-12-31 (seconds since the Unix epoch)"
+                    ),
+                ));
+            }
+        }
         let state_names: Vec<&str> = p.states.iter().map(|s| s.name.as_str()).collect();
         let action_names: Vec<&str> = p.actions.iter().map(|a| a.name.as_str()).collect();
 
@@ -1028,6 +1075,7 @@ pub struct Governor {
     slots: Vec<Interval>,
     checks: Vec<RowCheck>,
     dry_run: bool,
+    prev_source: PrevSource,
     /// What charging the budgets evaluates: their increments and what those read.
     budget_ops: crate::tape::OpList,
 }
@@ -1054,6 +1102,7 @@ impl Governor {
             slots,
             checks,
             dry_run,
+            prev_source: PrevSource::Body,
             budget_ops,
         }
     }
@@ -1089,21 +1138,94 @@ impl Governor {
             .collect()
     }
 
+    /// Where `prev.` comes from from now on (default [`PrevSource::Body`]).
+    pub fn set_prev_source(&mut self, s: PrevSource) {
+        self.prev_source = s;
+    }
+
     /// Parse a JSON line and decide it.
     pub fn decide_line(&mut self, line: &str) -> Result<Decision, InputError> {
-        let p = Proposal::parse(&self.policy, line)?;
-        Ok(self.decide(&p))
+        self.decide_line_with(line, Clock::Logical)
     }
 
     /// Parse a JSON line and decide it; a proposal without a `timestamp` is decided at
     /// `now` (seconds since the Unix epoch: the caller's wall clock). The time used is
-    /// [`Decision::time`], which a replay passes back here.
+    /// [`Decision::time`].
     pub fn decide_line_at(&mut self, line: &str, now: f64) -> Result<Decision, InputError> {
         let mut p = Proposal::parse(&self.policy, line)?;
         if p.timestamp.is_none() && now.is_finite() {
             p.timestamp = Some(now);
         }
-        Ok(self.decide(&p))
+        self.decide_with(&p, Clock::Logical)
+    }
+
+    /// Parse a JSON line and decide it at the time `clock` gives.
+    pub fn decide_line_with(&mut self, line: &str, clock: Clock) -> Result<Decision, InputError> {
+        let p = Proposal::parse(&self.policy, line)?;
+        self.decide_with(&p, clock)
+    }
+
+    /// Decide `prop` at the time `clock` gives, refusing what the agent may not claim:
+    /// with [`PrevSource::Governor`], a `prev` other than the agent's last executed action
+    /// (`prev_mismatch`, naming the first variable that differs). A refusal changes no
+    /// governor state.
+    pub fn decide_with(&mut self, prop: &Proposal, clock: Clock) -> Result<Decision, InputError> {
+        self.admit_prev(prop)?;
+        let started = std::time::Instant::now();
+        let now = self.decision_time(prop, clock);
+        let mut d = self.decide_inner(prop, now);
+        d.latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        Ok(d)
+    }
+
+    /// The time a decision of `prop` uses under `clock`: never before the logical clock,
+    /// so windows only move forward.
+    fn decision_time(&self, prop: &Proposal, clock: Clock) -> f64 {
+        let t = match clock {
+            Clock::Logical => prop.timestamp.unwrap_or(self.clock),
+            Clock::Trusted(now) => match prop.timestamp {
+                Some(ts) if (ts - now).abs() <= self.policy.governor.max_clock_skew_secs => ts,
+                _ => now,
+            },
+            Clock::Recorded(t) => t,
+        };
+        // A NaN reading (no clock) keeps the logical clock; `max` returns the other
+        // operand for a NaN one.
+        t.max(self.clock)
+    }
+
+    /// The agent's `prev.` as the governor holds it: its last executed action, else the
+    /// fallback.
+    pub fn recorded_prev(&self, agent: &str) -> &[f64] {
+        self.last_action
+            .get(agent)
+            .map_or(self.policy.fallback.as_slice(), Vec::as_slice)
+    }
+
+    /// With [`PrevSource::Governor`], refuse a `prev` the governor did not execute.
+    fn admit_prev(&self, prop: &Proposal) -> Result<(), InputError> {
+        if self.prev_source == PrevSource::Body {
+            return Ok(());
+        }
+        let recorded = self.recorded_prev(&prop.agent);
+        for ((a, claimed), held) in self.policy.actions.iter().zip(&prop.prev).zip(recorded) {
+            if let Some(c) = claimed {
+                if c != held {
+                    let field = format!("prev.{}", a.name);
+                    let mut shown = String::new();
+                    value_json(&mut shown, &a.ty, *held);
+                    return Err(InputError::new(
+                        "prev_mismatch",
+                        field.clone(),
+                        format!(
+                            "`{field}` is not what this governor last executed for agent `{}` ({shown}): `prev` is the governor's record, not the agent's to set",
+                            prop.agent
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// SHA-256 (hex) of the governor state that later decisions depend on: the sequence
@@ -1137,10 +1259,13 @@ impl Governor {
         s
     }
 
-    /// Decide one proposal. Never panics, never fails: see the module documentation.
+    /// Decide one proposal at its own time ([`Clock::Logical`]) with its own `prev` where
+    /// given ([`PrevSource::Body`], whatever [`Governor::set_prev_source`] says). Never
+    /// panics, never fails: see the module documentation.
     pub fn decide(&mut self, prop: &Proposal) -> Decision {
         let started = std::time::Instant::now();
-        let mut d = self.decide_inner(prop);
+        let now = self.decision_time(prop, Clock::Logical);
+        let mut d = self.decide_inner(prop, now);
         d.latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         d
     }
@@ -1394,10 +1519,9 @@ impl Governor {
         clippy::too_many_lines,
         reason = "the flow of DESIGN.md, stage by stage, reads best in one place"
     )]
-    fn decide_inner(&mut self, prop: &Proposal) -> Decision {
+    fn decide_inner(&mut self, prop: &Proposal, now: f64) -> Decision {
         let seq = self.seq;
         self.seq += 1;
-        let now = prop.timestamp.map_or(self.clock, |t| t.max(self.clock));
         self.clock = now;
         let missing = self.fill_inputs(prop, now);
         let p = &self.policy;

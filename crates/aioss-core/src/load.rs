@@ -1118,6 +1118,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
     let mut gov = GovernorSettings {
         deadline_us: 1000,
         enforce_deadline: false,
+        max_clock_skew_secs: 0.0,
         max_iterations: 50,
         repair_limit: f64::INFINITY,
         metric: (0..nr)
@@ -1136,6 +1137,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                 &[
                     "deadline_us",
                     "enforce_deadline",
+                    "max_clock_skew_secs",
                     "max_iterations",
                     "repair_limit",
                     "metric",
@@ -1163,6 +1165,18 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
             }
             if let Some(b) = l.boolean(t, "enforce_deadline", sec) {
                 gov.enforce_deadline = b;
+            }
+            if let Some((x, sp)) = l.number(t, "max_clock_skew_secs", sec) {
+                // A day is already more than any clock that is working should drift.
+                if (0.0..=86_400.0).contains(&x) {
+                    gov.max_clock_skew_secs = x;
+                } else {
+                    l.err(PolicyError::new(
+                        ErrorKind::InvalidValue,
+                        sp,
+                        "`max_clock_skew_secs` must be from 0 to 86400 seconds",
+                    ));
+                }
             }
             if let Some((x, sp)) = l.number(t, "max_iterations", sec) {
                 if (1.0..=1e6).contains(&x) && x.fract() == 0.0 {
