@@ -35,14 +35,15 @@ pub mod contract;
 pub mod error;
 pub mod expr;
 pub mod governor;
-pub mod interval;
 pub mod lattice;
-pub mod linear;
 pub mod load;
 pub mod policy;
 pub mod qp;
 pub mod repair;
 pub mod tape;
+pub mod tier1;
+
+pub use tier1::{interval, linear};
 
 pub use error::{ErrorKind, PolicyError, PolicyErrors, Span};
 pub use governor::{Decision, Governor, InputError, Outcome, Proposal};
