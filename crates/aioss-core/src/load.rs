@@ -1918,7 +1918,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
     };
     let lattice = Lattice::compile(&policy);
     let mut policy = Policy { lattice, ..policy };
-    for e in crate::lattice::certify_fallback(&policy) {
+    for e in crate::tier1::certify_fallback(&policy) {
         l.err(e);
     }
     policy.lattice.shrink();

@@ -615,10 +615,14 @@ fn certified(p: &Policy, prop: &Value, action: &Value, prev: &Value) -> bool {
             _ => inputs[a.slot as usize],
         };
     }
-    let mut scratch = p.lattice.scratch();
-    let mut out = vec![aioss_core::RowCheck::default(); p.lattice.rows.len()];
-    p.lattice.check(&inputs, &mut scratch, &mut out);
-    p.lattice.rows.iter().zip(&out).all(|(r, c)| {
+    let action: Vec<f64> = p
+        .actions
+        .iter()
+        .map(|a| inputs[a.slot as usize].lo)
+        .collect();
+    let mut t1 = aioss_core::Checker::new(&p.lattice);
+    t1.check(&p.lattice, &inputs, &action);
+    p.lattice.rows.iter().zip(t1.rows()).all(|(r, c)| {
         !c.active || r.criticality != Criticality::Critical || c.status == Status::Sat
     })
 }
