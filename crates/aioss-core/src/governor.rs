@@ -1078,6 +1078,9 @@ pub struct Governor {
     t1: Checker,
     dry_run: bool,
     prev_source: PrevSource,
+    /// A test's stand-in for a repairer bug: applied to every repair's result.
+    #[cfg(test)]
+    sabotage_repair: Option<fn(&mut Repair)>,
     /// What charging the budgets evaluates: their increments and what those read.
     budget_ops: crate::tape::OpList,
 }
@@ -1105,6 +1108,8 @@ impl Governor {
             t1,
             dry_run,
             prev_source: PrevSource::Body,
+            #[cfg(test)]
+            sabotage_repair: None,
             budget_ops,
         }
     }
@@ -1534,6 +1539,12 @@ impl Governor {
         // Tier 1 at the proposal, and the rules' conditions (classification, not a check).
         self.t1.check(&p.lattice, &self.inputs, &prop.action);
         let proposal_cert = self.t1.certify(&p.lattice).ok();
+        // G2 holds only from inside the safe set: a barrier's `h(x)` must be certainly
+        // non-negative over the whole state box.
+        let outside: Vec<(usize, Interval)> = (0..p.lattice.rows.len())
+            .filter_map(|i| self.t1.safe_set(&p.lattice, i).map(|h| (i, h)))
+            .filter(|(_, h)| h.is_invalid() || h.lo < 0.0)
+            .collect();
         p.lattice
             .tape
             .eval_subset(&p.lattice.rule_ops, &self.inputs, &mut self.slots);
@@ -1673,6 +1684,7 @@ impl Governor {
         // Repair stage.
         let repair_status;
         let mut candidate: Option<Repair> = None;
+        let mut repaired_cert: Option<Certified> = None;
         let mut distance = None;
         let mut solver = None;
         let mut relaxed_rows: Vec<(String, f64)> = Vec::new();
@@ -1698,13 +1710,23 @@ impl Governor {
                         repaired_transition.clone_from(&r.repaired_transition);
                     }
                 }
-                let rep = repairer_of(
+                #[cfg_attr(not(test), expect(unused_mut, reason = "a test sabotages it"))]
+                let mut rep = repairer_of(
                     &mut self.repairers,
                     &mut self.shared,
                     &self.policy,
                     &prop.agent,
                 )
                 .repair(&self.policy, inputs, &start, &preferred);
+                #[cfg(test)]
+                if let Some(sabotage) = self.sabotage_repair {
+                    sabotage(&mut rep);
+                }
+                // The repairer's answer is a proposal like any other: Tier 1 decides.
+                if rep.outcome != RepairOutcome::Fallback {
+                    self.t1.check(&self.policy.lattice, inputs, &rep.action);
+                    repaired_cert = self.t1.certify(&self.policy.lattice).ok();
+                }
                 let p = &self.policy;
                 solver = Some(SolverReport {
                     status: rep.status,
@@ -1714,6 +1736,18 @@ impl Governor {
                     cost: rep.cost,
                 });
                 match rep.outcome {
+                    RepairOutcome::Certified | RepairOutcome::Relaxed
+                        if repaired_cert.is_none() =>
+                    {
+                        classification = Verdict::Block;
+                        repair_status = RepairStatus::NoRepairAvailable;
+                        failure_modes.push("solver_non_convergence");
+                        reasons.push(format!(
+                            "the repair search offered {}, which Tier 1 does not certify: escalated to BLOCK",
+                            describe_change(p, proposal, &rep.action)
+                        ));
+                        block_cause = block_cause.max(violated_crit);
+                    }
                     RepairOutcome::Certified | RepairOutcome::Relaxed => {
                         let dist = crate::repair::distance(p, proposal, &rep.action);
                         distance = Some(dist);
@@ -1817,12 +1851,29 @@ impl Governor {
         // certified it here (the repairer's own checks only guided its search).
         let proposal_certified = proposal_cert.is_some();
         let dry_run = self.dry_run;
+        for (i, h) in &outside {
+            let name = self
+                .policy
+                .lattice
+                .rows
+                .get(*i)
+                .map_or("?", |r| r.name.as_str());
+            reasons.push(format!(
+                "the state may be outside the safe set of barrier `{name}` (h(x) in {}): forward invariance (G2) is suspended",
+                fmt_margin(*h)
+            ));
+        }
+        if !outside.is_empty() {
+            failure_modes.push("left_safe_set");
+        }
         let audit = if !missing.is_empty() {
             for m in &missing {
                 reasons.push(m.clone());
             }
             failure_modes.push("insufficient_evidence");
             Audit::Insufficient
+        } else if !outside.is_empty() {
+            Audit::Questionable
         } else if classification == Verdict::Block && block_cause == Some(Criticality::Low) {
             reasons.push("a BLOCK on a low-criticality cause: review it".to_string());
             Audit::Questionable
@@ -1868,7 +1919,7 @@ impl Governor {
         let mut certify = |exec: Exec| -> Option<Certified> {
             let action = match exec {
                 Exec::Proposal => return proposal_cert.clone(),
-                Exec::Repaired => candidate.as_ref().map(|c| c.action.as_slice())?,
+                Exec::Repaired => return repaired_cert.clone(),
                 Exec::Fallback => self.policy.fallback.as_slice(),
             };
             self.t1.check(lat, &self.inputs, action);
@@ -1908,7 +1959,6 @@ impl Governor {
         // proposal uncertified only in dry-run, which passes it through by design.
         let executed = if dry_run {
             reasons.push("dry-run: the proposal passes through unchanged".to_string());
-            self.t1.check(&p2.lattice, &self.inputs, proposal);
             Executed::DryRun(proposal.clone())
         } else {
             match cert {
@@ -1920,6 +1970,10 @@ impl Governor {
             Executed::DryRun(_) => proposal_certified,
             _ => exec_certified,
         };
+        let exec = executed.into_action();
+        // The verdicts of what executes, for the guarantees (no work when it is the action
+        // the checker saw last, as it is but in dry-run).
+        self.t1.check(&p2.lattice, &self.inputs, &exec);
         let exec_checks = self.t1.rows();
 
         let kind_ok = |k: ConstraintKind| -> Option<bool> {
@@ -1935,12 +1989,11 @@ impl Governor {
         };
         let guarantees = Guarantees {
             pointwise_safety: exec_certified,
-            forward_invariance: kind_ok(ConstraintKind::Barrier),
+            forward_invariance: kind_ok(ConstraintKind::Barrier).map(|g2| g2 && outside.is_empty()),
             input_to_state_stability: kind_ok(ConstraintKind::Lyapunov),
             projection_stability: (outcome == Outcome::AllowAfterRepair && needs_projection)
                 .then_some(relaxed_rows.is_empty() && exec_certified),
         };
-        let exec = executed.into_action();
 
         // Governor state: budgets and the agent's last action follow what was executed.
         self.charge(&prop.agent, &exec, now, &mut failure_modes, &mut reasons);
@@ -2461,6 +2514,49 @@ pub fn run_tests(p: &Policy) -> Vec<TestResult> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
     use super::*;
+
+    /// Caught (issue 17, defect 5): the governor marked a repaired action certified on the
+    /// repairer's word. A repairer that claims a certified repair of an action Tier 1
+    /// refutes must not get it executed: the governor checks it itself.
+    #[test]
+    fn a_repair_the_checker_refutes_is_never_executed() {
+        let p = crate::load("outcomes.toml", include_str!("../tests/data/outcomes.toml")).unwrap();
+        let line = r#"{"action":{"vx":1.2,"mode":"auto"},"state":{"px":5.0,"temp":20,"flag":"none","note":"n"}}"#;
+        let mut honest = Governor::new(p.clone());
+        let d = honest.decide_line(line).unwrap();
+        assert_eq!(d.final_outcome, Outcome::AllowAfterRepair);
+        assert!(d.action[0] <= 0.8, "{:?}", d.action);
+
+        let mut g = Governor::new(p);
+        // The repairer claims 1.2, which breaks `speed` (critical) and `eco`.
+        g.sabotage_repair = Some(|r: &mut Repair| {
+            if let Some(x) = r.action.first_mut() {
+                *x = 1.2;
+            }
+        });
+        let d = g.decide_line(line).unwrap();
+        assert_ne!(d.action, vec![1.2, 0.0], "{:?}", d.final_outcome);
+        assert!(d.action[0] <= 0.8, "{:?}", d.action);
+        assert_eq!(
+            d.action,
+            g.policy().fallback,
+            "the certified fallback executes"
+        );
+        assert!(d.guarantees.pointwise_safety);
+        assert_eq!(
+            d.final_outcome,
+            Outcome::BlockNoRepair,
+            "{}",
+            d.to_json(g.policy())
+        );
+        assert!(
+            d.reasons
+                .iter()
+                .any(|r| r.contains("which Tier 1 does not certify")),
+            "{:?}",
+            d.reasons
+        );
+    }
 
     #[test]
     fn every_row_of_the_outcome_table() {

@@ -1540,6 +1540,21 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
             } else {
                 Some(Criticality::Critical)
             };
+            // INVARIANT (barriers-critical): G2 (forward invariance) rests on every barrier
+            // row holding at every executed action, so the CRE may never relax one.
+            if kind == Some(ConstraintKind::Barrier)
+                && criticality.is_some_and(|c| c != Criticality::Critical)
+            {
+                let sp = t.get("criticality").map_or(idspan, span_of);
+                l.err(
+                    PolicyError::new(
+                        ErrorKind::BarrierNotCritical,
+                        sp,
+                        format!("barrier constraint `{id}` must be critical"),
+                    )
+                    .help("forward invariance (G2) rests on every barrier row, so none may be relaxed: remove `criticality` (critical is the default) and any `tolerance`; a soft wish to keep clear is a `preference` constraint"),
+                );
+            }
             let description = l.string(t, "description", &sec).map(|x| x.0);
             let mut tolerance = 0.0;
             if let Some((x, sp)) = l.number(t, "tolerance", &sec) {
@@ -1767,9 +1782,10 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                         RowDef {
                             name: id.clone(),
                             sense: Sense::Le,
-                            lhs: Term::bin(Op2::Mul, Term::Const(k), h),
+                            lhs: Term::bin(Op2::Mul, Term::Const(k), h.clone()),
                             rhs: h_next,
                             span: e.span,
+                            safe_set: Some(h),
                         }
                     } else {
                         let alpha = coef(l, "alpha", 0.0, 1.0, true, None);
@@ -1787,6 +1803,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                             lhs: h_next,
                             rhs,
                             span: e.span,
+                            safe_set: None,
                         }
                     };
                     rows.push(row);
@@ -1828,6 +1845,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                                     lhs,
                                     rhs,
                                     span: part.span,
+                                    safe_set: None,
                                 }
                             }
                             None => match typeck::check(part, Ty::Bool, &mut sc) {
@@ -1837,6 +1855,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                                     lhs: c,
                                     rhs: Term::Const(Interval::TRUE),
                                     span: part.span,
+                                    safe_set: None,
                                 },
                                 Err(err) => {
                                     l.err(if err.kind == ErrorKind::NotBoolean {

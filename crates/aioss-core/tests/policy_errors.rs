@@ -420,3 +420,25 @@ fn rendered_error_shows_the_line_and_a_caret() {
     let expected = "error: unknown name `vz`\n  --> p.toml:30:9\n   |\n30 | expr = \"vz <= 1\"\n   |         ^^\n   = help: did you mean `vx`?\n";
     assert!(text.starts_with(expected), "{text}");
 }
+
+/// Caught (issue 17, defect 3): a barrier with `criticality = "high"` and a tolerance
+/// loaded, the CRE relaxed it, and the decision said ALLOW_AFTER_REPAIR with audit VALID.
+/// Forward invariance (G2) rests on every barrier row, so a barrier that is not critical
+/// is refused where its criticality is written.
+#[test]
+fn a_barrier_that_is_not_critical_is_refused() {
+    let dynamics = "[dynamics]\npx = \"px + dt * vx\"\nerror_bound = { px = 0.01 }\n";
+    let src = with(&format!(
+        "{dynamics}[[constraint]]\nid = \"wall\"\nkind = \"barrier\"\ncriticality = \"high\"\nbarrier = \"10 - px\"\ngamma = 0.5\ntolerance = 0.5\n"
+    ));
+    let (k, line, col, msg, help) = one_error(&src);
+    assert_eq!(k, ErrorKind::BarrierNotCritical);
+    assert_eq!((line, col), (BASE_LINES + 7, 15));
+    assert_eq!(msg, "barrier constraint `wall` must be critical");
+    assert!(help.contains("G2"), "{help}");
+    // Critical (the default) and no tolerance: it loads.
+    let ok = with(&format!(
+        "{dynamics}[[constraint]]\nid = \"wall\"\nkind = \"barrier\"\nbarrier = \"10 - px\"\ngamma = 0.5\n"
+    ));
+    load("p.toml", &ok).unwrap();
+}

@@ -256,6 +256,25 @@ impl Checker {
         self.summary
     }
 
+    /// For barrier row `row` (an index into [`Lattice::rows`]) active at the last check,
+    /// `h(x)` over the input box: the state is certainly inside the row's safe set when
+    /// its lower bound is `>= 0`. `None` for other rows and inactive ones.
+    pub fn safe_set(&self, lat: &Lattice, row: usize) -> Option<Interval> {
+        let r = lat.rows.get(row)?;
+        let k = r.safe_set?;
+        if self.lattice != lat.id || !self.rows.get(row)?.active {
+            return None;
+        }
+        // INVARIANT (fresh-slots): `k` is a root of the focus, never gated.
+        Some(
+            self.now
+                .slots
+                .get(k as usize)
+                .copied()
+                .unwrap_or(Interval::INVALID),
+        )
+    }
+
     /// The last check's evaluated slots, read-only: what Tier 2 linearises at. A slot
     /// outside what the last check needed (a row under a surely false guard, a rule) may
     /// hold an older value.
