@@ -34,7 +34,7 @@
 //! differed (a near tie, certified against relaxed by a slack of ~1e-9, could). Replay
 //! reproduces them, because it re-decides the log from its first record in order.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use std::borrow::Cow;
@@ -46,6 +46,7 @@ use crate::policy::{
     ConstraintKind, Criticality, Mode, OnViolation, Policy, PolicyTest, VarType, Verdict,
 };
 use crate::repair::{Repair, RepairOutcome, Repairer, SolverStatus};
+use crate::tier1::budget::Window;
 use crate::tier1::{Certified, Checker, Status};
 
 /// Agents whose repairer warm start and last action are kept; past this, new agents share
@@ -1015,52 +1016,6 @@ impl Decision {
 // The governor
 // ---------------------------------------------------------------------------------------
 
-#[derive(Clone, Debug)]
-struct Window {
-    /// `(time, amount)` of executed actions still in the window, oldest first.
-    entries: VecDeque<(f64, f64)>,
-    /// Sound bounds on the exact sum of the amounts in the window (outward-rounded, so
-    /// sums of whole numbers stay points and a cap at exactly the limit is SAT).
-    sum: Interval,
-}
-
-impl Default for Window {
-    fn default() -> Self {
-        Window {
-            entries: VecDeque::new(),
-            sum: Interval::point(0.0),
-        }
-    }
-}
-
-impl Window {
-    fn evict(&mut self, now: f64, window: f64) {
-        while let Some(&(t, a)) = self.entries.front() {
-            if t > now - window {
-                break;
-            }
-            self.entries.pop_front();
-            self.sum = self.sum.sub(Interval::point(a));
-        }
-        if self.entries.is_empty() {
-            // INVARIANT (budget-exact): an empty window is exactly zero.
-            self.sum = Interval::point(0.0);
-        }
-    }
-
-    fn push(&mut self, now: f64, amount: f64) {
-        if amount != 0.0 {
-            self.entries.push_back((now, amount));
-            self.sum = self.sum.add(Interval::point(amount));
-        }
-    }
-
-    /// The accumulated value as a sound interval.
-    fn value(&self) -> Interval {
-        self.sum
-    }
-}
-
 /// The governor: a validated policy and the state its decisions carry forward.
 #[derive(Debug)]
 pub struct Governor {
@@ -1076,6 +1031,9 @@ pub struct Governor {
     slots: Vec<Interval>,
     /// Tier 1: the only way anything here is certified (see [`crate::tier1`]).
     t1: Checker,
+    /// Working memory of `fill_inputs`: the proposal's `prev.` and the budgets' values.
+    prev: Vec<f64>,
+    budget_values: Vec<Interval>,
     dry_run: bool,
     prev_source: PrevSource,
     /// A test's stand-in for a repairer bug: applied to every repair's result.
@@ -1093,6 +1051,8 @@ impl Governor {
         let inputs = policy.range_inputs();
         let slots = policy.lattice.tape.slots();
         let t1 = Checker::new(&policy.lattice);
+        let prev = Vec::with_capacity(policy.actions.len());
+        let budget_values = Vec::with_capacity(policy.budgets.len());
         let dry_run = policy.mode == Mode::DryRun;
         let budget_ops = policy.lattice.tape.subset(&policy.lattice.budget_slots);
         Governor {
@@ -1106,6 +1066,8 @@ impl Governor {
             inputs,
             slots,
             t1,
+            prev,
+            budget_values,
             dry_run,
             prev_source: PrevSource::Body,
             #[cfg(test)]
@@ -1141,7 +1103,7 @@ impl Governor {
             .budgets
             .iter()
             .zip(&self.windows)
-            .map(|(b, w)| (b.name.clone(), w.sum.mid()))
+            .map(|(b, w)| (b.name.clone(), w.value().mid()))
             .collect()
     }
 
@@ -1245,8 +1207,8 @@ impl Governor {
         h.update(self.seq.to_le_bytes());
         h.update(self.clock.to_bits().to_le_bytes());
         for w in &self.windows {
-            h.update((w.entries.len() as u64).to_le_bytes());
-            for (t, a) in &w.entries {
+            h.update((w.len() as u64).to_le_bytes());
+            for (t, a) in w.entries() {
                 h.update(t.to_bits().to_le_bytes());
                 h.update(a.to_bits().to_le_bytes());
             }
@@ -1359,20 +1321,15 @@ impl Governor {
                     .get(s as usize)
                     .copied()
                     .unwrap_or(Interval::INVALID);
-                let amount = if add.is_invalid() || !add.hi.is_finite() {
+                if !w.charge(now, add) {
                     if !failure_modes.contains(&"numerical_fault") {
                         failure_modes.push("numerical_fault");
                     }
                     reasons.push(format!(
-                        "budget `{}`: the amount is undefined here, nothing was added",
+                        "budget `{}`: the amount is undefined here, so the budget counts as unbounded until this action leaves its window",
                         b.name
                     ));
-                    0.0
-                } else {
-                    // The upper bound: a cap is never under-counted.
-                    add.hi
-                };
-                w.push(now, amount);
+                }
             }
         }
         if self.last_action.contains_key(agent) || self.last_action.len() < MAX_AGENTS {
@@ -1445,84 +1402,28 @@ impl Governor {
             .collect()
     }
 
-    /// Fill `self.inputs` from the proposal and the governor state; returns the names of
-    /// required evidence that is missing.
+    /// Fill `self.inputs` from the proposal and the governor state (`prev.` and the
+    /// budgets as of `now`, evicting what left their windows); returns the required
+    /// evidence that is missing.
     fn fill_inputs(&mut self, prop: &Proposal, now: f64) -> Vec<String> {
         let p = &self.policy;
-        let mut missing = Vec::new();
-        let inputs = &mut self.inputs;
-        let mut set = |slot: u32, x: Interval| {
-            if let Some(s) = inputs.get_mut(slot as usize) {
-                *s = x;
-            }
-        };
-        for (a, u) in p.actions.iter().zip(&prop.action) {
-            set(a.slot, Interval::point(*u));
-        }
         let last = self.last_action.get(&prop.agent);
-        for (i, a) in p.actions.iter().enumerate() {
-            let v = prop
-                .prev
+        self.prev.clear();
+        self.prev.extend(p.actions.iter().enumerate().map(|(i, _)| {
+            prop.prev
                 .get(i)
                 .copied()
                 .flatten()
                 .or_else(|| last.and_then(|l| l.get(i).copied()))
                 .or_else(|| p.fallback.get(i).copied())
-                .unwrap_or(0.0);
-            set(a.prev_slot, Interval::point(v));
-        }
-        for (s, v) in p.states.iter().zip(&prop.state) {
-            match v {
-                Some(StateValue::Num(x)) => {
-                    if let Some(slot) = s.slot {
-                        set(slot, *x);
-                    }
-                }
-                Some(StateValue::Text(t)) => {
-                    if s.required && t.trim().is_empty() {
-                        missing.push(format!("state `{}` is blank", s.name));
-                    }
-                }
-                None => {
-                    if let Some(slot) = s.slot {
-                        set(slot, Interval::new(s.min, s.max));
-                    }
-                    if s.required {
-                        missing.push(format!(
-                            "state `{}` is missing: its whole declared range was used",
-                            s.name
-                        ));
-                    }
-                }
-            }
-        }
-        for ((b, w), _) in p.budgets.iter().zip(&mut self.windows).zip(0..) {
+                .unwrap_or(0.0)
+        }));
+        self.budget_values.clear();
+        for (b, w) in p.budgets.iter().zip(&mut self.windows) {
             w.evict(now, b.window_secs);
-            set(b.slot, w.value());
+            self.budget_values.push(w.value());
         }
-        #[expect(
-            clippy::cast_precision_loss,
-            reason = "symbol counts are far below 2^52"
-        )]
-        for a in &p.layout.attrs {
-            let given = prop.attributes.iter().find(|(k, _)| *k == a.name);
-            let x = match (given, a.numeric) {
-                (Some((_, AttrValue::Num(x))), true) => Interval::point(*x),
-                (Some((_, AttrValue::Sym(s))), false) => Interval::point(
-                    p.symbols
-                        .iter()
-                        .position(|t| t == s)
-                        .map_or(-1.0, |i| i as f64),
-                ),
-                // A string where a number is read (or the reverse) matches nothing.
-                (Some((_, AttrValue::Sym(_))), true) => Interval::ENTIRE,
-                (Some((_, AttrValue::Num(_))), false) => Interval::point(-1.0),
-                (None, true) => Interval::ENTIRE,
-                (None, false) => Interval::new(-1.0, p.symbols.len() as f64),
-            };
-            set(a.slot, x);
-        }
-        missing
+        crate::tier1::inputs::assemble(p, prop, &self.prev, &self.budget_values, &mut self.inputs)
     }
 
     #[expect(
@@ -2692,29 +2593,5 @@ mod tests {
         let mut s = String::new();
         json_num(&mut s, f64::NAN);
         assert_eq!(s, "null");
-    }
-
-    #[test]
-    fn budget_window_evicts_and_returns_to_exact_zero() {
-        let mut w = Window::default();
-        w.push(0.0, 0.1);
-        w.push(1.0, 0.2);
-        // 0.1 + 0.2 is not a double: the window holds the exact sum, so it is not a point.
-        assert!(w.value().contains(0.30000000000000004) && !w.value().is_point());
-        w.evict(10.5, 10.0);
-        assert!(w.value().contains(0.2));
-        w.push(10.6, 7.0);
-        let mut x = Window::default();
-        x.push(0.0, 40_000.0);
-        x.push(0.0, 10_000.0);
-        assert_eq!(
-            x.value(),
-            Interval::point(50_000.0),
-            "whole numbers add exactly"
-        );
-        w.evict(11.0, 10.0);
-        assert!(w.value().contains(7.0), "{:?}", w.value());
-        w.evict(21.0, 10.0);
-        assert_eq!(w.value(), Interval::point(0.0));
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! (Module documentation: see the end of this restructuring.)
 
+pub mod budget;
 mod check;
 mod fallback;
+pub mod inputs;
 pub mod interval;
 pub mod linear;
 pub mod tape;
