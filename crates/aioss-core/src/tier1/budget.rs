@@ -40,9 +40,11 @@ impl Window {
     /// Drop the entries at least `window` seconds older than `now`.
     pub fn evict(&mut self, now: f64, window: f64) {
         while let Some(&(t, a)) = self.entries.front() {
-            // The age rounded down: an entry that may still be inside stays.
+            // The age rounded down: an entry that may still be inside stays (so does one
+            // whose age is NaN: a NaN time).
             let age = Interval::point(now).sub(Interval::point(t)).lo;
-            if !(age >= window) {
+            let expired = age >= window;
+            if !expired {
                 break;
             }
             self.entries.pop_front();
