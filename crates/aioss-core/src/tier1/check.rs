@@ -455,7 +455,7 @@ mod tests {
             for (kind, r) in &steps {
                 match kind {
                     0 => inputs = state(p, r),
-                    1 | 2 | 3 => {
+                    1..=3 => {
                         // Real (1), discrete (2) or both (3) action variables move.
                         for (k, a) in p.actions.iter().enumerate() {
                             let whole = a.ty != VarType::Real;
