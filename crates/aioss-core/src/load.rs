@@ -479,8 +479,34 @@ fn symbolic(e: &Expr) -> bool {
     }
 }
 
+/// The stack the loader runs on (see [`load`]).
+pub const LOAD_STACK_BYTES: usize = 32 << 20;
+
 /// Load a policy. `file` is used only in error messages; the core does no I/O.
+///
+/// Loading runs on a thread of its own with a [`LOAD_STACK_BYTES`] stack: type checking,
+/// compiling and certifying recurse once per level of an expression's tree (at most
+/// [`crate::expr::parse::MAX_HEIGHT`] levels), and the caller's thread may have as little
+/// as 2 MiB (a server's reload, a test); a debug build's frames need several times that
+/// at the limit. The stack is reserved, not touched, so its size costs nothing until used.
+/// If no thread can be started, loading runs on the caller's thread.
 pub fn load(file: &str, source: &str) -> Result<Policy, PolicyErrors> {
+    std::thread::scope(|s| {
+        let worker = std::thread::Builder::new()
+            .name("aioss-load".to_string())
+            .stack_size(LOAD_STACK_BYTES)
+            .spawn_scoped(s, || load_here(file, source));
+        match worker.map(std::thread::ScopedJoinHandle::join) {
+            Ok(Ok(r)) => r,
+            // A panic in the loader is a bug; re-raising it keeps it one.
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => load_here(file, source),
+        }
+    })
+}
+
+/// [`load`] on the caller's thread.
+fn load_here(file: &str, source: &str) -> Result<Policy, PolicyErrors> {
     let mut l = Loader {
         src: source,
         errors: Vec::new(),

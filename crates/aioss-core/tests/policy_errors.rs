@@ -442,3 +442,60 @@ fn a_barrier_that_is_not_critical_is_refused() {
     ));
     load("p.toml", &ok).unwrap();
 }
+
+/// Caught (issue 18, item 8): `policy check` aborted on a sum of 10,000 terms, and
+/// reloading a 2,000-term policy that `policy check` accepted aborted the whole server
+/// (stack overflow in the recursive passes over the tree). A tree higher than the stated
+/// limit is a positioned error; nothing recurses deeper.
+#[test]
+fn a_long_flat_sum_is_a_positioned_error_not_a_stack_overflow() {
+    let sum = vec!["vx"; 10_000].join(" + ");
+    let src = with(&format!(
+        "[[constraint]]\nid = \"long\"\nexpr = \"{sum} <= 1\"\n"
+    ));
+    let (k, line, _, msg, help) = one_error(&src);
+    assert_eq!(k, ErrorKind::Syntax);
+    assert_eq!(line, BASE_LINES + 3);
+    assert!(msg.contains("more than 400 operations deep"), "{msg}");
+    assert!(help.contains("split"), "{help}");
+    // The same through `in` and through `min`: each becomes a chain once typed.
+    let list = (0..2_000).map(|_| "'aisle'").collect::<Vec<_>>().join(", ");
+    let src = with(&format!(
+        "[[rule]]\nid = \"r\"\nwhen = \"zone in [{list}]\"\nverdict = \"HOLD\"\n"
+    ));
+    assert!(one_error(&src).3.contains("operations deep"));
+    let args = vec!["vx"; 2_000].join(", ");
+    let src = with(&format!(
+        "[[constraint]]\nid = \"m\"\nexpr = \"min({args}) <= 1\"\n"
+    ));
+    assert!(one_error(&src).3.contains("operations deep"));
+}
+
+/// The limit leaves room: a tree as high as allowed loads, compiles, certifies its
+/// fallback and is decided from a thread with an eighth of the 2 MiB stack a server's
+/// reload runs on, even in a debug build, whose frames are the largest (loading runs on a
+/// thread of its own; deciding walks the flat tape).
+#[test]
+fn a_tree_as_high_as_allowed_loads_on_a_small_stack() {
+    let sum = vec!["0.001 * vx"; 398].join(" + ");
+    let src = with(&format!(
+        "[[constraint]]\nid = \"long\"\nexpr = \"{sum} <= 1\"\n"
+    ));
+    let run = move || {
+        let p = load("p.toml", &src).unwrap();
+        let mut g = aioss_core::Governor::new(p);
+        let d = g
+            .decide_line(
+                r#"{"action":{"vx":1.5,"mode":"move"},"state":{"px":1,"zone":"aisle","ok":true}}"#,
+            )
+            .unwrap();
+        d.final_outcome
+    };
+    let outcome = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(run)
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(outcome, aioss_core::Outcome::Allow);
+}
