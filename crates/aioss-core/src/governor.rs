@@ -1440,6 +1440,25 @@ impl Governor {
         // Tier 1 at the proposal, and the rules' conditions (classification, not a check).
         self.t1.check(&p.lattice, &self.inputs, &prop.action);
         let proposal_cert = self.t1.certify(&p.lattice).ok();
+        // A state outside the range the policy declares for it was never certified against
+        // (the fallback's certificate, the policy author's intent): the decision is made,
+        // Tier 1 checks the box as given, and a human reviews it (issue 18, item 11).
+        let out_of_range: Vec<(usize, Interval)> = p
+            .states
+            .iter()
+            .zip(&prop.state)
+            .enumerate()
+            .filter_map(|(k, (s, v))| match v {
+                Some(StateValue::Num(x)) => {
+                    let outside = x.is_invalid()
+                        || x.mid() < s.min
+                        || x.mid() > s.max
+                        || x.width() > s.max - s.min;
+                    outside.then_some((k, *x))
+                }
+                _ => None,
+            })
+            .collect();
         // G2 holds only from inside the safe set: a barrier's `h(x)` must be certainly
         // non-negative over the whole state box.
         let outside: Vec<(usize, Interval)> = (0..p.lattice.rows.len())
@@ -1767,13 +1786,27 @@ impl Governor {
         if !outside.is_empty() {
             failure_modes.push("left_safe_set");
         }
+        for (k, x) in &out_of_range {
+            if let Some(s) = self.policy.states.get(*k) {
+                reasons.push(format!(
+                    "state `{}` = {} is outside its declared range [{}, {}]: the decision is sent for review and G2, G3 and G4 are suspended",
+                    s.name,
+                    fmt_margin(*x),
+                    fmt_num(s.min),
+                    fmt_num(s.max)
+                ));
+            }
+        }
+        if !out_of_range.is_empty() {
+            failure_modes.push("excessive_uncertainty");
+        }
         let audit = if !missing.is_empty() {
             for m in &missing {
                 reasons.push(m.clone());
             }
             failure_modes.push("insufficient_evidence");
             Audit::Insufficient
-        } else if !outside.is_empty() {
+        } else if !outside.is_empty() || !out_of_range.is_empty() {
             Audit::Questionable
         } else if classification == Verdict::Block && block_cause == Some(Criticality::Low) {
             reasons.push("a BLOCK on a low-criticality cause: review it".to_string());
@@ -1890,10 +1923,12 @@ impl Governor {
         };
         let guarantees = Guarantees {
             pointwise_safety: exec_certified,
-            forward_invariance: kind_ok(ConstraintKind::Barrier).map(|g2| g2 && outside.is_empty()),
-            input_to_state_stability: kind_ok(ConstraintKind::Lyapunov),
+            forward_invariance: kind_ok(ConstraintKind::Barrier)
+                .map(|g2| g2 && outside.is_empty() && out_of_range.is_empty()),
+            input_to_state_stability: kind_ok(ConstraintKind::Lyapunov)
+                .map(|g4| g4 && out_of_range.is_empty()),
             projection_stability: (outcome == Outcome::AllowAfterRepair && needs_projection)
-                .then_some(relaxed_rows.is_empty() && exec_certified),
+                .then_some(relaxed_rows.is_empty() && exec_certified && out_of_range.is_empty()),
         };
 
         // Governor state: budgets and the agent's last action follow what was executed.

@@ -940,3 +940,58 @@ fn a_state_outside_the_safe_set_suspends_forward_invariance() {
     );
     assert_eq!(d["guarantees"]["forward_invariance"], false, "{d:#}");
 }
+
+/// Caught (issue 18, item 11): a payload of −1,000 kg where 0–60 is declared was decided
+/// ALLOW with audit VALID, and executed more speed than any in-range payload allows. A
+/// state outside its declared range is decided, named (`excessive_uncertainty`), sent for
+/// review, and the fallback executes; a box that only crosses a bound by its noise is not
+/// a fault.
+#[test]
+fn a_state_outside_its_declared_range_is_flagged_and_the_fallback_executes() {
+    let w = load("../../policies/warehouse-robot.toml");
+    let line = std::fs::read_to_string(format!(
+        "{}/../../policies/examples/warehouse.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let base: Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    let mut g = Governor::new(w.clone());
+    let d = decide(&mut g, &base);
+    assert_eq!(d["failure_modes"], json!([]), "{d:#}");
+
+    let mut heavy = base.clone();
+    heavy["state"]["payload"] = json!(-1000.0);
+    let mut g = Governor::new(w.clone());
+    let d = decide(&mut g, &heavy);
+    assert!(
+        d["failure_modes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("excessive_uncertainty")),
+        "{d:#}"
+    );
+    assert_eq!(d["audit"], "QUESTIONABLE", "{d:#}");
+    assert!(
+        matches!(
+            d["final_outcome"].as_str(),
+            Some("REVIEW_AUDIT" | "FAILED_GOVERNANCE")
+        ),
+        "{d:#}"
+    );
+    let fallback: Value =
+        serde_json::from_str(&aioss_core::governor::action_to_json(&w, &w.fallback)).unwrap();
+    assert_eq!(d["action"], fallback, "the fallback executes");
+    assert!(d["reasons"].to_string().contains("`payload`"), "{d:#}");
+
+    // A box whose value is inside and whose noise crosses the bound: no fault.
+    let mut edge = base.clone();
+    edge["state"]["payload"] = json!({"value": 59.9, "noise": 0.5});
+    let mut g = Governor::new(w);
+    let d = decide(&mut g, &edge);
+    assert!(
+        !d["failure_modes"]
+            .to_string()
+            .contains("excessive_uncertainty"),
+        "{d:#}"
+    );
+}
