@@ -193,6 +193,10 @@ pub struct Shared {
     pub changed: tokio::sync::watch::Sender<u64>,
     /// Set once a commit failed: nothing more is acknowledged.
     pub store_failed: std::sync::atomic::AtomicBool,
+    /// True while the governor thread runs (cleared when it ends, by returning or panicking).
+    pub governor_alive: std::sync::atomic::AtomicBool,
+    /// True while the audit committer thread runs (cleared when it ends).
+    pub committer_alive: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -205,7 +209,17 @@ impl Shared {
             policy: RwLock::new(policy),
             changed: tokio::sync::watch::channel(0).0,
             store_failed: std::sync::atomic::AtomicBool::new(false),
+            governor_alive: std::sync::atomic::AtomicBool::new(false),
+            committer_alive: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether decisions can be made and recorded: no commit failed and both threads run.
+    /// `/healthz` says `ok` only then.
+    pub fn healthy(&self) -> bool {
+        !self.store_failed.load(Relaxed)
+            && self.governor_alive.load(Relaxed)
+            && self.committer_alive.load(Relaxed)
     }
 
     /// The policy in force.
@@ -1216,6 +1230,17 @@ impl Engine {
     }
 }
 
+/// Clears a thread's liveness flag when the thread ends, whether it returns or panics
+/// (the guard is dropped while unwinding), so `/healthz` never says `ok` for a server whose
+/// governor or committer is gone.
+struct Alive<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for Alive<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Relaxed);
+    }
+}
+
 /// The running governor and committer threads.
 #[derive(Debug)]
 pub struct Threads {
@@ -1272,6 +1297,9 @@ pub fn start(
         .metrics
         .pending_holds
         .store(engine.holds.len() as u64, Relaxed);
+    // Set before the threads start, cleared by their guards when they end.
+    shared.governor_alive.store(true, Relaxed);
+    shared.committer_alive.store(true, Relaxed);
     let engine = std::thread::Builder::new()
         .name("aioss-governor".into())
         .spawn(move || run_engine(engine, &jobs_rx, &batch_tx));
@@ -1292,6 +1320,8 @@ pub fn start(
 }
 
 fn run_engine(mut e: Engine, rx: &Receiver<Job>, tx: &SyncSender<Batch>) {
+    let shared = Arc::clone(&e.shared);
+    let _alive = Alive(&shared.governor_alive);
     let mut done = false;
     while !done {
         let mut items = Vec::new();
@@ -1330,6 +1360,7 @@ fn run_engine(mut e: Engine, rx: &Receiver<Job>, tx: &SyncSender<Batch>) {
 }
 
 fn run_committer(mut w: Writer, rx: &Receiver<Batch>, shared: &Shared) -> Result<(), String> {
+    let _alive = Alive(&shared.committer_alive);
     let mut failed: Option<String> = None;
     for mut b in rx {
         // Batches decided while the previous commit ran join this one: one transaction

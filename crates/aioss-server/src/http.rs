@@ -355,11 +355,19 @@ impl App {
                 ),
             },
             Err(Enqueue::Full) => overloaded(self),
-            Err(Enqueue::Closed) => json_response(
+            Err(Enqueue::Closed) if *self.stopping.borrow() => json_response(
                 503,
                 error_json(
                     "shutting_down",
                     "the server is stopping: execute your fallback",
+                    None,
+                ),
+            ),
+            Err(Enqueue::Closed) => json_response(
+                503,
+                error_json(
+                    "unavailable",
+                    "the governor is not running: execute your fallback",
                     None,
                 ),
             ),
@@ -1013,10 +1021,20 @@ async fn post_reload(app: Arc<App>, req: Request) -> Response {
 
 async fn get_health(app: Arc<App>, _req: Request) -> Response {
     let p = app.shared.policy();
-    let failed = app.shared.store_failed.load(Relaxed);
+    let sh = &app.shared;
+    let failed = !sh.healthy();
+    let running = |alive: &std::sync::atomic::AtomicBool| {
+        if alive.load(Relaxed) {
+            "running"
+        } else {
+            "stopped"
+        }
+    };
     let body = json!({
         "status": if failed { "failing" } else { "ok" },
-        "audit_store": if failed { "failed" } else { "ok" },
+        "audit_store": if sh.store_failed.load(Relaxed) { "failed" } else { "ok" },
+        "governor": running(&sh.governor_alive),
+        "audit_committer": running(&sh.committer_alive),
         "mode": if app.config.is_some() { "authenticated" } else { "local-development" },
         "policy": {"name": p.name, "version": p.version, "hash": p.hash},
         "pending_holds": app.shared.metrics.pending_holds.load(Relaxed),

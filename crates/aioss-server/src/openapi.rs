@@ -137,7 +137,13 @@ pub fn schemas() -> Map<String, Value> {
     m.insert(
         "Health".into(),
         obj(
-            json!({"status": {"enum": ["ok", "failing"]}, "mode": {"type": "string"}, "policy": {"type": "object"}}),
+            json!({
+                "status": {"enum": ["ok", "failing"], "description": "ok only while no audit commit failed and both threads run"},
+                "audit_store": {"enum": ["ok", "failed"]},
+                "governor": {"enum": ["running", "stopped"]},
+                "audit_committer": {"enum": ["running", "stopped"]},
+                "mode": {"type": "string"}, "policy": {"type": "object"}
+            }),
             &["status"],
         ),
     );

@@ -890,3 +890,132 @@ fn baseline_without_prev() -> Value {
     b.as_object_mut().unwrap().remove("prev");
     b
 }
+
+/// Caught: a numeric `timestamp` past year 9999 panicked while its record's time was
+/// formatted; the governor thread died, every later request got 503 and `/healthz` still
+/// said ok.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timestamp_past_year_9999_does_not_kill_the_governor() {
+    let s = server("year10000", Some(&config_text()));
+    for ts in [json!(1e12), json!(f64::MAX), json!("9999-12-31T23:59:59Z")] {
+        let mut b = baseline();
+        b["timestamp"] = ts;
+        let (st, v) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
+        // Decided, or refused as bad input (absurd times may be refused at parse time):
+        // either way answered and recorded.
+        assert!(st == 200 || st == 400, "{st} {v}");
+        let r = record_of(&s.store, &v);
+        assert!(r.timestamp.starts_with("9999-12-31T") || r.kind == "input_error");
+    }
+    let (st, v) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some(R1),
+        &baseline().to_string(),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, h) = call(&s, "GET", "/healthz", None, "").await;
+    assert_eq!((st, &h["status"]), (200, &json!("ok")), "{h}");
+    finish(s);
+}
+
+/// A store whose every write panics: the committer thread dies on the first commit.
+struct PanickingStore;
+
+impl aioss_audit::Store for PanickingStore {
+    fn head(&mut self) -> Result<Option<(u64, String)>, aioss_audit::Error> {
+        Ok(None)
+    }
+    fn append(
+        &mut self,
+        _: &[aioss_audit::Record],
+        _: &[aioss_audit::Checkpoint],
+    ) -> Result<(), aioss_audit::Error> {
+        panic!("the disk caught fire")
+    }
+    fn scan(
+        &mut self,
+        _: &mut dyn FnMut(aioss_audit::Record) -> Result<bool, aioss_audit::Error>,
+    ) -> Result<(), aioss_audit::Error> {
+        Ok(())
+    }
+    fn checkpoints(&mut self) -> Result<Vec<aioss_audit::Checkpoint>, aioss_audit::Error> {
+        Ok(Vec::new())
+    }
+    fn count(&mut self) -> Result<u64, aioss_audit::Error> {
+        Ok(0)
+    }
+}
+
+/// Caught: `/healthz` said ok while the governor thread was dead. Now it says which
+/// thread is gone, with 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_fails_once_the_governor_or_the_committer_thread_is_gone() {
+    let dir = tempdir("deadthreads");
+    let policy = repo().join("policies/warehouse-robot.toml");
+    let g = aioss_core::Governor::new(aioss_server::serve::load_policy(&policy).unwrap());
+    let w = aioss_audit::Writer::new(Box::new(PanickingStore), None, 0).unwrap();
+    let running = aioss_server::serve::Running::start(
+        g,
+        w,
+        Some(aioss_server::config::Config::parse(&config_text()).unwrap()),
+        policy.clone(),
+        dir.join("none.db"),
+    );
+    let s = Server {
+        dir: dir.clone(),
+        store: dir.join("none.db"),
+        policy,
+        running,
+        addr: None,
+    };
+    let (st, h) = call(&s, "GET", "/healthz", None, "").await;
+    assert_eq!((st, &h["status"]), (200, &json!("ok")), "{h}");
+    let (st, v) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some(R1),
+        &baseline().to_string(),
+    )
+    .await;
+    assert_eq!(st, 503, "{v}");
+    // The committer died; the governor thread stops once it cannot hand records over.
+    let mut h = Value::Null;
+    for _ in 0..100 {
+        let (st, v) = call(&s, "GET", "/healthz", None, "").await;
+        assert_eq!(st, 503, "{v}");
+        assert_eq!(v["status"], "failing");
+        assert_eq!(v["audit_committer"], "stopped");
+        h = v;
+        if h["governor"] == "stopped" {
+            break;
+        }
+        let _ = call(
+            &s,
+            "POST",
+            "/v1/decisions",
+            Some(R1),
+            &baseline().to_string(),
+        )
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(h["governor"], "stopped", "{h}");
+    let (st, v) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some(R1),
+        &baseline().to_string(),
+    )
+    .await;
+    assert_eq!(
+        (st, &v["error"]["code"]),
+        (503, &json!("unavailable")),
+        "{v}"
+    );
+    assert!(s.running.stop().is_err());
+}

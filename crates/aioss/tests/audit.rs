@@ -714,3 +714,38 @@ fn long_reads_of_a_store_report_progress_on_stderr() {
     assert!(!both.contains("verify:"), "{both}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Caught: a proposal with `"timestamp": 1e12` (after year 9999) made `decide --audit`
+/// panic (exit 101) while it formatted the record's time; now it is decided, recorded (its
+/// RFC 3339 time clamped to the last one it can write, its `time` exact) and replayed.
+#[test]
+fn a_timestamp_past_year_9999_does_not_crash_decide_audit() {
+    let dir = tmpdir("year10000");
+    let store = dir.join("a.db");
+    let mut line: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("policies/examples/warehouse.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_string(),
+    )
+    .unwrap();
+    line["timestamp"] = serde_json::json!(1e12);
+    let out = decide(
+        &policy("warehouse-robot"),
+        &store,
+        None,
+        0,
+        &format!("{line}\n"),
+    );
+    assert_eq!(out.len(), 1);
+    let recs = stored(&store);
+    assert_eq!(recs.len(), 1);
+    if recs[0].kind == "decision" {
+        assert_eq!(recs[0].timestamp, "9999-12-31T23:59:59.999999Z");
+        assert_eq!(recs[0].time, "1000000000000.0");
+    }
+    assert!(replay(&store, &policy("warehouse-robot")).status.success());
+    assert_eq!(verify(&store, &[]).0, 0);
+}
