@@ -697,13 +697,23 @@ impl Engine {
         items.extend(extra);
     }
 
-    /// Make a hold pending again after a restart (it expires at its original time, and
-    /// one already past it is denied and recorded at once); its listed JSON.
-    fn restore(&mut self, r: &Restored) -> Option<String> {
-        let d: Value = serde_json::from_str(&r.decision).ok()?;
-        let time = d.get("time")?.as_f64()?;
-        let p = Proposal::parse(self.g.policy(), &r.proposal).ok()?;
-        let expires = time + self.settings.hold_expiry_secs;
+    /// Make a hold pending again after a restart; its listed JSON, or why it cannot be.
+    ///
+    /// It expires `hold_expiry_secs` after its decision time, or after now if that time
+    /// is later than now (a decision time comes from the proposal's `timestamp`, which
+    /// may lie far ahead); one already past it is denied and recorded at the next expiry
+    /// scan. Never panics: whatever the store holds, the answer is a hold or a reason.
+    fn restore(&mut self, r: &Restored) -> Result<String, String> {
+        let d: Value = serde_json::from_str(&r.decision)
+            .map_err(|e| format!("its decision is not JSON ({e})"))?;
+        let time = d
+            .get("time")
+            .and_then(Value::as_f64)
+            .filter(|t| t.is_finite())
+            .ok_or("its decision has no finite `time`")?;
+        let p = Proposal::parse(self.g.policy(), &r.proposal)
+            .map_err(|e| format!("its proposal does not parse under the policy in force ({e})"))?;
+        let expires = time.min(wall_now()) + self.settings.hold_expiry_secs;
         let digest = action_digest(self.g.policy(), &p.action);
         let policy_hash = self.g.policy().hash.clone();
         let view = hold_view(
@@ -730,7 +740,19 @@ impl Engine {
                 prev: p.prev,
             },
         );
-        Some(view)
+        Ok(view)
+    }
+
+    /// Deny, and record, a hold found unanswered in the store that cannot be made pending
+    /// again.
+    fn deny_unrestorable(&self, id: &str, why: &str, items: &mut Vec<Item>) {
+        tracing::warn!(decision_id = %id, reason = %why, "a held decision cannot be restored: denied");
+        let answer = json!({
+            "decision_id": id, "status": "refused", "by": {"id": "aioss", "role": "server"},
+            "reason": format!("the hold could not be restored after a restart: {why}; it is denied"),
+        })
+        .to_string();
+        self.answered(items, id, "{}", "refused", answer, None);
     }
 
     fn expire(&mut self, items: &mut Vec<Item>) {
@@ -1286,11 +1308,15 @@ pub fn start(
     let skip = restored
         .len()
         .saturating_sub(engine.settings.max_pending_holds);
+    let mut denied = Vec::new();
     for r in restored.iter().skip(skip) {
-        if let Some(view) = engine.restore(r) {
-            if let Ok(mut h) = shared.holds.lock() {
-                h.insert(r.id.clone(), view);
+        match engine.restore(r) {
+            Ok(view) => {
+                if let Ok(mut h) = shared.holds.lock() {
+                    h.insert(r.id.clone(), view);
+                }
             }
+            Err(why) => engine.deny_unrestorable(&r.id, &why, &mut denied),
         }
     }
     shared
@@ -1302,7 +1328,7 @@ pub fn start(
     shared.committer_alive.store(true, Relaxed);
     let engine = std::thread::Builder::new()
         .name("aioss-governor".into())
-        .spawn(move || run_engine(engine, &jobs_rx, &batch_tx));
+        .spawn(move || run_engine(engine, denied, &jobs_rx, &batch_tx));
     let committer = std::thread::Builder::new()
         .name("aioss-audit".into())
         .spawn(move || run_committer(w, &batch_rx, &shared));
@@ -1319,12 +1345,25 @@ pub fn start(
     (jobs_tx, threads)
 }
 
-fn run_engine(mut e: Engine, rx: &Receiver<Job>, tx: &SyncSender<Batch>) {
+/// The governor thread: `first` are records to commit before any job (the denials of
+/// holds that could not be restored).
+fn run_engine(mut e: Engine, first: Vec<Item>, rx: &Receiver<Job>, tx: &SyncSender<Batch>) {
     let shared = Arc::clone(&e.shared);
     let _alive = Alive(&shared.governor_alive);
     let mut done = false;
+    let mut first = Some(first);
     while !done {
-        let mut items = Vec::new();
+        let mut items = first.take().unwrap_or_default();
+        if !items.is_empty() {
+            e.shared
+                .metrics
+                .audit_lag_records
+                .fetch_add(items.len() as u64, Relaxed);
+            if tx.send(Batch { items, last: false }).is_err() {
+                break;
+            }
+            items = Vec::new();
+        }
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(j) => done = e.handle(j, &mut items),
             Err(RecvTimeoutError::Timeout) => {}

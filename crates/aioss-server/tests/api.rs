@@ -1019,3 +1019,108 @@ async fn healthz_fails_once_the_governor_or_the_committer_thread_is_gone() {
     );
     assert!(s.running.stop().is_err());
 }
+
+/// Restart the server of `s` on its store (its checkpoints signed by no key).
+fn restart(s: Server, config: &str) -> Server {
+    let (dir, store, policy) = (s.dir.clone(), s.store.clone(), s.policy.clone());
+    s.running.stop().unwrap();
+    let running = aioss_server::serve::Running::open(
+        &policy,
+        store.to_str().unwrap(),
+        None,
+        Some(aioss_server::config::Config::parse(config).unwrap()),
+    )
+    .unwrap();
+    Server {
+        dir,
+        store,
+        policy,
+        running,
+        addr: None,
+    }
+}
+
+/// Caught: a held proposal with `"timestamp": "9999-12-31T23:59:59Z"` made every later
+/// start panic while its hold was restored (its expiry, past year 9999, could not be
+/// formatted). The restored hold expires at most `hold_expiry_secs` after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_timestamped_in_year_9999_does_not_stop_a_restart() {
+    let s = server("restart9999", Some(&config_text()));
+    let mut b = baseline();
+    b["timestamp"] = json!("9999-12-31T23:59:59Z");
+    let (st, h) = call(&s, "POST", "/v1/decisions", Some(LOW), &b.to_string()).await;
+    assert_eq!(st, 200, "{h}");
+    assert_eq!(h["final_outcome"], "HOLD_FOR_CONFIRMATION");
+    let id = h["decision_id"].as_str().unwrap().to_string();
+    let s = restart(s, &config_text());
+    let p = pending(&s, &id).await;
+    assert_eq!(p["agent"], "low", "{p}");
+    let expires = p["expires_unix"].as_f64().unwrap();
+    assert!(expires <= aioss_audit::record::now_secs() + 600.0, "{p}");
+    let (st, a) = call(
+        &s,
+        "POST",
+        &format!("/v1/confirmations/{id}/approve"),
+        Some(ALICE),
+        "",
+    )
+    .await;
+    assert_eq!(st, 200, "{a}");
+    finish(s);
+}
+
+/// A hold the store holds but a restart cannot make pending again (here: its decision
+/// has no time) is denied at start, and the denial recorded with its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_that_cannot_be_restored_is_denied_and_recorded() {
+    let dir = tempdir("unrestorable");
+    let policy_path = dir.join("policy.toml");
+    std::fs::copy(repo().join("policies/warehouse-robot.toml"), &policy_path).unwrap();
+    let store = dir.join("audit.db");
+    let policy = aioss_server::serve::load_policy(&policy_path).unwrap();
+    {
+        let s = aioss_audit::SqliteStore::open(&store).unwrap();
+        let mut w = aioss_audit::Writer::new(Box::new(s), None, 0).unwrap();
+        let mut r = aioss_audit::event_record(
+            aioss_audit::Kind::Decision,
+            &policy,
+            "held-1",
+            "{\"agent\":\"low\",\"action\":{}}",
+            "{\"decision_id\":\"held-1\",\"final_outcome\":\"HOLD_FOR_CONFIRMATION\"}",
+            1.7e9,
+            String::new(),
+        );
+        r.latency_us = 1;
+        w.push(r);
+        w.finish().unwrap();
+    }
+    let running = aioss_server::serve::Running::open(
+        &policy_path,
+        store.to_str().unwrap(),
+        None,
+        Some(aioss_server::config::Config::parse(&config_text()).unwrap()),
+    )
+    .unwrap();
+    let s = Server {
+        dir,
+        store: store.clone(),
+        policy: policy_path,
+        running,
+        addr: None,
+    };
+    assert!(pending(&s, "held-1").await.is_null());
+    let recs = finish(s);
+    let denial = recs
+        .iter()
+        .find(|r| r.kind == "confirmation" && r.decision_id == "held-1")
+        .expect("the denial is recorded");
+    let d: Value = serde_json::from_str(&denial.decision).unwrap();
+    assert_eq!(d["status"], "refused");
+    assert!(
+        d["reason"]
+            .as_str()
+            .unwrap()
+            .contains("could not be restored"),
+        "{d}"
+    );
+}
