@@ -379,6 +379,8 @@ struct Engine {
     /// Each agent's latest reported state and `prev` (from proposals and outcomes).
     latest: Bounded<Reported>,
     recent: Bounded<Recent>,
+    /// Holds that ended, by id: true if by expiry (bounded like the pending holds).
+    ended: Bounded<bool>,
     shared: Arc<Shared>,
 }
 
@@ -419,7 +421,10 @@ fn rows_json(rows: &[RowReport]) -> Value {
     )
 }
 
-/// A pending hold as `GET /v1/confirmations` lists it.
+/// A pending hold as `GET /v1/confirmations` lists it. `action` is `action_json`, the
+/// exact text `action_digest` hashes, written as it is (in the policy's order of the
+/// action variables), and `action_json` also carries it as a string, so a client whose
+/// JSON reader reorders keys can still re-hash it.
 #[expect(
     clippy::too_many_arguments,
     reason = "every field of the listed hold, from a decision or from the store"
@@ -427,18 +432,18 @@ fn rows_json(rows: &[RowReport]) -> Value {
 fn hold_view(
     id: &str,
     agent: &str,
-    action: Value,
+    action_json: &str,
     digest: &str,
     candidate: Value,
     reasons: Value,
     policy_hash: &str,
     expires: f64,
 ) -> String {
-    json!({
+    let rest = json!({
         "id": id,
         "decision_id": id,
         "agent": agent,
-        "action": action,
+        "action_json": action_json,
         "action_digest": digest,
         "candidate": candidate,
         "reasons": reasons,
@@ -446,7 +451,10 @@ fn hold_view(
         "expires": aioss_audit::record::rfc3339(expires),
         "expires_unix": expires,
     })
-    .to_string()
+    .to_string();
+    let rest = rest.strip_prefix('{').unwrap_or(&rest);
+    // INVARIANT (listed-action-rehashes): the bytes after `"action":` are the bytes hashed.
+    format!("{{\"action\":{action_json},{rest}")
 }
 
 /// A hold found unanswered in the store at start-up: its decision record's proposal line
@@ -646,7 +654,7 @@ impl Engine {
                 hold_json = Some(hold_view(
                     &d.decision_id,
                     &d.agent,
-                    parse_json(&action_to_json(self.g.policy(), &p.action)),
+                    &action_to_json(self.g.policy(), &p.action),
                     &digest,
                     d.candidate.as_ref().map_or(Value::Null, |c| {
                         parse_json(&action_to_json(self.g.policy(), c))
@@ -719,7 +727,7 @@ impl Engine {
         let view = hold_view(
             &r.id,
             &p.agent,
-            parse_json(&action_to_json(self.g.policy(), &p.action)),
+            &action_to_json(self.g.policy(), &p.action),
             &digest,
             d.get("candidate").cloned().unwrap_or(Value::Null),
             d.get("reasons").cloned().unwrap_or(Value::Null),
@@ -745,7 +753,7 @@ impl Engine {
 
     /// Deny, and record, a hold found unanswered in the store that cannot be made pending
     /// again.
-    fn deny_unrestorable(&self, id: &str, why: &str, items: &mut Vec<Item>) {
+    fn deny_unrestorable(&mut self, id: &str, why: &str, items: &mut Vec<Item>) {
         tracing::warn!(decision_id = %id, reason = %why, "a held decision cannot be restored: denied");
         let answer = json!({
             "decision_id": id, "status": "refused", "by": {"id": "aioss", "role": "server"},
@@ -790,9 +798,10 @@ impl Engine {
         self.answered(items, id, "{}", "expired", answer, None);
     }
 
-    /// Record the answer to a hold (its end), counted by status.
+    /// Record the answer to a hold (its end), counted by status, and remember how it
+    /// ended (an answer to an expired hold is then 409 `hold_expired`).
     fn answered(
-        &self,
+        &mut self,
         items: &mut Vec<Item>,
         id: &str,
         request: &str,
@@ -801,6 +810,7 @@ impl Engine {
         reply: Option<oneshot::Sender<Reply>>,
     ) {
         self.shared.metrics.count("confirmation", status);
+        self.ended.put(id, status == "expired");
         items.push(Item {
             record: self.record(Kind::Confirmation, id, request, &answer),
             reply,
@@ -859,6 +869,18 @@ impl Engine {
             );
         }
         let Some(h) = self.holds.get(id).cloned() else {
+            if self.ended.get(id) == Some(&true) {
+                return self.refuse(
+                    items,
+                    Some(reply),
+                    &request,
+                    id,
+                    409,
+                    "hold_expired",
+                    &format!("the hold `{id}` expired before this answer: it is a denial"),
+                    None,
+                );
+            }
             return self.refuse(
                 items,
                 Some(reply),
@@ -1299,6 +1321,7 @@ pub fn start(
         g,
         latest: Bounded::new(settings.max_tracked_agents),
         recent: Bounded::new(settings.decision_cache),
+        ended: Bounded::new(settings.max_pending_holds),
         settings,
         holds: HashMap::new(),
         next_expiry: f64::INFINITY,

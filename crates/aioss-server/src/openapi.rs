@@ -92,9 +92,11 @@ pub fn schemas() -> Map<String, Value> {
         obj(
             json!({"pending": {"type": "array", "items": obj(json!({
                 "id": {"type": "string"}, "agent": {"type": "string"}, "action": {"type": "object"},
-                "action_digest": {"type": "string"}, "candidate": {}, "reasons": {"type": "array"},
+                "action_json": {"type": "string", "description": "the exact text action_digest hashes (also the bytes of `action`)"},
+                "action_digest": {"type": "string", "description": "sha256: and the hex SHA-256 of action_json"},
+                "candidate": {}, "reasons": {"type": "array"},
                 "policy_hash": {"type": "string"}, "expires": {"type": "string"}
-            }), &["id", "action_digest", "policy_hash", "expires"])}}),
+            }), &["id", "action", "action_json", "action_digest", "policy_hash", "expires"])}}),
             &["pending"],
         ),
     );

@@ -136,6 +136,31 @@ pub async fn call(
     (status, v)
 }
 
+/// One request without a socket; the answer's body as text.
+pub async fn call_text(
+    s: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    let mut b = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = s
+        .running
+        .router()
+        .oneshot(b.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
 /// Every record of a store, in order.
 pub fn records(store: &Path) -> Vec<aioss_audit::Record> {
     let mut s = aioss_audit::SqliteStore::open_existing(store).unwrap();
