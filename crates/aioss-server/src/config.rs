@@ -15,12 +15,15 @@
 //! long_poll_max_secs = 30     # the longest `?wait=` honoured
 //! checkpoint_every = 1000     # records between signed checkpoints (with a key)
 //! max_connections = 1024      # connections open at once; more wait in the backlog
+//! refusal_record_rate = 5.0   # refusals recorded per second per principal (the rest counted)
+//! refusal_record_burst = 20   # refusals recorded at once above that rate
+//! refusal_body_bytes = 1024   # bytes of a refused request's body kept in its record
 //!
 //! [[agent]]
 //! id = "planner-1"
 //! token_sha256 = "…"          # `aioss serve hash-token TOKEN`
 //! attributes = { role = "picker", trust = 0.9 }
-//! rate_limit = 200.0          # proposals per second (0: unlimited)
+//! rate_limit = 200.0          # requests per second, every route (0: unlimited)
 //! burst = 50                  # proposals allowed at once above the rate
 //!
 //! [[operator]]
@@ -54,6 +57,17 @@ pub struct Settings {
     pub checkpoint_every: u64,
     /// Connections open at once; past it, new ones wait in the kernel's backlog. Default 1024.
     pub max_connections: usize,
+    /// Refusals recorded per second for one principal (a token bucket); past it a refusal
+    /// is still answered, but counted (`aioss_refusals_unrecorded_total`) instead of
+    /// recorded, so that a caller with a valid token cannot grow the log at will.
+    /// Unauthenticated refusals are never recorded. Default 5.
+    pub refusal_record_rate: f64,
+    /// Refusals recorded at once above `refusal_record_rate`. Default 20.
+    pub refusal_record_burst: f64,
+    /// Bytes of a refused request's body kept in its record (with the whole body's length
+    /// and SHA-256); a bad proposal longer than this is recorded as `refused`, not as a
+    /// replayable `input_error`. Default 1024.
+    pub refusal_body_bytes: usize,
 }
 
 impl Default for Settings {
@@ -67,6 +81,9 @@ impl Default for Settings {
             long_poll_max_secs: 30.0,
             checkpoint_every: 1000,
             max_connections: 1024,
+            refusal_record_rate: 5.0,
+            refusal_record_burst: 20.0,
+            refusal_body_bytes: 1024,
         }
     }
 }
@@ -99,7 +116,7 @@ pub struct Principal {
     pub role: Role,
     /// Attributes (`role`, `trust`, …) as JSON values, in the order given.
     pub attributes: serde_json::Map<String, serde_json::Value>,
-    /// Proposals per second (0: unlimited).
+    /// Requests per second, every route (0: unlimited).
     pub rate_limit: f64,
     /// Burst above the rate.
     pub burst: f64,
@@ -245,6 +262,11 @@ impl Config {
                 "long_poll_max_secs" => s.long_poll_max_secs = number(v, &f)?,
                 "checkpoint_every" => s.checkpoint_every = positive_int(v, &f)?,
                 "max_connections" => s.max_connections = to_usize(positive_int(v, &f)?, &f)?,
+                "refusal_record_rate" => s.refusal_record_rate = number(v, &f)?,
+                "refusal_record_burst" => s.refusal_record_burst = number(v, &f)?.max(1.0),
+                "refusal_body_bytes" => {
+                    s.refusal_body_bytes = to_usize(positive_int(v, &f)?, &f)?;
+                }
                 _ => return Err(Error::Config(format!("unknown setting `{f}`"))),
             }
         }

@@ -73,6 +73,8 @@ pub enum Job {
         parsed: Option<(String, Result<Proposal, InputError>)>,
         /// When it was queued.
         enqueued: Instant,
+        /// Who sent it (recorded with a bad proposal too long to keep whole).
+        who: Who,
         /// Where the answer goes.
         reply: oneshot::Sender<Reply>,
     },
@@ -193,6 +195,8 @@ pub struct Shared {
     pub changed: tokio::sync::watch::Sender<u64>,
     /// Set once a commit failed: nothing more is acknowledged.
     pub store_failed: std::sync::atomic::AtomicBool,
+    /// Refusals recorded per principal (`refusal_record_rate`).
+    pub refusals: crate::limit::Limiter,
     /// True while the governor thread runs (cleared when it ends, by returning or panicking).
     pub governor_alive: std::sync::atomic::AtomicBool,
     /// True while the audit committer thread runs (cleared when it ends).
@@ -209,6 +213,7 @@ impl Shared {
             policy: RwLock::new(policy),
             changed: tokio::sync::watch::channel(0).0,
             store_failed: std::sync::atomic::AtomicBool::new(false),
+            refusals: crate::limit::Limiter::default(),
             governor_alive: std::sync::atomic::AtomicBool::new(false),
             committer_alive: std::sync::atomic::AtomicBool::new(false),
         }
@@ -469,6 +474,28 @@ pub struct Restored {
     pub decision: String,
 }
 
+/// A request as a refusal records it: who asked, what (an object without the body), and
+/// the body, of which only a bounded prefix (with its length and SHA-256) is kept.
+#[derive(Debug)]
+struct Req<'a> {
+    who: &'a Who,
+    head: Value,
+    body: &'a str,
+}
+
+impl Req<'_> {
+    /// The request JSON of a refusal's record, its body cut to `limit` bytes.
+    fn text(&self, limit: usize) -> String {
+        let mut m = match &self.head {
+            Value::Object(m) => m.clone(),
+            _ => serde_json::Map::new(),
+        };
+        m.insert("by".into(), self.who.json());
+        m.extend(crate::limit::bounded_body(self.body, limit));
+        Value::Object(m).to_string()
+    }
+}
+
 fn interval_json(x: Interval) -> Value {
     json!([x.lo, x.hi])
 }
@@ -502,17 +529,59 @@ impl Engine {
         &self,
         items: &mut Vec<Item>,
         reply: Option<oneshot::Sender<Reply>>,
-        request: &str,
+        req: &Req<'_>,
         id: &str,
         status: u16,
         code: &str,
         message: &str,
         field: Option<&str>,
     ) {
+        self.refuse_with(
+            items,
+            reply,
+            req,
+            id,
+            status,
+            code,
+            error_json(code, message, field),
+        );
+    }
+
+    /// Answer a refusal with `body`; record it while `req`'s principal is within its
+    /// refusal-recording rate (`refusal_record_rate`), else only count it.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a refusal names the request, its target, its status, code and body"
+    )]
+    fn refuse_with(
+        &self,
+        items: &mut Vec<Item>,
+        reply: Option<oneshot::Sender<Reply>>,
+        req: &Req<'_>,
+        id: &str,
+        status: u16,
+        code: &str,
+        body: String,
+    ) {
         self.shared.metrics.count("refused", code);
-        let body = error_json(code, message, field);
+        let st = &self.settings;
+        if self
+            .shared
+            .refusals
+            .take(&req.who.id, st.refusal_record_rate, st.refusal_record_burst)
+            .is_err()
+        {
+            // INVARIANT (bounded-refusals): past its rate a principal's refusals are
+            // answered and counted, never recorded.
+            self.shared.metrics.count("unrecorded", code);
+            if let Some(tx) = reply {
+                let _ = tx.send(Reply { status, body });
+            }
+            return;
+        }
+        let request = req.text(st.refusal_body_bytes);
         items.push(Item {
-            record: self.record(Kind::Refused, id, request, &body),
+            record: self.record(Kind::Refused, id, &request, &body),
             reply,
             status,
             body,
@@ -528,12 +597,13 @@ impl Engine {
                 raw,
                 parsed,
                 enqueued,
+                who,
                 reply,
             } => {
                 self.shared
                     .metrics
                     .stage(0, enqueued.elapsed().as_secs_f64());
-                self.decide(raw, parsed, reply, items);
+                self.decide(raw, parsed, &who, reply, items);
             }
             Job::Refuse {
                 request,
@@ -578,6 +648,7 @@ impl Engine {
         &mut self,
         raw: String,
         parsed: Option<(String, Result<Proposal, InputError>)>,
+        who: &Who,
         reply: oneshot::Sender<Reply>,
         items: &mut Vec<Item>,
     ) {
@@ -595,13 +666,21 @@ impl Engine {
             Err(e) => {
                 self.shared.metrics.count("input_error", e.code);
                 let body = e.to_json();
-                let record = aioss_audit::error_record(
-                    self.g.policy(),
-                    &raw,
-                    &e,
-                    now,
-                    self.g.state_digest(),
-                );
+                let limit = self.settings.refusal_body_bytes;
+                let record = if raw.len() <= limit {
+                    aioss_audit::error_record(self.g.policy(), &raw, &e, now, self.g.state_digest())
+                } else {
+                    // INVARIANT (bounded-refusals): a bad proposal is kept whole only up
+                    // to `refusal_body_bytes`; a longer one is a `refused` record with a
+                    // prefix, its length and its SHA-256 (bad input changes no state, so
+                    // replay loses nothing by not re-reading it).
+                    let req = Req {
+                        who,
+                        head: json!({"method": "POST", "path": "/v1/decisions"}),
+                        body: &raw,
+                    };
+                    self.record(Kind::Refused, "", &req.text(limit), &body)
+                };
                 items.push(Item {
                     record,
                     reply: Some(reply),
@@ -834,6 +913,11 @@ impl Engine {
         items: &mut Vec<Item>,
     ) {
         let request = json!({"answer": if approve {"approve"} else {"reject"}, "by": who.json(), "body": body}).to_string();
+        let req = Req {
+            who,
+            head: json!({"answer": if approve {"approve"} else {"reject"}}),
+            body,
+        };
         let b: Value = if body.trim().is_empty() {
             json!({})
         } else {
@@ -843,7 +927,7 @@ impl Engine {
                     return self.refuse(
                         items,
                         Some(reply),
-                        &request,
+                        &req,
                         id,
                         400,
                         "malformed_json",
@@ -860,7 +944,7 @@ impl Engine {
             return self.refuse(
                 items,
                 Some(reply),
-                &request,
+                &req,
                 id,
                 409,
                 "hold_expired",
@@ -873,7 +957,7 @@ impl Engine {
                 return self.refuse(
                     items,
                     Some(reply),
-                    &request,
+                    &req,
                     id,
                     409,
                     "hold_expired",
@@ -884,7 +968,7 @@ impl Engine {
             return self.refuse(
                 items,
                 Some(reply),
-                &request,
+                &req,
                 id,
                 404,
                 "no_pending_hold",
@@ -901,7 +985,7 @@ impl Engine {
                     return self.refuse(
                         items,
                         Some(reply),
-                        &request,
+                        &req,
                         id,
                         409,
                         "stale_policy",
@@ -924,7 +1008,7 @@ impl Engine {
                 return self.refuse(
                     items,
                     Some(reply),
-                    &request,
+                    &req,
                     id,
                     409,
                     "stale_policy",
@@ -940,7 +1024,7 @@ impl Engine {
                     return self.refuse(
                         items,
                         Some(reply),
-                        &request,
+                        &req,
                         id,
                         409,
                         "action_changed",
@@ -969,15 +1053,7 @@ impl Engine {
                     "constraints": rows_json(&unsafe_rows),
                 }})
                 .to_string();
-                self.shared.metrics.count("refused", "unsafe_now");
-                items.push(Item {
-                    record: self.record(Kind::Refused, id, &request, &body),
-                    reply: Some(reply),
-                    status: 409,
-                    body,
-                    effect: Effect::None,
-                });
-                return;
+                return self.refuse_with(items, Some(reply), &req, id, 409, "unsafe_now", body);
             }
             status = "approved";
             // The approved action is executed now: it counts against the budgets and is
@@ -1023,11 +1099,16 @@ impl Engine {
         items: &mut Vec<Item>,
     ) {
         let request = json!({"by": who.json(), "body": body}).to_string();
+        let req = Req {
+            who,
+            head: json!({"outcome": id}),
+            body,
+        };
         let Some(r) = self.recent.get(id).cloned() else {
             return self.refuse(
                 items,
                 Some(reply),
-                &request,
+                &req,
                 id,
                 404,
                 "unknown_decision",
@@ -1042,7 +1123,7 @@ impl Engine {
             return self.refuse(
                 items,
                 Some(reply),
-                &request,
+                &req,
                 id,
                 403,
                 "not_your_decision",
@@ -1054,7 +1135,7 @@ impl Engine {
             return self.refuse(
                 items,
                 Some(reply),
-                &request,
+                &req,
                 id,
                 409,
                 "outcome_already_reported",
@@ -1066,7 +1147,7 @@ impl Engine {
             return self.refuse(
                 items,
                 Some(reply),
-                &request,
+                &req,
                 id,
                 409,
                 "stale_policy",
@@ -1085,7 +1166,7 @@ impl Engine {
                     return self.refuse(
                         items,
                         Some(reply),
-                        &request,
+                        &req,
                         id,
                         400,
                         "wrong_type",
@@ -1097,7 +1178,7 @@ impl Engine {
                     return self.refuse(
                         items,
                         Some(reply),
-                        &request,
+                        &req,
                         id,
                         400,
                         "missing_field",
@@ -1110,7 +1191,7 @@ impl Engine {
                 return self.refuse(
                     items,
                     Some(reply),
-                    &request,
+                    &req,
                     id,
                     400,
                     "malformed_json",
@@ -1133,7 +1214,7 @@ impl Engine {
                 return self.refuse(
                     items,
                     Some(reply),
-                    &request,
+                    &req,
                     id,
                     400,
                     e.code,

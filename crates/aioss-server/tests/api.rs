@@ -116,15 +116,26 @@ async fn impersonation_is_refused_and_recorded() {
     assert!(refused[1].proposal.contains("\"low\""));
 }
 
+/// A 401 is a JSON error that is counted, never recorded (anyone who can reach the port
+/// could otherwise fill the disk).
+fn assert_unrecorded_401(s: &Server, status: u16, v: &Value, code: &str) {
+    assert_eq!(status, 401, "{v}");
+    assert_eq!(v["error"]["code"], code, "{v}");
+    assert!(v.get("record").is_none(), "{v}");
+    assert!(records(&s.store)
+        .iter()
+        .all(|r| r.kind != "refused" || !r.decision.contains(&format!("\"{code}\""))));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auth_failures_are_401_or_403_and_recorded() {
+async fn auth_failures_are_401_unrecorded_or_403_recorded() {
     // Over a real socket.
     let s = on_socket(server("auth", Some(&config_text()))).await;
     let body = baseline().to_string();
     let (st, v) = call(&s, "POST", "/v1/decisions", None, &body).await;
-    assert_recorded_error(&s, st, &v, 401, "missing_token");
+    assert_unrecorded_401(&s, st, &v, "missing_token");
     let (st, v) = call(&s, "POST", "/v1/decisions", Some("not-a-token"), &body).await;
-    assert_recorded_error(&s, st, &v, 401, "bad_token");
+    assert_unrecorded_401(&s, st, &v, "bad_token");
     // An operator does not propose; an agent does not answer holds or reload.
     let (st, v) = call(&s, "POST", "/v1/decisions", Some(ALICE), &body).await;
     assert_recorded_error(&s, st, &v, 403, "forbidden");
@@ -135,7 +146,13 @@ async fn auth_failures_are_401_or_403_and_recorded() {
     let (st, v) = call(&s, "POST", "/v1/policy/reload", Some(R1), "").await;
     assert_recorded_error(&s, st, &v, 403, "forbidden");
     let (st, v) = call(&s, "GET", "/v1/confirmations", None, "").await;
-    assert_recorded_error(&s, st, &v, 401, "missing_token");
+    assert_unrecorded_401(&s, st, &v, "missing_token");
+    let (_, m) = call(&s, "GET", "/metrics", None, "").await;
+    let m = m.as_str().unwrap().to_string();
+    assert!(
+        m.contains("aioss_unauthenticated_total{code=\"missing_token\"} 2"),
+        "{m}"
+    );
     finish(s);
 }
 
@@ -857,6 +874,10 @@ async fn a_line_parsed_under_another_policy_is_parsed_again() {
             raw: baseline().to_string(),
             parsed: Some((tag.to_string(), Err(planted()))),
             enqueued: std::time::Instant::now(),
+            who: aioss_server::engine::Who {
+                id: "local".into(),
+                role: "local",
+            },
             reply: tx,
         };
         app.shared
@@ -1164,5 +1185,133 @@ async fn a_listed_holds_action_rehashes_to_its_digest() {
         serde_json::from_str::<Value>(action_json).unwrap(),
         p["action"]
     );
+    finish(s);
+}
+
+/// Caught: refused requests were recorded with their whole body, those without a valid
+/// token included (six clients wrote 1.36 GB in 10 s). Unauthenticated refusals are
+/// counted, not recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_refusals_are_counted_not_recorded() {
+    let s = server("unauth-flood", Some(&config_text()));
+    let big = format!("{{\"x\":\"{}\"}}", "a".repeat(60_000));
+    for i in 0..40 {
+        let token = if i % 2 == 0 {
+            None
+        } else {
+            Some("not-a-token")
+        };
+        let path = [
+            "/v1/decisions",
+            "/v1/confirmations/x/approve",
+            "/v1/decisions/x/outcome",
+        ][i % 3];
+        let (st, v) = call(&s, "POST", path, token, &big).await;
+        assert_eq!(st, 401, "{v}");
+        assert!(v["error"]["code"].is_string());
+    }
+    let (_, m) = call(&s, "GET", "/metrics", None, "").await;
+    let m = m.as_str().unwrap().to_string();
+    assert!(
+        m.contains("aioss_unauthenticated_total{code=\"missing_token\"} 20"),
+        "{m}"
+    );
+    assert!(
+        m.contains("aioss_unauthenticated_total{code=\"bad_token\"} 20"),
+        "{m}"
+    );
+    let recs = finish(s);
+    assert!(recs.iter().all(|r| r.kind != "refused"), "{recs:?}");
+}
+
+/// Caught: an agent with a valid token could have every refusal recorded with its whole
+/// body. Refusals are recorded at most `refusal_record_rate` per second per principal
+/// (the rest counted), each with a bounded prefix of the body, its length and SHA-256; a
+/// bad proposal too long to keep whole is a `refused` record, not an `input_error`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_refusals_are_rate_limited_and_recorded_with_bounded_bodies() {
+    use sha2::Digest;
+    let cfg = config_text().replace(
+        "decision_cache = 1000",
+        "decision_cache = 1000\nrefusal_record_rate = 0.01\nrefusal_record_burst = 4\nrefusal_body_bytes = 256",
+    );
+    let s = server("refusal-flood", Some(&cfg));
+    // A bad proposal longer than refusal_body_bytes: answered 400, recorded as `refused`.
+    let long_bad = format!("{{\"action\": {{\"vx\": \"{}\"}}", "9".repeat(5000));
+    let (st, v) = call(&s, "POST", "/v1/decisions", Some(R1), &long_bad).await;
+    assert_eq!(st, 400, "{v}");
+    let r = record_of(&s.store, &v);
+    assert_eq!(r.kind, "refused");
+    let req: Value = serde_json::from_str(&r.proposal).unwrap();
+    assert_eq!(req["body_len"], long_bad.len());
+    assert_eq!(
+        req["body_sha256"],
+        aioss_audit::record::hex(&sha2::Sha256::digest(long_bad.as_bytes()))
+    );
+    assert_eq!(req["body"].as_str().unwrap().len(), 256);
+    // A short one is still a replayable input error.
+    let (st, v) = call(&s, "POST", "/v1/decisions", Some(R1), "{\"action\":").await;
+    assert_eq!(st, 400);
+    assert_eq!(record_of(&s.store, &v).kind, "input_error");
+    // Impersonation with a 60 kB body, over and over: two more are recorded (the burst of
+    // four), every one is answered.
+    let mut b = baseline();
+    b["agent"] = json!("low");
+    b["transition"] = json!("x".repeat(60_000));
+    let body = b.to_string();
+    let mut recorded = 0;
+    for _ in 0..20 {
+        let (st, v) = call(&s, "POST", "/v1/decisions", Some(R1), &body).await;
+        assert_eq!(st, 403, "{v}");
+        assert_eq!(v["error"]["code"], "identity_mismatch");
+        if v.get("record").is_some() {
+            recorded += 1;
+            assert!(record_of(&s.store, &v).proposal.len() < 1024);
+        }
+    }
+    assert_eq!(recorded, 2);
+    // Malformed proposals past the rate: answered 400, not recorded.
+    let (st, v) = call(&s, "POST", "/v1/decisions", Some(R1), "{\"action\":").await;
+    assert_eq!(st, 400);
+    assert!(v.get("record").is_none(), "{v}");
+    let (_, m) = call(&s, "GET", "/metrics", None, "").await;
+    let m = m.as_str().unwrap().to_string();
+    assert!(
+        m.contains("aioss_refusals_unrecorded_total{code=\"identity_mismatch\"} 18"),
+        "{m}"
+    );
+    // Another principal has its own allowance.
+    let (st, v) = call(&s, "GET", "/v1/decisions/nope", Some(LOW), "").await;
+    assert_recorded_error(&s, st, &v, 404, "unknown_decision");
+    let recs = finish(s);
+    let total: usize = recs.iter().map(|r| r.proposal.len()).sum();
+    assert!(total < 16 * 1024, "{total} bytes of requests recorded");
+}
+
+/// Caught: GETs escaped an agent's rate limit (and their refusals were recorded). Every
+/// route costs a token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gets_count_against_an_agents_rate_limit() {
+    let cfg = config_text().replace(
+        "attributes = { role = \"picker\", trust = 0.9 }",
+        "attributes = { role = \"picker\", trust = 0.9 }\nrate_limit = 0.01\nburst = 2",
+    );
+    let s = server("rate-get", Some(&cfg));
+    for _ in 0..2 {
+        let (st, v) = call(&s, "GET", "/v1/decisions/nope", Some(R1), "").await;
+        assert_eq!(st, 404, "{v}");
+    }
+    let (st, v) = call(&s, "GET", "/v1/decisions/nope", Some(R1), "").await;
+    assert_eq!(st, 429, "{v}");
+    let (st, v) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some(R1),
+        &baseline().to_string(),
+    )
+    .await;
+    assert_eq!(st, 429, "{v}");
+    assert!(v.get("record").is_none());
     finish(s);
 }

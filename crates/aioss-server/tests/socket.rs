@@ -45,7 +45,9 @@ async fn every_endpoint_over_a_real_socket() {
     assert_eq!(record_of(&s.store, &j(&b)).kind, "input_error");
     let (st, b) = req(addr, "POST", "/v1/decisions".into(), None, "{}".into()).await;
     assert_eq!(st, 401);
-    assert_eq!(record_of(&s.store, &j(&b)).kind, "refused");
+    // Counted, not recorded.
+    assert_eq!(j(&b)["error"]["code"], "missing_token");
+    assert!(j(&b).get("record").is_none());
 
     let base = baseline().to_string();
     let (st, b) = req(addr, "POST", "/v1/decisions".into(), Some(R1), base.clone()).await;
