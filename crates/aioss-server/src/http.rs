@@ -129,6 +129,7 @@ pub static ROUTES: &[Route] = &[
             (400, ERR),
             (401, ERR),
             (403, ERR),
+            (408, ERR),
             (413, ERR),
             (429, ERR),
             (503, "Overloaded"),
@@ -155,6 +156,7 @@ pub static ROUTES: &[Route] = &[
             (400, ERR),
             (401, ERR),
             (403, ERR),
+            (408, ERR),
             (404, ERR),
             (409, ERR),
             (503, "Overloaded"),
@@ -181,6 +183,7 @@ pub static ROUTES: &[Route] = &[
             (400, ERR),
             (401, ERR),
             (403, ERR),
+            (408, ERR),
             (404, ERR),
             (409, ERR),
             (503, "Overloaded"),
@@ -198,6 +201,7 @@ pub static ROUTES: &[Route] = &[
             (400, ERR),
             (401, ERR),
             (403, ERR),
+            (408, ERR),
             (404, ERR),
             (409, ERR),
             (503, "Overloaded"),
@@ -435,7 +439,12 @@ impl App {
     /// Refuse a request without a valid token: answered 401 and counted
     /// (`aioss_unauthenticated_total`), never recorded (anyone who can reach the port could
     /// otherwise fill the disk), and logged at most once a second with a count.
-    fn unauthenticated(&self, code: &str, message: &str, path: &str) -> Response {
+    fn unauthenticated(&self, code: &str, message: &str, req: &Parts) -> Response {
+        let path = req.uri.path();
+        let peer = req
+            .extensions
+            .get::<crate::listen::Peer>()
+            .map_or_else(String::new, |p| p.0.to_string());
         self.shared.metrics.count("unauthenticated", code);
         if let Ok(mut l) = self.unauthenticated_log.lock() {
             l.1 += 1;
@@ -444,6 +453,7 @@ impl App {
                 tracing::info!(
                     code,
                     path,
+                    %peer,
                     count = l.1,
                     "refused unauthenticated requests (not recorded; counted in aioss_unauthenticated_total)"
                 );
@@ -547,16 +557,39 @@ async fn authorize(
             }
             Ok((Some(p.clone()), who))
         }
-        Err((code, msg)) => Err(app.unauthenticated(code, &msg, &path)),
+        Err((code, msg)) => Err(app.unauthenticated(code, &msg, req)),
     }
 }
 
-/// The body of an authorised request (at most [`MAX_BODY`] bytes of UTF-8); a refusal
-/// response otherwise (recorded with a bounded prefix).
+/// The body of an authorised request (at most [`MAX_BODY`] bytes of UTF-8, read within
+/// `body_read_timeout_secs`); a refusal response otherwise (recorded with a bounded
+/// prefix; a timeout is 408 `body_timeout` and closes the connection).
 async fn read_body(app: &App, parts: &Parts, who: &Who, body: Body) -> Result<String, Response> {
     let method = parts.method.as_str().to_string();
     let path = parts.uri.path().to_string();
-    match axum::body::to_bytes(body, MAX_BODY).await {
+    let limit = crate::listen::secs(app.settings.body_read_timeout_secs);
+    let Ok(read) = tokio::time::timeout(limit, axum::body::to_bytes(body, MAX_BODY)).await else {
+        let mut r = app
+            .refuse(
+                &method,
+                &path,
+                who,
+                "",
+                "",
+                408,
+                "body_timeout",
+                &format!(
+                    "the body did not arrive within {} s",
+                    app.settings.body_read_timeout_secs
+                ),
+                None,
+            )
+            .await;
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Err(r);
+    };
+    match read {
         Ok(b) => match String::from_utf8(b.to_vec()) {
             Ok(s) => Ok(s),
             Err(_) => Err(app
@@ -573,7 +606,7 @@ async fn read_body(app: &App, parts: &Parts, who: &Who, body: Body) -> Result<St
                 )
                 .await),
         },
-        Err(_) => Err(app
+        Err(e) if too_large(&e) => Err(app
             .refuse(
                 &method,
                 &path,
@@ -586,7 +619,38 @@ async fn read_body(app: &App, parts: &Parts, who: &Who, body: Body) -> Result<St
                 None,
             )
             .await),
+        // A broken chunked encoding and the like (caught: answered 413 `too_large`).
+        Err(e) => {
+            let mut r = app
+                .refuse(
+                    &method,
+                    &path,
+                    who,
+                    "",
+                    "",
+                    400,
+                    "malformed_body",
+                    &format!("the body could not be read: {e}"),
+                    None,
+                )
+                .await;
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Err(r)
+        }
     }
+}
+
+/// Whether reading a body failed because it is over [`MAX_BODY`].
+fn too_large(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 fn same_attributes(given: &Value, mine: &serde_json::Map<String, Value>) -> bool {

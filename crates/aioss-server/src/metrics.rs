@@ -207,7 +207,7 @@ impl Metrics {
             "Jobs waiting for the governor.",
             self.queue_depth.load(Relaxed),
         );
-        let families: [(&str, &str, &str); 8] = [
+        let families: [(&str, &str, &str); 9] = [
             (
                 "failure_mode",
                 "aioss_failure_modes_total",
@@ -234,6 +234,11 @@ impl Metrics {
                 "Refusals answered but not recorded because their principal was over refusal_record_rate, by code.",
             ),
             (
+                "connection",
+                "aioss_connection_events_total",
+                "Connections closed at accept because their address held max_connections_per_address (refused_per_address), or accepted on a reserved slot past max_connections (reserved).",
+            ),
+            (
                 "confirmation",
                 "aioss_confirmations_total",
                 "Answers to holds, by status.",
@@ -256,6 +261,7 @@ impl Metrics {
                 "input_error" | "refused" | "unauthenticated" | "unrecorded" => "code",
                 "confirmation" => "status",
                 "outcome" => "evaluation",
+                "connection" => "event",
                 _ => "result",
             };
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter");

@@ -297,120 +297,27 @@ async fn serve(
     eprintln!("aioss serve: listening on http://{local}");
     tracing::info!(%local, policy = %app.shared.policy().hash, "listening");
     let stop = running.stop.clone();
-    let listener = Limited {
-        inner: listener,
-        permits: Arc::new(tokio::sync::Semaphore::new(
-            running.app.settings.max_connections.max(1),
-        )),
-    };
-    let served = axum::serve(listener, running.router())
-        .with_graceful_shutdown(async move {
+    let limits = crate::listen::Limits::of(&running.app.settings);
+    crate::listen::serve(
+        listener,
+        running.router(),
+        limits,
+        Arc::clone(&running.app.shared),
+        async move {
             stop_signal().await;
             tracing::info!("stopping: no new connections; finishing in-flight requests");
             let _ = stop.send(true);
-        })
-        .await;
+        },
+    )
+    .await;
     drop(app);
     // Every in-flight request has its answer; drain and commit what is left, checkpoint.
     let joined = tokio::task::spawn_blocking(move || running.stop())
         .await
         .map_err(|e| Error::Io(format!("stopping: {e}")))?;
-    served.map_err(|e| Error::Io(format!("serving: {e}")))?;
     joined?;
     eprintln!("aioss serve: stopped; the audit store is flushed and checkpointed");
     Ok(())
-}
-
-/// A listener that holds at most `max` connections open at once: past it, new ones wait
-/// in the kernel's backlog until one closes, so idle or slow clients cannot grow the
-/// server's memory without bound.
-struct Limited {
-    inner: tokio::net::TcpListener,
-    permits: Arc<tokio::sync::Semaphore>,
-}
-
-/// An accepted connection, holding its permit until it closes.
-struct Conn {
-    stream: tokio::net::TcpStream,
-    _permit: tokio::sync::OwnedSemaphorePermit,
-}
-
-impl tokio::io::AsyncRead for Conn {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for Conn {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-    fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-}
-
-impl axum::serve::Listener for Limited {
-    type Io = Conn;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Conn, SocketAddr) {
-        loop {
-            let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
-                // The semaphore is never closed; wait and try again all the same.
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            };
-            match self.inner.accept().await {
-                Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
-                    return (
-                        Conn {
-                            stream,
-                            _permit: permit,
-                        },
-                        addr,
-                    );
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: wait, do not spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
 }
 
 async fn stop_signal() {

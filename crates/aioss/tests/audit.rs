@@ -723,12 +723,11 @@ fn a_timestamp_past_year_9999_does_not_crash_decide_audit() {
     let dir = tmpdir("year10000");
     let store = dir.join("a.db");
     let mut line: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("policies/examples/warehouse.jsonl"))
+        std::fs::read_to_string(repo().join("policies/examples/warehouse.jsonl"))
             .unwrap()
             .lines()
             .next()
-            .unwrap()
-            .to_string(),
+            .unwrap(),
     )
     .unwrap();
     line["timestamp"] = serde_json::json!(1e12);

@@ -376,11 +376,18 @@ fn a_bad_config_is_refused_naming_the_field() {
     assert!(err.contains("`server.queue_bund`"), "{err}");
 }
 
+/// Past `max_connections`, reserved connections still answer `/healthz` (caught: idle
+/// sockets up to the cap locked everyone out, health included); past those, new
+/// connections wait in the backlog for a free slot.
 #[test]
-fn connections_past_the_limit_wait_for_a_free_one() {
+fn connections_past_the_limit_wait_but_healthz_is_answered() {
     let dir = tmpdir("maxconn");
     let cfg = dir.join("c.toml");
-    std::fs::write(&cfg, "[server]\nmax_connections = 1\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[server]\nmax_connections = 1\nreserved_connections = 1\n",
+    )
+    .unwrap();
     let mut s = start(&[
         "--policy",
         repo()
@@ -394,6 +401,12 @@ fn connections_past_the_limit_wait_for_a_free_one() {
     ]);
     let idle = std::net::TcpStream::connect(s.addr).unwrap();
     std::thread::sleep(Duration::from_millis(200));
+    // The reserved slot answers health at once.
+    let (st, body) = http(s.addr, "GET", "/healthz", "").unwrap();
+    assert_eq!(st, 200, "{body}");
+    // With the reserved slot held too, the next connection waits...
+    let reserved = std::net::TcpStream::connect(s.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
     let mut c = std::net::TcpStream::connect(s.addr).unwrap();
     write!(
         c,
@@ -406,13 +419,15 @@ fn connections_past_the_limit_wait_for_a_free_one() {
     let early = c.read(&mut buf);
     assert!(
         early.is_err(),
-        "answered while the only connection slot was taken"
+        "answered while every connection slot was taken"
     );
+    // ... until one closes.
     drop(idle);
     c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut text = String::new();
     c.read_to_string(&mut text).unwrap();
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    drop(reserved);
     signal(&s, "TERM");
     assert!(wait_exit(&mut s).success());
 }

@@ -60,13 +60,22 @@ pub struct Server {
     pub addr: Option<std::net::SocketAddr>,
 }
 
-/// Serve `s` on a real socket (127.0.0.1, port 0); [`call`] uses it from then on. Must be
-/// called inside a Tokio runtime.
+/// Serve `s` on a real socket (127.0.0.1, port 0) with the server's own accept loop
+/// (`aioss_server::listen::serve`, its caps and timeouts from the configuration); [`call`]
+/// uses it from then on. Must be called inside a Tokio runtime.
 pub async fn on_socket(mut s: Server) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     s.addr = Some(listener.local_addr().unwrap());
     let router = s.running.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let limits = aioss_server::listen::Limits::of(&s.running.app.settings);
+    let shared = std::sync::Arc::clone(&s.running.app.shared);
+    tokio::spawn(aioss_server::listen::serve(
+        listener,
+        router,
+        limits,
+        shared,
+        std::future::pending(),
+    ));
     s
 }
 
