@@ -10,9 +10,9 @@ fuzz_target!(|data: &[u8]| {
             Ok(p) => {
                 // A loaded policy must also check without panicking on its own ranges.
                 let inputs = p.range_inputs();
-                let mut scratch = p.lattice.scratch();
-                let mut out = vec![aioss_core::RowCheck::default(); p.lattice.rows.len()];
-                let _ = p.lattice.check(&inputs, &mut scratch, &mut out);
+                let mut t1 = aioss_core::Checker::new(&p.lattice);
+                let _ = t1.check(&p.lattice, &inputs, &p.fallback);
+                let _ = t1.certify(&p.lattice);
             }
             Err(e) => {
                 let _ = e.to_string();

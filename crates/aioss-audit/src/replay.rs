@@ -153,7 +153,12 @@ pub fn replay(store: &mut dyn Store, g: &mut Governor, compare: bool) -> Result<
                 }
             }
         } else {
-            match (kind, &g.decide_line_at(&r.proposal, now)) {
+            // At the recorded time, whatever the line's own `timestamp` says: where the
+            // governor kept the time (`serve`, `decide --clock wall`) it was not the line's.
+            match (
+                kind,
+                &g.decide_line_with(&r.proposal, aioss_core::governor::Clock::Recorded(now)),
+            ) {
                 (Some(Kind::Decision), Ok(d)) => {
                     rep.decisions += 1;
                     if d.final_outcome == aioss_core::Outcome::HoldForConfirmation {

@@ -11,7 +11,7 @@
 use std::hint::black_box;
 
 use aioss_core::policy::VarType;
-use aioss_core::{Interval, Policy, RowCheck};
+use aioss_core::{Checker, Interval, Policy};
 use criterion::{criterion_group, criterion_main, Criterion};
 
 const WAREHOUSE: &str = include_str!("../../../policies/warehouse-robot.toml");
@@ -49,17 +49,26 @@ fn nominal_inputs(p: &Policy) -> Vec<Interval> {
 fn bench(c: &mut Criterion) {
     let p = aioss_core::load("warehouse-robot.toml", WAREHOUSE).unwrap();
     let inputs = nominal_inputs(&p);
-    let mut scratch = p.lattice.scratch();
-    let mut out = vec![RowCheck::default(); p.lattice.rows.len()];
+    let action = p.fallback.clone();
     let mut g = c.benchmark_group("tier1");
+    // A fresh checker each time: the whole check, as a new state calls for.
     g.bench_function("warehouse_all_rows", |b| {
-        b.iter(|| p.lattice.check(black_box(&inputs), &mut scratch, &mut out))
+        b.iter_batched_ref(
+            || Checker::new(&p.lattice),
+            |t| t.check(&p.lattice, black_box(&inputs), &action),
+            criterion::BatchSize::SmallInput,
+        )
     });
     // The same rows with every state a point (no uncertainty): the cost of the intervals.
     let points: Vec<Interval> = inputs.iter().map(|i| Interval::point(i.mid())).collect();
     g.bench_function("warehouse_all_rows_point_state", |b| {
-        b.iter(|| p.lattice.check(black_box(&points), &mut scratch, &mut out))
+        b.iter_batched_ref(
+            || Checker::new(&p.lattice),
+            |t| t.check(&p.lattice, black_box(&points), &action),
+            criterion::BatchSize::SmallInput,
+        )
     });
+
     g.finish();
     c.bench_function("load_and_compile/warehouse", |b| {
         b.iter(|| aioss_core::load("warehouse-robot.toml", black_box(WAREHOUSE)).unwrap())

@@ -5,16 +5,16 @@ fn main() {
     match aioss_core::load(&path, &text) {
         Ok(p) => {
             println!(
-                "decide ops: {} (constants written {}, inputs loaded {})",
-                p.lattice.decide_ops.len(),
-                p.lattice.decide_ops.writes().0,
-                p.lattice.decide_ops.writes().1
+                "check ops (before gated rows): {} (constants written {}, inputs loaded {})",
+                p.lattice.focus_base.len(),
+                p.lattice.focus_base.writes().0,
+                p.lattice.focus_base.writes().1
             );
-            for (k, n) in p.lattice.decide_ops.histogram() {
+            for (k, n) in p.lattice.focus_base.histogram() {
                 println!("  {k:8} {n}");
             }
             println!("adjacent pairs (an instruction reading the one before it):");
-            for (k, n) in p.lattice.decide_ops.adjacent_pairs() {
+            for (k, n) in p.lattice.focus_base.adjacent_pairs() {
                 println!("  {k:16} {n}");
             }
         }

@@ -413,10 +413,11 @@ mod tests {
                 };
                 at[a.slot as usize] = Interval::point(x);
             }
-            let mut scratch = p.lattice.scratch();
-            let mut checks = vec![crate::lattice::RowCheck::default(); p.lattice.rows.len()];
-            p.lattice.check(&at, &mut scratch, &mut checks);
-            let need: Vec<Option<f64>> = checks
+            let action: Vec<f64> = p.actions.iter().map(|a| at[a.slot as usize].lo).collect();
+            let mut checker = crate::tier1::Checker::new(&p.lattice);
+            checker.check(&p.lattice, &at, &action);
+            let need: Vec<Option<f64>> = checker
+                .rows()
                 .iter()
                 .map(|c| (c.active && !c.margin.is_invalid() && c.margin.lo.is_finite()).then_some(c.margin.lo))
                 .collect();

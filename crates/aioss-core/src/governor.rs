@@ -42,15 +42,48 @@ use std::borrow::Cow;
 use serde_json::Value;
 
 use crate::interval::{Interval, Truth};
-use crate::lattice::{RowCheck, Status};
 use crate::policy::{
     ConstraintKind, Criticality, Mode, OnViolation, Policy, PolicyTest, VarType, Verdict,
 };
 use crate::repair::{Repair, RepairOutcome, Repairer, SolverStatus};
+use crate::tier1::{Certified, Checker, Status};
 
 /// Agents whose repairer warm start and last action are kept; past this, new agents share
 /// one repairer and their `prev.` defaults to the fallback (bounded memory).
 pub const MAX_AGENTS: usize = 4096;
+
+/// The last second of 9999-12-31 (UTC), in seconds since the Unix epoch: the latest time a
+/// proposal may carry.
+pub const MAX_TIMESTAMP: f64 = 253_402_300_799.0;
+
+/// Where a decision's time comes from. Budgets, windows and expiries follow it, so where
+/// the governor faces agents it must not be the agent's word (DESIGN.md: "what the agent
+/// may not decide").
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Clock {
+    /// The proposal's `timestamp`, else the logical clock (the latest time seen): `aioss
+    /// decide --clock logical` and policy tests, whose input is the operator's own.
+    Logical,
+    /// The governor's own reading of the wall clock, in seconds since the Unix epoch
+    /// (`aioss serve`, `aioss decide --clock wall`). A proposal's `timestamp` within
+    /// `[governor] max_clock_skew_secs` of it is used instead; any other is ignored.
+    Trusted(f64),
+    /// Exactly this time: `aioss audit replay` re-deciding a record at its recorded time.
+    Recorded(f64),
+}
+
+/// Where `prev.<action>` comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PrevSource {
+    /// A proposal's `prev` is used where given; the agent's last executed action (or the
+    /// fallback) elsewhere. For input the operator trusts (`aioss decide`, policy tests).
+    #[default]
+    Body,
+    /// Always the agent's last executed action, the fallback before its first one. A
+    /// proposal that claims another `prev` is refused (`prev_mismatch`): an agent that
+    /// could choose `prev.` could choose the ramp a critical row allows it.
+    Governor,
+}
 
 // ---------------------------------------------------------------------------------------
 // The I2OS enums and the final-outcome table
@@ -719,6 +752,20 @@ impl Proposal {
             ),
             Some(x) => Some(number(x, &"timestamp")?),
         };
+        if let Some(t) = timestamp {
+            // INVARIANT (time-range): every time a decision can carry is a date from
+            // 1970 to 9999, which every formatter of it (the audit record's RFC 3339,
+            // replay) can write; `1e12` once panicked the audit record's formatting.
+            if !(0.0..=MAX_TIMESTAMP).contains(&t) {
+                return Err(InputError::new(
+                    "invalid_value",
+                    "timestamp",
+                    format!(
+                        "`timestamp` {t} is not a time from 1970-01-01 to 9999-12-31 (seconds since the Unix epoch)"
+                    ),
+                ));
+            }
+        }
         let state_names: Vec<&str> = p.states.iter().map(|s| s.name.as_str()).collect();
         let action_names: Vec<&str> = p.actions.iter().map(|a| a.name.as_str()).collect();
 
@@ -1025,9 +1072,12 @@ pub struct Governor {
     clock: f64,
     seq: u64,
     inputs: Vec<Interval>,
+    /// The rules' and budgets' evaluations (classification and accounting, not checks).
     slots: Vec<Interval>,
-    checks: Vec<RowCheck>,
+    /// Tier 1: the only way anything here is certified (see [`crate::tier1`]).
+    t1: Checker,
     dry_run: bool,
+    prev_source: PrevSource,
     /// What charging the budgets evaluates: their increments and what those read.
     budget_ops: crate::tape::OpList,
 }
@@ -1039,7 +1089,7 @@ impl Governor {
         let windows = vec![Window::default(); policy.budgets.len()];
         let inputs = policy.range_inputs();
         let slots = policy.lattice.tape.slots();
-        let checks = vec![RowCheck::default(); policy.lattice.rows.len()];
+        let t1 = Checker::new(&policy.lattice);
         let dry_run = policy.mode == Mode::DryRun;
         let budget_ops = policy.lattice.tape.subset(&policy.lattice.budget_slots);
         Governor {
@@ -1052,8 +1102,9 @@ impl Governor {
             seq: 0,
             inputs,
             slots,
-            checks,
+            t1,
             dry_run,
+            prev_source: PrevSource::Body,
             budget_ops,
         }
     }
@@ -1089,21 +1140,94 @@ impl Governor {
             .collect()
     }
 
+    /// Where `prev.` comes from from now on (default [`PrevSource::Body`]).
+    pub fn set_prev_source(&mut self, s: PrevSource) {
+        self.prev_source = s;
+    }
+
     /// Parse a JSON line and decide it.
     pub fn decide_line(&mut self, line: &str) -> Result<Decision, InputError> {
-        let p = Proposal::parse(&self.policy, line)?;
-        Ok(self.decide(&p))
+        self.decide_line_with(line, Clock::Logical)
     }
 
     /// Parse a JSON line and decide it; a proposal without a `timestamp` is decided at
     /// `now` (seconds since the Unix epoch: the caller's wall clock). The time used is
-    /// [`Decision::time`], which a replay passes back here.
+    /// [`Decision::time`].
     pub fn decide_line_at(&mut self, line: &str, now: f64) -> Result<Decision, InputError> {
         let mut p = Proposal::parse(&self.policy, line)?;
         if p.timestamp.is_none() && now.is_finite() {
             p.timestamp = Some(now);
         }
-        Ok(self.decide(&p))
+        self.decide_with(&p, Clock::Logical)
+    }
+
+    /// Parse a JSON line and decide it at the time `clock` gives.
+    pub fn decide_line_with(&mut self, line: &str, clock: Clock) -> Result<Decision, InputError> {
+        let p = Proposal::parse(&self.policy, line)?;
+        self.decide_with(&p, clock)
+    }
+
+    /// Decide `prop` at the time `clock` gives, refusing what the agent may not claim:
+    /// with [`PrevSource::Governor`], a `prev` other than the agent's last executed action
+    /// (`prev_mismatch`, naming the first variable that differs). A refusal changes no
+    /// governor state.
+    pub fn decide_with(&mut self, prop: &Proposal, clock: Clock) -> Result<Decision, InputError> {
+        self.admit_prev(prop)?;
+        let started = std::time::Instant::now();
+        let now = self.decision_time(prop, clock);
+        let mut d = self.decide_inner(prop, now);
+        d.latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        Ok(d)
+    }
+
+    /// The time a decision of `prop` uses under `clock`: never before the logical clock,
+    /// so windows only move forward.
+    fn decision_time(&self, prop: &Proposal, clock: Clock) -> f64 {
+        let t = match clock {
+            Clock::Logical => prop.timestamp.unwrap_or(self.clock),
+            Clock::Trusted(now) => match prop.timestamp {
+                Some(ts) if (ts - now).abs() <= self.policy.governor.max_clock_skew_secs => ts,
+                _ => now,
+            },
+            Clock::Recorded(t) => t,
+        };
+        // A NaN reading (no clock) keeps the logical clock; `max` returns the other
+        // operand for a NaN one.
+        t.max(self.clock)
+    }
+
+    /// The agent's `prev.` as the governor holds it: its last executed action, else the
+    /// fallback.
+    pub fn recorded_prev(&self, agent: &str) -> &[f64] {
+        self.last_action
+            .get(agent)
+            .map_or(self.policy.fallback.as_slice(), Vec::as_slice)
+    }
+
+    /// With [`PrevSource::Governor`], refuse a `prev` the governor did not execute.
+    fn admit_prev(&self, prop: &Proposal) -> Result<(), InputError> {
+        if self.prev_source == PrevSource::Body {
+            return Ok(());
+        }
+        let recorded = self.recorded_prev(&prop.agent);
+        for ((a, claimed), held) in self.policy.actions.iter().zip(&prop.prev).zip(recorded) {
+            if let Some(c) = claimed {
+                if c != held {
+                    let field = format!("prev.{}", a.name);
+                    let mut shown = String::new();
+                    value_json(&mut shown, &a.ty, *held);
+                    return Err(InputError::new(
+                        "prev_mismatch",
+                        field.clone(),
+                        format!(
+                            "`{field}` is not what this governor last executed for agent `{}` ({shown}): `prev` is the governor's record, not the agent's to set",
+                            prop.agent
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// SHA-256 (hex) of the governor state that later decisions depend on: the sequence
@@ -1137,10 +1261,13 @@ impl Governor {
         s
     }
 
-    /// Decide one proposal. Never panics, never fails: see the module documentation.
+    /// Decide one proposal at its own time ([`Clock::Logical`]) with its own `prev` where
+    /// given ([`PrevSource::Body`], whatever [`Governor::set_prev_source`] says). Never
+    /// panics, never fails: see the module documentation.
     pub fn decide(&mut self, prop: &Proposal) -> Decision {
         let started = std::time::Instant::now();
-        let mut d = self.decide_inner(prop);
+        let now = self.decision_time(prop, Clock::Logical);
+        let mut d = self.decide_inner(prop, now);
         d.latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         d
     }
@@ -1259,23 +1386,26 @@ impl Governor {
         // INVARIANT (check-is-pure): the budget windows are restored; only scratch changes.
         self.windows = saved;
         let p = &self.policy;
-        p.lattice
-            .tape
-            .eval_subset(&p.lattice.decide_ops, &self.inputs, &mut self.slots);
-        p.lattice.read_rows(&self.slots, &mut self.checks);
-        let mut out = Vec::new();
-        for (row, c) in p.lattice.rows.iter().zip(&self.checks) {
-            if c.active && c.status != Status::Sat && row.criticality == Criticality::Critical {
-                out.push(RowReport {
+        self.t1.check(&p.lattice, &self.inputs, &prop.action);
+        let Err(not) = self.t1.certify(&p.lattice) else {
+            return Vec::new();
+        };
+        let rows = self.t1.rows();
+        let mut out: Vec<RowReport> = not
+            .rows
+            .iter()
+            .filter_map(|&i| {
+                let (row, c) = (p.lattice.rows.get(i)?, rows.get(i)?);
+                Some(RowReport {
                     id: row.name.clone(),
                     status: c.status,
                     margin: c.margin,
                     criticality: row.criticality,
-                });
-            }
-        }
-        for (a, &u) in p.actions.iter().zip(&prop.action) {
-            if u < a.min || u > a.max {
+                })
+            })
+            .collect();
+        for &k in &not.out_of_range {
+            if let (Some(a), Some(&u)) = (p.actions.get(k), prop.action.get(k)) {
                 out.push(RowReport {
                     id: format!("bounds.{}", a.name),
                     status: Status::Violated,
@@ -1394,20 +1524,19 @@ impl Governor {
         clippy::too_many_lines,
         reason = "the flow of DESIGN.md, stage by stage, reads best in one place"
     )]
-    fn decide_inner(&mut self, prop: &Proposal) -> Decision {
+    fn decide_inner(&mut self, prop: &Proposal, now: f64) -> Decision {
         let seq = self.seq;
         self.seq += 1;
-        let now = prop.timestamp.map_or(self.clock, |t| t.max(self.clock));
         self.clock = now;
         let missing = self.fill_inputs(prop, now);
         let p = &self.policy;
 
-        // Tier 1 on the rows, their guards and the rules.
+        // Tier 1 at the proposal, and the rules' conditions (classification, not a check).
+        self.t1.check(&p.lattice, &self.inputs, &prop.action);
+        let proposal_cert = self.t1.certify(&p.lattice).ok();
         p.lattice
             .tape
-            .eval_subset(&p.lattice.decide_ops, &self.inputs, &mut self.slots);
-        p.lattice.eval_linear(&self.inputs, &mut self.slots);
-        p.lattice.read_rows(&self.slots, &mut self.checks);
+            .eval_subset(&p.lattice.rule_ops, &self.inputs, &mut self.slots);
         let slot = |k: u32| {
             self.slots
                 .get(k as usize)
@@ -1473,7 +1602,7 @@ impl Governor {
         let mut block_cause: Option<Criticality> = None;
         let mut violated_crit: Option<Criticality> = None;
         for pass in [Status::Violated, Status::Uncertain] {
-            for (row, c) in p.lattice.rows.iter().zip(&self.checks) {
+            for (row, c) in p.lattice.rows.iter().zip(self.t1.rows()) {
                 if !c.active || c.status != pass {
                     continue;
                 }
@@ -1684,15 +1813,9 @@ impl Governor {
             }
         }
 
-        // Which action the classification would execute, and is it certified? The fallback
-        // is checked by Tier 1 only when it may be executed.
-        let certified = |checks: &[RowCheck]| {
-            self.policy.lattice.rows.iter().zip(checks).all(|(r, c)| {
-                !c.active || r.criticality != Criticality::Critical || c.status == Status::Sat
-            })
-        };
-        let proposal_certified =
-            certified(&self.checks) && constraints.iter().all(|c| !c.id.starts_with("bounds."));
+        // Which action the classification calls for; it executes only once Tier 1 has
+        // certified it here (the repairer's own checks only guided its search).
+        let proposal_certified = proposal_cert.is_some();
         let dry_run = self.dry_run;
         let audit = if !missing.is_empty() {
             for m in &missing {
@@ -1736,71 +1859,40 @@ impl Governor {
                 final_outcome(classification, evaluation, audit, repair_status),
             )
         };
-        #[derive(PartialEq)]
-        enum Exec {
-            Proposal,
-            Repaired,
-            Fallback,
-        }
-        // The action the classification calls for...
         let mut exec = match (classification, repair_status, &candidate) {
             (Verdict::Go, _, _) => Exec::Proposal,
             (Verdict::Repair, RepairStatus::Repaired, Some(_)) => Exec::Repaired,
             _ => Exec::Fallback,
         };
-        let mut fallback: Option<Repair> = None;
-        let mut run_fallback = |fallback: &mut Option<Repair>| {
-            if fallback.is_none() {
-                *fallback = Some(
-                    repairer_of(
-                        &mut self.repairers,
-                        &mut self.shared,
-                        &self.policy,
-                        &prop.agent,
-                    )
-                    .fallback(
-                        &self.policy,
-                        inputs,
-                        proposal,
-                        SolverStatus::Solved,
-                        0,
-                        0,
-                    ),
-                );
-            }
+        let lat = &self.policy.lattice;
+        let mut certify = |exec: Exec| -> Option<Certified> {
+            let action = match exec {
+                Exec::Proposal => return proposal_cert.clone(),
+                Exec::Repaired => candidate.as_ref().map(|c| c.action.as_slice())?,
+                Exec::Fallback => self.policy.fallback.as_slice(),
+            };
+            self.t1.check(lat, &self.inputs, action);
+            self.t1.certify(lat).ok()
         };
-        let exec_ok = |exec: &Exec, fallback: &Option<Repair>| match exec {
-            Exec::Proposal => proposal_certified,
-            Exec::Repaired => true,
-            Exec::Fallback => fallback.as_ref().is_some_and(|f| f.certified),
-        };
-        if exec == Exec::Fallback {
-            run_fallback(&mut fallback);
-        }
-        let (mut evaluation, mut audit, mut outcome) = decide_outcome(exec_ok(&exec, &fallback));
+        let mut cert = certify(exec);
+        let (mut evaluation, mut audit, mut outcome) = decide_outcome(cert.is_some());
         // ...and the one the outcome executes: only ALLOW and ALLOW_AFTER_REPAIR run anything
         // but the fallback.
         if !matches!(outcome, Outcome::Allow | Outcome::AllowAfterRepair) && exec != Exec::Fallback
         {
             exec = Exec::Fallback;
-            run_fallback(&mut fallback);
-            (evaluation, audit, outcome) = decide_outcome(exec_ok(&exec, &fallback));
+            cert = certify(exec);
+            (evaluation, audit, outcome) = decide_outcome(cert.is_some());
         }
-        let mut exec_certified = exec_ok(&exec, &fallback);
-        let (mut exec_action, mut exec_checks): (&[f64], &[RowCheck]) =
-            match (&exec, &candidate, &fallback) {
-                (Exec::Repaired, Some(c), _) => (&c.action, &c.checks),
-                (Exec::Fallback, _, Some(f)) => (&f.action, &f.checks),
-                _ => (proposal, &self.checks),
-            };
         let p2 = &self.policy;
+        let exec_certified = cert.is_some();
         if !exec_certified && !dry_run {
             failure_modes.push("fallback_not_certified");
             let bad: Vec<String> = p2
                 .lattice
                 .rows
                 .iter()
-                .zip(exec_checks)
+                .zip(self.t1.rows())
                 .filter(|(r, c)| {
                     c.active && r.criticality == Criticality::Critical && c.status != Status::Sat
                 })
@@ -1811,12 +1903,24 @@ impl Governor {
                 bad.join(", ")
             ));
         }
-        if dry_run {
-            exec_action = proposal;
-            exec_checks = &self.checks;
-            exec_certified = proposal_certified;
+        // INVARIANT (certified-execution): what executes is a `Certified` action; the
+        // fallback uncertified only under FAILED_GOVERNANCE (evaluation FAILED); the
+        // proposal uncertified only in dry-run, which passes it through by design.
+        let executed = if dry_run {
             reasons.push("dry-run: the proposal passes through unchanged".to_string());
-        }
+            self.t1.check(&p2.lattice, &self.inputs, proposal);
+            Executed::DryRun(proposal.clone())
+        } else {
+            match cert {
+                Some(c) => Executed::Certified(c),
+                None => Executed::Uncertified(p2.fallback.clone()),
+            }
+        };
+        let exec_certified = match &executed {
+            Executed::DryRun(_) => proposal_certified,
+            _ => exec_certified,
+        };
+        let exec_checks = self.t1.rows();
 
         let kind_ok = |k: ConstraintKind| -> Option<bool> {
             let mut any = false;
@@ -1836,7 +1940,7 @@ impl Governor {
             projection_stability: (outcome == Outcome::AllowAfterRepair && needs_projection)
                 .then_some(relaxed_rows.is_empty() && exec_certified),
         };
-        let exec = exec_action.to_vec();
+        let exec = executed.into_action();
 
         // Governor state: budgets and the agent's last action follow what was executed.
         self.charge(&prop.agent, &exec, now, &mut failure_modes, &mut reasons);
@@ -1894,6 +1998,34 @@ impl Governor {
             guarantees,
             solver,
             latency_us: 0,
+        }
+    }
+}
+
+/// The action a decision's classification calls for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Exec {
+    Proposal,
+    Repaired,
+    Fallback,
+}
+
+/// What a decision executes.
+#[derive(Debug)]
+enum Executed {
+    /// An action Tier 1 certified: the proposal, its repair or the fallback.
+    Certified(Certified),
+    /// The fallback, which Tier 1 could not certify at this state: FAILED_GOVERNANCE.
+    Uncertified(Vec<f64>),
+    /// Dry-run: the proposal, passed through whatever Tier 1 said.
+    DryRun(Vec<f64>),
+}
+
+impl Executed {
+    fn into_action(self) -> Vec<f64> {
+        match self {
+            Executed::Certified(c) => c.into_action(),
+            Executed::Uncertified(a) | Executed::DryRun(a) => a,
         }
     }
 }

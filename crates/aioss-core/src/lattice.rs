@@ -1,21 +1,16 @@
-//! The compiled constraint lattice and Tier 1, the sound checker.
+//! The compiled constraint lattice: every rule, guard, row and budget of a policy on one
+//! tape, with the lists of instructions Tier 1 evaluates.
 //!
-//! Tier 1 is the trusted part of AIOSS: nothing executes until it has certified every
-//! active critical row. It evaluates the whole lattice on one tape over intervals (the
-//! action is a point, each state an interval), then reads each row's margin:
-//!
-//! * SAT: the margin is non-negative (positive for strict rows) for every point of the box;
-//! * VIOLATED: it is negative for every point of the box;
-//! * UNCERTAIN: anything else, including INVALID margins (division by an interval holding
-//!   zero, `sqrt` of a negative, NaN). UNCERTAIN is treated as violated by the governor.
-//!
-//! The check is allocation-free: callers keep a [`Scratch`] and an output slice.
+//! This is the compiler's output (with [`crate::tape`] and [`crate::load`], the second
+//! thing a reviewer reads after [`crate::tier1`]): the checker trusts that a row's margin
+//! slot computes `rhs − lhs` of the policy's comparison, and that the lists here hold
+//! every instruction their roots depend on. Checking is [`crate::tier1::Checker`]'s.
 
-use crate::error::{ErrorKind, PolicyError};
 use crate::expr::typeck::{Func, Op2};
-use crate::interval::{Interval, Truth};
+use crate::interval::Interval;
 use crate::policy::{ConstraintKind, Criticality, Policy, Sense};
 use crate::tape::{Inst, Tape, TapeBuilder};
+pub use crate::tier1::verdict::{status_of, RowCheck, Status, Summary};
 
 /// One compiled row.
 #[derive(Clone, Debug)]
@@ -47,6 +42,21 @@ pub struct Row {
 /// The compiled lattice: one tape for every rule, guard, row and budget.
 #[derive(Clone, Debug, Default)]
 pub struct Lattice {
+    /// This compilation's identity (unique in the process; a clone shares it), so working
+    /// memory built for one lattice is never read as another's.
+    pub id: u64,
+    /// Per action variable, its declared range (what a certified action must lie in).
+    pub action_ranges: Vec<crate::tier1::ActionRange>,
+    /// The focus instructions that depend on a real action variable: all a check must
+    /// re-evaluate when only real action values changed.
+    pub moving_real: crate::tape::OpList,
+    /// The focus instructions that depend on a discrete action variable.
+    pub moving_disc: crate::tape::OpList,
+    /// The focus instructions that depend on any action variable.
+    pub moving_any: crate::tape::OpList,
+    /// The rules' conditions and everything they read (the governor's classification;
+    /// not part of a check).
+    pub rule_ops: crate::tape::OpList,
     /// The shared tape.
     pub tape: Tape,
     /// Rows, grouped by constraint in policy order.
@@ -59,10 +69,6 @@ pub struct Lattice {
     pub n_actions: u32,
     /// The tape instruction reading each action variable's slot (`None` if no row reads it).
     pub action_inst: Vec<Option<u32>>,
-    /// What a decision evaluates: rows, guards and rules (not the budgets' increments).
-    /// The margins of [`Lattice::linear`] rows are not in it (nor in the tape's focus):
-    /// [`Lattice::eval_linear`] writes them.
-    pub decide_ops: crate::tape::OpList,
     /// The tape's focus (what [`Lattice::check`] evaluates) split by the guards that read
     /// no action variable: what every check evaluates, and per such guard slot the
     /// instructions only the rows under that guard need, skipped when the guard is surely
@@ -79,109 +85,6 @@ pub struct Lattice {
     pub linear_blocks: Vec<crate::linear::LinearBlock>,
     /// The indices of the other rows of [`Lattice::linear`], evaluated one by one.
     pub linear_single: Vec<u32>,
-}
-
-/// A row's verdict.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    /// Holds for every state in the box.
-    Sat,
-    /// Fails for every state in the box.
-    Violated,
-    /// Could not be decided (straddles the bound, or undefined somewhere in the box).
-    Uncertain,
-}
-
-impl Status {
-    /// The name used in decisions.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Sat => "SAT",
-            Status::Violated => "VIOLATED",
-            Status::Uncertain => "UNCERTAIN",
-        }
-    }
-}
-
-/// Tier 1's result for one row.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RowCheck {
-    /// Does the row apply (its guard is not surely false)?
-    pub active: bool,
-    /// SAT / VIOLATED / UNCERTAIN (meaningful when active).
-    pub status: Status,
-    /// The margin interval (non-negative means satisfied; ±1 for boolean rows).
-    pub margin: Interval,
-    /// A numerical fault: the margin is undefined somewhere in the box.
-    pub fault: bool,
-}
-
-impl Default for RowCheck {
-    fn default() -> Self {
-        RowCheck {
-            active: false,
-            status: Status::Uncertain,
-            margin: Interval::INVALID,
-            fault: false,
-        }
-    }
-}
-
-/// Counts over the active rows of one check.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Summary {
-    /// Active rows that are SAT.
-    pub sat: u32,
-    /// Active rows that are VIOLATED.
-    pub violated: u32,
-    /// Active rows that are UNCERTAIN.
-    pub uncertain: u32,
-    /// Rows whose guard is surely false.
-    pub inactive: u32,
-    /// Active critical rows that are not SAT.
-    pub critical_unsat: u32,
-}
-
-/// Working memory for checks, sized for one lattice.
-#[derive(Clone, Debug)]
-pub struct Scratch {
-    /// One interval per tape slot.
-    pub slots: Vec<Interval>,
-}
-
-/// The status a margin gives a row of the given sense.
-#[inline]
-pub fn status_of(sense: Sense, m: Interval) -> (Status, Interval, bool) {
-    if m.is_invalid() {
-        return (Status::Uncertain, m, true);
-    }
-    match sense {
-        Sense::Bool => match m.truth() {
-            Truth::True => (Status::Sat, Interval::point(1.0), false),
-            Truth::False => (Status::Violated, Interval::point(-1.0), false),
-            Truth::Unknown => (Status::Uncertain, Interval::new(-1.0, 1.0), false),
-        },
-        Sense::Le | Sense::Eq => {
-            let s = if m.lo >= 0.0 {
-                Status::Sat
-            } else if m.hi < 0.0 {
-                Status::Violated
-            } else {
-                Status::Uncertain
-            };
-            (s, m, false)
-        }
-        Sense::Lt | Sense::Ne => {
-            let s = if m.lo > 0.0 {
-                Status::Sat
-            } else if m.hi <= 0.0 {
-                Status::Violated
-            } else {
-                Status::Uncertain
-            };
-            (s, m, false)
-        }
-    }
 }
 
 impl Lattice {
@@ -252,17 +155,39 @@ impl Lattice {
             })
             .collect();
         tape.focus(&roots);
-        let decide_roots: Vec<u32> = roots
-            .iter()
-            .copied()
-            .chain(rule_slots.iter().copied())
-            .collect();
-        let decide_ops = tape.subset(&decide_roots);
+        let rule_ops = tape.subset(&rule_slots);
         for r in &mut rows {
             r.cone = tape.cone(r.margin);
         }
         let (focus_base, focus_gated) = gate(&tape, &rows, &roots, n_actions);
-        let action_inst = p.actions.iter().map(|a| tape.input_inst(a.slot)).collect();
+        let action_inst: Vec<Option<u32>> =
+            p.actions.iter().map(|a| tape.input_inst(a.slot)).collect();
+        // What a change of each kind of action variable can change (see `tier1::check`).
+        let moving = |discrete: bool| {
+            let seeds: Vec<u32> = p
+                .actions
+                .iter()
+                .zip(&action_inst)
+                .filter(|(a, _)| a.ty.is_discrete() == discrete)
+                .filter_map(|(_, i)| *i)
+                .collect();
+            tape.dependents(&seeds)
+        };
+        let (dep_real, dep_disc) = (moving(false), moving(true));
+        let dep_any: Vec<bool> = dep_real
+            .iter()
+            .zip(&dep_disc)
+            .map(|(a, b)| *a || *b)
+            .collect();
+        let action_ranges = p
+            .actions
+            .iter()
+            .map(|a| crate::tier1::ActionRange {
+                min: a.min,
+                max: a.max,
+                whole: a.ty.is_discrete(),
+            })
+            .collect();
         let (linear_blocks, in_block) = crate::linear::blocks(&linear);
         let linear_single = in_block
             .iter()
@@ -270,14 +195,20 @@ impl Lattice {
             .filter(|(_, &b)| !b)
             .filter_map(|(i, _)| u32::try_from(i).ok())
             .collect();
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Lattice {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            action_ranges,
+            moving_real: tape.focus_subset(&dep_real),
+            moving_disc: tape.focus_subset(&dep_disc),
+            moving_any: tape.focus_subset(&dep_any),
+            rule_ops,
             tape,
             rows,
             rule_slots,
             budget_slots,
             n_actions,
             action_inst,
-            decide_ops,
             focus_base,
             focus_gated,
             linear,
@@ -286,106 +217,13 @@ impl Lattice {
         }
     }
 
-    /// Write the margin of every linear row (see [`crate::linear`]) into `slots`. Every
-    /// evaluation of the rows calls this after the tape.
-    #[inline]
-    pub fn eval_linear(&self, inputs: &[Interval], slots: &mut [Interval]) {
-        if !self.linear_blocks.is_empty() {
-            self.eval_blocks(inputs, slots);
-        }
-        for &i in &self.linear_single {
-            if let Some(l) = self.linear.get(i as usize) {
-                if let Some(s) = slots.get_mut(l.margin as usize) {
-                    *s = crate::linear::eval(l, inputs);
-                }
-            }
-        }
-    }
-
-    /// The blocks' part of [`Lattice::eval_linear`] (out of line: most policies have none,
-    /// and their checks should not carry its code).
-    #[inline(never)]
-    fn eval_blocks(&self, inputs: &[Interval], slots: &mut [Interval]) {
-        for b in &self.linear_blocks {
-            crate::linear::eval_block(b, &self.linear, inputs, |l, v| {
-                if let Some(s) = slots.get_mut(l.margin as usize) {
-                    *s = v;
-                }
-            });
-        }
-    }
-
     pub(crate) fn shrink(&mut self) {
         self.rows.shrink_to_fit();
     }
 
-    /// Fresh working memory for [`Lattice::check`].
-    pub fn scratch(&self) -> Scratch {
-        Scratch {
-            slots: self.tape.slots(),
-        }
-    }
-
-    /// Tier 1: evaluate every row (only the instructions rows and guards depend on; use
-    /// [`Tape::eval`] on [`Lattice::tape`] for the rules and budgets too). `out` receives one [`RowCheck`] per row (extra rows of
-    /// `out` are left alone; missing ones are skipped). No allocation.
-    pub fn check(
-        &self,
-        inputs: &[Interval],
-        scratch: &mut Scratch,
-        out: &mut [RowCheck],
-    ) -> Summary {
-        if scratch.slots.len() < self.tape.len() {
-            *scratch = self.scratch();
-        }
-        let slots = &mut scratch.slots;
-        // INVARIANT (gated-rows): an instruction is skipped only when every row that needs
-        // it is under a guard that reads no action and is surely false here; such a row is
-        // inactive, `read_rows` does not read its margin, and no guard, rule or other row
-        // reads the skipped slots. (They keep older values: incremental re-checks within
-        // one state, which re-evaluate only action-dependent instructions, never make such
-        // a row active, since its guard reads no action.)
-        self.tape.eval_subset(&self.focus_base, inputs, slots);
-        for (g, ops) in &self.focus_gated {
-            let off = slots
-                .get(*g as usize)
-                .is_some_and(|x| x.truth() == Truth::False);
-            if !off {
-                self.tape.eval_subset(ops, inputs, slots);
-            }
-        }
-        self.eval_linear(inputs, slots);
-        self.read_rows(slots, out)
-    }
-
     /// Read the row verdicts from an evaluated slot array.
     pub fn read_rows(&self, slots: &[Interval], out: &mut [RowCheck]) -> Summary {
-        let mut s = Summary::default();
-        for (row, o) in self.rows.iter().zip(out.iter_mut()) {
-            let get = |k: u32| slots.get(k as usize).copied().unwrap_or(Interval::INVALID);
-            let active = row.guard.is_none_or(|g| get(g).truth() != Truth::False);
-            if !active {
-                *o = RowCheck::default();
-                s.inactive += 1;
-                continue;
-            }
-            let (status, margin, fault) = status_of(row.sense, get(row.margin));
-            *o = RowCheck {
-                active,
-                status,
-                margin,
-                fault,
-            };
-            match status {
-                Status::Sat => s.sat += 1,
-                Status::Violated => s.violated += 1,
-                Status::Uncertain => s.uncertain += 1,
-            }
-            if status != Status::Sat && row.criticality == Criticality::Critical {
-                s.critical_unsat += 1;
-            }
-        }
-        s
+        crate::tier1::verdict::read_rows(&self.rows, slots, out)
     }
 }
 
@@ -444,93 +282,6 @@ impl Policy {
             .count();
         (crit.count() - at_decision, at_decision)
     }
-}
-
-/// Certify the fallback: every critical row (except barrier and Lyapunov rows, certified at
-/// decision time) must be SAT over [`Policy::range_inputs`]. One error per failing row.
-pub fn certify_fallback(p: &Policy) -> Vec<PolicyError> {
-    let inputs = p.range_inputs();
-    let mut scratch = p.lattice.scratch();
-    let mut out = vec![RowCheck::default(); p.lattice.rows.len()];
-    p.lattice.check(&inputs, &mut scratch, &mut out);
-    let mut errors = Vec::new();
-    for (row, chk) in p.lattice.rows.iter().zip(&out) {
-        if row.criticality != Criticality::Critical
-            || row.kind.certified_at_decision_time()
-            || !chk.active
-        {
-            continue;
-        }
-        if chk.status == Status::Sat {
-            continue;
-        }
-        let Some(c) = p.constraints.get(row.constraint) else {
-            continue;
-        };
-        let span = c
-            .rows
-            .iter()
-            .find(|r| r.name == row.name)
-            .map_or(c.span, |r| r.span);
-        let how = match chk.status {
-            Status::Violated => "violates",
-            _ => "may violate",
-        };
-        let reads: Vec<String> = {
-            let mut names = Vec::new();
-            let mut note = |slot: u32| {
-                for s in &p.states {
-                    if s.slot == Some(slot) && !names.contains(&s.name) {
-                        names.push(s.name.clone());
-                    }
-                }
-                for b in &p.budgets {
-                    if b.slot == slot && !names.contains(&format!("budget.{}", b.name)) {
-                        names.push(format!("budget.{}", b.name));
-                    }
-                }
-                for a in &p.actions {
-                    if a.prev_slot == slot && !names.contains(&format!("prev.{}", a.name)) {
-                        names.push(format!("prev.{}", a.name));
-                    }
-                }
-            };
-            if let Some(r) = c.rows.iter().find(|r| r.name == row.name) {
-                r.lhs.inputs(&mut note);
-                r.rhs.inputs(&mut note);
-            }
-            names
-        };
-        let margin = if chk.margin.is_invalid() {
-            "undefined".to_string()
-        } else {
-            format!("[{}, {}]", chk.margin.lo, chk.margin.hi)
-        };
-        let mut help =
-            "change [fallback] so that it satisfies this constraint for every state".to_string();
-        if !reads.is_empty() {
-            help.push_str(&format!(
-                ", or declare tighter `min`/`max` for {}",
-                reads
-                    .iter()
-                    .map(|n| format!("`{n}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        errors.push(
-            PolicyError::new(
-                ErrorKind::FallbackNotCertified,
-                span,
-                format!(
-                    "the fallback {how} critical constraint `{}` for some state in the declared ranges (margin {margin})",
-                    row.name
-                ),
-            )
-            .help(help),
-        );
-    }
-    errors
 }
 
 /// Split the tape's focus (the instructions of `roots`: row margins and guards) into the
@@ -654,7 +405,7 @@ mod tests {
             which in 0usize..2,
         ) {
             let p = &policies()[which];
-            let mut scratch = p.lattice.scratch();
+            let mut checker = crate::tier1::Checker::new(&p.lattice);
             let n = p.lattice.rows.len();
             for r in &states {
                 let mut k = 0;
@@ -675,10 +426,12 @@ mod tests {
                     let x = a.min + next() * (a.max - a.min);
                     inputs[a.slot as usize] = Interval::point(if a.ty == VarType::Real { x } else { x.round() });
                 }
-                let (mut gated, mut whole) = (vec![RowCheck::default(); n], vec![RowCheck::default(); n]);
-                let sg = p.lattice.check(&inputs, &mut scratch, &mut gated);
+                let action: Vec<f64> = p.actions.iter().map(|a| inputs[a.slot as usize].lo).collect();
+                let mut whole = vec![RowCheck::default(); n];
+                let sg = checker.check(&p.lattice, &inputs, &action);
                 let sw = ungated(p, &inputs, &mut whole);
                 prop_assert_eq!(format!("{sg:?}"), format!("{sw:?}"));
+                let gated = checker.rows();
                 for (i, (x, y)) in gated.iter().zip(&whole).enumerate() {
                     prop_assert_eq!(x.active, y.active, "row {}", i);
                     prop_assert_eq!(x.status, y.status, "row {}", i);

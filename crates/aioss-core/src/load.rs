@@ -1122,6 +1122,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
     let mut gov = GovernorSettings {
         deadline_us: 1000,
         enforce_deadline: false,
+        max_clock_skew_secs: 0.0,
         max_iterations: 50,
         repair_limit: f64::INFINITY,
         metric: (0..nr)
@@ -1140,6 +1141,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                 &[
                     "deadline_us",
                     "enforce_deadline",
+                    "max_clock_skew_secs",
                     "max_iterations",
                     "repair_limit",
                     "metric",
@@ -1167,6 +1169,18 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
             }
             if let Some(b) = l.boolean(t, "enforce_deadline", sec) {
                 gov.enforce_deadline = b;
+            }
+            if let Some((x, sp)) = l.number(t, "max_clock_skew_secs", sec) {
+                // A day is already more than any clock that is working should drift.
+                if (0.0..=86_400.0).contains(&x) {
+                    gov.max_clock_skew_secs = x;
+                } else {
+                    l.err(PolicyError::new(
+                        ErrorKind::InvalidValue,
+                        sp,
+                        "`max_clock_skew_secs` must be from 0 to 86400 seconds",
+                    ));
+                }
             }
             if let Some((x, sp)) = l.number(t, "max_iterations", sec) {
                 if (1.0..=1e6).contains(&x) && x.fract() == 0.0 {
@@ -1908,7 +1922,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
     };
     let lattice = Lattice::compile(&policy);
     let mut policy = Policy { lattice, ..policy };
-    for e in crate::lattice::certify_fallback(&policy) {
+    for e in crate::tier1::certify_fallback(&policy) {
         l.err(e);
     }
     policy.lattice.shrink();

@@ -314,6 +314,12 @@ pub struct GovernorSettings {
     /// reaches nine tenths of `deadline_us`, and the decision takes the best certified
     /// candidate found so far or, without one, the fallback.
     pub enforce_deadline: bool,
+    /// How far, in seconds, a proposal's own `timestamp` may be from the governor's clock
+    /// and still be the decision's time, where the governor keeps the time (`aioss serve`,
+    /// `aioss decide --clock wall`; `[governor] max_clock_skew_secs`). Default 0: the
+    /// governor's clock alone decides budgets, windows and expiries there. A timestamp
+    /// further off is ignored (the decision's `time` says which was used).
+    pub max_clock_skew_secs: f64,
     /// Tier 2 iteration cap. Default 50.
     pub max_iterations: u32,
     /// Mahalanobis distance above which a repair needs a human. Default: unlimited.

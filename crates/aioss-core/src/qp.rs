@@ -55,6 +55,7 @@
 //! the step that makes the equality active is non-negative). The reported multipliers are for
 //! the user's rows: `H x + g + Σ λ_i a_i = 0`, with `λ_i >= 0` for inequalities.
 
+pub(crate) use crate::tier1::linear::dot;
 use libm::hypot;
 
 /// Relative tolerance for primal feasibility: row `i` counts as violated when
@@ -177,30 +178,6 @@ pub struct QpWorkspace {
     /// Did the last solve end `Solved`, leaving `jm`, `rm`, `act[..q]`, `sign` and `hn` the
     /// factorisation of its final active set (no equality rows)?
     factors_kept: bool,
-}
-
-/// `Σ a_k b_k`, for slices of equal length.
-///
-/// INVARIANT (fixed-summation-order): four partial sums over `k mod 4`, combined as
-/// `(s0 + s1) + (s2 + s3)` and then the tail left to right. The order depends only on the
-/// length, so results are bit-identical everywhere, while the independent chains let the
-/// compiler vectorise.
-pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
-    let (ta, tb) = (ca.remainder(), cb.remainder());
-    let mut acc = [0.0f64; 4];
-    for (x, y) in ca.zip(cb) {
-        if let (Ok(x), Ok(y)) = (<&[f64; 4]>::try_from(x), <&[f64; 4]>::try_from(y)) {
-            acc[0] += x[0] * y[0];
-            acc[1] += x[1] * y[1];
-            acc[2] += x[2] * y[2];
-            acc[3] += x[3] * y[3];
-        }
-    }
-    let [s0, s1, s2, s3] = acc;
-    ta.iter()
-        .zip(tb)
-        .fold((s0 + s1) + (s2 + s3), |s, (x, y)| s + x * y)
 }
 
 /// `Σ |a_k b_k|`, in the order of [`dot`].

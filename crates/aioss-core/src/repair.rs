@@ -106,10 +106,10 @@ use std::collections::BinaryHeap;
 use crate::contract::Contractor;
 use crate::expr::typeck::{Func, Op2};
 use crate::interval::Interval;
-use crate::lattice::{RowCheck, Scratch, Status, Summary};
 use crate::policy::{Criticality, Policy, Sense, VarType};
 use crate::qp::{QpStatus, QpWorkspace};
 use crate::tape::{Inst, OpList, Tape};
+use crate::tier1::{Checker, RowCheck, Status, Summary};
 
 /// Node budget of the discrete search, per relaxation stage.
 pub const NODE_BUDGET: u32 = 64;
@@ -339,10 +339,10 @@ pub struct Repairer {
     /// reverse sweep of its gradient needs no others).
     grad_cone: Vec<Vec<u32>>,
     qp: QpWorkspace,
-    scratch: Scratch,
+    /// The search's own Tier 1 (its verdicts guide the search; they certify nothing).
+    t1: Checker,
     adj: Vec<f64>,
     work: Vec<Interval>,
-    checks: Vec<RowCheck>,
     a: Vec<f64>,
     b: Vec<f64>,
     g: Vec<f64>,
@@ -377,30 +377,15 @@ pub struct Repairer {
     boost: Vec<f64>,
     /// The `n` the QP's Hessian is factored for (0: none).
     hess_n: usize,
-    /// The action `checks` was computed at, and whether that holds for the current
+    /// The action `t1` last checked, and whether that holds for the current
     /// repair's inputs (reset at the start of every repair).
     checked: Vec<f64>,
     checked_valid: bool,
-    /// The Tier 1 instructions that depend on a real action variable. Inside one SQP the
-    /// state and the discrete values are fixed, so after one full check only these change
-    /// from iterate to iterate (see [`Repairer::tier1_moved`]).
-    moving: OpList,
-    /// The Tier 1 instructions that depend on any action variable, real or discrete. Within
-    /// one repair the state is fixed, so a node's first check (new discrete values, the
-    /// proposal's real ones) re-evaluates only these after the repair's first full check.
-    moving_any: OpList,
-    /// The Tier 1 instructions that depend on a discrete action variable.
-    moving_disc: OpList,
-    /// The point check's slots at the first node's first point, whose real values every
-    /// node of the repair starts from (`start_valid`; `start_reals` are those values). A
-    /// later node's first check restores them and re-evaluates only `moving_disc`: the
-    /// other instructions read the same inputs, so they hold the same values, bit for bit.
-    start: Vec<Interval>,
-    start_reals: Vec<f64>,
+    /// Has this repair kept its first node's check ([`Repairer::tier1_node`])?
     start_valid: bool,
-    /// Tier 1 over the whole real action box at the current node (its own slots, so the
-    /// point check's slots stay valid for [`Repairer::tier1_moved`]).
-    box_scratch: Scratch,
+    /// The curved rows over the whole real action box at the current node (a screen, not a
+    /// check: see [`Repairer::screen`]), in slots of their own.
+    box_slots: Vec<Interval>,
     box_checks: Vec<RowCheck>,
     /// The instructions of the curved rows that read real action variables (margins and
     /// guards): what [`Repairer::screen`] evaluates over the box.
@@ -547,15 +532,11 @@ impl Repairer {
                     .collect()
             })
             .collect();
-        let moving = lat.tape.focus_subset(&dep);
         let disc_seeds: Vec<u32> = discrete
             .iter()
             .filter_map(|&ai| lat.action_inst.get(ai).copied().flatten())
             .collect();
         let dep_disc = lat.tape.dependents(&disc_seeds);
-        let dep_any: Vec<bool> = dep.iter().zip(&dep_disc).map(|(a, b)| *a || *b).collect();
-        let moving_any = lat.tape.focus_subset(&dep_any);
-        let moving_disc = lat.tape.focus_subset(&dep_disc);
         let affine = affine_rows(p, &real);
         let guard_moves: Vec<bool> = lat
             .rows
@@ -643,10 +624,9 @@ impl Repairer {
             row_reads_real,
             grad_cone,
             qp: QpWorkspace::new(n_max.max(1), m_max.max(1)),
-            scratch: lat.scratch(),
+            t1: Checker::new(lat),
             adj: vec![0.0; lat.tape.len()],
             work: Vec::with_capacity(p.layout.len as usize),
-            checks: vec![RowCheck::default(); nrows],
             a: Vec::with_capacity(m_max * n_max),
             b: Vec::with_capacity(m_max),
             g: Vec::with_capacity(n_max),
@@ -670,13 +650,8 @@ impl Repairer {
             hess_n: 0,
             checked: Vec::with_capacity(p.actions.len()),
             checked_valid: false,
-            moving,
-            moving_any,
-            moving_disc,
-            start: Vec::new(),
-            start_reals: Vec::new(),
             start_valid: false,
-            box_scratch: lat.scratch(),
+            box_slots: lat.tape.slots(),
             box_checks: vec![RowCheck::default(); nrows],
             box_ops,
             box_disc_ops,
@@ -734,82 +709,35 @@ impl Repairer {
         }
     }
 
-    /// Tier 1 at `action` over the state in `inputs`; fills `self.checks`.
+    /// Tier 1 at `action` over the state in `inputs` (the trusted checker decides what it
+    /// must evaluate again since its last check: within one repair the state is fixed, so
+    /// mostly only the instructions that read an action variable); `self.t1.rows()` then
+    /// holds each row's verdict. What the search learns here only guides it: the governor
+    /// certifies whatever it executes with a check of its own.
     fn tier1(&mut self, p: &Policy, inputs: &[Interval], action: &[f64]) -> Summary {
-        self.fill_work(p, inputs, action, false);
-        let s = p
-            .lattice
-            .check(&self.work, &mut self.scratch, &mut self.checks);
+        let s = self.t1.check(&p.lattice, inputs, action);
         self.checked.clear();
         self.checked.extend_from_slice(action);
         self.checked_valid = true;
         s
     }
 
-    /// Tier 1 at a discrete node's first point, inside a repair. After the repair's first
-    /// check (`checked_valid`, reset when a repair starts: the slots hold a check of these
-    /// same `inputs`), only the instructions that read an action variable, real or
-    /// discrete, are evaluated again: bit for bit the full check, since nothing else in
-    /// `self.work` changed. Every node starts from the same real values, so from the second
-    /// node on the first node's starting slots (`start`) are restored and only the
-    /// instructions that read a discrete variable are evaluated (12 of the warehouse's 221).
+    /// Tier 1 at a discrete node's first point. Every node of a repair starts from the same
+    /// real values, so the first node's evaluation is kept ([`crate::tier1::Checker::mark`]):
+    /// a later node's check starts from it and evaluates again only what reads a discrete
+    /// variable (12 of the warehouse's 221 action-dependent instructions).
     fn tier1_node(&mut self, p: &Policy, inputs: &[Interval], action: &[f64]) {
-        if !self.checked_valid {
-            self.tier1(p, inputs, action);
-            return;
-        }
-        self.fill_work(p, inputs, action, false);
-        let lat = &p.lattice;
-        let same_reals = self.start_valid
-            && self.real.len() == self.start_reals.len()
-            && self
-                .real
-                .iter()
-                .zip(&self.start_reals)
-                .all(|(&ai, x)| action.get(ai).map(|a| a.to_bits()) == Some(x.to_bits()));
-        if same_reals && self.start.len() == self.scratch.slots.len() {
-            self.scratch.slots.copy_from_slice(&self.start);
-            lat.tape
-                .eval_subset(&self.moving_disc, &self.work, &mut self.scratch.slots);
-        } else {
-            lat.tape
-                .eval_subset(&self.moving_any, &self.work, &mut self.scratch.slots);
-        }
-        // (Without discrete variables there is one node: nothing to restore later.)
-        if !same_reals && !self.discrete.is_empty() {
-            self.start.clone_from(&self.scratch.slots);
-            self.start_reals.clear();
-            self.start_reals.extend(
-                self.real
-                    .iter()
-                    .map(|&ai| action.get(ai).copied().unwrap_or(f64::NAN)),
-            );
+        self.tier1(p, inputs, action);
+        // (Without discrete variables there is one node: nothing to start from later.)
+        if !self.start_valid && !self.discrete.is_empty() {
+            self.t1.mark();
             self.start_valid = true;
         }
-        lat.eval_linear(&self.work, &mut self.scratch.slots);
-        lat.read_rows(&self.scratch.slots, &mut self.checks);
-        self.checked.clear();
-        self.checked.extend_from_slice(action);
-    }
-
-    /// Tier 1 at `action`, which differs from the point of the last check (full or not)
-    /// only in real action variables: re-evaluates only the instructions that depend on
-    /// them. Bit for bit what [`Repairer::tier1`] gives, at a fraction of the cost.
-    fn tier1_moved(&mut self, p: &Policy, inputs: &[Interval], action: &[f64]) {
-        self.fill_work(p, inputs, action, false);
-        let lat = &p.lattice;
-        lat.tape
-            .eval_subset(&self.moving, &self.work, &mut self.scratch.slots);
-        lat.eval_linear(&self.work, &mut self.scratch.slots);
-        lat.read_rows(&self.scratch.slots, &mut self.checks);
-        self.checked.clear();
-        self.checked.extend_from_slice(action);
-        self.checked_valid = true;
     }
 
     /// Which rows no real action in the box of the action ranges can break (into
     /// `self.screened`), and whether some row fails for every real action by more than any
-    /// stage may relax (into `self.hopeless`). Needs `self.checks` and `self.scratch` at
+    /// stage may relax (into `self.hopeless`). Needs `self.t1` checked at
     /// `action`, a point of the box.
     ///
     /// * A row that reads no real action variable is constant over the box: its point check
@@ -830,16 +758,16 @@ impl Repairer {
             } else {
                 &self.box_ops
             };
-            lat.tape
-                .eval_subset(ops, &self.work, &mut self.box_scratch.slots);
+            lat.tape.eval_subset(ops, &self.work, &mut self.box_slots);
             self.box_valid = true;
-            lat.read_rows(&self.box_scratch.slots, &mut self.box_checks);
+            lat.read_rows(&self.box_slots, &mut self.box_checks);
         }
         self.hopeless = false;
         self.hopeless_rows.clear();
         let scale = action.iter().fold(1.0f64, |m, x| m.max(x.abs()));
         for i in 0..p.lattice.rows.len() {
-            let (Some(row), Some(c)) = (p.lattice.rows.get(i), self.checks.get(i).copied()) else {
+            let (Some(row), Some(c)) = (p.lattice.rows.get(i), self.t1.rows().get(i).copied())
+            else {
                 continue;
             };
             let tol = if row.criticality != Criticality::Critical
@@ -905,7 +833,7 @@ impl Repairer {
                 (bound > 1e-9 * scale, false)
             } else {
                 let b = self.box_checks.get(i).copied().unwrap_or_default();
-                let slots = &self.box_scratch.slots;
+                let slots = &self.box_slots;
                 let surely = row.guard.is_none_or(|g| {
                     slots
                         .get(g as usize)
@@ -923,7 +851,7 @@ impl Repairer {
         }
     }
 
-    /// Does `self.checks` already hold Tier 1 at exactly `action` (same bits) for the
+    /// Does `self.t1` already hold Tier 1 at exactly `action` (same bits) for the
     /// current repair's inputs? Saves re-checking the proposal, which the feasible path has
     /// just checked, at the SQP's first iterate.
     fn checked_at(&self, action: &[f64]) -> bool {
@@ -945,7 +873,7 @@ impl Repairer {
         allow_relax: bool,
     ) -> Option<Vec<(usize, f64)>> {
         let mut relaxed = Vec::new();
-        for (i, (row, c)) in p.lattice.rows.iter().zip(&self.checks).enumerate() {
+        for (i, (row, c)) in p.lattice.rows.iter().zip(self.t1.rows()).enumerate() {
             if !c.active || c.status == Status::Sat {
                 continue;
             }
@@ -968,7 +896,7 @@ impl Repairer {
     }
 
     /// The linear model of row `i` at the point last checked (its Tier 1 values are in
-    /// `self.scratch.slots`): returns the constant term `lo` and leaves the gradient in
+    /// `self.t1.slots()`): returns the constant term `lo` and leaves the gradient in
     /// `self.gtmp`, aligned with `row_vars[i]`, of a quantity that must be `≥ 0` (`> 0`
     /// for strict rows; the caller adds the back-off `δ`). `None`: no linear model.
     ///
@@ -987,7 +915,7 @@ impl Repairer {
         let vars = self.row_vars.get(i).map_or(&[][..], Vec::as_slice);
         let cone = self.grad_cone.get(i).map_or(&[][..], Vec::as_slice);
         let tape = &p.lattice.tape;
-        let slots = &self.scratch.slots;
+        let slots = self.t1.slots();
         let slot = |k: u32| slots.get(k as usize).copied().unwrap_or(Interval::INVALID);
         self.gtmp.clear();
         match self.lin.get(i)? {
@@ -1210,7 +1138,7 @@ impl Repairer {
             *iterations = iterations.saturating_add(1);
             if !self.checked_at(u) {
                 if full {
-                    self.tier1_moved(p, inputs, u);
+                    self.tier1(p, inputs, u);
                 } else {
                     self.tier1_node(p, inputs, u);
                     full = true;
@@ -1224,7 +1152,7 @@ impl Repairer {
             let violation: f64 = self
                 .stage_tol
                 .iter()
-                .zip(&self.checks)
+                .zip(self.t1.rows())
                 .filter(|(_, c)| c.active && !c.margin.is_invalid())
                 .map(|(tol, c)| (-c.margin.lo - tol).max(0.0))
                 .sum();
@@ -1239,7 +1167,7 @@ impl Repairer {
             // (Only rows short by a rounding-sized amount: a relaxed row's slack is not.)
             let near = 1e-6 * u.iter().fold(1.0f64, |m, x| m.max(x.abs()));
             for &r in active_rows.iter().filter(|_| !retrying) {
-                if let (Some(c), Some(b)) = (self.checks.get(r), self.boost.get_mut(r)) {
+                if let (Some(c), Some(b)) = (self.t1.rows().get(r), self.boost.get_mut(r)) {
                     if c.active && c.status != Status::Sat && -c.margin.lo <= near && *b < 1e6 {
                         *b *= 10.0;
                     }
@@ -1267,7 +1195,7 @@ impl Repairer {
                     penalty,
                     relaxed,
                     active: active_rows.clone(),
-                    checks: self.checks.clone(),
+                    checks: self.t1.rows().to_vec(),
                 };
                 if found.relaxed.is_empty() {
                     return Ok(found);
@@ -1310,7 +1238,7 @@ impl Repairer {
                     if trust <= TRUST_TOL * scale {
                         return best.ok_or(SolverStatus::Infeasible);
                     }
-                    self.tier1_moved(p, inputs, u);
+                    self.tier1(p, inputs, u);
                 }
             }
             // Rows that hold over the whole action box (a pillar far away, a speed limit no
@@ -1325,7 +1253,7 @@ impl Repairer {
                 }
             }
             // A critical row no continuous move can fix ends this candidate now.
-            for (i, (row, c)) in p.lattice.rows.iter().zip(&self.checks).enumerate() {
+            for (i, (row, c)) in p.lattice.rows.iter().zip(self.t1.rows()).enumerate() {
                 if c.active
                     && c.status != Status::Sat
                     && row.criticality == Criticality::Critical
@@ -1341,7 +1269,7 @@ impl Repairer {
             let mut n = nr;
             let mut limited = false;
             for (i, row) in p.lattice.rows.iter().enumerate() {
-                let c = self.checks.get(i).copied().unwrap_or_default();
+                let c = self.t1.rows().get(i).copied().unwrap_or_default();
                 // A row with no tolerance gets no slack column: a slack pinned to [0, 0]
                 // adds nothing but a degenerate pair of rows (regression test
                 // `cold_start_slack_excursion_made_a_feasible_relaxation_infeasible`).
@@ -1378,7 +1306,7 @@ impl Repairer {
             self.pin_row.fill(false);
             for (i, cols) in self.flat.iter().enumerate().filter(|_| self.any_flat) {
                 if cols.is_empty()
-                    || !self.checks.get(i).is_some_and(|c| c.active)
+                    || !self.t1.rows().get(i).is_some_and(|c| c.active)
                     || self.stage_tol.get(i).copied().unwrap_or(0.0) > 0.0
                 {
                     continue;
@@ -1453,7 +1381,7 @@ impl Repairer {
                 self.qrow.clear();
                 self.needs.clear();
                 for i in 0..p.lattice.rows.len() {
-                    let c = self.checks.get(i).copied().unwrap_or_default();
+                    let c = self.t1.rows().get(i).copied().unwrap_or_default();
                     if !c.active
                         || (c.status == Status::Sat
                             && self.screened.get(i).copied().unwrap_or(false))
@@ -1578,7 +1506,7 @@ impl Repairer {
                 let mut crash = std::mem::take(&mut self.crash);
                 crash.clear();
                 crash.extend(self.qrow.iter().enumerate().filter_map(|(qi, r)| {
-                    let c = self.checks.get((*r)?)?;
+                    let c = self.t1.rows().get((*r)?)?;
                     (c.active && c.margin.lo < 0.0).then_some((c.margin.lo, qi))
                 }));
                 crash.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
@@ -1777,7 +1705,7 @@ impl Repairer {
                 // `a_row_short_by_rounding_is_backed_off_beyond_the_qp_tolerance`).
                 let near = 1e-6 * scale;
                 let mut grew = false;
-                for (c, b) in self.checks.iter().zip(self.boost.iter_mut()) {
+                for (c, b) in self.t1.rows().iter().zip(self.boost.iter_mut()) {
                     if c.active
                         && c.status != Status::Sat
                         && !c.margin.is_invalid()
@@ -2001,7 +1929,7 @@ impl Repairer {
         self.b.clear();
         self.needs.clear();
         let mut kept = self.quick_rows.iter();
-        for (i, c) in self.checks.iter().enumerate() {
+        for (i, c) in self.t1.rows().iter().enumerate() {
             let screened = self.screened.get(i).copied().unwrap_or(false);
             let vars = self.row_vars.get(i).map_or(&[][..], Vec::as_slice);
             if !c.active || (c.status == Status::Sat && screened) || vars.is_empty() {
@@ -2200,7 +2128,7 @@ impl Repairer {
             steps: 1,
             nodes: 1,
             cost: ModeledCost(0),
-            checks: self.checks.clone(),
+            checks: self.t1.rows().to_vec(),
             certified: true,
         })
     }
@@ -2244,7 +2172,7 @@ impl Repairer {
             steps: 1,
             nodes: 1,
             cost: ModeledCost(0),
-            checks: self.checks.clone(),
+            checks: self.t1.rows().to_vec(),
             certified: true,
         })
     }
@@ -2261,7 +2189,7 @@ impl Repairer {
     ) -> Repair {
         let fb = p.fallback.clone();
         self.tier1(p, inputs, &fb);
-        let certified = p.lattice.rows.iter().zip(&self.checks).all(|(r, c)| {
+        let certified = p.lattice.rows.iter().zip(self.t1.rows()).all(|(r, c)| {
             !c.active || r.criticality != Criticality::Critical || c.status == Status::Sat
         });
         let objective = objective(p, &self.real, proposal, &fb)
@@ -2277,7 +2205,7 @@ impl Repairer {
             steps: 0,
             nodes,
             cost: ModeledCost(0),
-            checks: self.checks.clone(),
+            checks: self.t1.rows().to_vec(),
             certified,
         }
     }
@@ -3079,8 +3007,8 @@ mod tests {
             for (i, row) in lat.rows.iter().enumerate() {
                 let trimmed = &rep.grad_cone[i];
                 trimmed_any |= trimmed.len() < row.cone.len();
-                lat.tape.grad_reverse(&rep.scratch.slots, &row.cone, row.margin, &mut whole);
-                lat.tape.grad_reverse(&rep.scratch.slots, trimmed, row.margin, &mut rep.adj);
+                lat.tape.grad_reverse(rep.t1.slots(), &row.cone, row.margin, &mut whole);
+                lat.tape.grad_reverse(rep.t1.slots(), trimmed, row.margin, &mut rep.adj);
                 for &(_, inst) in &rep.row_vars[i] {
                     prop_assert_eq!(
                         whole[inst as usize].to_bits(),
@@ -3094,7 +3022,7 @@ mod tests {
         }
 
         /// The incremental checks of a repair give bit for bit the rows of a full check, in
-        /// any order: inside an SQP (`tier1_moved`: only the instructions that depend on a
+        /// any order: inside an SQP (only the instructions that depend on a
         /// real action variable) and at a discrete node's first point (`tier1_node`: those
         /// that read any action variable, or, from the same real values as an earlier node,
         /// those that read a discrete one).
@@ -3106,7 +3034,6 @@ mod tests {
             let p = warehouse();
             let (inputs, mut u) = case(&p, &r);
             let mut inc = Repairer::new(&p);
-            let mut full = Repairer::new(&p);
             inc.tier1(&p, &inputs, &u);
             // Most nodes start from the same real values, as in a repair (the first such
             // node's slots are kept and restored); some from others.
@@ -3127,10 +3054,11 @@ mod tests {
                 if node {
                     inc.tier1_node(&p, &inputs, &u);
                 } else {
-                    inc.tier1_moved(&p, &inputs, &u);
+                    inc.tier1(&p, &inputs, &u);
                 }
-                full.tier1(&p, &inputs, &u);
-                same_rows(&inc.checks, &full.checks)?;
+                let mut full = Checker::new(&p.lattice);
+                full.check(&p.lattice, &inputs, &u);
+                same_rows(inc.t1.rows(), full.rows())?;
             }
         }
 
@@ -3224,7 +3152,7 @@ mod tests {
                     u[ai] = a.min + rs[(j * 7 + t * 3) % rs.len()] * (a.max - a.min);
                 }
                 rep.tier1(&p, &inputs, &u);
-                for (i, c) in rep.checks.iter().enumerate() {
+                for (i, c) in rep.t1.rows().iter().enumerate() {
                     if screened[i] {
                         assert!(!c.active || c.status == Status::Sat, "row {i} at {u:?}");
                     }

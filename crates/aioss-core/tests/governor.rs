@@ -615,10 +615,14 @@ fn certified(p: &Policy, prop: &Value, action: &Value, prev: &Value) -> bool {
             _ => inputs[a.slot as usize],
         };
     }
-    let mut scratch = p.lattice.scratch();
-    let mut out = vec![aioss_core::RowCheck::default(); p.lattice.rows.len()];
-    p.lattice.check(&inputs, &mut scratch, &mut out);
-    p.lattice.rows.iter().zip(&out).all(|(r, c)| {
+    let action: Vec<f64> = p
+        .actions
+        .iter()
+        .map(|a| inputs[a.slot as usize].lo)
+        .collect();
+    let mut t1 = aioss_core::Checker::new(&p.lattice);
+    t1.check(&p.lattice, &inputs, &action);
+    p.lattice.rows.iter().zip(t1.rows()).all(|(r, c)| {
         !c.active || r.criticality != Criticality::Critical || c.status == Status::Sat
     })
 }
@@ -711,4 +715,141 @@ fn warehouse_enforcing(deadline_us: u64) -> Policy {
     let p = aioss_core::load(&path, &text).unwrap_or_else(|e| panic!("{e}"));
     assert!(p.governor.enforce_deadline);
     p
+}
+
+/// Caught (issue 18, item 3): with the caller's clock, transfers of 20 000 EUR stamped one
+/// and two days ahead executed 140 000 EUR against the 50 000 EUR daily cap in under a
+/// second. Where the governor keeps the time, a timestamp beyond the policy's skew is not
+/// the decision's time.
+#[test]
+fn future_timestamps_do_not_reset_a_budget_when_the_governor_keeps_the_time() {
+    use aioss_core::governor::Clock;
+    let mut g = Governor::new(load("../../policies/agent-tools.toml"));
+    let now = 1_800_000_000.0;
+    let day = 86_400.0;
+    let mut executed = 0.0;
+    for (i, ahead) in [0.0, 0.0, day, day, 2.0 * day, 2.0 * day, 3.0 * day]
+        .iter()
+        .enumerate()
+    {
+        let p = Proposal::parse(g.policy(), &transfer(20_000.0, now + ahead).to_string()).unwrap();
+        let d = g.decide_with(&p, Clock::Trusted(now + i as f64)).unwrap();
+        assert_eq!(d.time, now + i as f64, "transfer {i}");
+        if d.final_outcome == aioss_core::Outcome::Allow {
+            executed += 20_000.0;
+        }
+    }
+    assert_eq!(executed, 40_000.0);
+    // The logical clock (the operator's own input) still takes the stamps as they are.
+    let mut g = Governor::new(load("../../policies/agent-tools.toml"));
+    let mut executed = 0.0;
+    for ahead in [0.0, 0.0, day, day] {
+        let p = Proposal::parse(g.policy(), &transfer(20_000.0, now + ahead).to_string()).unwrap();
+        let d = g.decide_with(&p, Clock::Logical).unwrap();
+        if d.final_outcome == aioss_core::Outcome::Allow {
+            executed += 20_000.0;
+        }
+    }
+    assert_eq!(executed, 80_000.0);
+}
+
+/// A skew the policy states lets a timestamp within it be the decision's time.
+#[test]
+fn a_timestamp_within_the_stated_skew_is_the_decisions_time() {
+    use aioss_core::governor::Clock;
+    let text = std::fs::read_to_string(format!(
+        "{}/../../policies/agent-tools.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let text = text.replacen("[governor]\n", "[governor]\nmax_clock_skew_secs = 2.5\n", 1);
+    let mut g = Governor::new(aioss_core::load("skew.toml", &text).unwrap());
+    let now = 1_800_000_000.0;
+    let at = |g: &mut Governor, ts: f64, clock: f64| {
+        let p = Proposal::parse(g.policy(), &transfer(1.0, ts).to_string()).unwrap();
+        g.decide_with(&p, Clock::Trusted(clock)).unwrap().time
+    };
+    assert_eq!(at(&mut g, now + 2.0, now), now + 2.0);
+    assert_eq!(at(&mut g, now + 10.0, now + 3.0), now + 3.0);
+    // Never backwards: a time within the skew but before the last decision's is that one.
+    assert_eq!(at(&mut g, now + 1.0, now + 3.5), now + 3.0);
+    assert_eq!(at(&mut g, now + 1.5, now + 1.0), now + 3.0);
+    assert_eq!(at(&mut g, now + 9.0, now + 6.0), now + 6.0);
+}
+
+/// Caught (issue 18, items 1 and 2): `1e12` as a timestamp panicked the audit record's
+/// time formatting, and `9999-12-31T23:59:59Z` moved the clock for every agent. Times
+/// past the year 9999 (or before 1970) are refused where the proposal is read.
+#[test]
+fn a_timestamp_outside_1970_to_9999_is_refused_at_parse() {
+    let p = load("../../policies/agent-tools.toml");
+    for bad in [json!(1e12), json!(-1.0), json!(253_402_300_800.0_f64)] {
+        let e = Proposal::parse(
+            &p,
+            &transfer(1.0, 0.0)
+                .to_string()
+                .replace("\"timestamp\":0.0", &format!("\"timestamp\":{bad}")),
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "invalid_value", "{bad}: {e}");
+        assert_eq!(e.field.as_deref(), Some("timestamp"));
+    }
+    let mut v = transfer(1.0, 0.0);
+    v["timestamp"] = json!("9999-12-31T23:59:59Z");
+    let last = Proposal::parse(&p, &v.to_string()).unwrap();
+    assert_eq!(last.timestamp, Some(aioss_core::governor::MAX_TIMESTAMP));
+}
+
+/// Caught (issue 18, item 4): from a real stop, a proposal claiming `"prev":{"vx":0.9}`
+/// got 0.725 m/s executed where the critical speed ramp allows 0.346 from the recorded
+/// state. With `PrevSource::Governor`, `prev.` is the governor's record and a claim of
+/// another is refused without changing any state.
+#[test]
+fn a_claimed_prev_cannot_beat_the_speed_ramp() {
+    use aioss_core::governor::{Clock, PrevSource};
+    let w = load("../../policies/warehouse-robot.toml");
+    let line = std::fs::read_to_string(format!(
+        "{}/../../policies/examples/warehouse.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .lines()
+    .next()
+    .unwrap()
+    .to_string();
+    let mut base: Value = serde_json::from_str(&line).unwrap();
+    if let Some(o) = base.as_object_mut() {
+        o.remove("prev");
+    }
+    let mut fast = base.clone();
+    fast["action"]["vx"] = json!(0.725);
+    fast["action"]["vy"] = json!(0.0);
+    let mut claimed = fast.clone();
+    claimed["prev"] = json!({"vx": 0.9});
+
+    // Trusting the body, the claim buys the speed.
+    let mut g = Governor::new(w.clone());
+    let d = decide(&mut g, &claimed);
+    let trusted_vx = d["action"]["vx"].as_f64().unwrap();
+
+    let mut g = Governor::new(w.clone());
+    g.set_prev_source(PrevSource::Governor);
+    let before = g.state_digest();
+    let p = Proposal::parse(g.policy(), &claimed.to_string()).unwrap();
+    let e = g.decide_with(&p, Clock::Logical).unwrap_err();
+    assert_eq!(e.code, "prev_mismatch", "{e}");
+    assert_eq!(e.field.as_deref(), Some("prev.vx"));
+    assert_eq!(g.state_digest(), before, "a refusal changes no state");
+    // The same proposal without the claim: what the ramp allows from a stop.
+    let p = Proposal::parse(g.policy(), &fast.to_string()).unwrap();
+    let d = g.decide_with(&p, Clock::Logical).unwrap();
+    let vx = d.action[0];
+    assert!(vx < trusted_vx, "{vx} vs {trusted_vx}");
+    assert!(vx * vx <= 0.12 + 1e-12, "{vx}");
+    // A claim equal to the record is no lie: the fallback's 0 before any action, then
+    // what was executed.
+    let mut honest = fast.clone();
+    honest["prev"] = json!({"vx": vx});
+    let p = Proposal::parse(g.policy(), &honest.to_string()).unwrap();
+    g.decide_with(&p, Clock::Logical).unwrap();
 }

@@ -591,14 +591,11 @@ fn dense_policy(seed: u64, m: usize) -> aioss_core::Policy {
 
 /// Every active row SAT at `u` by Tier 1.
 fn certified(p: &aioss_core::Policy, inputs: &[Interval], u: &[f64]) -> bool {
-    let mut v = inputs.to_vec();
-    for (a, x) in p.actions.iter().zip(u) {
-        v[a.slot as usize] = Interval::point(*x);
-    }
-    let mut scratch = p.lattice.scratch();
-    let mut out = vec![aioss_core::RowCheck::default(); p.lattice.rows.len()];
-    p.lattice.check(&v, &mut scratch, &mut out);
-    out.iter().all(|c| !c.active || c.status == Status::Sat)
+    let mut t1 = aioss_core::Checker::new(&p.lattice);
+    t1.check(&p.lattice, inputs, u);
+    t1.rows()
+        .iter()
+        .all(|c| !c.active || c.status == Status::Sat)
 }
 
 /// The warm re-repair: at the same state, a repairer that has repaired once answers the

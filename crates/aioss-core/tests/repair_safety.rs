@@ -435,14 +435,9 @@ fn decode(p: &Policy, c: &Case) -> (Vec<f64>, Vec<Interval>) {
 
 /// Independent Tier 1 at `action` over the state in `inputs`.
 fn tier1(p: &Policy, inputs: &[Interval], action: &[f64]) -> Vec<RowCheck> {
-    let mut v = inputs.to_vec();
-    for (act, x) in p.actions.iter().zip(action) {
-        v[act.slot as usize] = Interval::point(*x);
-    }
-    let mut scratch = p.lattice.scratch();
-    let mut out = vec![RowCheck::default(); p.lattice.rows.len()];
-    p.lattice.check(&v, &mut scratch, &mut out);
-    out
+    let mut t1 = aioss_core::Checker::new(&p.lattice);
+    t1.check(&p.lattice, inputs, action);
+    t1.rows().to_vec()
 }
 
 fn critical_ok(p: &Policy, checks: &[RowCheck]) -> bool {

@@ -1,8 +1,8 @@
-//! The instruction lists Tier 1 evaluates (the tape's focus, a decision's list) write
-//! every slot they read: a check over a slot array that starts all INVALID gives the same
-//! verdicts, bit for bit, as one over the array [`Lattice::scratch`] prepares (every
-//! constant pre-written). Guards the pruning of constants carried in
-//! `k * x`-style instructions, and fused instructions that write two slots.
+//! INVARIANT (fresh-slots) of `aioss_core::tier1::Checker`, over every bundled policy: a
+//! checker whose slots hold another evaluation (a far-away input box) gives, bit for bit,
+//! the verdicts of a fresh one. Guards the choice of what a check evaluates again, the
+//! pruning of constants carried in `k * x`-style instructions, and fused instructions that
+//! write two slots.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,7 +10,7 @@
     clippy::indexing_slicing
 )]
 
-use aioss_core::lattice::Scratch;
+use aioss_core::Checker;
 use aioss_core::{Interval, RowCheck};
 
 fn same(a: &RowCheck, b: &RowCheck) -> bool {
@@ -46,15 +46,24 @@ fn tier1_writes_every_slot_it_reads_for_every_bundled_policy() {
             })
             .collect();
         for inputs in [&boxed, &points] {
-            let mut want = vec![RowCheck::default(); lat.rows.len()];
-            let mut got = want.clone();
-            let s1 = lat.check(inputs, &mut lat.scratch(), &mut want);
-            let mut bare = Scratch {
-                slots: vec![Interval::INVALID; lat.tape.len()],
-            };
-            let s2 = lat.check(inputs, &mut bare, &mut got);
+            let action: Vec<f64> = p
+                .actions
+                .iter()
+                .map(|a| inputs[a.slot as usize].lo)
+                .collect();
+            // A checker that has checked a far-away point before: whatever its slots
+            // held, the check is that of a fresh checker.
+            let mut fresh = Checker::new(lat);
+            let s1 = fresh.check(lat, inputs, &action);
+            let mut used = Checker::new(lat);
+            let far: Vec<Interval> = inputs
+                .iter()
+                .map(|x| Interval::point(x.hi * 3.0 + 1.0))
+                .collect();
+            used.check(lat, &far, &action);
+            let s2 = used.check(lat, inputs, &action);
             assert_eq!(s1, s2, "{}", path.display());
-            for (i, (a, b)) in want.iter().zip(&got).enumerate() {
+            for (i, (a, b)) in fresh.rows().iter().zip(used.rows()).enumerate() {
                 assert!(same(a, b), "{}: row {i}: {a:?} vs {b:?}", path.display());
             }
         }

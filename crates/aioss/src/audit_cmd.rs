@@ -14,6 +14,7 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use aioss_audit::{replay, report, verify, Key, Store, Writer};
+use aioss_core::governor::{Clock, PrevSource};
 use aioss_core::Governor;
 
 use crate::exit;
@@ -38,8 +39,10 @@ pub struct DecideOptions<'a> {
     pub explain: bool,
     /// Force dry-run.
     pub dry_run: bool,
-    /// Wall clock for proposals without a timestamp.
+    /// Take the time from the wall clock, not from the proposals ([`Clock::Trusted`]).
     pub wall_clock: bool,
+    /// Take `prev.` from the governor's record ([`PrevSource::Governor`]).
+    pub untrusted: bool,
 }
 
 /// The next input line, as the deciding loop sees it.
@@ -175,8 +178,12 @@ fn produce(
             }
             block = false;
             stats.lines += 1;
-            let now = if wall_clock { wall_now() } else { f64::NAN };
-            let decided = g.decide_line_at(&raw, now);
+            let clock = if wall_clock {
+                Clock::Trusted(wall_now())
+            } else {
+                Clock::Logical
+            };
+            let decided = g.decide_line_with(&raw, clock);
             let mut t = Instant::now();
             let item = match decided {
                 Ok(d) => {
@@ -307,6 +314,11 @@ pub fn decide(o: &DecideOptions<'_>) -> ExitCode {
             return ExitCode::from(exit::INTERNAL);
         }
     };
+    // After the state is rebuilt: the records are re-decided as they were made, and a line
+    // refused for its `prev` never became a decision.
+    if o.untrusted {
+        g.set_prev_source(PrevSource::Governor);
+    }
     let rx = reader_thread();
     let mut read_error: Option<std::io::Error> = None;
     let mut pending: std::collections::VecDeque<String> = std::collections::VecDeque::new();

@@ -11,6 +11,7 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
+use aioss_core::governor::{Clock, PrevSource};
 use aioss_core::Governor;
 
 /// Options of `aioss decide`.
@@ -21,8 +22,11 @@ pub struct Options<'a> {
     pub explain: bool,
     /// Force dry-run mode.
     pub dry_run: bool,
-    /// Stamp proposals without a `timestamp` with the wall clock.
+    /// Take the time from the wall clock, not from the proposals ([`Clock::Trusted`]).
     pub wall_clock: bool,
+    /// Take `prev.` from the governor's record, refusing other claims
+    /// ([`PrevSource::Governor`]).
+    pub untrusted: bool,
 }
 
 /// A line source that can tell, without blocking, whether a complete next line is already
@@ -44,9 +48,9 @@ impl Lines for &[u8] {
     }
 }
 
-/// Run `aioss decide` over `input`, writing to `output`. A proposal without a `timestamp`
-/// is decided at the wall-clock time when `wall_clock` is set, else at the governor's
-/// logical clock (the latest timestamp seen). Returns the number of lines that were errors.
+/// Run `aioss decide` over `input`, writing to `output`. With `wall_clock` a decision's time
+/// is the wall clock's ([`Clock::Trusted`]), else the proposal's or the latest seen
+/// ([`Clock::Logical`]). Returns the number of lines that were errors.
 pub fn run(
     g: &mut Governor,
     input: &mut dyn Lines,
@@ -67,14 +71,16 @@ pub fn run(
         if text.is_empty() {
             continue;
         }
-        let now = if wall_clock {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(f64::NAN, |d| d.as_secs_f64())
+        let clock = if wall_clock {
+            Clock::Trusted(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(f64::NAN, |d| d.as_secs_f64()),
+            )
         } else {
-            f64::NAN
+            Clock::Logical
         };
-        match g.decide_line_at(text, now) {
+        match g.decide_line_with(text, clock) {
             Ok(d) => {
                 if explain {
                     output.write_all(d.explain(g.policy()).as_bytes())?;
@@ -119,6 +125,9 @@ pub fn decide(o: &Options<'_>) -> ExitCode {
     let mut g = Governor::new(p);
     if o.dry_run {
         g.set_dry_run(true);
+    }
+    if o.untrusted {
+        g.set_prev_source(PrevSource::Governor);
     }
     let mut input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
     let stdout = std::io::stdout();

@@ -42,10 +42,17 @@ enum Command {
         /// Decide and report, but pass every proposal through (overrides the policy's mode).
         #[arg(long)]
         dry_run: bool,
-        /// The time of a proposal without a `timestamp`: `wall` (the system clock) or
-        /// `logical` (the latest timestamp seen; for reproducible runs).
+        /// Where a decision's time (budgets, windows) comes from: `wall`, the system clock
+        /// (a proposal's `timestamp` is used only within the policy's `[governor]
+        /// max_clock_skew_secs` of it, default 0), or `logical`, the proposal's `timestamp`,
+        /// else the latest one seen (reproducible runs of input you trust).
         #[arg(long, default_value = "wall", value_parser = ["wall", "logical"])]
         clock: String,
+        /// Treat the input as an agent's, not yours: `prev.` is what this governor executed
+        /// for the agent (the fallback before its first action), and a line that claims
+        /// another `prev` is refused (`prev_mismatch`).
+        #[arg(long)]
+        untrusted: bool,
         /// Record every decision in this audit store (an SQLite file, created if missing;
         /// an existing one is continued). A decision is printed only once its record is
         /// durable.
@@ -300,6 +307,7 @@ fn main() -> ExitCode {
             explain,
             dry_run,
             clock,
+            untrusted,
             audit: Some(audit),
             key,
             checkpoint_every,
@@ -311,6 +319,7 @@ fn main() -> ExitCode {
             explain,
             dry_run,
             wall_clock: clock == "wall",
+            untrusted,
         }),
         Command::Audit(AuditCommand::Keygen { file }) => audit_cmd::keygen(&file),
         Command::Audit(AuditCommand::Verify { store, public_key }) => {
@@ -340,12 +349,14 @@ fn main() -> ExitCode {
             explain,
             dry_run,
             clock,
+            untrusted,
             ..
         } => decide_cmd::decide(&decide_cmd::Options {
             policy: &policy,
             explain,
             dry_run,
             wall_clock: clock == "wall",
+            untrusted,
         }),
     }
 }

@@ -513,3 +513,112 @@ fn bench_decide_times_a_given_stream() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--n"));
 }
+
+/// Caught (issue 17, defect 1): `aioss decide` answered ALLOW for an action that is unsafe in
+/// exact arithmetic at the top of its state box (`a * (value + noise) - 3 = +3.4e-16`). The
+/// JSON parser of the released binary read `1.0053392546677313` one ulp off (serde_json
+/// without `float_roundtrip`), so the box Tier 1 checked was not the one the agent sent.
+/// A test build hides it when another crate's dev-dependency enables the feature; run
+/// `cargo test -p aioss --test cli` to see it fail without the fix (and see
+/// `the_core_parses_json_numbers_exactly_in_every_build` below).
+#[test]
+fn a_state_box_from_json_keeps_its_outward_rounding() {
+    let dir = common::tmpdir("cli", "ulp");
+    let policy = dir.join("ulp.toml");
+    std::fs::write(
+        &policy,
+        "[policy]\nname = \"ulp\"\n[action.a]\ntype = \"real\"\nmin = -1e17\nmax = 1e17\n\
+         [state.x]\ntype = \"real\"\nnoise = 0.0\n[fallback]\na = 0.0\n\
+         [[constraint]]\nid = \"c\"\ncriticality = \"critical\"\nexpr = \"a * x <= 3.0\"\n",
+    )
+    .unwrap();
+    let line = r#"{"id":"m1","agent":"t","action":{"a":2.894467099806018},"state":{"x":{"value":1.0053392546677313,"noise":0.031120962897379412}}}"#;
+    let d = &decide_lines(&policy, &[], &[line])[0];
+    assert_ne!(d["final_outcome"], "ALLOW", "{d}");
+    assert_eq!(d["constraints"][0]["id"], "c", "{d}");
+    // Whatever executes is certified: here the repair, strictly below the boundary.
+    let a = d["action"]["a"].as_f64().unwrap();
+    assert!(a < 2.894467099806018, "{d}");
+}
+
+/// The guard for the test above under `cargo test --workspace`, where a dev-dependency
+/// (clarabel) turns `float_roundtrip` on for every crate and hides a core built without it.
+#[test]
+fn the_core_parses_json_numbers_exactly_in_every_build() {
+    let manifest = std::fs::read_to_string(repo().join("crates/aioss-core/Cargo.toml")).unwrap();
+    let line = manifest
+        .lines()
+        .find(|l| l.starts_with("serde_json"))
+        .unwrap_or_default();
+    assert!(line.contains("\"float_roundtrip\""), "{line}");
+}
+
+/// `aioss decide --policy POLICY ARGS...` over `lines`: each output line as JSON.
+fn decide_lines(policy: &Path, args: &[&str], lines: &[&str]) -> Vec<serde_json::Value> {
+    let mut child = aioss()
+        .args(["decide", "--policy"])
+        .arg(policy)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        for l in lines {
+            writeln!(stdin, "{l}").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Issue 18, items 3 and 4 through the command: with the default `--clock wall` a stamp a
+/// day ahead is not the decision's time, and `--untrusted` refuses a claimed `prev`.
+#[test]
+fn decide_keeps_the_time_and_with_untrusted_the_prev() {
+    let agent = repo().join("policies/agent-tools.toml");
+    let transfer = |ts: &str| {
+        format!(
+            r#"{{"agent":"fin","timestamp":"{ts}","agent_attributes":{{"role":"finance","trust":0.9,"status":"active"}},"action":{{"tool":"transfer","amount":20000,"recipients":0,"file_count":0,"write_mb":0,"tokens":100,"external":false,"preview":false}},"state":{{"session_risk":"low","user_confirmed":true,"sandboxed":true,"protected_dir":false,"pii_detected":false,"injection_score":0.0,"balance":1000000,"task_description":"pay"}}}}"#
+        )
+    };
+    let lines = [
+        transfer("2099-01-01T00:00:00Z"),
+        transfer("2099-01-02T00:00:00Z"),
+        transfer("2099-01-03T00:00:00Z"),
+    ];
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let outcomes = |ds: &[serde_json::Value]| -> Vec<String> {
+        ds.iter()
+            .map(|d| d["final_outcome"].as_str().unwrap_or("?").to_string())
+            .collect()
+    };
+    let wall = decide_lines(&agent, &[], &lines);
+    assert_eq!(
+        outcomes(&wall),
+        ["ALLOW", "ALLOW", "BLOCK_NO_REPAIR"],
+        "{wall:?}"
+    );
+    let logical = decide_lines(&agent, &["--clock", "logical"], &lines);
+    assert_eq!(
+        outcomes(&logical),
+        ["ALLOW", "ALLOW", "ALLOW"],
+        "{logical:?}"
+    );
+
+    let w = repo().join("policies/warehouse-robot.toml");
+    let first = std::fs::read_to_string(repo().join("policies/examples/warehouse.jsonl")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    v["prev"] = serde_json::json!({"vx": 0.9});
+    let line = v.to_string();
+    let d = decide_lines(&w, &["--untrusted"], &[&line]);
+    assert_eq!(d[0]["error"]["code"], "prev_mismatch", "{d:?}");
+    let d = decide_lines(&w, &[], &[&line]);
+    assert!(d[0]["final_outcome"].is_string(), "{d:?}");
+}

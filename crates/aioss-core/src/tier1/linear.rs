@@ -28,8 +28,8 @@
 //! never a wrong SAT.
 
 use crate::expr::typeck::{Func, Op2, Term};
-use crate::interval::{mulz, Interval};
 use crate::policy::Sense;
+use crate::tier1::interval::{mulz, Interval};
 
 /// Rows with fewer terms than this are left to the tape (see `linear_row`).
 pub const MIN_TERMS: usize = 4;
@@ -496,9 +496,9 @@ pub fn eval_block(
         let Some(row) = rows.get(ri as usize) else {
             continue;
         };
-        let s1 = crate::qp::dot(kr, mid);
-        let sa = crate::qp::dot(ka, mabs);
-        let s2 = if wide { crate::qp::dot(ka, rad) } else { 0.0 };
+        let s1 = dot(kr, mid);
+        let sa = dot(ka, mabs);
+        let s2 = if wide { dot(ka, rad) } else { 0.0 };
         let (lo, hi) = (row.c.lo + s1 - s2, row.c.hi + s1 + s2);
         let mag = row.c.lo.abs().max(row.c.hi.abs()) + sa + s2;
         let e = ke * mag + ku;
@@ -513,4 +513,28 @@ pub fn eval_block(
         };
         write(row, out);
     }
+}
+
+/// `Σ a_k b_k`, for slices of equal length.
+///
+/// INVARIANT (fixed-summation-order): four partial sums over `k mod 4`, combined as
+/// `(s0 + s1) + (s2 + s3)` and then the tail left to right. The order depends only on the
+/// length, so results are bit-identical everywhere, while the independent chains let the
+/// compiler vectorise.
+pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ta, tb) = (ca.remainder(), cb.remainder());
+    let mut acc = [0.0f64; 4];
+    for (x, y) in ca.zip(cb) {
+        if let (Ok(x), Ok(y)) = (<&[f64; 4]>::try_from(x), <&[f64; 4]>::try_from(y)) {
+            acc[0] += x[0] * y[0];
+            acc[1] += x[1] * y[1];
+            acc[2] += x[2] * y[2];
+            acc[3] += x[3] * y[3];
+        }
+    }
+    let [s0, s1, s2, s3] = acc;
+    ta.iter()
+        .zip(tb)
+        .fold((s0 + s1) + (s2 + s3), |s, (x, y)| s + x * y)
 }
