@@ -296,7 +296,19 @@ impl Writer {
     /// the caller must not report its decisions, and must stop using this writer (its head
     /// has moved past records that are not in the store).
     pub fn commit(&mut self) -> Result<(), Error> {
-        let r = self.store.append(&self.pending, &self.pending_checkpoints);
+        // With a key, every commit also signs its head (the store's signed head), in the
+        // same transaction: a store this writer wrote never has records no signature
+        // covers, even after a crash, so a restart can tell its records from ones
+        // appended behind its back, and `verify --public-key` can demand full coverage.
+        let head = match (&self.key, self.next_seq.checked_sub(1)) {
+            (Some(k), Some(seq)) if !self.pending.is_empty() => {
+                Some(k.checkpoint(seq, &self.head_hash, record::rfc3339(record::now_secs())))
+            }
+            _ => None,
+        };
+        let r = self
+            .store
+            .append_signed(&self.pending, &self.pending_checkpoints, head.as_ref());
         self.pending.clear();
         self.pending_checkpoints.clear();
         r

@@ -388,8 +388,9 @@ fn open(store: &str) -> Result<Box<dyn Store>, ExitCode> {
     })
 }
 
-/// `aioss audit verify STORE [--public-key KEY]`
-pub fn verify(store: &str, public_key: Option<&str>) -> ExitCode {
+/// `aioss audit verify STORE [--public-key KEY] [--min-records N]`: reads the store
+/// read-only (no file is created or changed).
+pub fn verify(store: &str, public_key: Option<&str>, min_records: u64) -> ExitCode {
     let pk = match public_key
         .map(aioss_audit::checkpoint::public_key_arg)
         .transpose()
@@ -405,7 +406,11 @@ pub fn verify(store: &str, public_key: Option<&str>) -> ExitCode {
         Err(c) => return c,
     };
     let started = Instant::now();
-    let rep = match verify::verify(&mut s, pk.as_deref()) {
+    let opts = verify::Options {
+        public_key: pk.as_deref(),
+        min_records,
+    };
+    let rep = match verify::verify_with(&mut s, &opts) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -442,6 +447,14 @@ pub fn verify(store: &str, public_key: Option<&str>) -> ExitCode {
                     rep.public_keys.join(", ")
                 ),
                 None => println!("checkpoints: none (records are chained but not signed)"),
+            }
+            if let Some(h) = rep.signed_head {
+                println!("signed head: record {h}");
+            }
+            if pk.is_none() {
+                println!(
+                    "note: without --public-key the signatures only show the store agrees with itself (anyone can sign a rewritten store with a key of their own), and records after the last signature are accepted"
+                );
             }
             ExitCode::SUCCESS
         }

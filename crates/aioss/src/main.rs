@@ -133,8 +133,13 @@ enum AuditCommand {
         /// The audit store.
         store: String,
         /// The public key every checkpoint must be signed with: 64 hex digits, or a key file.
+        /// With it, the last record must be covered by one of its signatures.
         #[arg(long)]
         public_key: Option<String>,
+        /// Fail if the store holds fewer records than this (a truncation back to an
+        /// earlier signed head is invisible to signatures alone).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        min_records: u64,
     },
     /// Re-decide every record from its proposal with the governor state rebuilt from the
     /// log; report every difference; exit 0 only if all agree.
@@ -322,9 +327,11 @@ fn main() -> ExitCode {
             untrusted,
         }),
         Command::Audit(AuditCommand::Keygen { file }) => audit_cmd::keygen(&file),
-        Command::Audit(AuditCommand::Verify { store, public_key }) => {
-            audit_cmd::verify(&store, public_key.as_deref())
-        }
+        Command::Audit(AuditCommand::Verify {
+            store,
+            public_key,
+            min_records,
+        }) => audit_cmd::verify(&store, public_key.as_deref(), min_records),
         Command::Audit(AuditCommand::Replay {
             store,
             policy,

@@ -202,6 +202,35 @@ impl Store for Watched {
     fn records_for(&mut self, decision_id: &str) -> Result<Vec<Record>, Error> {
         self.inner.records_for(decision_id)
     }
+    // Every method with a default is forwarded: a default here would hide the store's
+    // own (its signed head, its consistent reads).
+    fn append_signed(
+        &mut self,
+        records: &[Record],
+        checkpoints: &[Checkpoint],
+        head: Option<&Checkpoint>,
+    ) -> Result<(), Error> {
+        self.inner.append_signed(records, checkpoints, head)
+    }
+    fn signed_head(&mut self) -> Result<Option<Checkpoint>, Error> {
+        self.inner.signed_head()
+    }
+    fn begin_read(&mut self) -> Result<(), Error> {
+        self.inner.begin_read()
+    }
+    fn end_read(&mut self) -> Result<(), Error> {
+        self.inner.end_read()
+    }
+    fn scan_from(
+        &mut self,
+        seq: u64,
+        f: &mut dyn FnMut(Record) -> Result<bool, Error>,
+    ) -> Result<(), Error> {
+        self.inner.scan_from(seq, f)
+    }
+    fn last_of_kind(&mut self, kind: &str) -> Result<Option<Record>, Error> {
+        self.inner.last_of_kind(kind)
+    }
 }
 
 #[cfg(test)]
