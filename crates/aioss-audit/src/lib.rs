@@ -31,6 +31,24 @@ pub enum Error {
     /// A key file or public key could not be read or made.
     #[error("key: {0}")]
     Key(String),
+    /// Records at the end of the store that no signature of the writer's key covers: a
+    /// writer with that key did not append them (or not with it), so it will not sign
+    /// over them unless told to.
+    #[error(
+        "records {from}..{to} of the store are not covered by a signature of this key \
+         (public key {key}): they were not written by a writer holding it (appended by \
+         someone who can write the file, or by a writer without the key); refusing to sign \
+         over them. Inspect them (`aioss audit export`, `aioss audit verify --public-key`), \
+         then start with `--accept-unsigned-tail` to sign over them anyway"
+    )]
+    UnsignedTail {
+        /// The first record not covered.
+        from: u64,
+        /// The last record.
+        to: u64,
+        /// The writer's public key (hex).
+        key: String,
+    },
     /// Anything else, said in words.
     #[error("{0}")]
     Other(String),
@@ -162,13 +180,61 @@ pub fn event_record(
 /// (so budgets, `prev` and sequence numbers survive restarts), and make a writer that
 /// continues its chain. Returns the writer and notes for the operator (records made under
 /// another policy; a state digest that does not match), which the caller prints.
+///
+/// With a key, a store whose last records no signature of that key covers is refused
+/// ([`Error::UnsignedTail`]) unless `accept_unsigned_tail`: see [`unsigned_tail`].
 pub fn open_audited(
     g: &mut aioss_core::Governor,
     arg: &str,
     key: Option<Key>,
     checkpoint_every: u64,
+    accept_unsigned_tail: bool,
 ) -> Result<(Writer, Vec<String>), Error> {
-    open_audited_store(g, open_store(arg, true)?, arg, key, checkpoint_every)
+    open_audited_store(
+        g,
+        open_store(arg, true)?,
+        arg,
+        key,
+        checkpoint_every,
+        accept_unsigned_tail,
+    )
+}
+
+/// The records at the end of `store` that no valid signature of `key` covers (a
+/// checkpoint or the signed head whose signed hash is the stored record's), as
+/// `(first, last)`; `None` when every record is covered (or there is none).
+///
+/// Why this shows which records this writer wrote: a writer with a key signs the head of
+/// every commit in the commit's own transaction ([`Writer::commit`]), so every record it
+/// wrote is covered the moment it is durable, crash or not. A record after the last
+/// signature was appended by something without the key, e.g. someone who can write the
+/// file and recomputed the hashes; signing over it would vouch for it. A signature whose
+/// record was rewritten no longer matches its stored hash and proves nothing.
+pub fn unsigned_tail(store: &mut dyn Store, key: &Key) -> Result<Option<(u64, u64)>, Error> {
+    let Some((last, _)) = store.head()? else {
+        return Ok(None);
+    };
+    let pk = key.public_hex();
+    let mut proven: Option<u64> = None;
+    let signed = store.checkpoints()?.into_iter().chain(store.signed_head()?);
+    for c in signed {
+        if c.public_key != pk || !c.signature_ok() || proven.is_some_and(|p| p >= c.seq) {
+            continue;
+        }
+        let mut stored = None;
+        store.scan_from(c.seq, &mut |r| {
+            stored = (r.seq == c.seq).then_some(r.hash);
+            Ok(false)
+        })?;
+        if stored.as_deref() == Some(c.head_hash.as_str()) {
+            proven = Some(c.seq);
+        }
+    }
+    Ok(match proven {
+        Some(p) if p >= last => None,
+        Some(p) => Some((p + 1, last)),
+        None => Some((0, last)),
+    })
 }
 
 /// [`open_audited`] on a store already open (`arg` names it in the notes).
@@ -178,8 +244,26 @@ pub fn open_audited_store(
     arg: &str,
     key: Option<Key>,
     checkpoint_every: u64,
+    accept_unsigned_tail: bool,
 ) -> Result<(Writer, Vec<String>), Error> {
     let mut notes = Vec::new();
+    if let Some(k) = &key {
+        // INVARIANT (sign-only-own): a writer never signs over records it cannot show it
+        // wrote, unless the operator accepted them.
+        if let Some((from, to)) = unsigned_tail(store.as_mut(), k)? {
+            if !accept_unsigned_tail {
+                return Err(Error::UnsignedTail {
+                    from,
+                    to,
+                    key: k.public_hex(),
+                });
+            }
+            notes.push(format!(
+                "WARNING: records {from}..{to} of {arg} are not covered by a signature of this key; \
+                 accepted (--accept-unsigned-tail): the next signed head will cover them"
+            ));
+        }
+    }
     if store.count()? > 0 {
         let r = replay::replay(store.as_mut(), g, false)?;
         if r.other_policy > 0 {

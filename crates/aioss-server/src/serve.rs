@@ -29,6 +29,9 @@ pub struct Options {
     pub config: Option<PathBuf>,
     /// The checkpoint signing key file.
     pub key: Option<PathBuf>,
+    /// Sign over records at the end of the store that no signature of the key covers (an
+    /// operator's explicit decision; by default the server refuses to start on them).
+    pub accept_unsigned_tail: bool,
 }
 
 /// The default listening address.
@@ -54,6 +57,7 @@ fn open_store(
     arg: &str,
     key: Option<aioss_audit::Key>,
     checkpoint_every: u64,
+    accept_unsigned_tail: bool,
 ) -> Result<(aioss_audit::Writer, Vec<String>), Error> {
     if arg.contains("://") {
         return Err(Error::Usage(format!(
@@ -68,6 +72,7 @@ fn open_store(
         arg,
         key,
         checkpoint_every,
+        accept_unsigned_tail,
     )?)
 }
 
@@ -154,7 +159,13 @@ pub fn run(o: &Options) -> Result<(), Error> {
         eprintln!("aioss serve: no --key: the audit chain is written without signed checkpoints");
     }
     let mut g = Governor::new(policy);
-    let (w, notes) = open_store(&mut g, &o.audit, key, settings.checkpoint_every)?;
+    let (w, notes) = open_store(
+        &mut g,
+        &o.audit,
+        key,
+        settings.checkpoint_every,
+        o.accept_unsigned_tail,
+    )?;
     for n in notes {
         eprintln!("{n}");
     }
@@ -210,12 +221,25 @@ impl Running {
         }
     }
 
-    /// Open (or create) the store at `store`, rebuild the state, and start.
+    /// Open (or create) the store at `store`, rebuild the state, and start (refusing a
+    /// store whose last records no signature of `key` covers: [`Running::open_with`]).
     pub fn open(
         policy_path: &std::path::Path,
         store: &str,
         key: Option<aioss_audit::Key>,
         config: Option<Config>,
+    ) -> Result<Running, Error> {
+        Self::open_with(policy_path, store, key, config, false)
+    }
+
+    /// [`Running::open`]; with `accept_unsigned_tail`, records at the end of the store
+    /// that no signature of `key` covers are signed over (the operator accepted them).
+    pub fn open_with(
+        policy_path: &std::path::Path,
+        store: &str,
+        key: Option<aioss_audit::Key>,
+        config: Option<Config>,
+        accept_unsigned_tail: bool,
     ) -> Result<Running, Error> {
         let every = config
             .as_ref()
@@ -223,7 +247,7 @@ impl Running {
                 c.settings.checkpoint_every
             });
         let mut g = Governor::new(load_policy(policy_path)?);
-        let (w, notes) = open_store(&mut g, store, key, every)?;
+        let (w, notes) = open_store(&mut g, store, key, every, accept_unsigned_tail)?;
         for n in notes {
             eprintln!("{n}");
         }

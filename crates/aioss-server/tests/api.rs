@@ -1315,3 +1315,92 @@ async fn gets_count_against_an_agents_rate_limit() {
     assert!(v.get("record").is_none());
     finish(s);
 }
+
+/// Caught: a record appended after the last checkpoint (its hash recomputed) by someone
+/// who can write the database but holds no key was signed over at the next restart, and
+/// `verify --public-key` and replay then passed. A restart with the key refuses records no
+/// signature of that key covers, unless the operator accepts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_appended_behind_the_servers_back_is_not_signed_over_at_restart() {
+    let dir = tempdir("forgedtail");
+    let policy = dir.join("policy.toml");
+    std::fs::copy(repo().join("policies/warehouse-robot.toml"), &policy).unwrap();
+    let store = dir.join("audit.db");
+    let key_file = dir.join("k.key");
+    aioss_audit::Key::generate()
+        .unwrap()
+        .write_new(&key_file)
+        .unwrap();
+    let key = || Some(aioss_audit::Key::read(&key_file).unwrap());
+    let pk = aioss_audit::Key::read(&key_file).unwrap().public_hex();
+    let cfg = || Some(aioss_server::config::Config::parse(&config_text()).unwrap());
+    let open = |accept: bool| {
+        aioss_server::serve::Running::open_with(
+            &policy,
+            store.to_str().unwrap(),
+            key(),
+            cfg(),
+            accept,
+        )
+    };
+    let serve = |running| Server {
+        dir: dir.clone(),
+        store: store.clone(),
+        policy: policy.clone(),
+        running,
+        addr: None,
+    };
+    let s = serve(open(false).unwrap());
+    for _ in 0..3 {
+        let (st, _) = call(
+            &s,
+            "POST",
+            "/v1/decisions",
+            Some(R1),
+            &baseline().to_string(),
+        )
+        .await;
+        assert_eq!(st, 200);
+    }
+    // Everything the server committed is covered already, before any shutdown.
+    let mut ro = aioss_audit::SqliteStore::open_read_only(&store).unwrap();
+    let k = aioss_audit::Key::read(&key_file).unwrap();
+    assert_eq!(aioss_audit::unsigned_tail(&mut ro, &k).unwrap(), None);
+    drop(ro);
+    s.running.stop().unwrap();
+    // A clean restart is no problem.
+    let s = serve(open(false).unwrap());
+    s.running.stop().unwrap();
+    // Someone who can write the file appends a well-chained decision.
+    {
+        let p = aioss_server::serve::load_policy(&policy).unwrap();
+        let st = aioss_audit::SqliteStore::open(&store).unwrap();
+        let mut w = aioss_audit::Writer::new(Box::new(st), None, 0).unwrap();
+        w.push(aioss_audit::event_record(
+            aioss_audit::Kind::Decision,
+            &p,
+            "forged-1",
+            &baseline().to_string(),
+            "{\"decision_id\":\"forged-1\",\"final_outcome\":\"ALLOW\"}",
+            1.7e9,
+            String::new(),
+        ));
+        w.commit().unwrap();
+    }
+    let e = open(false).unwrap_err().to_string();
+    assert!(e.contains("not covered by a signature of this key"), "{e}");
+    // Nothing was signed: verify with the key still shows the tail.
+    let mut ro = aioss_audit::SqliteStore::open_read_only(&store).unwrap();
+    let v = aioss_audit::verify::verify(&mut ro, Some(&pk)).unwrap();
+    assert_eq!(
+        v.problem.map(|p| p.kind),
+        Some(aioss_audit::verify::ProblemKind::Unsigned)
+    );
+    drop(ro);
+    // The operator may accept it explicitly.
+    let s = serve(open(true).unwrap());
+    s.running.stop().unwrap();
+    let mut ro = aioss_audit::SqliteStore::open_read_only(&store).unwrap();
+    let v = aioss_audit::verify::verify(&mut ro, Some(&pk)).unwrap();
+    assert!(v.ok(), "{:?}", v.problem);
+}

@@ -43,6 +43,8 @@ pub struct DecideOptions<'a> {
     pub wall_clock: bool,
     /// Take `prev.` from the governor's record ([`PrevSource::Governor`]).
     pub untrusted: bool,
+    /// Sign over records at the end of the store that no signature of the key covers.
+    pub accept_unsigned_tail: bool,
 }
 
 /// The next input line, as the deciding loop sees it.
@@ -276,9 +278,11 @@ pub fn open_audited(
     audit: &str,
     key: Option<Key>,
     checkpoint_every: u64,
+    accept_unsigned_tail: bool,
 ) -> Result<Writer, String> {
     let (w, notes) =
-        aioss_audit::open_audited(g, audit, key, checkpoint_every).map_err(|e| e.to_string())?;
+        aioss_audit::open_audited(g, audit, key, checkpoint_every, accept_unsigned_tail)
+            .map_err(|e| e.to_string())?;
     for n in notes {
         eprintln!("{n}");
     }
@@ -307,7 +311,13 @@ pub fn decide(o: &DecideOptions<'_>) -> ExitCode {
         // state must be the one these decisions were made with.
         g.set_dry_run(true);
     }
-    let mut w = match open_audited(&mut g, o.audit, key, o.checkpoint_every) {
+    let mut w = match open_audited(
+        &mut g,
+        o.audit,
+        key,
+        o.checkpoint_every,
+        o.accept_unsigned_tail,
+    ) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("error: {e}");
@@ -649,7 +659,7 @@ pub fn bench(
         };
         let mut g = Governor::new(p.clone());
         let path_s = path.to_string_lossy().to_string();
-        let mut w = match open_audited(&mut g, &path_s, Some(key), checkpoint_every) {
+        let mut w = match open_audited(&mut g, &path_s, Some(key), checkpoint_every, false) {
             Ok(w) => w,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -64,6 +64,10 @@ enum Command {
         /// Sign a checkpoint every N records (and always at shutdown); 0: only at shutdown.
         #[arg(long, default_value_t = 1000, value_name = "N")]
         checkpoint_every: u64,
+        /// Sign over records at the end of the store that no signature of `--key` covers
+        /// (by default they are refused: whoever appended them did not hold the key).
+        #[arg(long, requires = "key")]
+        accept_unsigned_tail: bool,
     },
     /// The tamper-evident audit log: keys, verification, replay, export.
     #[command(subcommand)]
@@ -108,6 +112,10 @@ struct ServeArgs {
     /// Sign checkpoints over the chain head with this key (from `aioss audit keygen`).
     #[arg(long, value_name = "FILE")]
     key: Option<std::path::PathBuf>,
+    /// Sign over records at the end of the store that no signature of `--key` covers (by
+    /// default the server refuses to start: whoever appended them did not hold the key).
+    #[arg(long, requires = "key")]
+    accept_unsigned_tail: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -279,7 +287,14 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(a) => match a.sub {
             Some(ServeSub::HashToken { token }) => serve_cmd::hash_token(token.as_deref()),
-            None => serve_cmd::serve(a.policy.as_deref(), a.audit, a.listen, a.config, a.key),
+            None => serve_cmd::serve(&serve_cmd::Args {
+                policy: a.policy.as_deref(),
+                audit: a.audit,
+                listen: a.listen,
+                config: a.config,
+                key: a.key,
+                accept_unsigned_tail: a.accept_unsigned_tail,
+            }),
         },
         Command::Bench(BenchCommand::Serve {
             policy,
@@ -316,6 +331,7 @@ fn main() -> ExitCode {
             audit: Some(audit),
             key,
             checkpoint_every,
+            accept_unsigned_tail,
         } => audit_cmd::decide(&audit_cmd::DecideOptions {
             policy: &policy,
             audit: &audit,
@@ -325,6 +341,7 @@ fn main() -> ExitCode {
             dry_run,
             wall_clock: clock == "wall",
             untrusted,
+            accept_unsigned_tail,
         }),
         Command::Audit(AuditCommand::Keygen { file }) => audit_cmd::keygen(&file),
         Command::Audit(AuditCommand::Verify {
