@@ -177,7 +177,8 @@ pub fn event_record(
 }
 
 /// Open the store named by `arg` (created if missing), rebuild `g`'s state from its records
-/// (so budgets, `prev` and sequence numbers survive restarts), and make a writer that
+/// ([`replay::rebuild`]: the last snapshot and the records after it, so budgets, `prev` and
+/// sequence numbers survive restarts), and make a writer that
 /// continues its chain. Returns the writer and notes for the operator (records made under
 /// another policy; a state digest that does not match), which the caller prints.
 ///
@@ -240,13 +241,44 @@ pub fn unsigned_tail(store: &mut dyn Store, key: &Key) -> Result<Option<(u64, u6
 /// [`open_audited`] on a store already open (`arg` names it in the notes).
 pub fn open_audited_store(
     g: &mut aioss_core::Governor,
-    mut store: Box<dyn Store>,
+    store: Box<dyn Store>,
     arg: &str,
     key: Option<Key>,
     checkpoint_every: u64,
     accept_unsigned_tail: bool,
 ) -> Result<(Writer, Vec<String>), Error> {
+    open_writer(g, store, arg, key, checkpoint_every, accept_unsigned_tail)
+        .map(|o| (o.writer, o.notes))
+}
+
+/// What [`open_writer`] did.
+#[derive(Debug)]
+pub struct Opened {
+    /// The writer continuing the chain.
+    pub writer: Writer,
+    /// Notes for the operator.
+    pub notes: Vec<String>,
+    /// The `snapshot` record the governor state was restored from, if any.
+    pub from_snapshot: Option<u64>,
+    /// Records re-decided to rebuild the state (after the snapshot, or all).
+    pub redecided: u64,
+    /// Records no signature of the key covered, signed over because the operator said so.
+    pub accepted_unsigned: Option<(u64, u64)>,
+}
+
+/// [`open_audited_store`], saying what it did.
+pub fn open_writer(
+    g: &mut aioss_core::Governor,
+    mut store: Box<dyn Store>,
+    arg: &str,
+    key: Option<Key>,
+    checkpoint_every: u64,
+    accept_unsigned_tail: bool,
+) -> Result<Opened, Error> {
     let mut notes = Vec::new();
+    let mut accepted_unsigned = None;
+    let mut from_snapshot = None;
+    let mut redecided = 0;
     if let Some(k) = &key {
         // INVARIANT (sign-only-own): a writer never signs over records it cannot show it
         // wrote, unless the operator accepted them.
@@ -262,10 +294,19 @@ pub fn open_audited_store(
                 "WARNING: records {from}..{to} of {arg} are not covered by a signature of this key; \
                  accepted (--accept-unsigned-tail): the next signed head will cover them"
             ));
+            accepted_unsigned = Some((from, to));
         }
     }
     if store.count()? > 0 {
-        let r = replay::replay(store.as_mut(), g, false)?;
+        let r = replay::rebuild(store.as_mut(), g)?;
+        from_snapshot = r.from_snapshot;
+        redecided = r.records;
+        if let Some(s) = r.from_snapshot {
+            notes.push(format!(
+                "note: the governor state is the snapshot at record {s} of {arg}, and {} records re-decided after it",
+                r.records
+            ));
+        }
         if r.other_policy > 0 {
             notes.push(format!(
                 "note: {} of {} records in {arg} were made under another policy; the governor state is rebuilt under this one",
@@ -279,7 +320,13 @@ pub fn open_audited_store(
             ));
         }
     }
-    Ok((Writer::new(store, key, checkpoint_every)?, notes))
+    Ok(Opened {
+        writer: Writer::new(store, key, checkpoint_every)?,
+        notes,
+        from_snapshot,
+        redecided,
+        accepted_unsigned,
+    })
 }
 
 /// Appends to a store: chains each record to the head, signs a checkpoint every

@@ -31,8 +31,14 @@ pub enum Kind {
     /// `decision_id` is the decision's. Not re-decided by replay.
     Outcome,
     /// The policy was reloaded: the record carries the new policy's name, version and hash,
-    /// and who asked. Not re-decided by replay.
+    /// and who asked. Not re-decided by replay (which starts the repairers' warm starts
+    /// afresh here, as the server's new governor did).
     PolicyReload,
+    /// The governor state (`Governor::snapshot`) as the server had it here, written
+    /// periodically, at start and at shutdown; `proposal` says why. A restart restores the
+    /// last one and re-decides only the records after it; replay compares its own state
+    /// with it and then takes it, warm starts afresh, as the server did.
+    Snapshot,
 }
 
 impl Kind {
@@ -45,6 +51,7 @@ impl Kind {
             Kind::Confirmation => "confirmation",
             Kind::Outcome => "outcome",
             Kind::PolicyReload => "policy_reload",
+            Kind::Snapshot => "snapshot",
         }
     }
 
@@ -57,6 +64,7 @@ impl Kind {
             "confirmation" => Some(Kind::Confirmation),
             "outcome" => Some(Kind::Outcome),
             "policy_reload" => Some(Kind::PolicyReload),
+            "snapshot" => Some(Kind::Snapshot),
             _ => None,
         }
     }
@@ -67,8 +75,8 @@ impl Kind {
 pub struct Record {
     /// Position in the log, from 0, without gaps.
     pub seq: u64,
-    /// `decision`, `input_error`, `refused`, `confirmation`, `outcome` or `policy_reload`,
-    /// as stored (an unknown value fails verification).
+    /// `decision`, `input_error`, `refused`, `confirmation`, `outcome`, `policy_reload` or
+    /// `snapshot`, as stored (an unknown value fails verification).
     pub kind: String,
     /// The governor's decision id (empty for an input error).
     pub decision_id: String,

@@ -14,6 +14,7 @@
 //! max_tracked_agents = 10000  # agents whose latest state is kept
 //! long_poll_max_secs = 30     # the longest `?wait=` honoured
 //! checkpoint_every = 1000     # records between signed checkpoints (with a key)
+//! snapshot_every = 10000      # records between snapshots of the governor state
 //! max_connections = 1024      # connections served at once (then reserved ones, then the backlog)
 //! max_connections_per_address = 256  # connections one address may hold open at once
 //! reserved_connections = 16   # past max_connections: answer only /healthz and /metrics
@@ -60,6 +61,10 @@ pub struct Settings {
     pub long_poll_max_secs: f64,
     /// Records between signed checkpoints (with a key); 0: only at shutdown. Default 1000.
     pub checkpoint_every: u64,
+    /// Records between `snapshot` records of the governor state (also written at start
+    /// and at shutdown); a restart re-decides only the records after the last one. 0:
+    /// only at start and shutdown. Default 10,000.
+    pub snapshot_every: u64,
     /// Connections served at once; past it, `reserved_connections` more answer health and
     /// metrics only, and further ones wait in the kernel's backlog. Default 1024.
     pub max_connections: usize,
@@ -103,6 +108,7 @@ impl Default for Settings {
             max_tracked_agents: 10_000,
             long_poll_max_secs: 30.0,
             checkpoint_every: 1000,
+            snapshot_every: 10_000,
             max_connections: 1024,
             max_connections_per_address: 256,
             reserved_connections: 16,
@@ -302,6 +308,7 @@ impl Config {
                 }
                 "long_poll_max_secs" => s.long_poll_max_secs = number(v, &f)?,
                 "checkpoint_every" => s.checkpoint_every = positive_int(v, &f)?,
+                "snapshot_every" => s.snapshot_every = positive_int(v, &f)?,
                 "max_connections" => s.max_connections = to_usize(positive_int(v, &f)?, &f)?,
                 "max_connections_per_address" => {
                     s.max_connections_per_address = to_usize(positive_int(v, &f)?, &f)?;

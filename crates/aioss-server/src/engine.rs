@@ -364,15 +364,7 @@ impl<V> Bounded<V> {
     fn get_mut(&mut self, k: &str) -> Option<&mut V> {
         self.map.get_mut(k).map(|(_, v)| v)
     }
-
-    fn clear(&mut self) {
-        self.map.clear();
-        self.order.clear();
-    }
 }
-
-/// An agent's latest reported state and `prev`.
-type Reported = (Vec<Option<StateValue>>, Vec<Option<f64>>);
 
 /// The governor thread's state.
 struct Engine {
@@ -381,8 +373,12 @@ struct Engine {
     holds: HashMap<String, Hold>,
     /// The earliest expiry of a pending hold (infinity when none).
     next_expiry: f64,
-    /// Each agent's latest reported state and `prev` (from proposals and outcomes).
-    latest: Bounded<Reported>,
+    /// Each agent's latest report (the line of its latest decided proposal, or of an
+    /// observed outcome), kept as text: a reload keeps it, and it is read under the policy
+    /// in force when an approval re-checks a hold.
+    latest: Bounded<String>,
+    /// Records made since the last `snapshot` record.
+    since_snapshot: u64,
     recent: Bounded<Recent>,
     /// Holds that ended, by id: true if by expiry (bounded like the pending holds).
     ended: Bounded<bool>,
@@ -460,6 +456,24 @@ fn hold_view(
     let rest = rest.strip_prefix('{').unwrap_or(&rest);
     // INVARIANT (listed-action-rehashes): the bytes after `"action":` are the bytes hashed.
     format!("{{\"action\":{action_json},{rest}")
+}
+
+/// What a start finds in the store besides the governor state (which
+/// `aioss_audit::replay::rebuild` restores): see `crate::serve::recover`.
+#[derive(Clone, Debug, Default)]
+pub struct Recovered {
+    /// The holds still unanswered, oldest first.
+    pub holds: Vec<Restored>,
+    /// Each agent's latest report (a decided proposal's line, or an observed outcome as a
+    /// proposal line), oldest first.
+    pub latest: Vec<(String, String)>,
+    /// Holds that ended, oldest first: true if by expiry.
+    pub ended: Vec<(String, bool)>,
+    /// Records in the store after its last `snapshot` record.
+    pub since_snapshot: u64,
+    /// The `snapshot` record to write first (why the server starts, what it restored), if
+    /// the store holds records.
+    pub start: Option<Value>,
 }
 
 /// A hold found unanswered in the store at start-up: its decision record's proposal line
@@ -589,6 +603,33 @@ impl Engine {
         });
     }
 
+    /// A `snapshot` record of the governor state (`Governor::snapshot`), `why` in its
+    /// `proposal`; the warm starts start afresh after it, as replay's do at the same
+    /// record (so that a restart from it, or a replay through it, decides every later
+    /// record as this server does).
+    fn snapshot(&mut self, why: Value, items: &mut Vec<Item>) {
+        let state = self.g.snapshot();
+        let record = self.record(Kind::Snapshot, "", &why.to_string(), &state);
+        self.g.reset_warm_starts();
+        self.since_snapshot = 0;
+        items.push(Item {
+            record,
+            reply: None,
+            status: 200,
+            body: String::new(),
+            effect: Effect::None,
+        });
+    }
+
+    /// A periodic snapshot once `snapshot_every` records were made since the last one.
+    fn maybe_snapshot(&mut self, items: &mut Vec<Item>) {
+        self.since_snapshot += items.len() as u64;
+        let every = self.settings.snapshot_every;
+        if every > 0 && self.since_snapshot >= every {
+            self.snapshot(json!({"reason": "periodic"}), items);
+        }
+    }
+
     /// Handle one job; true when it asks to stop.
     fn handle(&mut self, job: Job, items: &mut Vec<Item>) -> bool {
         self.shared.metrics.queue_depth.fetch_sub(1, Relaxed);
@@ -716,7 +757,7 @@ impl Engine {
         let record =
             aioss_audit::decision_record(self.g.policy(), &raw, &d, &json, self.g.state_digest());
         let policy_hash = self.g.policy().hash.clone();
-        self.latest.put(&p.agent, (p.state.clone(), p.prev.clone()));
+        self.latest.put(&p.agent, raw.clone());
         let mut hold_json = None;
         let mut extra = Vec::new();
         if d.final_outcome == aioss_core::Outcome::HoldForConfirmation {
@@ -1034,12 +1075,26 @@ impl Engine {
                 }
             }
             // Re-check the held action, by Tier 1, against the latest state its agent
-            // reported (a proposal or an observed outcome since the hold).
-            let (state, prev) = self
-                .latest
-                .get(&h.agent)
-                .cloned()
-                .unwrap_or_else(|| (h.state.clone(), h.prev.clone()));
+            // reported (a proposal or an observed outcome since the hold; kept across
+            // reloads and restarts).
+            let reported = match self.latest.get(&h.agent) {
+                None => Ok((h.state.clone(), h.prev.clone())),
+                Some(line) => Proposal::parse(self.g.policy(), line)
+                    .map(|p| (p.state, p.prev))
+                    .map_err(|e| e.to_string()),
+            };
+            let (state, prev) = match reported {
+                Ok(x) => x,
+                Err(e) => {
+                    let body = json!({"error": {
+                        "code": "unsafe_now",
+                        "message": format!("the latest state `{}` reported cannot be read under the policy in force ({e}): the held action cannot be re-checked; have the agent report its state again", h.agent),
+                        "constraints": [],
+                    }})
+                    .to_string();
+                    return self.refuse_with(items, Some(reply), &req, id, 409, "unsafe_now", body);
+                }
+            };
             let prop = h.proposal(state, prev);
             let unsafe_rows = self.g.critical_unsat(&prop);
             if !unsafe_rows.is_empty() {
@@ -1304,12 +1359,7 @@ impl Engine {
         if let Some(rr) = self.recent.get_mut(id) {
             rr.outcome_reported = true;
         }
-        let prev = self
-            .latest
-            .get(&r.agent)
-            .map(|(_, p)| p.clone())
-            .unwrap_or_default();
-        self.latest.put(&r.agent, (observed.state, prev));
+        self.latest.put(&r.agent, line);
         items.push(Item {
             record: self.record(Kind::Outcome, id, &request, &answer),
             reply: Some(reply),
@@ -1333,8 +1383,9 @@ impl Engine {
         // Budgets, `prev` and the clock go on where they still mean the same.
         g.carry_state_from(&self.g);
         self.g = g;
-        // States are encoded per policy: those kept for the old one are dropped.
-        self.latest.clear();
+        // The agents' latest reports are kept as text and read under the policy in force
+        // when needed (caught: they were dropped here, and a hold refused as `unsafe_now`
+        // was approved after a reload of the unchanged file).
         let now = &self.g.policy();
         let answer = json!({
             "policy": {"name": now.name, "version": now.version, "hash": now.hash},
@@ -1394,7 +1445,7 @@ pub fn start(
     w: Writer,
     settings: Settings,
     shared: Arc<Shared>,
-    restored: &[Restored],
+    recovered: Recovered,
 ) -> (SyncSender<Job>, Threads) {
     let (jobs_tx, jobs_rx) = std::sync::mpsc::sync_channel::<Job>(settings.queue_bound);
     let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel::<Batch>(BATCH);
@@ -1403,16 +1454,27 @@ pub fn start(
         latest: Bounded::new(settings.max_tracked_agents),
         recent: Bounded::new(settings.decision_cache),
         ended: Bounded::new(settings.max_pending_holds),
+        since_snapshot: recovered.since_snapshot,
         settings,
         holds: HashMap::new(),
         next_expiry: f64::INFINITY,
         shared: Arc::clone(&shared),
     };
+    for (agent, line) in recovered.latest {
+        engine.latest.put(&agent, line);
+    }
+    for (id, expired) in recovered.ended {
+        engine.ended.put(&id, expired);
+    }
+    let mut denied = Vec::new();
+    if let Some(why) = recovered.start {
+        engine.snapshot(why, &mut denied);
+    }
     // INVARIANT (bounded-holds): at most `max_pending_holds` come back, the latest ones.
+    let restored = recovered.holds;
     let skip = restored
         .len()
         .saturating_sub(engine.settings.max_pending_holds);
-    let mut denied = Vec::new();
     for r in restored.iter().skip(skip) {
         match engine.restore(r) {
             Ok(view) => {
@@ -1480,6 +1542,11 @@ fn run_engine(mut e: Engine, first: Vec<Item>, rx: &Receiver<Job>, tx: &SyncSend
             }
         }
         e.expire(&mut items);
+        e.maybe_snapshot(&mut items);
+        if done && e.since_snapshot > 0 {
+            // The state at shutdown: the next start restores it and re-decides nothing.
+            e.snapshot(json!({"reason": "shutdown"}), &mut items);
+        }
         e.shared
             .metrics
             .pending_holds

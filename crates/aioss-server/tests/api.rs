@@ -1005,15 +1005,16 @@ async fn healthz_fails_once_the_governor_or_the_committer_thread_is_gone() {
     )
     .await;
     assert_eq!(st, 503, "{v}");
-    // The committer died; the governor thread stops once it cannot hand records over.
+    // The committer died (its flag clears as it unwinds, just after the answer above);
+    // the governor thread stops once it cannot hand records over.
     let mut h = Value::Null;
     for _ in 0..100 {
         let (st, v) = call(&s, "GET", "/healthz", None, "").await;
-        assert_eq!(st, 503, "{v}");
-        assert_eq!(v["status"], "failing");
-        assert_eq!(v["audit_committer"], "stopped");
+        if v["audit_committer"] == "stopped" {
+            assert_eq!((st, &v["status"]), (503, &json!("failing")), "{v}");
+        }
         h = v;
-        if h["governor"] == "stopped" {
+        if h["governor"] == "stopped" && h["audit_committer"] == "stopped" {
             break;
         }
         let _ = call(
@@ -1027,6 +1028,7 @@ async fn healthz_fails_once_the_governor_or_the_committer_thread_is_gone() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(h["governor"], "stopped", "{h}");
+    assert_eq!(h["audit_committer"], "stopped", "{h}");
     let (st, v) = call(
         &s,
         "POST",
@@ -1402,5 +1404,219 @@ async fn a_record_appended_behind_the_servers_back_is_not_signed_over_at_restart
     s.running.stop().unwrap();
     let mut ro = aioss_audit::SqliteStore::open_read_only(&store).unwrap();
     let v = aioss_audit::verify::verify(&mut ro, Some(&pk)).unwrap();
+    assert!(v.ok(), "{:?}", v.problem);
+}
+
+/// A hold, then its agent reports a state in which the held action is unsafe (inside
+/// pillar A's keep-out disc): the approval is refused `unsafe_now`. Returns the hold's id.
+async fn hold_then_unsafe_state(s: &Server) -> String {
+    let h = hold(s).await;
+    let id = h["decision_id"].as_str().unwrap().to_string();
+    let mut b = baseline();
+    b["state"]["px"] = json!(10.0);
+    b["state"]["py"] = json!(5.5);
+    let (st, _) = call(s, "POST", "/v1/decisions", Some(LOW), &b.to_string()).await;
+    assert_eq!(st, 200);
+    let approve = format!("/v1/confirmations/{id}/approve");
+    let (st, v) = call(s, "POST", &approve, Some(ALICE), "").await;
+    assert_recorded_error(s, st, &v, 409, "unsafe_now");
+    id
+}
+
+/// Caught: a reload dropped every agent's latest reported state, so an approval refused as
+/// `unsafe_now` succeeded after SIGHUP of the unchanged file and the action executed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsafe_state_is_remembered_across_a_reload() {
+    let s = server("unsafe-reload", Some(&config_text()));
+    let id = hold_then_unsafe_state(&s).await;
+    let (st, _) = call(&s, "POST", "/v1/policy/reload", Some(ALICE), "").await;
+    assert_eq!(st, 200);
+    let approve = format!("/v1/confirmations/{id}/approve");
+    let (st, v) = call(&s, "POST", &approve, Some(ALICE), "").await;
+    assert_recorded_error(&s, st, &v, 409, "unsafe_now");
+    finish(s);
+}
+
+/// Caught: a restart forgot every agent's latest reported state, so the same approval
+/// succeeded after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsafe_state_is_remembered_across_a_restart() {
+    let s = server("unsafe-restart", Some(&config_text()));
+    let id = hold_then_unsafe_state(&s).await;
+    let s = restart(s, &config_text());
+    assert!(!pending(&s, &id).await.is_null());
+    let approve = format!("/v1/confirmations/{id}/approve");
+    let (st, v) = call(&s, "POST", &approve, Some(ALICE), "").await;
+    assert_recorded_error(&s, st, &v, 409, "unsafe_now");
+    // Reported safe again, it may be approved.
+    let (st, _) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some(LOW),
+        &baseline().to_string(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (st, a) = call(&s, "POST", &approve, Some(ALICE), "").await;
+    assert_eq!(st, 200, "{a}");
+    finish(s);
+}
+
+/// agent-tools.toml, and a finance agent `fin` (token `token-fin`).
+fn agent_tools_server(tag: &str, extra: &str) -> (Server, String) {
+    let cfg = format!(
+        "[server]\n{extra}\n[[agent]]\nid = \"fin\"\ntoken_sha256 = \"{}\"\nattributes = {{ role = \"finance\", trust = 0.9, status = \"active\" }}\n[[operator]]\nid = \"alice\"\ntoken_sha256 = \"{}\"\n",
+        aioss_server::config::hash_token("token-fin"),
+        aioss_server::config::hash_token(ALICE)
+    );
+    let dir = tempdir(tag);
+    let policy = dir.join("policy.toml");
+    std::fs::copy(repo().join("policies/agent-tools.toml"), &policy).unwrap();
+    let store = dir.join("audit.db");
+    let running = aioss_server::serve::Running::open(
+        &policy,
+        store.to_str().unwrap(),
+        None,
+        Some(aioss_server::config::Config::parse(&cfg).unwrap()),
+    )
+    .unwrap();
+    (
+        Server {
+            dir,
+            store,
+            policy,
+            running,
+            addr: None,
+        },
+        cfg,
+    )
+}
+
+/// A confirmed transfer of `amount` EUR by `fin`, its state variable for the balance
+/// named `balance`.
+fn transfer(amount: f64, balance: &str) -> String {
+    json!({
+        "action": {"tool": "transfer", "amount": amount, "recipients": 0, "file_count": 0,
+                   "write_mb": 0.0, "tokens": 500, "external": false, "preview": false},
+        "state": {"session_risk": "low", "user_confirmed": true, "sandboxed": true,
+                  "protected_dir": false, "pii_detected": false, "injection_score": 0.05,
+                  balance: 1_000_000.0, "task_description": "pay a supplier"},
+    })
+    .to_string()
+}
+
+/// Caught: a restart rebuilt the governor state by re-deciding the whole log under the
+/// policy it starts with, so an edit of the policy (here: a state variable renamed, which
+/// no old proposal has) emptied every budget window and an agent could spend its daily
+/// budget twice. The state is restored from the last snapshot as a reload carries it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_budget_survives_a_restart_under_an_edited_policy() {
+    let (s, cfg) = agent_tools_server("budget-restart", "");
+    for _ in 0..2 {
+        let (st, d) = call(
+            &s,
+            "POST",
+            "/v1/decisions",
+            Some("token-fin"),
+            &transfer(20_000.0, "balance"),
+        )
+        .await;
+        assert_eq!((st, &d["final_outcome"]), (200, &json!("ALLOW")), "{d}");
+    }
+    let (_, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some("token-fin"),
+        &transfer(20_000.0, "balance"),
+    )
+    .await;
+    assert_eq!(d["final_outcome"], "BLOCK_NO_REPAIR", "{d}");
+    // The operator renames a state variable and restarts.
+    let text = std::fs::read_to_string(&s.policy).unwrap();
+    std::fs::write(&s.policy, text.replace("balance", "funds")).unwrap();
+    let s = restart(s, &cfg);
+    let (st, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some("token-fin"),
+        &transfer(20_000.0, "funds"),
+    )
+    .await;
+    assert_eq!(st, 200, "{d}");
+    assert_eq!(d["final_outcome"], "BLOCK_NO_REPAIR", "{d}");
+    assert!(d["constraints"].to_string().contains("spend-cap"), "{d}");
+    finish(s);
+}
+
+/// The same across a plain restart and a reload, and `aioss audit replay` agrees with every
+/// record afterwards (snapshots every few records, so both the periodic ones and the start
+/// and shutdown ones are crossed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgets_survive_reloads_and_restarts_and_replay_agrees() {
+    let (s, cfg) = agent_tools_server("budget-replay", "snapshot_every = 2");
+    let (_, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some("token-fin"),
+        &transfer(20_000.0, "balance"),
+    )
+    .await;
+    assert_eq!(d["final_outcome"], "ALLOW", "{d}");
+    let (st, _) = call(&s, "POST", "/v1/policy/reload", Some(ALICE), "").await;
+    assert_eq!(st, 200);
+    let (_, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some("token-fin"),
+        &transfer(20_000.0, "balance"),
+    )
+    .await;
+    assert_eq!(d["final_outcome"], "ALLOW", "{d}");
+    let s = restart(s, &cfg);
+    let (_, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some("token-fin"),
+        &transfer(20_000.0, "balance"),
+    )
+    .await;
+    assert_eq!(d["final_outcome"], "BLOCK_NO_REPAIR", "{d}");
+    let (_, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some("token-fin"),
+        &transfer(9_000.0, "balance"),
+    )
+    .await;
+    assert_eq!(d["final_outcome"], "ALLOW", "{d}");
+    let store = s.store.clone();
+    let policy = s.policy.clone();
+    let recs = finish(s);
+    let kinds: Vec<&str> = recs.iter().map(|r| r.kind.as_str()).collect();
+    assert!(
+        kinds.iter().filter(|k| **k == "snapshot").count() >= 3,
+        "{kinds:?}"
+    );
+    let start = recs
+        .iter()
+        .find(|r| r.kind == "snapshot" && r.proposal.contains("\"start\""))
+        .unwrap();
+    assert!(
+        start.proposal.contains("\"restored_from\":"),
+        "{}",
+        start.proposal
+    );
+    let mut st = aioss_audit::open_store(store.to_str().unwrap(), false).unwrap();
+    let mut g = aioss_core::Governor::new(aioss_server::serve::load_policy(&policy).unwrap());
+    let rep = aioss_audit::replay::replay(st.as_mut(), &mut g, true).unwrap();
+    assert!(rep.agrees(), "{:?}", rep.differences);
+    let v = aioss_audit::verify::verify(st.as_mut(), None).unwrap();
     assert!(v.ok(), "{:?}", v.problem);
 }

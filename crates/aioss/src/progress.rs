@@ -174,6 +174,13 @@ impl Store for Watched {
         self.inner.append(records, checkpoints)
     }
     fn scan(&mut self, f: &mut dyn FnMut(Record) -> Result<bool, Error>) -> Result<(), Error> {
+        self.scan_from(0, f)
+    }
+    fn scan_from(
+        &mut self,
+        seq: u64,
+        f: &mut dyn FnMut(Record) -> Result<bool, Error>,
+    ) -> Result<(), Error> {
         self.passes += 1;
         // A command that reads the store twice (`report` verifies it first) says which
         // pass it is in.
@@ -183,7 +190,7 @@ impl Store for Watched {
             self.label.to_string()
         };
         let mut p = Progress::new(label, self.total);
-        let r = self.inner.scan(&mut |rec| {
+        let r = self.inner.scan_from(seq, &mut |rec| {
             p.tick();
             f(rec)
         });
@@ -220,13 +227,6 @@ impl Store for Watched {
     }
     fn end_read(&mut self) -> Result<(), Error> {
         self.inner.end_read()
-    }
-    fn scan_from(
-        &mut self,
-        seq: u64,
-        f: &mut dyn FnMut(Record) -> Result<bool, Error>,
-    ) -> Result<(), Error> {
-        self.inner.scan_from(seq, f)
     }
     fn last_of_kind(&mut self, kind: &str) -> Result<Option<Record>, Error> {
         self.inner.last_of_kind(kind)
