@@ -21,7 +21,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use aioss_audit::{Kind, Record, Writer};
-use aioss_core::governor::{action_to_json, AttrValue, InputError, RowReport, StateValue};
+use aioss_core::governor::{
+    action_to_json, AttrValue, Clock, InputError, PrevSource, RowReport, StateValue,
+};
 use aioss_core::{Governor, Interval, Policy, Proposal};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -694,18 +696,45 @@ impl Engine {
         items: &mut Vec<Item>,
     ) {
         let now = wall_now();
-        // The same steps as `Governor::decide_line_at`, so `aioss audit replay` re-decides
-        // the record identically; the parsed proposal is kept for holds and outcomes.
+        // The same steps as `Governor::decide_line_with`, so `aioss audit replay` re-decides
+        // the record identically (at its recorded time); the parsed proposal is kept for
+        // holds and outcomes.
         // INVARIANT (parsed-under-policy): a line parsed elsewhere is used only under the
         // policy (same hash) it was parsed against.
-        let parsed = match parsed {
-            Some((hash, r)) if hash == self.g.policy().hash => r,
-            _ => Proposal::parse(self.g.policy(), &raw),
+        let (parsed, counted) = match parsed {
+            Some((hash, r)) if hash == self.g.policy().hash => {
+                let counted = r.is_err();
+                (r, counted)
+            }
+            _ => (Proposal::parse(self.g.policy(), &raw), false),
         };
-        let mut p = match parsed {
-            Ok(p) => p,
+        // INVARIANT (governor-time-and-prev): the time that drives budgets, windows and
+        // expiries is this server's clock (a `timestamp` counts only within the policy's
+        // `max_clock_skew_secs` of it), and `prev.` is what this governor executed: a body
+        // claiming another `prev` is refused (`prev_mismatch`), changing no state.
+        let decided =
+            parsed.and_then(|p| self.g.decide_with(&p, Clock::Trusted(now)).map(|d| (p, d)));
+        let (p, d) = match decided {
+            Ok(x) => x,
             Err(e) => {
                 self.shared.metrics.count("input_error", e.code);
+                let st = &self.settings;
+                if !counted
+                    && self
+                        .shared
+                        .refusals
+                        .take(&who.id, st.refusal_record_rate, st.refusal_record_burst)
+                        .is_err()
+                {
+                    // Past the principal's refusal-recording rate: answered and counted,
+                    // not recorded (a refusal changes no governor state).
+                    self.shared.metrics.count("unrecorded", e.code);
+                    let _ = reply.send(Reply {
+                        status: 400,
+                        body: e.to_json(),
+                    });
+                    return;
+                }
                 let body = e.to_json();
                 let limit = self.settings.refusal_body_bytes;
                 let record = if raw.len() <= limit {
@@ -732,10 +761,6 @@ impl Engine {
                 return;
             }
         };
-        if p.timestamp.is_none() {
-            p.timestamp = Some(now);
-        }
-        let d = self.g.decide(&p);
         let m = &self.shared.metrics;
         #[expect(clippy::cast_precision_loss, reason = "microseconds as seconds")]
         m.stage(1, d.latency_us as f64 / 1e6);
@@ -1078,12 +1103,12 @@ impl Engine {
             // reported (a proposal or an observed outcome since the hold; kept across
             // reloads and restarts).
             let reported = match self.latest.get(&h.agent) {
-                None => Ok((h.state.clone(), h.prev.clone())),
+                None => Ok(h.state.clone()),
                 Some(line) => Proposal::parse(self.g.policy(), line)
-                    .map(|p| (p.state, p.prev))
+                    .map(|p| p.state)
                     .map_err(|e| e.to_string()),
             };
-            let (state, prev) = match reported {
+            let state = match reported {
                 Ok(x) => x,
                 Err(e) => {
                     let body = json!({"error": {
@@ -1095,7 +1120,9 @@ impl Engine {
                     return self.refuse_with(items, Some(reply), &req, id, 409, "unsafe_now", body);
                 }
             };
-            let prop = h.proposal(state, prev);
+            // `prev.` is what the governor executed last for the agent, as it is for its
+            // proposals.
+            let prop = h.proposal(state, vec![None; h.action.len()]);
             let unsafe_rows = self.g.critical_unsat(&prop);
             if !unsafe_rows.is_empty() {
                 let names: Vec<String> = unsafe_rows
@@ -1382,6 +1409,7 @@ impl Engine {
         let mut g = Governor::new(policy);
         // Budgets, `prev` and the clock go on where they still mean the same.
         g.carry_state_from(&self.g);
+        g.set_prev_source(PrevSource::Governor);
         self.g = g;
         // The agents' latest reports are kept as text and read under the policy in force
         // when needed (caught: they were dropped here, and a hold refused as `unsafe_now`
@@ -1449,6 +1477,9 @@ pub fn start(
 ) -> (SyncSender<Job>, Threads) {
     let (jobs_tx, jobs_rx) = std::sync::mpsc::sync_channel::<Job>(settings.queue_bound);
     let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel::<Batch>(BATCH);
+    let mut g = g;
+    // `prev.` is the governor's record, never the agent's to set (DESIGN.md).
+    g.set_prev_source(PrevSource::Governor);
     let mut engine = Engine {
         g,
         latest: Bounded::new(settings.max_tracked_agents),

@@ -24,10 +24,10 @@ pub fn schemas() -> Map<String, Value> {
             json!({
                 "id": {"type": "string"},
                 "agent": {"type": "string", "description": "with a configuration, the token's agent (a body naming another is refused)"},
-                "timestamp": {"description": "seconds since the Unix epoch or RFC 3339; the server's clock if absent"},
+                "timestamp": {"description": "seconds since the Unix epoch or RFC 3339; used only within the policy's max_clock_skew_secs of the server's clock (default 0), which decides otherwise"},
                 "action": {"type": "object"},
                 "state": {"type": "object", "description": "each value a number, {value, noise} or {lo, hi}"},
-                "prev": {"type": "object"},
+                "prev": {"type": "object", "description": "optional; if given, exactly the action the governor last executed for the agent (else 400 prev_mismatch): prev. is the governor's record"},
                 "transition": {"type": "string"},
                 "agent_attributes": {"type": "object", "description": "with a configuration, the token's attributes (a body claiming others is refused)"}
             }),

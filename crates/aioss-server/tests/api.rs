@@ -286,7 +286,7 @@ async fn approve_and_reject_are_recorded_with_who_answered() {
     let id = h["decision_id"].as_str().unwrap().to_string();
     let p = pending(&s, &id).await;
     assert_eq!(p["agent"], "low");
-    assert_eq!(p["action"]["vx"], 0.5);
+    assert_eq!(p["action"]["vx"], 0.3);
     assert_eq!(p["policy_hash"], h["policy"]["hash"]);
     // While pending, the agent sees so.
     let (_, g) = call(&s, "GET", &format!("/v1/decisions/{id}"), Some(LOW), "").await;
@@ -319,7 +319,7 @@ async fn approve_and_reject_are_recorded_with_who_answered() {
     assert_eq!(st, 200, "{a}");
     assert_eq!(a["status"], "approved");
     assert_eq!(a["by"]["id"], "alice");
-    assert_eq!(a["action"]["vx"], 0.5);
+    assert_eq!(a["action"]["vx"], 0.3);
     let r = record_of(&s.store, &a);
     assert_eq!(r.kind, "confirmation");
     assert_eq!(r.decision_id, id);
@@ -545,12 +545,12 @@ async fn outcomes_are_effective_or_failed() {
         )
         .await;
         assert_eq!(st, 200);
-        assert_eq!(d["action"]["vx"], 0.5);
+        assert_eq!(d["action"]["vx"], 0.3);
         d["decision_id"].as_str().unwrap().to_string()
     };
-    // The baseline state moved as the dynamics say (px + dt * vx = 15 + 0.1 * 0.5).
+    // The baseline state moved as the dynamics say (px + dt * vx = 15 + 0.1 * 0.3).
     let mut state = baseline()["state"].clone();
-    state["px"] = json!(15.05);
+    state["px"] = json!(15.03);
     let id = decide().await;
     let out = format!("/v1/decisions/{id}/outcome");
     let (st, o) = call(
@@ -577,7 +577,7 @@ async fn outcomes_are_effective_or_failed() {
     assert_recorded_error(&s, st, &v, 409, "outcome_already_reported");
     // 0.5 m off the prediction: beyond the model's error bound (0.01) and the noise.
     let id = decide().await;
-    state["px"] = json!(15.55);
+    state["px"] = json!(15.53);
     let (_, o) = call(
         &s,
         "POST",
@@ -805,9 +805,10 @@ async fn a_reload_keeps_each_agents_last_action() {
     assert_eq!(d["final_outcome"], "ALLOW");
     let (st, _) = edit_policy(&s, "version = \"1.0.0\"", "version = \"1.0.1\"").await;
     assert_eq!(st, 200);
-    // Without `prev`, the ramp is checked from the agent's last executed action (0.5 m/s);
-    // from the fallback's 0 m/s, 0.5 m/s would break `speed-ramp` and be repaired.
-    let b = baseline_without_prev();
+    // The ramp is checked from the agent's last executed action (0.3 m/s: 0.45 m/s is
+    // within it); from the fallback's 0 m/s, 0.45 m/s would break `speed-ramp` and be
+    // repaired.
+    let b = faster_than_from_rest();
     let (_, d) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
     assert_eq!(d["policy"]["version"], "1.0.1");
     assert_eq!(d["final_outcome"], "ALLOW", "{d}");
@@ -824,9 +825,9 @@ async fn a_deadline_overrun_is_reported_and_counted() {
     let s = server("deadline", Some(&config_text()));
     let (st, _) = edit_policy(&s, "deadline_us = 1000\n", "deadline_us = 1\n").await;
     assert_eq!(st, 200);
-    // A repair (an agent with no executed action yet, and no `prev`: see
+    // A repair (an agent with no executed action yet: see
     // `a_reload_keeps_each_agents_last_action`): tens of µs, over 1 µs.
-    let b = baseline_without_prev();
+    let b = faster_than_from_rest();
     let (_, d) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
     assert_eq!(d["final_outcome"], "ALLOW_AFTER_REPAIR", "{d}");
     let latency = d["latency_us"].as_u64().unwrap();
@@ -906,11 +907,11 @@ async fn edit_policy(s: &Server, from: &str, to: &str) -> (u16, Value) {
     call(s, "POST", "/v1/policy/reload", Some(ALICE), "").await
 }
 
-/// The baseline proposal without `prev`: its ramp is checked from the agent's last
-/// executed action, or the fallback's for a new agent.
-fn baseline_without_prev() -> Value {
+/// The baseline at 0.45 m/s: within the speed-up ramp from the baseline's 0.3 m/s, beyond
+/// it from rest (the fallback's 0 m/s, an agent's `prev.` before its first action).
+fn faster_than_from_rest() -> Value {
     let mut b = baseline();
-    b.as_object_mut().unwrap().remove("prev");
+    b["action"]["vx"] = json!(0.45);
     b
 }
 
@@ -924,11 +925,15 @@ async fn a_timestamp_past_year_9999_does_not_kill_the_governor() {
         let mut b = baseline();
         b["timestamp"] = ts;
         let (st, v) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
-        // Decided, or refused as bad input (absurd times may be refused at parse time):
-        // either way answered and recorded.
+        // Decided (at the server's time, not the body's), or refused as bad input (absurd
+        // times are refused at parse time): either way answered and recorded.
         assert!(st == 200 || st == 400, "{st} {v}");
         let r = record_of(&s.store, &v);
-        assert!(r.timestamp.starts_with("9999-12-31T") || r.kind == "input_error");
+        assert!(
+            r.kind == "decision" || r.kind == "input_error",
+            "{}",
+            r.kind
+        );
     }
     let (st, v) = call(
         &s,
@@ -1619,4 +1624,102 @@ async fn budgets_survive_reloads_and_restarts_and_replay_agrees() {
     assert!(rep.agrees(), "{:?}", rep.differences);
     let v = aioss_audit::verify::verify(st.as_mut(), None).unwrap();
     assert!(v.ok(), "{:?}", v.problem);
+}
+
+/// `transfer`, with a `timestamp`.
+fn transfer_at(amount: f64, timestamp: f64) -> String {
+    let mut b: Value = serde_json::from_str(&transfer(amount, "balance")).unwrap();
+    b["timestamp"] = json!(timestamp);
+    b.to_string()
+}
+
+/// Caught (issue 18, item 3): budgets followed the caller's clock. Transfers of 20,000 EUR
+/// stamped one, two, … days ahead each opened a fresh 24-hour window, and seven of them
+/// executed 140,000 EUR against the 50,000 EUR daily cap. The server decides at its own
+/// time: a `timestamp` counts only within the policy's `max_clock_skew_secs` (default 0);
+/// replay decides each record at its recorded time and agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgets_follow_the_servers_clock_not_the_agents_timestamps() {
+    let (s, _) = agent_tools_server("clock", "");
+    let now = aioss_audit::record::now_secs();
+    let mut executed = 0.0;
+    for day in 0..7 {
+        let body = transfer_at(20_000.0, now + f64::from(day) * 86_400.0);
+        let (st, d) = call(&s, "POST", "/v1/decisions", Some("token-fin"), &body).await;
+        assert_eq!(st, 200, "{d}");
+        executed += d["action"]["amount"].as_f64().unwrap();
+        // Decided at the server's time, whatever the body claims.
+        let r = record_of(&s.store, &d);
+        let t: f64 = r.time.parse().unwrap();
+        assert!((t - aioss_audit::record::now_secs()).abs() < 60.0, "{t}");
+    }
+    assert!(executed <= 50_000.0, "{executed} EUR executed");
+    assert_eq!(executed, 40_000.0);
+    let (store, policy) = (s.store.clone(), s.policy.clone());
+    finish(s);
+    let mut st = aioss_audit::open_store(store.to_str().unwrap(), false).unwrap();
+    let mut g = aioss_core::Governor::new(aioss_server::serve::load_policy(&policy).unwrap());
+    let rep = aioss_audit::replay::replay(st.as_mut(), &mut g, true).unwrap();
+    assert!(rep.agrees(), "{:?}", rep.differences);
+    // A policy that states a skew: a timestamp within it is the decision's time, one
+    // beyond it is not.
+    let (s, _) = agent_tools_server("clock-skew", "");
+    let (st, _) = edit_policy(&s, "[governor]\n", "[governor]\nmax_clock_skew_secs = 30\n").await;
+    assert_eq!(st, 200);
+    let near = aioss_audit::record::now_secs() + 10.0;
+    let (_, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some("token-fin"),
+        &transfer_at(1.0, near),
+    )
+    .await;
+    assert_eq!(record_of(&s.store, &d).time.parse::<f64>().unwrap(), near);
+    let far = aioss_audit::record::now_secs() + 86_400.0;
+    let (_, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some("token-fin"),
+        &transfer_at(1.0, far),
+    )
+    .await;
+    assert!(record_of(&s.store, &d).time.parse::<f64>().unwrap() < far - 3600.0);
+    finish(s);
+}
+
+/// Caught (issue 18, item 4): `prev.` came from the body. From a real stop, a proposal
+/// claiming `"prev": {"vx": 0.9}` got 0.725 m/s executed where the critical speed-up ramp
+/// allows 0.346 from the recorded state. In the server `prev.` is what the governor
+/// executed (the fallback before the agent's first action); a body claiming another is
+/// refused (`prev_mismatch`) and recorded, and replay agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claimed_prev_is_refused_and_the_ramp_counts_from_what_was_executed() {
+    let s = server("prev", Some(&config_text()));
+    let mut b = baseline();
+    b["prev"] = json!({"vx": 0.9, "vy": 0.0});
+    b["action"]["vx"] = json!(0.725);
+    let (st, v) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
+    assert_recorded_error(&s, st, &v, 400, "prev_mismatch");
+    assert_eq!(v["error"]["field"], "prev.vx", "{v}");
+    // Without the claim, the ramp counts from the stop: 0.725 m/s is cut to what it allows.
+    b.as_object_mut().unwrap().remove("prev");
+    let (st, d) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
+    assert_eq!(st, 200, "{d}");
+    assert_eq!(d["final_outcome"], "ALLOW_AFTER_REPAIR", "{d}");
+    let vx = d["action"]["vx"].as_f64().unwrap();
+    assert!(vx <= 0.12f64.sqrt() + 1e-9, "{vx} m/s executed from a stop");
+    // Claiming exactly what was executed is fine.
+    b["prev"] = json!({"vx": d["action"]["vx"], "vy": d["action"]["vy"]});
+    b["action"]["vx"] = json!(vx);
+    let (st, d) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
+    assert_eq!(st, 200, "{d}");
+    let (store, policy) = (s.store.clone(), s.policy.clone());
+    finish(s);
+    let mut st = aioss_audit::open_store(store.to_str().unwrap(), false).unwrap();
+    let mut g = aioss_core::Governor::new(aioss_server::serve::load_policy(&policy).unwrap());
+    let rep = aioss_audit::replay::replay(st.as_mut(), &mut g, true).unwrap();
+    assert!(rep.agrees(), "{:?}", rep.differences);
+    assert_eq!(rep.input_errors, 1);
 }

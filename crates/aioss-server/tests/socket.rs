@@ -64,7 +64,7 @@ async fn every_endpoint_over_a_real_socket() {
     assert_eq!(j(&b)["record"], d["record"]);
     cover("GET", "/v1/decisions/{decision_id}");
     let mut state = baseline()["state"].clone();
-    state["px"] = json!(15.05);
+    state["px"] = json!(15.03);
     let (st, b) = req(
         addr,
         "POST",

@@ -26,14 +26,18 @@ fn tmpdir(name: &str) -> PathBuf {
     common::tmpdir("serve", name)
 }
 
-/// The first proposal of the bundled examples (an ALLOW for the warehouse robot).
+/// The first proposal of the bundled examples, an ALLOW for the warehouse robot from rest:
+/// without the `prev` it claims (the server's `prev.` is what it executed; the fallback's
+/// 0 m/s before an agent's first action) and at 0.3 m/s (within the speed-up ramp from 0).
 fn proposal(agent: &str) -> String {
     let text = std::fs::read_to_string(repo().join("policies/examples/warehouse.jsonl")).unwrap();
     let mut v: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     v["agent"] = json!(agent);
+    v["action"]["vx"] = json!(0.3);
     if let Some(o) = v.as_object_mut() {
         o.remove("timestamp");
         o.remove("id");
+        o.remove("prev");
     }
     v.to_string()
 }
