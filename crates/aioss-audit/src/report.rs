@@ -60,7 +60,8 @@ pub struct Stats {
     pub decisions: u64,
     /// Input errors, by code (refused lines, and requests `aioss serve` refused).
     pub input_errors: BTreeMap<String, u64>,
-    /// Other events of `aioss serve` (answers to holds, outcomes, policy reloads), by kind.
+    /// Other events of `aioss serve` (answers to holds, outcomes, policy reloads, state
+    /// snapshots), by kind.
     pub events: BTreeMap<String, u64>,
     /// Policies seen: `name version hash` → records.
     pub policies: BTreeMap<String, u64>,
@@ -142,7 +143,7 @@ pub fn gather(store: &mut dyn Store, name: &str) -> Result<Stats, Error> {
         let v: Value = serde_json::from_str(&r.decision).unwrap_or(Value::Null);
         if matches!(
             Kind::parse(&r.kind),
-            Some(Kind::Confirmation | Kind::Outcome | Kind::PolicyReload)
+            Some(Kind::Confirmation | Kind::Outcome | Kind::PolicyReload | Kind::Snapshot)
         ) {
             *s.events.entry(r.kind.clone()).or_insert(0) += 1;
             return Ok(true);

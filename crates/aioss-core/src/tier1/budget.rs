@@ -90,6 +90,33 @@ impl Window {
         }
     }
 
+    /// A window as a snapshot of the governor state recorded it: its entries (oldest
+    /// first; an amount that could not be computed is `+inf`) and its running sum. Trusted
+    /// as far as the log that holds the snapshot is (its hash chain and signatures; a
+    /// snapshot that lists fewer entries would under-count whatever its sum says, so the
+    /// sum is not re-derived here: see docs/security.md). The running sum is kept as it
+    /// was because its outward rounding depends on the order of past additions and
+    /// evictions, and decisions after a restore must be those of the governor that wrote
+    /// it.
+    pub fn restore(entries: Vec<(f64, f64)>, sum: Interval) -> Window {
+        let unknown = entries.iter().filter(|(_, a)| !a.is_finite()).count();
+        Window {
+            entries: entries.into(),
+            sum: if sum.is_invalid() {
+                Interval::ENTIRE
+            } else {
+                sum
+            },
+            unknown,
+        }
+    }
+
+    /// The running sum of the finite amounts (what a snapshot records; [`Window::value`]
+    /// is what a check reads).
+    pub fn sum(&self) -> Interval {
+        self.sum
+    }
+
     /// The entries, oldest first (what the governor's state digest hashes).
     pub fn entries(&self) -> impl Iterator<Item = &(f64, f64)> {
         self.entries.iter()
