@@ -9,7 +9,6 @@
 //! `if c then a else b` takes the branch `c` selects.
 
 use astro_float::Consts;
-use num_traits::{One, Signed, Zero};
 
 use crate::exact::{qf, real_pow, transcendental_ex, Ex, Stop, Trans, Q};
 use crate::expr::{Cmp, Op, E};
@@ -569,4 +568,11 @@ fn next_mode(m: &Model, p: &Point, f: &E, cc: &mut Consts) -> Result<Result<Ex, 
     ev.next_states = Some(next);
     ev.allow_next = false;
     fold(ev.num(f))
+}
+
+/// A numeric expression (a budget's `add`, a dynamics equation) at `p`; `next.` is refused.
+pub fn eval_num(m: &Model, e: &E, p: &Point, cc: &mut Consts) -> Result<Ex, Why> {
+    let mut ev = Ev::new(m, p, cc);
+    ev.allow_next = false;
+    ev.num(e)
 }

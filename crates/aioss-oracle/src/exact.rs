@@ -10,11 +10,9 @@
 
 use astro_float::{BigFloat, Consts, RoundingMode, Sign as FSign};
 use num_bigint::{BigInt, Sign};
-use num_rational::BigRational;
-use num_traits::{One, Signed, ToPrimitive, Zero};
+use num_traits::ToPrimitive;
 
-/// An exact rational.
-pub type Q = BigRational;
+pub use crate::q::Q;
 
 /// Working precision of the transcendental functions, in bits.
 pub const PRECISION: usize = 320;
@@ -223,11 +221,11 @@ impl Ex {
             return Ex::Exact(Q::one()).div(&p);
         }
         match self {
-            Ex::Exact(x) => Ok(Ex::Exact(num_traits::pow::Pow::pow(x, n.unsigned_abs()))),
+            Ex::Exact(x) => Ok(Ex::Exact(x.powu(n.unsigned_abs()))),
             Ex::Range(a, b) => {
                 let k = n.unsigned_abs();
-                let pa: Q = num_traits::pow::Pow::pow(a, k);
-                let pb: Q = num_traits::pow::Pow::pow(b, k);
+                let pa: Q = a.powu(k);
+                let pb: Q = b.powu(k);
                 Ok(if k % 2 == 1 || !a.is_negative() {
                     Ex::range(pa.clone().min(pb.clone()), pa.max(pb))
                 } else if !b.is_positive() {
@@ -313,15 +311,15 @@ fn int_to_bf(n: &BigInt) -> BigFloat {
 }
 
 fn q_to_bf(x: &Q) -> BigFloat {
-    let n = int_to_bf(x.numer());
-    let d = int_to_bf(x.denom());
+    let n = int_to_bf(&x.numer());
+    let d = int_to_bf(&x.denom());
     n.div(&d, PRECISION, RoundingMode::ToEven)
 }
 
 /// The exact rational value of a finite `BigFloat`.
 fn bf_to_q(b: &BigFloat) -> Option<Q> {
     let (words, _, sign, e, _) = b.as_raw_parts()?;
-    let mut m = BigInt::zero();
+    let mut m = BigInt::from(0);
     for w in words.iter().rev() {
         m = (m << 64u32) + BigInt::from(*w);
     }
@@ -330,11 +328,11 @@ fn bf_to_q(b: &BigFloat) -> Option<Q> {
     }
     // value = M / 2^(64·len) · 2^e
     let shift = i64::from(e) - 64 * i64::try_from(words.len()).ok()?;
-    let two = BigInt::from(2);
+    let one = BigInt::from(1);
     Some(if shift >= 0 {
-        Q::from_integer(m * num_traits::pow::Pow::pow(&two, u64::try_from(shift).ok()?))
+        Q::from_integer(m << shift.unsigned_abs())
     } else {
-        Q::new(m, num_traits::pow::Pow::pow(&two, shift.unsigned_abs()))
+        Q::new(m, one << shift.unsigned_abs())
     })
 }
 
@@ -342,8 +340,7 @@ fn bf_to_q(b: &BigFloat) -> Option<Q> {
 pub fn margin(r: &Q, x: &Q) -> Q {
     let one = Q::one();
     let scale = (r.abs() + &one) * x.abs().max(one);
-    let two = BigInt::from(2);
-    scale / Q::from_integer(num_traits::pow::Pow::pow(&two, MARGIN_BITS.unsigned_abs()))
+    scale / Q::from_integer(BigInt::from(1) << MARGIN_BITS.unsigned_abs())
 }
 
 /// An exact rational square root, if `x` is the square of a rational.
@@ -353,7 +350,7 @@ fn exact_sqrt(x: &Q) -> Option<Q> {
     }
     let (n, d) = (x.numer(), x.denom());
     let (rn, rd) = (n.sqrt(), d.sqrt());
-    (&rn * &rn == *n && &rd * &rd == *d).then(|| Q::new(rn, rd))
+    (&rn * &rn == n && &rd * &rd == d).then(|| Q::new(rn, rd))
 }
 
 /// `f(x)` for an exact argument: exact where the value is rational and known (`sqrt` of a
@@ -477,7 +474,7 @@ mod tests {
             assert_eq!(bf_to_q(&b).unwrap(), q(x).unwrap(), "{x}");
         }
         let big = Q::from_integer(BigInt::from(3).pow(200u32));
-        assert_eq!(bf_to_q(&int_to_bf(big.numer())).unwrap(), big);
+        assert_eq!(bf_to_q(&int_to_bf(&big.numer())).unwrap(), big);
     }
 
     #[test]

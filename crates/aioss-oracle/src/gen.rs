@@ -16,7 +16,6 @@
 use std::fmt::Write as _;
 
 use astro_float::Consts;
-use num_traits::{Signed, Zero};
 
 use crate::eval::{eval_row, AttrPt, Point, Pt, B};
 use crate::exact::{bracket, q, qf, Ex, Q};
@@ -249,10 +248,13 @@ impl Spec {
 
     fn rhs(&self, r: &mut Rng) -> f64 {
         let x = self.coef(r).abs();
+        let y = x * (1.0 + r.below(20) as f64);
         if r.chance(0.15) {
             0.0
+        } else if y.is_finite() {
+            y
         } else {
-            x * (1.0 + r.below(20) as f64)
+            x
         }
     }
 
@@ -387,7 +389,10 @@ impl Spec {
             },
             Form::Next => {
                 let j = self.dynamics.first().map_or(0, |e| e.0);
-                format!("next.x{j} <= {}", num(d + 1.0))
+                format!(
+                    "next.x{j} <= {}",
+                    num(if (d + 1.0).is_finite() { d + 1.0 } else { d })
+                )
             }
             Form::Barrier => {
                 let j = self.dynamics.first().map_or(0, |e| e.0);

@@ -47,9 +47,11 @@ pub mod exact;
 pub mod expr;
 pub mod gen;
 pub mod model;
+pub mod q;
 pub mod refute;
 
-pub use eval::{AttrPt, Point, Pt, B};
+pub use astro_float::Consts;
+pub use eval::{eval_num, eval_row, AttrPt, Point, Pt, Why, B};
 pub use exact::{Ex, Q};
 pub use gen::{AIn, Case, Form, Rng, SIn, Spec};
 pub use model::{Crit, Lit, Model, VTy};

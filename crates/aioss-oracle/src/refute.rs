@@ -13,7 +13,6 @@
 
 use astro_float::Consts;
 use num_bigint::BigInt;
-use num_traits::Zero;
 
 use crate::eval::{eval_row, AttrPt, Point, Pt, Why, B};
 use crate::exact::{qf, Ex, Q};
