@@ -15,13 +15,15 @@ use num_traits::ToPrimitive;
 pub use crate::q::Q;
 
 /// Working precision of the transcendental functions, in bits.
-pub const PRECISION: usize = 320;
+pub const PRECISION: usize = 256;
 
 /// `log2` of the relative margin put around a transcendental result: `2^-MARGIN_BITS`
-/// times `(|r| + 1) · max(1, |x|)`. With [`PRECISION`] = 320 bits and arguments limited as
-/// in [`transcendental`], the input conversion and the function's own rounding contribute
-/// below `2^-300` of that, so the margin holds with a factor of `2^50` to spare.
-pub const MARGIN_BITS: i32 = 250;
+/// times `(|r| + 1) · max(1, |x|)`. With [`PRECISION`] = 256 bits and arguments limited as
+/// in [`transcendental`] (dyadic arguments, every double among them, convert exactly;
+/// others with a relative error of `2^-256`), the input conversion and the function's own
+/// (correctly rounded) result contribute below `2^-254` of that scale, so the margin holds
+/// with a factor of `2^50` to spare.
+pub const MARGIN_BITS: i32 = 200;
 
 /// Why a value could not be given.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -311,6 +313,22 @@ fn int_to_bf(n: &BigInt) -> BigFloat {
 }
 
 fn q_to_bf(x: &Q) -> BigFloat {
+    if let Some((m, e)) = x.as_dyadic() {
+        // m · 2^e exactly: the words of m with the exponent moved by e.
+        let (sign, digits) = m.to_u64_digits();
+        if digits.is_empty() {
+            return BigFloat::from_word(0, 64);
+        }
+        let s = if sign == Sign::Minus {
+            FSign::Neg
+        } else {
+            FSign::Pos
+        };
+        let bits = i64::try_from(digits.len() * 64).unwrap_or(i64::MAX);
+        if let Ok(ex) = i32::try_from(bits + e) {
+            return BigFloat::from_words(&digits, s, ex);
+        }
+    }
     let n = int_to_bf(&x.numer());
     let d = int_to_bf(&x.denom());
     n.div(&d, PRECISION, RoundingMode::ToEven)
@@ -347,6 +365,10 @@ pub fn margin(r: &Q, x: &Q) -> Q {
 fn exact_sqrt(x: &Q) -> Option<Q> {
     if x.is_negative() {
         return None;
+    }
+    if let Some((m, e)) = x.as_dyadic() {
+        let r = m.sqrt();
+        return (e % 2 == 0 && &r * &r == *m).then(|| Q::from_dyadic(r, e / 2));
     }
     let (n, d) = (x.numer(), x.denom());
     let (rn, rd) = (n.sqrt(), d.sqrt());

@@ -83,6 +83,19 @@ impl Q {
         Some(dy(if x < 0.0 { -m } else { m }, e))
     }
 
+    /// `(m, e)` with `self = m · 2^e`, when it is dyadic.
+    pub fn as_dyadic(&self) -> Option<(&BigInt, i64)> {
+        match &self.0 {
+            Repr::D(m, e) => Some((m, *e)),
+            Repr::R(_) => None,
+        }
+    }
+
+    /// `m · 2^e`.
+    pub fn from_dyadic(m: BigInt, e: i64) -> Q {
+        dy(m, e)
+    }
+
     /// Zero.
     pub fn zero() -> Q {
         Q(Repr::D(BigInt::zero(), 0))

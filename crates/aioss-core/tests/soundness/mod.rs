@@ -101,7 +101,15 @@ impl Subject {
 
     /// A bundled policy, by file name under `policies/`.
     pub fn bundled(file: &str) -> Subject {
-        let path = format!("{}/../../policies/{file}", env!("CARGO_MANIFEST_DIR"));
+        // From crates/aioss-core (the test, the example) or from fuzz/.
+        let root = env!("CARGO_MANIFEST_DIR");
+        let path = [
+            format!("{root}/../../policies/{file}"),
+            format!("{root}/../policies/{file}"),
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or_else(|| format!("{root}/../../policies/{file}"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         Subject::new(file, &text, None).unwrap_or_else(|e| panic!("{e}"))
     }
