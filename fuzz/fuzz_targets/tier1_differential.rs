@@ -15,10 +15,10 @@ use std::cell::RefCell;
 
 use aioss_oracle::Rng;
 use libfuzzer_sys::fuzz_target;
-use soundness::{check_case, consts, random_case, run_decisions, Consts, Stats, Subject};
+use soundness::{check_case, consts, random_case, run_decisions, Ctx, Stats, Subject};
 
 thread_local! {
-    static CONSTS: RefCell<Consts> = RefCell::new(consts());
+    static CONSTS: RefCell<Ctx> = RefCell::new(consts());
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -8,7 +8,7 @@
 //! undefined or undecided only matters when the other side does not already decide);
 //! `if c then a else b` takes the branch `c` selects.
 
-use astro_float::Consts;
+use crate::exact::Ctx;
 
 use crate::exact::{qf, real_pow, transcendental_ex, Ex, Stop, Trans, Q};
 use crate::expr::{Cmp, Op, E};
@@ -99,7 +99,7 @@ enum Val<'m> {
 pub(crate) struct Ev<'a> {
     m: &'a Model,
     p: &'a Point,
-    cc: &'a mut Consts,
+    cc: &'a mut Ctx,
     /// In `h(next)` mode: each state's next value (states without an equation: `None`).
     next_states: Option<Vec<Option<Result<Ex, B>>>>,
     allow_next: bool,
@@ -111,7 +111,7 @@ fn bad<T>(m: impl Into<String>) -> Result<T, Why> {
 
 impl<'a> Ev<'a> {
     /// An evaluator for `p`.
-    pub(crate) fn new(m: &'a Model, p: &'a Point, cc: &'a mut Consts) -> Ev<'a> {
+    pub(crate) fn new(m: &'a Model, p: &'a Point, cc: &'a mut Ctx) -> Ev<'a> {
         Ev {
             m,
             p,
@@ -473,7 +473,7 @@ fn fold(r: Result<Ex, Why>) -> Result<Result<Ex, B>, Why> {
 }
 
 /// Evaluate `row` (and its constraint's guard) at `p`.
-pub fn eval_row(m: &Model, row: &Row, p: &Point, cc: &mut Consts) -> Result<RowAt, Why> {
+pub fn eval_row(m: &Model, row: &Row, p: &Point, cc: &mut Ctx) -> Result<RowAt, Why> {
     let Some(c) = m.constraint_of(row) else {
         return bad("row without constraint");
     };
@@ -552,7 +552,7 @@ pub fn eval_row(m: &Model, row: &Row, p: &Point, cc: &mut Consts) -> Result<RowA
 }
 
 /// `f` with every state that has an equation replaced by its next value.
-fn next_mode(m: &Model, p: &Point, f: &E, cc: &mut Consts) -> Result<Result<Ex, B>, Why> {
+fn next_mode(m: &Model, p: &Point, f: &E, cc: &mut Ctx) -> Result<Result<Ex, B>, Why> {
     let mut next = vec![None; m.states.len()];
     for (j, slot) in next.iter_mut().enumerate() {
         let has = m
@@ -571,7 +571,7 @@ fn next_mode(m: &Model, p: &Point, f: &E, cc: &mut Consts) -> Result<Result<Ex, 
 }
 
 /// A numeric expression (a budget's `add`, a dynamics equation) at `p`; `next.` is refused.
-pub fn eval_num(m: &Model, e: &E, p: &Point, cc: &mut Consts) -> Result<Ex, Why> {
+pub fn eval_num(m: &Model, e: &E, p: &Point, cc: &mut Ctx) -> Result<Ex, Why> {
     let mut ev = Ev::new(m, p, cc);
     ev.allow_next = false;
     ev.num(e)

@@ -281,7 +281,7 @@ fn hull(c: &[Q]) -> Ex {
 }
 
 /// The one-argument functions with irrational values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Trans {
     /// `sqrt`
     Sqrt,
@@ -375,9 +375,48 @@ fn exact_sqrt(x: &Q) -> Option<Q> {
     (&rn * &rn == n && &rd * &rd == d).then(|| Q::new(rn, rd))
 }
 
+/// The high-precision functions' context: astro-float's constant cache, and a memo of
+/// results for dyadic arguments (a row's `sin(u)` is the same at every corner of the state
+/// box).
+#[allow(
+    missing_debug_implementations,
+    reason = "astro-float's cache has no Debug"
+)]
+pub struct Ctx {
+    cc: Consts,
+    memo: std::collections::HashMap<(u8, BigInt, i64), Result<Ex, Stop>>,
+}
+
+impl Ctx {
+    /// A fresh context (`None` if astro-float cannot allocate its cache).
+    pub fn new() -> Option<Ctx> {
+        Some(Ctx {
+            cc: Consts::new().ok()?,
+            memo: std::collections::HashMap::new(),
+        })
+    }
+}
+
 /// `f(x)` for an exact argument: exact where the value is rational and known (`sqrt` of a
 /// square, `exp 0`, `log 1`, `sin 0`, `cos 0`, `tanh 0`), otherwise a certified enclosure.
-pub fn transcendental(f: Trans, x: &Q, cc: &mut Consts) -> Result<Ex, Stop> {
+pub fn transcendental(f: Trans, x: &Q, cx: &mut Ctx) -> Result<Ex, Stop> {
+    let key = x.as_dyadic().map(|(m, e)| (f as u8, m.clone(), e));
+    if let Some(k) = &key {
+        if let Some(r) = cx.memo.get(k) {
+            return r.clone();
+        }
+    }
+    let r = transcendental_uncached(f, x, &mut cx.cc);
+    if let Some(k) = key {
+        if cx.memo.len() > 200_000 {
+            cx.memo.clear();
+        }
+        cx.memo.insert(k, r.clone());
+    }
+    r
+}
+
+fn transcendental_uncached(f: Trans, x: &Q, cc: &mut Consts) -> Result<Ex, Stop> {
     let zero = x.is_zero();
     match f {
         Trans::Sqrt => {
@@ -429,7 +468,7 @@ pub fn transcendental(f: Trans, x: &Q, cc: &mut Consts) -> Result<Ex, Stop> {
 
 /// `f` over an enclosure: monotone functions at both ends; `sin` and `cos` (1-Lipschitz)
 /// at the lower end widened by the enclosure's width.
-pub fn transcendental_ex(f: Trans, x: &Ex, cc: &mut Consts) -> Result<Ex, Stop> {
+pub fn transcendental_ex(f: Trans, x: &Ex, cc: &mut Ctx) -> Result<Ex, Stop> {
     match x {
         Ex::Exact(v) => transcendental(f, v, cc),
         Ex::Range(a, b) => match f {
@@ -456,7 +495,7 @@ pub fn transcendental_ex(f: Trans, x: &Ex, cc: &mut Consts) -> Result<Ex, Stop> 
 
 /// `x ^ y` for a real exponent: `exp(y · log x)` for `x > 0`, `0` for `x = 0 < y`, the
 /// exact power for an integral `y` of at most 1024 in magnitude, undefined otherwise.
-pub fn real_pow(x: &Ex, y: &Ex, cc: &mut Consts) -> Result<Ex, Stop> {
+pub fn real_pow(x: &Ex, y: &Ex, cc: &mut Ctx) -> Result<Ex, Stop> {
     let (Some(xv), Some(yv)) = (x.as_exact(), y.as_exact()) else {
         return Err(Stop::Undecided("a real power of an enclosure"));
     };
@@ -479,9 +518,9 @@ pub fn real_pow(x: &Ex, y: &Ex, cc: &mut Consts) -> Result<Ex, Stop> {
     transcendental_ex(Trans::Exp, &e, cc)
 }
 
-/// A fresh constant cache for the high-precision functions.
-pub fn consts() -> Option<Consts> {
-    Consts::new().ok()
+/// A fresh context for the high-precision functions.
+pub fn consts() -> Option<Ctx> {
+    Ctx::new()
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 
 use std::fmt::Write as _;
 
-use astro_float::Consts;
+use crate::exact::Ctx;
 
 use crate::eval::{eval_row, AttrPt, Point, Pt, B};
 use crate::exact::{bracket, q, qf, Ex, Q};
@@ -102,6 +102,11 @@ impl Rng {
     /// An index below `n`.
     pub fn index(&mut self, n: usize) -> usize {
         usize::try_from(self.below(u64::try_from(n).unwrap_or(1))).unwrap_or(0)
+    }
+
+    /// One of these numbers (0 for an empty slice).
+    pub fn of(&mut self, xs: &[f64]) -> f64 {
+        xs.get(self.index(xs.len())).copied().unwrap_or(0.0)
     }
 
     /// An element of a non-empty slice.
@@ -240,8 +245,8 @@ impl Spec {
             1 => (r.below(99) + 1) as f64 / 10.0,
             2 => 0.1 + r.unit() * 4.0,
             3 => f64::from_bits(0x3ff0_0000_0000_0000 | (r.next_u64() >> 12)),
-            4 => [0.5, 0.25, 1.5, 2.0, 0.3, 0.7][r.index(6)],
-            _ => EXTREMES[r.index(EXTREMES.len())],
+            4 => r.of(&[0.5, 0.25, 1.5, 2.0, 0.3, 0.7]),
+            _ => r.of(&EXTREMES),
         };
         sign * x
     }
@@ -306,7 +311,7 @@ impl Spec {
             let _ = write!(s, " {} {t}", if neg { "-" } else { "+" });
         }
         let lhs = s.trim_start_matches(" +").trim().to_string();
-        let op = ["<=", "<=", "<=", ">=", "<", ">"][r.index(6)];
+        let op = r.pick(&["<=", "<=", "<=", ">=", "<", ">"]).unwrap_or("<=");
         let rhs = self.coef(r);
         let rhs = if rhs < 0.0 {
             format!("-{}", num(rhs))
@@ -396,7 +401,7 @@ impl Spec {
             }
             Form::Barrier => {
                 let j = self.dynamics.first().map_or(0, |e| e.0);
-                let g = [0.1, 0.3, 0.5, 1.0][r.index(4)];
+                let g = r.of(&[0.1, 0.3, 0.5, 1.0]);
                 let h = match r.below(3) {
                     0 => format!("x{j} + {}", num(d)),
                     1 => format!("{} - x{j}", num(d)),
@@ -406,8 +411,8 @@ impl Spec {
             }
             Form::Lyapunov => {
                 let j = self.dynamics.first().map_or(0, |e| e.0);
-                let a = [0.0, 0.01, 0.1][r.index(3)];
-                let s = [0.0, 0.1, 1.0][r.index(3)];
+                let a = r.of(&[0.0, 0.01, 0.1]);
+                let s = r.of(&[0.0, 0.1, 1.0]);
                 return (format!("(x{j} - {})^2", num(c.abs())), (a, s));
             }
             Form::Budget => format!("budget.b0 + {u} <= {}", num(d)),
@@ -422,7 +427,7 @@ impl Spec {
         let actions = (0..na)
             .map(|_| {
                 if extreme && r.chance(0.5) {
-                    let m = [1e300, 1e17, 1.7976931348623157e308, 1e-300][r.index(4)];
+                    let m = r.of(&[1e300, 1e17, 1.7976931348623157e308, 1e-300]);
                     (-m, m)
                 } else {
                     let lo = -(r.below(10) as f64) - r.unit();
@@ -435,7 +440,7 @@ impl Spec {
             .map(|_| {
                 let lo = -((r.below(20) + 1) as f64);
                 let hi = (r.below(20) + 1) as f64;
-                let noise = [0.0, 0.01, 0.05, 0.1, 0.5][r.index(5)];
+                let noise = r.of(&[0.0, 0.01, 0.05, 0.1, 0.5]);
                 (lo, hi, noise)
             })
             .collect::<Vec<_>>();
@@ -447,7 +452,7 @@ impl Spec {
             states,
             zone: r.chance(0.4),
             wet: r.chance(0.3),
-            k0: [0.5, 2.0, 0.1, 3.0][r.index(4)],
+            k0: r.of(&[0.5, 2.0, 0.1, 3.0]),
             dynamics: Vec::new(),
             budget: None,
             constraints: Vec::new(),
@@ -462,8 +467,7 @@ impl Spec {
                         1 => format!("x{j} + dt * u{i} * {}", num(s.coef(r).abs())),
                         _ => format!("0.9 * x{j} + dt * sin(u{i})"),
                     };
-                    s.dynamics
-                        .push((j, eq, [0.0, 0.01, 0.001, 0.05][r.index(4)]));
+                    s.dynamics.push((j, eq, r.of(&[0.0, 0.01, 0.001, 0.05])));
                 }
             }
         }
@@ -847,7 +851,7 @@ impl Case {
                     let v = lo + (hi - lo) * r.unit();
                     match r.below(6) {
                         0 => SIn::Noise(v, 0.0),
-                        1 | 2 => SIn::Noise(v, [0.001, 0.01, 0.1, 0.3][r.index(4)]),
+                        1 | 2 => SIn::Noise(v, r.of(&[0.001, 0.01, 0.1, 0.3])),
                         3 => {
                             let w = (hi - lo) * r.unit() * 0.2;
                             SIn::LoHi(v, (v + w).min(hi.max(v)))
@@ -932,7 +936,7 @@ fn value_in(min: f64, max: f64, extreme: bool, r: &mut Rng) -> f64 {
         }
         4..=7 => min + (max - min) * r.unit(),
         _ => {
-            let e = EXTREMES[r.index(EXTREMES.len())];
+            let e = r.of(&EXTREMES);
             let s = if r.chance(0.5) { e } else { -e };
             let s = if r.chance(0.3) { s.next_up() } else { s };
             if s.is_finite() {
@@ -950,7 +954,7 @@ fn value_in(min: f64, max: f64, extreme: bool, r: &mut Rng) -> f64 {
 }
 
 /// The exact margin of row `ri` at point `p` (`None` when undefined or undecided).
-fn margin_at(m: &Model, ri: usize, p: &Point, cc: &mut Consts) -> Option<Ex> {
+fn margin_at(m: &Model, ri: usize, p: &Point, cc: &mut Ctx) -> Option<Ex> {
     let row = m.rows.get(ri)?;
     let at = eval_row(m, row, p, cc).ok()?;
     if at.holds == B::Undec || at.holds == B::Undef {
@@ -1056,7 +1060,7 @@ fn step_ulps(x: f64, k: i64) -> f64 {
 /// variable the row reads moves to the boundary (at the box's worst corner, found over the
 /// row's corners), or — for a row reading a `{value, noise}` state — the state's value moves
 /// so that its extreme corner is on the boundary. Returns false when no boundary was found.
-pub fn near_boundary(m: &Model, case: &mut Case, ri: usize, r: &mut Rng, cc: &mut Consts) -> bool {
+pub fn near_boundary(m: &Model, case: &mut Case, ri: usize, r: &mut Rng, cc: &mut Ctx) -> bool {
     let bx = case.boxed(m);
     let reals: Vec<usize> = m
         .actions
@@ -1146,7 +1150,7 @@ pub fn near_boundary(m: &Model, case: &mut Case, ri: usize, r: &mut Rng, cc: &mu
 }
 
 /// The corner of the row's box with the least exact margin at the current action.
-fn worst_corner(m: &Model, ri: usize, bx: &BoxIn, cc: &mut Consts) -> Option<Point> {
+fn worst_corner(m: &Model, ri: usize, bx: &BoxIn, cc: &mut Ctx) -> Option<Point> {
     let mut dims: Vec<(usize, Vec<Pt>)> = Vec::new();
     for (j, d) in bx.states.iter().enumerate() {
         match d {

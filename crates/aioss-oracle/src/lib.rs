@@ -15,7 +15,7 @@
 //!   over the exact values of the doubles, 320-bit enclosures with an explicit margin for
 //!   `sqrt exp log sin cos tanh` and real powers, Kleene logic, `next.` as the dynamics plus
 //!   its error term, enum values by name;
-//! * [`refute`]: the search of a verdict's box for a counterexample (corners, center,
+//! * [`mod@refute`]: the search of a verdict's box for a counterexample (corners, center,
 //!   random interior points of the inputs the row reads);
 //! * [`gen`]: a seeded generator of random policies (as TOML text) and proposals, including
 //!   proposals within 4 ulps of a row's boundary and boxes whose worst corner sits on it.
@@ -50,8 +50,8 @@ pub mod model;
 pub mod q;
 pub mod refute;
 
-pub use astro_float::Consts;
 pub use eval::{eval_num, eval_row, AttrPt, Point, Pt, Why, B};
+pub use exact::Ctx;
 pub use exact::{Ex, Q};
 pub use gen::{AIn, Case, Form, Rng, SIn, Spec};
 pub use model::{Crit, Lit, Model, VTy};

@@ -3,7 +3,9 @@
 //! Every double is a dyadic rational `m·2^e`, and sums, differences and products of
 //! dyadics are dyadic: kept as a (big) integer and an exponent they need no gcd, which is
 //! what made plain `BigRational` arithmetic the oracle's bottleneck (two thirds of its time
-//! in `gcd`). A quotient that is not dyadic falls back to `BigRational`.
+//! in `gcd`). A quotient that is not dyadic becomes a fraction `n/d` that is *not* reduced:
+//! sums, products and comparisons of fractions need no gcd either (the expressions are short,
+//! so the numbers stay small); only printing reduces.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -17,8 +19,8 @@ use num_traits::{One, Signed, ToPrimitive, Zero};
 enum Repr {
     /// `m · 2^e`, `m` odd or zero (then `e = 0`).
     D(BigInt, i64),
-    /// Any other rational.
-    R(BigRational),
+    /// `n / d` with `d > 0`, not necessarily in lowest terms.
+    R(BigInt, BigInt),
 }
 
 /// An exact rational number.
@@ -44,7 +46,7 @@ fn pow2(k: u64) -> BigInt {
 impl Q {
     /// `n / d` (`d != 0`).
     pub fn new(n: BigInt, d: BigInt) -> Q {
-        Q::from_ratio(BigRational::new(n, d))
+        Q::frac(n, d)
     }
 
     /// An integer.
@@ -52,14 +54,28 @@ impl Q {
         dy(n, 0)
     }
 
-    fn from_ratio(r: BigRational) -> Q {
-        // A power-of-two denominator is dyadic.
-        let d = r.denom();
+    /// `n / d` (`d != 0`), dyadic when `d` is a power of two.
+    fn frac(n: BigInt, d: BigInt) -> Q {
+        let (n, d) = if d.is_negative() { (-n, -d) } else { (n, d) };
         let tz = d.trailing_zeros().unwrap_or(0);
-        if d.is_one() || (*d == pow2(tz)) {
-            dy(r.numer().clone(), -i64::try_from(tz).unwrap_or(0))
+        if d == pow2(tz) {
+            dy(n, -i64::try_from(tz).unwrap_or(0))
         } else {
-            Q(Repr::R(r))
+            Q(Repr::R(n, d))
+        }
+    }
+
+    /// `(n, d)`, `d > 0`, not reduced.
+    fn parts(&self) -> (BigInt, BigInt) {
+        match &self.0 {
+            Repr::R(n, d) => (n.clone(), d.clone()),
+            Repr::D(m, e) => {
+                if *e >= 0 {
+                    (m << e.unsigned_abs(), BigInt::one())
+                } else {
+                    (m.clone(), pow2(e.unsigned_abs()))
+                }
+            }
         }
     }
 
@@ -87,7 +103,7 @@ impl Q {
     pub fn as_dyadic(&self) -> Option<(&BigInt, i64)> {
         match &self.0 {
             Repr::D(m, e) => Some((m, *e)),
-            Repr::R(_) => None,
+            Repr::R(..) => None,
         }
     }
 
@@ -106,23 +122,16 @@ impl Q {
         Q(Repr::D(BigInt::one(), 0))
     }
 
+    /// In lowest terms (a gcd: for printing and conversions only).
     fn ratio(&self) -> BigRational {
-        match &self.0 {
-            Repr::R(r) => r.clone(),
-            Repr::D(m, e) => {
-                if *e >= 0 {
-                    BigRational::from_integer(m << e.unsigned_abs())
-                } else {
-                    BigRational::new(m.clone(), pow2(e.unsigned_abs()))
-                }
-            }
-        }
+        let (n, d) = self.parts();
+        BigRational::new(n, d)
     }
 
     fn sign(&self) -> Sign {
         match &self.0 {
             Repr::D(m, _) => m.sign(),
-            Repr::R(r) => r.numer().sign(),
+            Repr::R(n, _) => n.sign(),
         }
     }
 
@@ -169,7 +178,7 @@ impl Q {
                 let h = k / 2;
                 Some(top * 2f64.powi(h) * 2f64.powi(k - h))
             }
-            Repr::R(r) => r.to_f64(),
+            Repr::R(..) => self.ratio().to_f64(),
         }
     }
 
@@ -177,7 +186,7 @@ impl Q {
     pub fn is_integer(&self) -> bool {
         match &self.0 {
             Repr::D(_, e) => *e >= 0,
-            Repr::R(r) => r.is_integer(),
+            Repr::R(n, d) => (n % d).is_zero(),
         }
     }
 
@@ -191,7 +200,7 @@ impl Q {
                     self.ratio().to_integer()
                 }
             }
-            Repr::R(r) => r.to_integer(),
+            Repr::R(n, d) => n / d,
         }
     }
 
@@ -209,7 +218,10 @@ impl Q {
     pub fn powu(&self, k: u32) -> Q {
         match &self.0 {
             Repr::D(m, e) => dy(num_traits::pow::Pow::pow(m, k), e * i64::from(k)),
-            Repr::R(r) => Q::from_ratio(num_traits::pow::Pow::pow(r, k)),
+            Repr::R(n, d) => Q::frac(
+                num_traits::pow::Pow::pow(n, k),
+                num_traits::pow::Pow::pow(d, k),
+            ),
         }
     }
 
@@ -227,14 +239,24 @@ impl Q {
                 let b = b << (eb - e).unsigned_abs();
                 dy(a + b, e)
             }
-            _ => Q::from_ratio(self.ratio() + o.ratio()),
+            _ => {
+                let ((a, b), (c, d)) = (self.parts(), o.parts());
+                if b == d {
+                    Q::frac(a + c, b)
+                } else {
+                    Q::frac(a * &d + c * &b, b * d)
+                }
+            }
         }
     }
 
     fn mul_q(&self, o: &Q) -> Q {
         match (&self.0, &o.0) {
             (Repr::D(a, ea), Repr::D(b, eb)) => dy(a * b, ea + eb),
-            _ => Q::from_ratio(self.ratio() * o.ratio()),
+            _ => {
+                let ((a, b), (c, d)) = (self.parts(), o.parts());
+                Q::frac(a * c, b * d)
+            }
         }
     }
 
@@ -245,7 +267,10 @@ impl Q {
                 let inv = dy(b.clone(), -eb);
                 self.mul_q(&inv)
             }
-            _ => Q::from_ratio(self.ratio() / o.ratio()),
+            _ => {
+                let ((a, b), (c, d)) = (self.parts(), o.parts());
+                Q::frac(a * d, b * c)
+            }
         }
     }
 }
@@ -289,7 +314,11 @@ impl Ord for Q {
                     mag
                 }
             }
-            _ => self.ratio().cmp(&o.ratio()),
+            _ => {
+                // n1/d1 against n2/d2 with positive denominators.
+                let ((a, b), (c, d)) = (self.parts(), o.parts());
+                (a * d).cmp(&(c * b))
+            }
         }
     }
 }
@@ -317,7 +346,7 @@ impl Neg for &Q {
     fn neg(self) -> Q {
         match &self.0 {
             Repr::D(m, e) => Q(Repr::D(-m, *e)),
-            Repr::R(r) => Q(Repr::R(-r)),
+            Repr::R(n, d) => Q(Repr::R(-n, d.clone())),
         }
     }
 }

@@ -11,7 +11,7 @@
 //! only ever make a point undecided). What it does not: finding none is no proof of the
 //! verdict — corners and samples miss interior extrema of non-monotone rows.
 
-use astro_float::Consts;
+use crate::exact::Ctx;
 use num_bigint::BigInt;
 
 use crate::eval::{eval_row, AttrPt, Point, Pt, Why, B};
@@ -203,7 +203,7 @@ fn corners(d: &Dim) -> Vec<Pt> {
 /// A random point of `[a, b]`: `a + (b - a)·k/2^20`.
 fn interior(a: &Q, b: &Q, rng: &mut Rng) -> Q {
     let k = rng.below(1 << 20);
-    a + (b - a) * Q::new(BigInt::from(k), BigInt::from(1u64 << 20))
+    a + (b - a) * Q::from_dyadic(BigInt::from(k), -20)
 }
 
 enum Cand {
@@ -217,7 +217,7 @@ pub fn refute(
     r: usize,
     bx: &BoxIn,
     rng: &mut Rng,
-    cc: &mut Consts,
+    cc: &mut Ctx,
 ) -> Result<Outcome, String> {
     let Some(row) = m.rows.get(r) else {
         return Err(format!("no row {r}"));
@@ -333,7 +333,7 @@ pub fn refute(
         .try_fold(1usize, |acc, (_, c)| acc.checked_mul(c.len()))
         .unwrap_or(usize::MAX);
     let mut undecided: Option<String> = None;
-    let mut try_point = |p: &Point, cc: &mut Consts| -> Result<Option<Refutation>, String> {
+    let mut try_point = |p: &Point, cc: &mut Ctx| -> Result<Option<Refutation>, String> {
         let at = match eval_row(m, row, p, cc) {
             Ok(at) => at,
             Err(Why::Bad(w)) => return Err(format!("row `{}`: {w}", row.name)),

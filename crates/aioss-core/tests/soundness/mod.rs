@@ -39,7 +39,7 @@ use aioss_oracle::{
     Spec, VTy, Q,
 };
 
-pub use aioss_oracle::Consts;
+pub use aioss_oracle::Ctx;
 
 // ---------------------------------------------------------------------------------------
 // The adapter: the only place that calls Tier 1.
@@ -376,7 +376,7 @@ pub fn check_verdicts(
     inputs: &[Interval],
     out: &[RowCheck],
     rng: &mut Rng,
-    cc: &mut Consts,
+    cc: &mut Ctx,
     st: &mut Stats,
 ) {
     let bx = case.boxed(&s.model);
@@ -437,7 +437,7 @@ pub fn check_verdicts(
 }
 
 /// Tier 1 on `case`, checked.
-pub fn check_case(s: &Subject, case: &Case, rng: &mut Rng, cc: &mut Consts, st: &mut Stats) {
+pub fn check_case(s: &Subject, case: &Case, rng: &mut Rng, cc: &mut Ctx, st: &mut Stats) {
     let inputs = case_inputs(s, case);
     let out = tier1(&s.policy, &inputs);
     st.cases += 1;
@@ -445,7 +445,7 @@ pub fn check_case(s: &Subject, case: &Case, rng: &mut Rng, cc: &mut Consts, st: 
 }
 
 /// A random proposal, half of the time moved to within 4 ulps of a random row's boundary.
-pub fn random_case(s: &Subject, rng: &mut Rng, cc: &mut Consts) -> Case {
+pub fn random_case(s: &Subject, rng: &mut Rng, cc: &mut Ctx) -> Case {
     let extreme = s.spec.as_ref().is_some_and(|sp| sp.extreme);
     let mut case = Case::random(&s.model, extreme, rng);
     if rng.chance(0.5) && !s.model.rows.is_empty() {
@@ -456,7 +456,7 @@ pub fn random_case(s: &Subject, rng: &mut Rng, cc: &mut Consts) -> Case {
 }
 
 /// `policies` random policies, `cases` proposals each.
-pub fn run_direct(rng: &mut Rng, policies: usize, cases: usize, cc: &mut Consts, st: &mut Stats) {
+pub fn run_direct(rng: &mut Rng, policies: usize, cases: usize, cc: &mut Ctx, st: &mut Stats) {
     for _ in 0..policies {
         let s = match Subject::generated(rng) {
             Ok(s) => s,
@@ -486,7 +486,7 @@ fn lit_pt(l: &Lit) -> Pt {
 }
 
 /// `n` proposals through a governor for `s`; every executed action checked.
-pub fn run_decisions(s: &Subject, n: usize, rng: &mut Rng, cc: &mut Consts, st: &mut Stats) {
+pub fn run_decisions(s: &Subject, n: usize, rng: &mut Rng, cc: &mut Ctx, st: &mut Stats) {
     let p = &s.policy;
     let m = &s.model;
     let mut gov = Governor::new(p.clone());
@@ -628,7 +628,7 @@ fn check_executed(
     bx: &BoxIn,
     case: &Case,
     rng: &mut Rng,
-    cc: &mut Consts,
+    cc: &mut Ctx,
     st: &mut Stats,
 ) {
     let m = &s.model;
@@ -697,6 +697,6 @@ fn check_executed(
 }
 
 /// A fresh constant cache for the oracle's high-precision functions.
-pub fn consts() -> Consts {
+pub fn consts() -> Ctx {
     aioss_oracle::exact::consts().expect("astro-float's constant cache")
 }
