@@ -22,7 +22,7 @@ mod common;
 mod soundness;
 
 use aioss_core::{Governor, Interval, Outcome, RowCheck, Status};
-use aioss_oracle::{Case, Lit, Rng, SIn};
+use aioss_oracle::{Case, Form, Lit, Rng, SIn, Spec};
 use soundness::{
     case_inputs, check_case, check_verdicts, consts, run_decisions, run_direct, tier1, Stats,
     Subject,
@@ -62,6 +62,38 @@ fn tier1_verdicts_on_generated_policies_survive_the_exact_oracle() {
             st.by_form
         );
     }
+}
+
+/// Dense linear rows (most of 4–12 terms: the linear fast path, `aioss_core::linear`)
+/// with exact point states, every proposal moved to within 4 ulps of a row's boundary:
+/// where the fast path's error bound must cover every rounding of its products and sums.
+#[test]
+fn linear_fast_path_rows_at_their_boundary_survive_the_exact_oracle() {
+    let mut st = Stats::default();
+    let mut cc = consts();
+    let mut rng = Rng::new(0x5eed_0006);
+    for _ in 0..(30 * scale()) {
+        let spec = Spec::random_forms(&mut rng, Some(&[Form::Linear]));
+        let s = Subject::from_spec(spec).unwrap_or_else(|e| panic!("{e}"));
+        st.policies += 1;
+        for _ in 0..40 {
+            let mut case = Case::random(&s.model, false, &mut rng);
+            for x in &mut case.states {
+                if let SIn::Value(v) | SIn::Noise(v, _) | SIn::LoHi(v, _) = *x {
+                    *x = SIn::Noise(v, 0.0);
+                }
+            }
+            for b in &mut case.budgets {
+                b.1 = b.0;
+            }
+            let ri = rng.index(s.model.rows.len());
+            if aioss_oracle::gen::near_boundary(&s.model, &mut case, ri, &mut rng, &mut cc) {
+                check_case(&s, &case, &mut rng, &mut cc, &mut st);
+            }
+        }
+    }
+    assert_clean("dense linear rows at the boundary", &st);
+    assert!(st.near_sat >= 120, "{}", st.summary());
 }
 
 #[test]

@@ -422,6 +422,12 @@ impl Spec {
 
     /// A random policy.
     pub fn random(r: &mut Rng) -> Spec {
+        Spec::random_forms(r, None)
+    }
+
+    /// A random policy whose constraints take only the given forms (those the policy can
+    /// have: `Next`, `Barrier` and `Lyapunov` need dynamics, `Budget` a budget).
+    pub fn random_forms(r: &mut Rng, only: Option<&[Form]>) -> Spec {
         let extreme = r.chance(0.15);
         let na = 1 + r.index(6);
         let actions = (0..na)
@@ -500,6 +506,12 @@ impl Spec {
         }
         if s.budget.is_some() {
             forms.push(Form::Budget);
+        }
+        if let Some(only) = only {
+            forms.retain(|f| only.contains(f));
+            if forms.is_empty() {
+                forms.push(Form::Linear);
+            }
         }
         for k in 0..nc {
             let form = r.pick(&forms).unwrap_or(Form::Linear);
@@ -1122,31 +1134,42 @@ pub fn near_boundary(m: &Model, case: &mut Case, ri: usize, r: &mut Rng, cc: &mu
         case.near = Some((ri, k));
         return true;
     }
-    let Some(i) = r.pick(&reals) else {
-        return false;
-    };
-    let start = match case.actions.get(i) {
-        Some(Lit::Num(x)) => *x,
-        _ => 0.0,
-    };
-    let mut g = |t: f64| {
-        if let Some(a) = p.actions.get_mut(i) {
-            *a = Pt::Num(qf(t));
+    // The action side: the real action variables in a random order, until one moves the
+    // margin across zero (a variable the row does not read never does).
+    let mut order = reals;
+    for k in (1..order.len()).rev() {
+        order.swap(k, r.index(k + 1));
+    }
+    for i in order {
+        let start = match case.actions.get(i) {
+            Some(Lit::Num(x)) => *x,
+            _ => 0.0,
+        };
+        let saved = p.actions.get(i).cloned();
+        let mut g = |t: f64| {
+            if let Some(a) = p.actions.get_mut(i) {
+                *a = Pt::Num(qf(t));
+            }
+            margin_at(m, ri, &p, cc)
+        };
+        let found = boundary(&mut g, start);
+        if let (Some(a), Some(v)) = (p.actions.get_mut(i), saved) {
+            *a = v;
         }
-        margin_at(m, ri, &p, cc)
-    };
-    let Some((a, b)) = boundary(&mut g, start) else {
-        return false;
-    };
-    let t = step_ulps(if r.chance(0.5) { a } else { b }, k);
-    if !t.is_finite() {
-        return false;
+        let Some((a, b)) = found else {
+            continue;
+        };
+        let t = step_ulps(if r.chance(0.5) { a } else { b }, k);
+        if !t.is_finite() {
+            continue;
+        }
+        if let Some(x) = case.actions.get_mut(i) {
+            *x = Lit::Num(t);
+        }
+        case.near = Some((ri, k));
+        return true;
     }
-    if let Some(x) = case.actions.get_mut(i) {
-        *x = Lit::Num(t);
-    }
-    case.near = Some((ri, k));
-    true
+    false
 }
 
 /// The corner of the row's box with the least exact margin at the current action.

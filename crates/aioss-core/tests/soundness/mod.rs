@@ -118,7 +118,11 @@ impl Subject {
     /// declared ranges) are demoted to `high` until it loads; any other load error is a
     /// generator bug, reported.
     pub fn generated(rng: &mut Rng) -> Result<Subject, String> {
-        let mut spec = Spec::random(rng);
+        Subject::from_spec(Spec::random(rng))
+    }
+
+    /// [`Subject::generated`] for a given description.
+    pub fn from_spec(mut spec: Spec) -> Result<Subject, String> {
         for _ in 0..16 {
             let text = spec.toml();
             match aioss_core::load("generated.toml", &text) {
