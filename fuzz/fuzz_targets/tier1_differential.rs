@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
             check_case(&s, &case, &mut rng, cc, &mut st);
         }
         if data.first().is_some_and(|b| b & 1 == 1) {
-            run_decisions(&s, 3, &mut rng, cc, &mut st);
+            run_decisions(&s, 3, 0.0, &mut rng, cc, &mut st);
         }
     });
     if let Some(f) = st.failures.first() {

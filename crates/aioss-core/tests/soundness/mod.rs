@@ -489,8 +489,89 @@ fn lit_pt(l: &Lit) -> Pt {
     }
 }
 
-/// `n` proposals through a governor for `s`; every executed action checked.
-pub fn run_decisions(s: &Subject, n: usize, rng: &mut Rng, cc: &mut Ctx, st: &mut Stats) {
+/// A JSON number for `x`: Rust's shortest text that reads back as `x` when read correctly
+/// rounded (what the spec says a number in JSON means).
+fn jnum(x: f64) -> String {
+    format!("{x:?}")
+}
+
+/// The proposal's JSON line, as an agent would send it.
+fn proposal_json(
+    s: &Subject,
+    case: &Case,
+    agent: &str,
+    t: f64,
+    give_prev: bool,
+    id: usize,
+) -> String {
+    let m = &s.model;
+    let lit = |i: usize, l: &Lit| match (l, &m.actions[i].ty) {
+        (Lit::Num(x), _) => jnum(*x),
+        (Lit::Bool(b), _) => b.to_string(),
+        (Lit::Enum(k), VTy::Enum(v)) => format!("\"{}\"", v[*k]),
+        _ => "null".into(),
+    };
+    let obj = |ls: &[Lit]| {
+        let f: Vec<String> = ls
+            .iter()
+            .enumerate()
+            .map(|(i, l)| format!("\"{}\": {}", m.actions[i].name, lit(i, l)))
+            .collect();
+        format!("{{{}}}", f.join(", "))
+    };
+    let mut state = Vec::new();
+    for (j, v) in case.states.iter().enumerate() {
+        let st = &m.states[j];
+        let txt = match (v, &st.ty) {
+            (_, VTy::Text) => Some("\"generated\"".to_string()),
+            (SIn::Value(x), _) => Some(jnum(*x)),
+            (SIn::Noise(x, e), _) => Some(format!(
+                "{{\"value\": {}, \"noise\": {}}}",
+                jnum(*x),
+                jnum(*e)
+            )),
+            (SIn::LoHi(a, b), _) => Some(format!("{{\"lo\": {}, \"hi\": {}}}", jnum(*a), jnum(*b))),
+            (SIn::Bool(b), _) => Some(b.to_string()),
+            (SIn::Enum(k), VTy::Enum(vals)) => Some(format!("\"{}\"", vals[*k])),
+            _ => None,
+        };
+        if let Some(x) = txt {
+            state.push(format!("\"{}\": {x}", st.name));
+        }
+    }
+    let attrs: Vec<String> = case
+        .attrs
+        .iter()
+        .map(|(k, v)| match v {
+            AIn::Num(x) => format!("\"{k}\": {}", jnum(*x)),
+            AIn::Sym(y) => format!("\"{k}\": \"{y}\""),
+        })
+        .collect();
+    let mut line = format!(
+        "{{\"id\": \"p{id}\", \"agent\": \"{agent}\", \"timestamp\": {}, \"action\": {}, \"state\": {{{}}}, \"agent_attributes\": {{{}}}",
+        jnum(t),
+        obj(&case.actions),
+        state.join(", "),
+        attrs.join(", ")
+    );
+    if give_prev {
+        let _ = write!(line, ", \"prev\": {}", obj(&case.prev));
+    }
+    line.push('}');
+    line
+}
+
+/// `n` proposals through a governor for `s`; every executed action checked. A share
+/// `json` of them goes in as a JSON line (`Governor::decide_line`), the rest as a
+/// [`Proposal`] built here.
+pub fn run_decisions(
+    s: &Subject,
+    n: usize,
+    json: f64,
+    rng: &mut Rng,
+    cc: &mut Ctx,
+    st: &mut Stats,
+) {
     let p = &s.policy;
     let m = &s.model;
     let mut gov = Governor::new(p.clone());
@@ -540,7 +621,18 @@ pub fn run_decisions(s: &Subject, n: usize, rng: &mut Rng, cc: &mut Ctx, st: &mu
                 .collect(),
             transition: None,
         };
-        let d = gov.decide(&prop);
+        let d = if rng.chance(json) {
+            let line = proposal_json(s, &case, &agent, t, give_prev, step);
+            match gov.decide_line(&line) {
+                Ok(d) => d,
+                Err(e) => {
+                    st.fail(format!("{}: the governor refused {line}: {e:?}", s.name));
+                    continue;
+                }
+            }
+        } else {
+            gov.decide(&prop)
+        };
         st.decisions += 1;
         // The oracle's own account of the governor-held inputs.
         let fallback: Vec<Lit> = m.fallback.clone();
