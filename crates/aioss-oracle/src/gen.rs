@@ -444,6 +444,13 @@ impl Spec {
         let ns = r.index(5);
         let states = (0..ns)
             .map(|_| {
+                if extreme && r.chance(0.4) {
+                    // Huge or tiny state: noise that is below an ulp of the value, or a
+                    // subnormal, is where rounding the box outward matters.
+                    let m = r.of(&[1e300, 1e17, 1e-300, 1.0]);
+                    let noise = r.of(&[0.0, 5e-324, 1e-300, 1e-17, 1.0, 1e283]);
+                    return (-m, m, noise);
+                }
                 let lo = -((r.below(20) + 1) as f64);
                 let hi = (r.below(20) + 1) as f64;
                 let noise = r.of(&[0.0, 0.01, 0.05, 0.1, 0.5]);
@@ -863,7 +870,15 @@ impl Case {
                     let v = lo + (hi - lo) * r.unit();
                     match r.below(6) {
                         0 => SIn::Noise(v, 0.0),
-                        1 | 2 => SIn::Noise(v, r.of(&[0.001, 0.01, 0.1, 0.3])),
+                        1 | 2 => {
+                            let scale = (hi - lo).abs().max(f64::MIN_POSITIVE);
+                            let e = if scale > 1e10 || scale < 1e-10 {
+                                scale * r.of(&[1e-17, 1e-3, 2f64.powi(-53), 0.5])
+                            } else {
+                                r.of(&[0.001, 0.01, 0.1, 0.3])
+                            };
+                            SIn::Noise(v, if e.is_finite() { e } else { 1.0 })
+                        }
                         3 => {
                             let w = (hi - lo) * r.unit() * 0.2;
                             SIn::LoHi(v, (v + w).min(hi.max(v)))
