@@ -872,7 +872,7 @@ impl Case {
                         0 => SIn::Noise(v, 0.0),
                         1 | 2 => {
                             let scale = (hi - lo).abs().max(f64::MIN_POSITIVE);
-                            let e = if scale > 1e10 || scale < 1e-10 {
+                            let e = if !(1e-10..=1e10).contains(&scale) {
                                 scale * r.of(&[1e-17, 1e-3, 2f64.powi(-53), 0.5])
                             } else {
                                 r.of(&[0.001, 0.01, 0.1, 0.3])
