@@ -6,6 +6,12 @@
 //! verdict searched for a counterexample over the exact box), and, when the first byte is
 //! odd, three whole decisions whose executed actions are checked against every critical
 //! row. Any refuted verdict, oracle error or generator error is a crash with the report.
+//!
+//! With `AIOSS_FUZZ_JSON=1` half of those decisions go in as JSON lines. This crate is the
+//! one build with serde_json's production features (in aioss-core's tests and examples the
+//! dev-dependency clarabel turns `float_roundtrip` on), so it is where the JSON reader's
+//! number parsing meets the oracle; off by default while the known issue (numbers read one
+//! ulp off without `float_roundtrip`) is being fixed.
 #![no_main]
 
 #[path = "../../crates/aioss-core/tests/soundness/mod.rs"]
@@ -19,6 +25,7 @@ use soundness::{check_case, consts, random_case, run_decisions, Ctx, Stats, Subj
 
 thread_local! {
     static CONSTS: RefCell<Ctx> = RefCell::new(consts());
+    static JSON: f64 = if std::env::var_os("AIOSS_FUZZ_JSON").is_some() { 0.5 } else { 0.0 };
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -35,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
             check_case(&s, &case, &mut rng, cc, &mut st);
         }
         if data.first().is_some_and(|b| b & 1 == 1) {
-            run_decisions(&s, 3, 0.0, &mut rng, cc, &mut st);
+            run_decisions(&s, 3, JSON.with(|j| *j), &mut rng, cc, &mut st);
         }
     });
     if let Some(f) = st.failures.first() {

@@ -198,6 +198,24 @@ fn json_numbers_are_read_as_the_correctly_rounded_double() {
     assert!(bad.is_empty(), "JSON numbers misread: {bad:?}");
 }
 
+/// The reproducer of the known JSON issue: serde_json without `float_roundtrip` reads
+/// `7.278877421634486e-10` as the double below it, `7.278877421634485e-10`, which is the
+/// bound, so a proposal one ulp over `a <= 7.278877421634485e-10` was ALLOWed (decided on
+/// the misread value) in a build with serde_json's default features. Passes in this test
+/// build only because clarabel turns `float_roundtrip` on (see above); it guards whatever
+/// reader replaces serde's float parsing.
+#[test]
+fn a_json_number_one_ulp_over_the_bound_is_not_allowed() {
+    let text = "[policy]\nname = \"j\"\n[action.a]\nmin = -1.0\nmax = 1.0\n[fallback]\na = 0.0\n[[constraint]]\nid = \"cap\"\nexpr = \"a <= 7.278877421634485e-10\"\n";
+    let p = aioss_core::load("j.toml", text).unwrap();
+    let mut g = Governor::new(p.clone());
+    let d = g
+        .decide_line("{\"action\": {\"a\": 7.278877421634486e-10}}")
+        .unwrap();
+    assert_eq!(d.proposed[0], 7.278877421634486e-10, "{}", d.to_json(&p));
+    assert_ne!(d.final_outcome, Outcome::Allow, "{}", d.to_json(&p));
+}
+
 /// The harness can fail: Tier 1's VIOLATED verdicts, forged into SATs, are refuted.
 #[test]
 fn the_oracle_refutes_forged_sat_verdicts() {
