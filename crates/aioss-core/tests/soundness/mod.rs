@@ -656,6 +656,28 @@ pub fn run_decisions(
                 decode(s, i, d.action[ci])
             })
             .collect();
+        // The action Tier 1 was asked about is the one sent: a reader that takes another
+        // number than the text means (a JSON number read one ulp off) is a failure, and an
+        // ALLOW executes what was sent, so that is what the oracle checks.
+        let sent = encoded_actions(s, &case.actions);
+        if d.proposed
+            .iter()
+            .zip(&sent)
+            .any(|(a, b)| a.to_bits() != b.to_bits())
+        {
+            st.fail(format!(
+                "{}: the governor read the action {:?} as {:?} (a number must mean the double its text rounds to)\n{}",
+                s.name,
+                sent,
+                d.proposed,
+                d.to_json(p)
+            ));
+        }
+        let executed = if d.final_outcome == GovOutcome::Allow {
+            case.actions.clone()
+        } else {
+            executed
+        };
         let mut bx: BoxIn = case.boxed(m);
         bx.actions = executed.iter().map(lit_pt).collect();
         bx.prev = prev_used.iter().map(|l| Dim::Fixed(lit_pt(l))).collect();
