@@ -213,13 +213,15 @@ pub fn gather(store: &mut dyn Store, name: &str) -> Result<Stats, Error> {
         }
         for f in at(&v, "failure_modes").as_array().into_iter().flatten() {
             if let Some(f) = f.as_str() {
-                *failure.entry(f.to_string()).or_insert(0) += 1;
+                // Under its current name (`deadline_budget` is read as `deadline_overrun`).
+                let name = aioss_core::failure::FailureMode::parse(f).map_or(f, |m| m.name());
+                *failure.entry(name.to_string()).or_insert(0) += 1;
             }
         }
         // G5 is measured, so it is reported beside `latency_us`, not in `failure_modes`
         // (see `aioss_core::governor`); the report counts it with them.
         if at(&v, "timing").get("met") == Some(&Value::Bool(false)) {
-            *failure.entry("deadline_overrun".to_string()).or_insert(0) += 1;
+            *failure.entry("deadline_missed".to_string()).or_insert(0) += 1;
         }
         Ok(true)
     })?;

@@ -717,7 +717,7 @@ impl Engine {
         let (p, d) = match decided {
             Ok(x) => x,
             Err(e) => {
-                self.shared.metrics.count("input_error", e.code);
+                self.shared.metrics.count("input_error", e.code.as_str());
                 let st = &self.settings;
                 if !counted
                     && self
@@ -728,7 +728,7 @@ impl Engine {
                 {
                     // Past the principal's refusal-recording rate: answered and counted,
                     // not recorded (a refusal changes no governor state).
-                    self.shared.metrics.count("unrecorded", e.code);
+                    self.shared.metrics.count("unrecorded", e.code.as_str());
                     let _ = reply.send(Reply {
                         status: 400,
                         body: e.to_json(),
@@ -769,13 +769,13 @@ impl Engine {
             m.repairs.fetch_add(1, Relaxed);
         }
         m.relaxations.fetch_add(d.relaxed.len() as u64, Relaxed);
-        for f in &d.failure_modes {
-            m.count("failure_mode", f);
+        for f in d.failure_modes.iter() {
+            m.count("failure_mode", f.name());
         }
         // G5 is measured, so it is not among the decision's failure modes (see
         // `aioss_core::governor`); the metrics count it with them, as the report does.
         if !d.deadline_met(self.g.policy()) {
-            m.count("failure_mode", "deadline_overrun");
+            m.count("failure_mode", "deadline_missed");
         }
         let json = d.to_json(self.g.policy());
         tracing::debug!(decision_id = %d.decision_id, agent = %d.agent, outcome = d.final_outcome.as_str(), latency_us = d.latency_us, "decided");
@@ -1142,8 +1142,8 @@ impl Engine {
             // the agent's last action, charged with the proposal as it was held (what
             // `aioss audit replay` re-applies from the log).
             let held = h.proposal(h.state.clone(), h.prev.clone());
-            for mode in self.g.record_execution(&held) {
-                self.shared.metrics.count("failure_mode", mode);
+            for mode in self.g.record_execution(&held).iter() {
+                self.shared.metrics.count("failure_mode", mode.name());
             }
             extra.insert(
                 "action".into(),
@@ -1299,7 +1299,7 @@ impl Engine {
                     &req,
                     id,
                     400,
-                    e.code,
+                    e.code.as_str(),
                     &e.message,
                     field.as_deref(),
                 );

@@ -769,8 +769,8 @@ async fn post_decision_inner(app: &App, req: Request) -> Response {
         {
             // Bad input past the principal's refusal-recording rate: answered, counted,
             // not recorded (bad input changes no governor state).
-            app.shared.metrics.count("input_error", e.code);
-            app.shared.metrics.count("unrecorded", e.code);
+            app.shared.metrics.count("input_error", e.code.as_str());
+            app.shared.metrics.count("unrecorded", e.code.as_str());
             return json_response(400, e.to_json());
         }
     }

@@ -438,7 +438,7 @@ fn kill_9_mid_stream_loses_no_reported_decision() {
 }
 
 /// G5 (timing) is measured: a decision over `deadline_us` says so after `latency_us`, the
-/// report counts it as a `deadline_overrun`, and replay (which cannot reproduce a measured
+/// report counts it as `deadline_missed`, and replay (which cannot reproduce a measured
 /// time) still agrees.
 #[test]
 fn deadline_overruns_are_reported_and_replay_still_agrees() {
@@ -479,7 +479,7 @@ fn deadline_overruns_are_reported_and_replay_still_agrees() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["mode"] == "deadline_overrun")
+        .find(|m| m["mode"] == "deadline_missed")
         .map(|m| m["count"].as_u64().unwrap());
     assert_eq!(counted, Some(over), "{j:#}");
     let out = replay(&store, &tight);
