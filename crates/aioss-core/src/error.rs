@@ -59,6 +59,8 @@ pub enum ErrorKind {
     MetricNotPositiveDefinite,
     /// A critical constraint was given a relaxation tolerance.
     CriticalTolerance,
+    /// A barrier constraint that is not critical (G2 rests on it; it is never relaxed).
+    BarrierNotCritical,
     /// A barrier or Lyapunov constraint, or `next.`, without `[dynamics]`.
     NeedsDynamics,
     /// The fallback action violates (or may violate) a critical constraint.

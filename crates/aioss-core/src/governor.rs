@@ -34,7 +34,7 @@
 //! differed (a near tie, certified against relaxed by a slack of ~1e-9, could). Replay
 //! reproduces them, because it re-decides the log from its first record in order.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use std::borrow::Cow;
@@ -46,6 +46,7 @@ use crate::policy::{
     ConstraintKind, Criticality, Mode, OnViolation, Policy, PolicyTest, VarType, Verdict,
 };
 use crate::repair::{Repair, RepairOutcome, Repairer, SolverStatus};
+use crate::tier1::budget::Window;
 use crate::tier1::{Certified, Checker, Status};
 
 /// Agents whose repairer warm start and last action are kept; past this, new agents share
@@ -1015,52 +1016,6 @@ impl Decision {
 // The governor
 // ---------------------------------------------------------------------------------------
 
-#[derive(Clone, Debug)]
-struct Window {
-    /// `(time, amount)` of executed actions still in the window, oldest first.
-    entries: VecDeque<(f64, f64)>,
-    /// Sound bounds on the exact sum of the amounts in the window (outward-rounded, so
-    /// sums of whole numbers stay points and a cap at exactly the limit is SAT).
-    sum: Interval,
-}
-
-impl Default for Window {
-    fn default() -> Self {
-        Window {
-            entries: VecDeque::new(),
-            sum: Interval::point(0.0),
-        }
-    }
-}
-
-impl Window {
-    fn evict(&mut self, now: f64, window: f64) {
-        while let Some(&(t, a)) = self.entries.front() {
-            if t > now - window {
-                break;
-            }
-            self.entries.pop_front();
-            self.sum = self.sum.sub(Interval::point(a));
-        }
-        if self.entries.is_empty() {
-            // INVARIANT (budget-exact): an empty window is exactly zero.
-            self.sum = Interval::point(0.0);
-        }
-    }
-
-    fn push(&mut self, now: f64, amount: f64) {
-        if amount != 0.0 {
-            self.entries.push_back((now, amount));
-            self.sum = self.sum.add(Interval::point(amount));
-        }
-    }
-
-    /// The accumulated value as a sound interval.
-    fn value(&self) -> Interval {
-        self.sum
-    }
-}
-
 /// The governor: a validated policy and the state its decisions carry forward.
 #[derive(Debug)]
 pub struct Governor {
@@ -1076,8 +1031,14 @@ pub struct Governor {
     slots: Vec<Interval>,
     /// Tier 1: the only way anything here is certified (see [`crate::tier1`]).
     t1: Checker,
+    /// Working memory of `fill_inputs`: the proposal's `prev.` and the budgets' values.
+    prev: Vec<f64>,
+    budget_values: Vec<Interval>,
     dry_run: bool,
     prev_source: PrevSource,
+    /// A test's stand-in for a repairer bug: applied to every repair's result.
+    #[cfg(test)]
+    sabotage_repair: Option<fn(&mut Repair)>,
     /// What charging the budgets evaluates: their increments and what those read.
     budget_ops: crate::tape::OpList,
 }
@@ -1090,6 +1051,8 @@ impl Governor {
         let inputs = policy.range_inputs();
         let slots = policy.lattice.tape.slots();
         let t1 = Checker::new(&policy.lattice);
+        let prev = Vec::with_capacity(policy.actions.len());
+        let budget_values = Vec::with_capacity(policy.budgets.len());
         let dry_run = policy.mode == Mode::DryRun;
         let budget_ops = policy.lattice.tape.subset(&policy.lattice.budget_slots);
         Governor {
@@ -1103,8 +1066,12 @@ impl Governor {
             inputs,
             slots,
             t1,
+            prev,
+            budget_values,
             dry_run,
             prev_source: PrevSource::Body,
+            #[cfg(test)]
+            sabotage_repair: None,
             budget_ops,
         }
     }
@@ -1136,7 +1103,7 @@ impl Governor {
             .budgets
             .iter()
             .zip(&self.windows)
-            .map(|(b, w)| (b.name.clone(), w.sum.mid()))
+            .map(|(b, w)| (b.name.clone(), w.value().mid()))
             .collect()
     }
 
@@ -1240,8 +1207,8 @@ impl Governor {
         h.update(self.seq.to_le_bytes());
         h.update(self.clock.to_bits().to_le_bytes());
         for w in &self.windows {
-            h.update((w.entries.len() as u64).to_le_bytes());
-            for (t, a) in &w.entries {
+            h.update((w.len() as u64).to_le_bytes());
+            for (t, a) in w.entries() {
                 h.update(t.to_bits().to_le_bytes());
                 h.update(a.to_bits().to_le_bytes());
             }
@@ -1354,20 +1321,15 @@ impl Governor {
                     .get(s as usize)
                     .copied()
                     .unwrap_or(Interval::INVALID);
-                let amount = if add.is_invalid() || !add.hi.is_finite() {
+                if !w.charge(now, add) {
                     if !failure_modes.contains(&"numerical_fault") {
                         failure_modes.push("numerical_fault");
                     }
                     reasons.push(format!(
-                        "budget `{}`: the amount is undefined here, nothing was added",
+                        "budget `{}`: the amount is undefined here, so the budget counts as unbounded until this action leaves its window",
                         b.name
                     ));
-                    0.0
-                } else {
-                    // The upper bound: a cap is never under-counted.
-                    add.hi
-                };
-                w.push(now, amount);
+                }
             }
         }
         if self.last_action.contains_key(agent) || self.last_action.len() < MAX_AGENTS {
@@ -1440,84 +1402,28 @@ impl Governor {
             .collect()
     }
 
-    /// Fill `self.inputs` from the proposal and the governor state; returns the names of
-    /// required evidence that is missing.
+    /// Fill `self.inputs` from the proposal and the governor state (`prev.` and the
+    /// budgets as of `now`, evicting what left their windows); returns the required
+    /// evidence that is missing.
     fn fill_inputs(&mut self, prop: &Proposal, now: f64) -> Vec<String> {
         let p = &self.policy;
-        let mut missing = Vec::new();
-        let inputs = &mut self.inputs;
-        let mut set = |slot: u32, x: Interval| {
-            if let Some(s) = inputs.get_mut(slot as usize) {
-                *s = x;
-            }
-        };
-        for (a, u) in p.actions.iter().zip(&prop.action) {
-            set(a.slot, Interval::point(*u));
-        }
         let last = self.last_action.get(&prop.agent);
-        for (i, a) in p.actions.iter().enumerate() {
-            let v = prop
-                .prev
+        self.prev.clear();
+        self.prev.extend(p.actions.iter().enumerate().map(|(i, _)| {
+            prop.prev
                 .get(i)
                 .copied()
                 .flatten()
                 .or_else(|| last.and_then(|l| l.get(i).copied()))
                 .or_else(|| p.fallback.get(i).copied())
-                .unwrap_or(0.0);
-            set(a.prev_slot, Interval::point(v));
-        }
-        for (s, v) in p.states.iter().zip(&prop.state) {
-            match v {
-                Some(StateValue::Num(x)) => {
-                    if let Some(slot) = s.slot {
-                        set(slot, *x);
-                    }
-                }
-                Some(StateValue::Text(t)) => {
-                    if s.required && t.trim().is_empty() {
-                        missing.push(format!("state `{}` is blank", s.name));
-                    }
-                }
-                None => {
-                    if let Some(slot) = s.slot {
-                        set(slot, Interval::new(s.min, s.max));
-                    }
-                    if s.required {
-                        missing.push(format!(
-                            "state `{}` is missing: its whole declared range was used",
-                            s.name
-                        ));
-                    }
-                }
-            }
-        }
-        for ((b, w), _) in p.budgets.iter().zip(&mut self.windows).zip(0..) {
+                .unwrap_or(0.0)
+        }));
+        self.budget_values.clear();
+        for (b, w) in p.budgets.iter().zip(&mut self.windows) {
             w.evict(now, b.window_secs);
-            set(b.slot, w.value());
+            self.budget_values.push(w.value());
         }
-        #[expect(
-            clippy::cast_precision_loss,
-            reason = "symbol counts are far below 2^52"
-        )]
-        for a in &p.layout.attrs {
-            let given = prop.attributes.iter().find(|(k, _)| *k == a.name);
-            let x = match (given, a.numeric) {
-                (Some((_, AttrValue::Num(x))), true) => Interval::point(*x),
-                (Some((_, AttrValue::Sym(s))), false) => Interval::point(
-                    p.symbols
-                        .iter()
-                        .position(|t| t == s)
-                        .map_or(-1.0, |i| i as f64),
-                ),
-                // A string where a number is read (or the reverse) matches nothing.
-                (Some((_, AttrValue::Sym(_))), true) => Interval::ENTIRE,
-                (Some((_, AttrValue::Num(_))), false) => Interval::point(-1.0),
-                (None, true) => Interval::ENTIRE,
-                (None, false) => Interval::new(-1.0, p.symbols.len() as f64),
-            };
-            set(a.slot, x);
-        }
-        missing
+        crate::tier1::inputs::assemble(p, prop, &self.prev, &self.budget_values, &mut self.inputs)
     }
 
     #[expect(
@@ -1534,6 +1440,31 @@ impl Governor {
         // Tier 1 at the proposal, and the rules' conditions (classification, not a check).
         self.t1.check(&p.lattice, &self.inputs, &prop.action);
         let proposal_cert = self.t1.certify(&p.lattice).ok();
+        // A state outside the range the policy declares for it was never certified against
+        // (the fallback's certificate, the policy author's intent): the decision is made,
+        // Tier 1 checks the box as given, and a human reviews it (issue 18, item 11).
+        let out_of_range: Vec<(usize, Interval)> = p
+            .states
+            .iter()
+            .zip(&prop.state)
+            .enumerate()
+            .filter_map(|(k, (s, v))| match v {
+                Some(StateValue::Num(x)) => {
+                    let outside = x.is_invalid()
+                        || x.mid() < s.min
+                        || x.mid() > s.max
+                        || x.width() > s.max - s.min;
+                    outside.then_some((k, *x))
+                }
+                _ => None,
+            })
+            .collect();
+        // G2 holds only from inside the safe set: a barrier's `h(x)` must be certainly
+        // non-negative over the whole state box.
+        let outside: Vec<(usize, Interval)> = (0..p.lattice.rows.len())
+            .filter_map(|i| self.t1.safe_set(&p.lattice, i).map(|h| (i, h)))
+            .filter(|(_, h)| h.is_invalid() || h.lo < 0.0)
+            .collect();
         p.lattice
             .tape
             .eval_subset(&p.lattice.rule_ops, &self.inputs, &mut self.slots);
@@ -1673,6 +1604,7 @@ impl Governor {
         // Repair stage.
         let repair_status;
         let mut candidate: Option<Repair> = None;
+        let mut repaired_cert: Option<Certified> = None;
         let mut distance = None;
         let mut solver = None;
         let mut relaxed_rows: Vec<(String, f64)> = Vec::new();
@@ -1698,13 +1630,23 @@ impl Governor {
                         repaired_transition.clone_from(&r.repaired_transition);
                     }
                 }
-                let rep = repairer_of(
+                #[cfg_attr(not(test), expect(unused_mut, reason = "a test sabotages it"))]
+                let mut rep = repairer_of(
                     &mut self.repairers,
                     &mut self.shared,
                     &self.policy,
                     &prop.agent,
                 )
                 .repair(&self.policy, inputs, &start, &preferred);
+                #[cfg(test)]
+                if let Some(sabotage) = self.sabotage_repair {
+                    sabotage(&mut rep);
+                }
+                // The repairer's answer is a proposal like any other: Tier 1 decides.
+                if rep.outcome != RepairOutcome::Fallback {
+                    self.t1.check(&self.policy.lattice, inputs, &rep.action);
+                    repaired_cert = self.t1.certify(&self.policy.lattice).ok();
+                }
                 let p = &self.policy;
                 solver = Some(SolverReport {
                     status: rep.status,
@@ -1714,6 +1656,18 @@ impl Governor {
                     cost: rep.cost,
                 });
                 match rep.outcome {
+                    RepairOutcome::Certified | RepairOutcome::Relaxed
+                        if repaired_cert.is_none() =>
+                    {
+                        classification = Verdict::Block;
+                        repair_status = RepairStatus::NoRepairAvailable;
+                        failure_modes.push("solver_non_convergence");
+                        reasons.push(format!(
+                            "the repair search offered {}, which Tier 1 does not certify: escalated to BLOCK",
+                            describe_change(p, proposal, &rep.action)
+                        ));
+                        block_cause = block_cause.max(violated_crit);
+                    }
                     RepairOutcome::Certified | RepairOutcome::Relaxed => {
                         let dist = crate::repair::distance(p, proposal, &rep.action);
                         distance = Some(dist);
@@ -1817,12 +1771,43 @@ impl Governor {
         // certified it here (the repairer's own checks only guided its search).
         let proposal_certified = proposal_cert.is_some();
         let dry_run = self.dry_run;
+        for (i, h) in &outside {
+            let name = self
+                .policy
+                .lattice
+                .rows
+                .get(*i)
+                .map_or("?", |r| r.name.as_str());
+            reasons.push(format!(
+                "the state may be outside the safe set of barrier `{name}` (h(x) in {}): forward invariance (G2) is suspended",
+                fmt_margin(*h)
+            ));
+        }
+        if !outside.is_empty() {
+            failure_modes.push("left_safe_set");
+        }
+        for (k, x) in &out_of_range {
+            if let Some(s) = self.policy.states.get(*k) {
+                reasons.push(format!(
+                    "state `{}` = {} is outside its declared range [{}, {}]: the decision is sent for review and G2, G3 and G4 are suspended",
+                    s.name,
+                    fmt_margin(*x),
+                    fmt_num(s.min),
+                    fmt_num(s.max)
+                ));
+            }
+        }
+        if !out_of_range.is_empty() {
+            failure_modes.push("excessive_uncertainty");
+        }
         let audit = if !missing.is_empty() {
             for m in &missing {
                 reasons.push(m.clone());
             }
             failure_modes.push("insufficient_evidence");
             Audit::Insufficient
+        } else if !outside.is_empty() || !out_of_range.is_empty() {
+            Audit::Questionable
         } else if classification == Verdict::Block && block_cause == Some(Criticality::Low) {
             reasons.push("a BLOCK on a low-criticality cause: review it".to_string());
             Audit::Questionable
@@ -1868,7 +1853,7 @@ impl Governor {
         let mut certify = |exec: Exec| -> Option<Certified> {
             let action = match exec {
                 Exec::Proposal => return proposal_cert.clone(),
-                Exec::Repaired => candidate.as_ref().map(|c| c.action.as_slice())?,
+                Exec::Repaired => return repaired_cert.clone(),
                 Exec::Fallback => self.policy.fallback.as_slice(),
             };
             self.t1.check(lat, &self.inputs, action);
@@ -1908,7 +1893,6 @@ impl Governor {
         // proposal uncertified only in dry-run, which passes it through by design.
         let executed = if dry_run {
             reasons.push("dry-run: the proposal passes through unchanged".to_string());
-            self.t1.check(&p2.lattice, &self.inputs, proposal);
             Executed::DryRun(proposal.clone())
         } else {
             match cert {
@@ -1920,6 +1904,10 @@ impl Governor {
             Executed::DryRun(_) => proposal_certified,
             _ => exec_certified,
         };
+        let exec = executed.into_action();
+        // The verdicts of what executes, for the guarantees (no work when it is the action
+        // the checker saw last, as it is but in dry-run).
+        self.t1.check(&p2.lattice, &self.inputs, &exec);
         let exec_checks = self.t1.rows();
 
         let kind_ok = |k: ConstraintKind| -> Option<bool> {
@@ -1935,12 +1923,13 @@ impl Governor {
         };
         let guarantees = Guarantees {
             pointwise_safety: exec_certified,
-            forward_invariance: kind_ok(ConstraintKind::Barrier),
-            input_to_state_stability: kind_ok(ConstraintKind::Lyapunov),
+            forward_invariance: kind_ok(ConstraintKind::Barrier)
+                .map(|g2| g2 && outside.is_empty() && out_of_range.is_empty()),
+            input_to_state_stability: kind_ok(ConstraintKind::Lyapunov)
+                .map(|g4| g4 && out_of_range.is_empty()),
             projection_stability: (outcome == Outcome::AllowAfterRepair && needs_projection)
-                .then_some(relaxed_rows.is_empty() && exec_certified),
+                .then_some(relaxed_rows.is_empty() && exec_certified && out_of_range.is_empty()),
         };
-        let exec = executed.into_action();
 
         // Governor state: budgets and the agent's last action follow what was executed.
         self.charge(&prop.agent, &exec, now, &mut failure_modes, &mut reasons);
@@ -2483,8 +2472,8 @@ impl Governor {
                 serde_json::json!({
                     "name": b.name,
                     "window_secs": f(b.window_secs),
-                    "sum": [f(w.sum.lo), f(w.sum.hi)],
-                    "entries": w.entries.iter().map(|(t, a)| Value::from(vec![f(*t), f(*a)])).collect::<Vec<_>>(),
+                    "sum": [f(w.sum().lo), f(w.sum().hi)],
+                    "entries": w.entries().map(|(t, a)| Value::from(vec![f(*t), f(*a)])).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -2565,15 +2554,17 @@ impl Governor {
                 .get("sum")
                 .and_then(Value::as_array)
                 .ok_or_else(|| bad("a budget has no `sum`"))?;
-            w.sum = Interval::new(num(sum.first())?, num(sum.get(1))?);
+            let sum = Interval::new(num(sum.first())?, num(sum.get(1))?);
+            let mut entries = Vec::new();
             for e in g
                 .get("entries")
                 .and_then(Value::as_array)
                 .ok_or_else(|| bad("a budget has no `entries`"))?
             {
                 let e = e.as_array().ok_or_else(|| bad("an entry is not a pair"))?;
-                w.entries.push_back((num(e.first())?, num(e.get(1))?));
+                entries.push((num(e.first())?, num(e.get(1))?));
             }
+            *w = Window::restore(entries, sum);
         }
         let layout: Vec<String> = v
             .get("actions")
@@ -2632,6 +2623,49 @@ impl Governor {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
     use super::*;
+
+    /// Caught (issue 17, defect 5): the governor marked a repaired action certified on the
+    /// repairer's word. A repairer that claims a certified repair of an action Tier 1
+    /// refutes must not get it executed: the governor checks it itself.
+    #[test]
+    fn a_repair_the_checker_refutes_is_never_executed() {
+        let p = crate::load("outcomes.toml", include_str!("../tests/data/outcomes.toml")).unwrap();
+        let line = r#"{"action":{"vx":1.2,"mode":"auto"},"state":{"px":5.0,"temp":20,"flag":"none","note":"n"}}"#;
+        let mut honest = Governor::new(p.clone());
+        let d = honest.decide_line(line).unwrap();
+        assert_eq!(d.final_outcome, Outcome::AllowAfterRepair);
+        assert!(d.action[0] <= 0.8, "{:?}", d.action);
+
+        let mut g = Governor::new(p);
+        // The repairer claims 1.2, which breaks `speed` (critical) and `eco`.
+        g.sabotage_repair = Some(|r: &mut Repair| {
+            if let Some(x) = r.action.first_mut() {
+                *x = 1.2;
+            }
+        });
+        let d = g.decide_line(line).unwrap();
+        assert_ne!(d.action, vec![1.2, 0.0], "{:?}", d.final_outcome);
+        assert!(d.action[0] <= 0.8, "{:?}", d.action);
+        assert_eq!(
+            d.action,
+            g.policy().fallback,
+            "the certified fallback executes"
+        );
+        assert!(d.guarantees.pointwise_safety);
+        assert_eq!(
+            d.final_outcome,
+            Outcome::BlockNoRepair,
+            "{}",
+            d.to_json(g.policy())
+        );
+        assert!(
+            d.reasons
+                .iter()
+                .any(|r| r.contains("which Tier 1 does not certify")),
+            "{:?}",
+            d.reasons
+        );
+    }
 
     #[test]
     fn every_row_of_the_outcome_table() {
@@ -2767,29 +2801,5 @@ mod tests {
         let mut s = String::new();
         json_num(&mut s, f64::NAN);
         assert_eq!(s, "null");
-    }
-
-    #[test]
-    fn budget_window_evicts_and_returns_to_exact_zero() {
-        let mut w = Window::default();
-        w.push(0.0, 0.1);
-        w.push(1.0, 0.2);
-        // 0.1 + 0.2 is not a double: the window holds the exact sum, so it is not a point.
-        assert!(w.value().contains(0.30000000000000004) && !w.value().is_point());
-        w.evict(10.5, 10.0);
-        assert!(w.value().contains(0.2));
-        w.push(10.6, 7.0);
-        let mut x = Window::default();
-        x.push(0.0, 40_000.0);
-        x.push(0.0, 10_000.0);
-        assert_eq!(
-            x.value(),
-            Interval::point(50_000.0),
-            "whole numbers add exactly"
-        );
-        w.evict(11.0, 10.0);
-        assert!(w.value().contains(7.0), "{:?}", w.value());
-        w.evict(21.0, 10.0);
-        assert_eq!(w.value(), Interval::point(0.0));
     }
 }

@@ -37,6 +37,9 @@ pub struct Row {
     pub reads_state: bool,
     /// The tape instructions the margin depends on, ascending (for reverse-mode gradients).
     pub cone: Vec<u32>,
+    /// For a barrier row, the slot of `h(x)` at the current state (the safe set is
+    /// `h >= 0`); evaluated with the row's guard by every full check.
+    pub safe_set: Option<u32>,
 }
 
 /// The compiled lattice: one tape for every rule, guard, row and budget.
@@ -116,6 +119,7 @@ impl Lattice {
                 if let Some(l) = crate::linear::linear_row(r.sense, &r.lhs, &r.rhs, margin) {
                     linear.push(l);
                 }
+                let safe_set = r.safe_set.as_ref().map(|h| b.add(h));
                 let mut reads_state = false;
                 let mut note = |s: u32| reads_state |= s >= n_actions;
                 r.lhs.inputs(&mut note);
@@ -135,6 +139,7 @@ impl Lattice {
                     kind: c.kind,
                     reads_state,
                     cone: Vec::new(),
+                    safe_set,
                 });
             }
         }
@@ -151,7 +156,7 @@ impl Lattice {
             .iter()
             .flat_map(|r: &Row| {
                 let m = (!is_linear(r.margin)).then_some(r.margin);
-                m.into_iter().chain(r.guard)
+                m.into_iter().chain(r.guard).chain(r.safe_set)
             })
             .collect();
         tape.focus(&roots);

@@ -479,8 +479,34 @@ fn symbolic(e: &Expr) -> bool {
     }
 }
 
+/// The stack the loader runs on (see [`load`]).
+pub const LOAD_STACK_BYTES: usize = 32 << 20;
+
 /// Load a policy. `file` is used only in error messages; the core does no I/O.
+///
+/// Loading runs on a thread of its own with a [`LOAD_STACK_BYTES`] stack: type checking,
+/// compiling and certifying recurse once per level of an expression's tree (at most
+/// [`crate::expr::parse::MAX_HEIGHT`] levels), and the caller's thread may have as little
+/// as 2 MiB (a server's reload, a test); a debug build's frames need several times that
+/// at the limit. The stack is reserved, not touched, so its size costs nothing until used.
+/// If no thread can be started, loading runs on the caller's thread.
 pub fn load(file: &str, source: &str) -> Result<Policy, PolicyErrors> {
+    std::thread::scope(|s| {
+        let worker = std::thread::Builder::new()
+            .name("aioss-load".to_string())
+            .stack_size(LOAD_STACK_BYTES)
+            .spawn_scoped(s, || load_here(file, source));
+        match worker.map(std::thread::ScopedJoinHandle::join) {
+            Ok(Ok(r)) => r,
+            // A panic in the loader is a bug; re-raising it keeps it one.
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => load_here(file, source),
+        }
+    })
+}
+
+/// [`load`] on the caller's thread.
+fn load_here(file: &str, source: &str) -> Result<Policy, PolicyErrors> {
     let mut l = Loader {
         src: source,
         errors: Vec::new(),
@@ -1544,6 +1570,21 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
             } else {
                 Some(Criticality::Critical)
             };
+            // INVARIANT (barriers-critical): G2 (forward invariance) rests on every barrier
+            // row holding at every executed action, so the CRE may never relax one.
+            if kind == Some(ConstraintKind::Barrier)
+                && criticality.is_some_and(|c| c != Criticality::Critical)
+            {
+                let sp = t.get("criticality").map_or(idspan, span_of);
+                l.err(
+                    PolicyError::new(
+                        ErrorKind::BarrierNotCritical,
+                        sp,
+                        format!("barrier constraint `{id}` must be critical"),
+                    )
+                    .help("forward invariance (G2) rests on every barrier row, so none may be relaxed: remove `criticality` (critical is the default) and any `tolerance`; a soft wish to keep clear is a `preference` constraint"),
+                );
+            }
             let description = l.string(t, "description", &sec).map(|x| x.0);
             let mut tolerance = 0.0;
             if let Some((x, sp)) = l.number(t, "tolerance", &sec) {
@@ -1771,9 +1812,10 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                         RowDef {
                             name: id.clone(),
                             sense: Sense::Le,
-                            lhs: Term::bin(Op2::Mul, Term::Const(k), h),
+                            lhs: Term::bin(Op2::Mul, Term::Const(k), h.clone()),
                             rhs: h_next,
                             span: e.span,
+                            safe_set: Some(h),
                         }
                     } else {
                         let alpha = coef(l, "alpha", 0.0, 1.0, true, None);
@@ -1791,6 +1833,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                             lhs: h_next,
                             rhs,
                             span: e.span,
+                            safe_set: None,
                         }
                     };
                     rows.push(row);
@@ -1832,6 +1875,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                                     lhs,
                                     rhs,
                                     span: part.span,
+                                    safe_set: None,
                                 }
                             }
                             None => match typeck::check(part, Ty::Bool, &mut sc) {
@@ -1841,6 +1885,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                                     lhs: c,
                                     rhs: Term::Const(Interval::TRUE),
                                     span: part.span,
+                                    safe_set: None,
                                 },
                                 Err(err) => {
                                     l.err(if err.kind == ErrorKind::NotBoolean {

@@ -274,6 +274,8 @@ pub struct RowDef {
     pub rhs: Term,
     /// Span of the row's text.
     pub span: Span,
+    /// For a barrier row, `h` over the current state: the safe set is `h(x) >= 0`.
+    pub safe_set: Option<Term>,
 }
 
 /// A constraint of the lattice.

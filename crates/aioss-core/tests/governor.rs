@@ -237,20 +237,21 @@ fn row_2_missing_state_is_insufficient_and_executes_the_fallback() {
 fn row_1_an_uncertifiable_fallback_is_failed_governance() {
     let mut g = Governor::new(outcomes());
     // px = 8.5 is outside the wall's safe set: no action keeps the barrier, not even the
-    // fallback, at this state.
+    // fallback, at this state (and G2 is suspended: the audit asks for review too).
     let d = decide(&mut g, &prop(0.5, "auto", 8.5, "none"));
     expect(
         &d,
         "FAILED_GOVERNANCE",
         "BLOCK",
         "FAILED",
-        "VALID",
+        "QUESTIONABLE",
         "NO_REPAIR_AVAILABLE",
     );
     assert_eq!(d["action"], FALLBACK());
     assert_eq!(d["guarantees"]["pointwise_safety"], false);
     let fm = d["failure_modes"].to_string();
     assert!(fm.contains("fallback_not_certified"), "{d:#}");
+    assert!(fm.contains("left_safe_set"), "{d:#}");
 }
 
 #[test]
@@ -852,4 +853,145 @@ fn a_claimed_prev_cannot_beat_the_speed_ramp() {
     honest["prev"] = json!({"vx": vx});
     let p = Proposal::parse(g.policy(), &honest.to_string()).unwrap();
     g.decide_with(&p, Clock::Logical).unwrap();
+}
+
+/// Caught (issue 17, defect 2): `Governor::critical_unsat` evaluated the tape by hand and
+/// never the linear fast path, so a row of four or more terms reported the margin the
+/// previous decision left behind: after an ALLOW, `a = b = c = d = 2` against
+/// `a + b + c + d <= 1` was "safe". The server relies on it to refuse approving a hold that
+/// is unsafe now.
+#[test]
+fn critical_unsat_checks_the_linear_rows_of_the_action_it_is_given() {
+    let text = "[policy]\nname = \"sum\"\n\
+        [action.a]\ntype = \"real\"\nmin = -5.0\nmax = 5.0\n\
+        [action.b]\ntype = \"real\"\nmin = -5.0\nmax = 5.0\n\
+        [action.c]\ntype = \"real\"\nmin = -5.0\nmax = 5.0\n\
+        [action.d]\ntype = \"real\"\nmin = -5.0\nmax = 5.0\n\
+        [fallback]\na = 0.0\nb = 0.0\nc = 0.0\nd = 0.0\n\
+        [[constraint]]\nid = \"sum\"\ncriticality = \"critical\"\nexpr = \"a + b + c + d <= 1\"\n";
+    let p = aioss_core::load("sum.toml", text).unwrap();
+    assert_eq!(
+        p.lattice.linear.len(),
+        1,
+        "the row is on the linear fast path"
+    );
+    let mut g = Governor::new(p);
+    let d = decide(&mut g, &json!({"action": {"a": 0, "b": 0, "c": 0, "d": 0}}));
+    assert_eq!(d["final_outcome"], "ALLOW");
+    let fast = Proposal::parse(
+        g.policy(),
+        &json!({"action": {"a": 2, "b": 2, "c": 2, "d": 2}}).to_string(),
+    )
+    .unwrap();
+    let unsafe_rows = g.critical_unsat(&fast);
+    assert_eq!(unsafe_rows.len(), 1, "{unsafe_rows:?}");
+    assert_eq!(unsafe_rows[0].id, "sum");
+    assert_eq!(unsafe_rows[0].status, Status::Violated);
+    let m = unsafe_rows[0].margin;
+    assert!(m.contains(-7.0) && m.hi < 0.0, "{m:?}");
+    // And the other way round: after a violation, a safe action is safe.
+    let slow = Proposal::parse(
+        g.policy(),
+        &json!({"action": {"a": 0.25, "b": 0.25, "c": 0.25, "d": 0.25}}).to_string(),
+    )
+    .unwrap();
+    assert!(g.critical_unsat(&slow).is_empty());
+}
+
+/// Caught (issue 17, defect 4): with a barrier `h = 5 - px` and a state at `px = 5.25`
+/// (already outside), the decision claimed forward invariance with audit VALID and no
+/// failure mode. A state box that reaches outside a barrier's safe set is detected when
+/// deciding: `left_safe_set`, G2 not claimed, audit QUESTIONABLE.
+#[test]
+fn a_state_outside_the_safe_set_suspends_forward_invariance() {
+    let text = "[policy]\nname = \"wall\"\n\
+        [action.vx]\ntype = \"real\"\nmin = -2.0\nmax = 2.0\n\
+        [state.px]\nmin = 0.0\nmax = 10.0\nnoise = 0.0\n\
+        [dynamics]\npx = \"px + 0.1 * vx\"\nerror_bound = { px = 0.001 }\n\
+        [fallback]\nvx = -2.0\n\
+        [[constraint]]\nid = \"wall\"\nkind = \"barrier\"\nbarrier = \"5 - px\"\ngamma = 0.5\n";
+    let p = aioss_core::load("wall.toml", text).unwrap();
+    let at = |px: Value| json!({"action": {"vx": -2.0}, "state": {"px": px}});
+    // Inside, away from the wall: G2 holds.
+    let mut g = Governor::new(p.clone());
+    let d = decide(&mut g, &at(json!(4.0)));
+    assert_eq!(d["final_outcome"], "ALLOW", "{d:#}");
+    assert_eq!(d["guarantees"]["forward_invariance"], true);
+    assert_eq!(d["failure_modes"], json!([]));
+    // Outside: the backing-off proposal satisfies the barrier row as written, but G2 is
+    // not claimed, the audit asks for review and the (certified) fallback executes.
+    let d = decide(&mut g, &at(json!(5.25)));
+    assert_eq!(d["failure_modes"], json!(["left_safe_set"]), "{d:#}");
+    assert_eq!(d["guarantees"]["forward_invariance"], false, "{d:#}");
+    assert_eq!(d["guarantees"]["pointwise_safety"], true, "{d:#}");
+    assert_eq!(d["audit"], "QUESTIONABLE", "{d:#}");
+    assert_eq!(d["final_outcome"], "REVIEW_AUDIT", "{d:#}");
+    assert!(d["reasons"]
+        .to_string()
+        .contains("outside the safe set of barrier `wall`"));
+    // A box that only may reach outside is not certainly inside either.
+    let d = decide(&mut g, &at(json!({"value": 4.9, "noise": 0.2})));
+    assert!(
+        d["failure_modes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("left_safe_set")),
+        "{d:#}"
+    );
+    assert_eq!(d["guarantees"]["forward_invariance"], false, "{d:#}");
+}
+
+/// Caught (issue 18, item 11): a payload of −1,000 kg where 0–60 is declared was decided
+/// ALLOW with audit VALID, and executed more speed than any in-range payload allows. A
+/// state outside its declared range is decided, named (`excessive_uncertainty`), sent for
+/// review, and the fallback executes; a box that only crosses a bound by its noise is not
+/// a fault.
+#[test]
+fn a_state_outside_its_declared_range_is_flagged_and_the_fallback_executes() {
+    let w = load("../../policies/warehouse-robot.toml");
+    let line = std::fs::read_to_string(format!(
+        "{}/../../policies/examples/warehouse.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let base: Value = serde_json::from_str(line.lines().next().unwrap()).unwrap();
+    let mut g = Governor::new(w.clone());
+    let d = decide(&mut g, &base);
+    assert_eq!(d["failure_modes"], json!([]), "{d:#}");
+
+    let mut heavy = base.clone();
+    heavy["state"]["payload"] = json!(-1000.0);
+    let mut g = Governor::new(w.clone());
+    let d = decide(&mut g, &heavy);
+    assert!(
+        d["failure_modes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("excessive_uncertainty")),
+        "{d:#}"
+    );
+    assert_eq!(d["audit"], "QUESTIONABLE", "{d:#}");
+    assert!(
+        matches!(
+            d["final_outcome"].as_str(),
+            Some("REVIEW_AUDIT" | "FAILED_GOVERNANCE")
+        ),
+        "{d:#}"
+    );
+    let fallback: Value =
+        serde_json::from_str(&aioss_core::governor::action_to_json(&w, &w.fallback)).unwrap();
+    assert_eq!(d["action"], fallback, "the fallback executes");
+    assert!(d["reasons"].to_string().contains("`payload`"), "{d:#}");
+
+    // A box whose value is inside and whose noise crosses the bound: no fault.
+    let mut edge = base.clone();
+    edge["state"]["payload"] = json!({"value": 59.9, "noise": 0.5});
+    let mut g = Governor::new(w);
+    let d = decide(&mut g, &edge);
+    assert!(
+        !d["failure_modes"]
+            .to_string()
+            .contains("excessive_uncertainty"),
+        "{d:#}"
+    );
 }

@@ -420,3 +420,82 @@ fn rendered_error_shows_the_line_and_a_caret() {
     let expected = "error: unknown name `vz`\n  --> p.toml:30:9\n   |\n30 | expr = \"vz <= 1\"\n   |         ^^\n   = help: did you mean `vx`?\n";
     assert!(text.starts_with(expected), "{text}");
 }
+
+/// Caught (issue 17, defect 3): a barrier with `criticality = "high"` and a tolerance
+/// loaded, the CRE relaxed it, and the decision said ALLOW_AFTER_REPAIR with audit VALID.
+/// Forward invariance (G2) rests on every barrier row, so a barrier that is not critical
+/// is refused where its criticality is written.
+#[test]
+fn a_barrier_that_is_not_critical_is_refused() {
+    let dynamics = "[dynamics]\npx = \"px + dt * vx\"\nerror_bound = { px = 0.01 }\n";
+    let src = with(&format!(
+        "{dynamics}[[constraint]]\nid = \"wall\"\nkind = \"barrier\"\ncriticality = \"high\"\nbarrier = \"10 - px\"\ngamma = 0.5\ntolerance = 0.5\n"
+    ));
+    let (k, line, col, msg, help) = one_error(&src);
+    assert_eq!(k, ErrorKind::BarrierNotCritical);
+    assert_eq!((line, col), (BASE_LINES + 7, 15));
+    assert_eq!(msg, "barrier constraint `wall` must be critical");
+    assert!(help.contains("G2"), "{help}");
+    // Critical (the default) and no tolerance: it loads.
+    let ok = with(&format!(
+        "{dynamics}[[constraint]]\nid = \"wall\"\nkind = \"barrier\"\nbarrier = \"10 - px\"\ngamma = 0.5\n"
+    ));
+    load("p.toml", &ok).unwrap();
+}
+
+/// Caught (issue 18, item 8): `policy check` aborted on a sum of 10,000 terms, and
+/// reloading a 2,000-term policy that `policy check` accepted aborted the whole server
+/// (stack overflow in the recursive passes over the tree). A tree higher than the stated
+/// limit is a positioned error; nothing recurses deeper.
+#[test]
+fn a_long_flat_sum_is_a_positioned_error_not_a_stack_overflow() {
+    let sum = vec!["vx"; 10_000].join(" + ");
+    let src = with(&format!(
+        "[[constraint]]\nid = \"long\"\nexpr = \"{sum} <= 1\"\n"
+    ));
+    let (k, line, _, msg, help) = one_error(&src);
+    assert_eq!(k, ErrorKind::Syntax);
+    assert_eq!(line, BASE_LINES + 3);
+    assert!(msg.contains("more than 400 operations deep"), "{msg}");
+    assert!(help.contains("split"), "{help}");
+    // The same through `in` and through `min`: each becomes a chain once typed.
+    let list = (0..2_000).map(|_| "'aisle'").collect::<Vec<_>>().join(", ");
+    let src = with(&format!(
+        "[[rule]]\nid = \"r\"\nwhen = \"zone in [{list}]\"\nverdict = \"HOLD\"\n"
+    ));
+    assert!(one_error(&src).3.contains("operations deep"));
+    let args = vec!["vx"; 2_000].join(", ");
+    let src = with(&format!(
+        "[[constraint]]\nid = \"m\"\nexpr = \"min({args}) <= 1\"\n"
+    ));
+    assert!(one_error(&src).3.contains("operations deep"));
+}
+
+/// The limit leaves room: a tree as high as allowed loads, compiles, certifies its
+/// fallback and is decided from a thread with an eighth of the 2 MiB stack a server's
+/// reload runs on, even in a debug build, whose frames are the largest (loading runs on a
+/// thread of its own; deciding walks the flat tape).
+#[test]
+fn a_tree_as_high_as_allowed_loads_on_a_small_stack() {
+    let sum = vec!["0.001 * vx"; 398].join(" + ");
+    let src = with(&format!(
+        "[[constraint]]\nid = \"long\"\nexpr = \"{sum} <= 1\"\n"
+    ));
+    let run = move || {
+        let p = load("p.toml", &src).unwrap();
+        let mut g = aioss_core::Governor::new(p);
+        let d = g
+            .decide_line(
+                r#"{"action":{"vx":1.5,"mode":"move"},"state":{"px":1,"zone":"aisle","ok":true}}"#,
+            )
+            .unwrap();
+        d.final_outcome
+    };
+    let outcome = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(run)
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(outcome, aioss_core::Outcome::Allow);
+}

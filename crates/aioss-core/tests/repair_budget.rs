@@ -85,11 +85,19 @@ fn the_bounded_search_loses_no_answer_of_the_unbounded_one() {
             gained += 1;
             continue;
         }
-        assert_eq!(
-            d["final_outcome"], old["final_outcome"],
-            "{}\n{d}",
-            c["proposal"]
-        );
+        // The search's answer: its repair status. (A state outside a barrier's safe set
+        // now sends the decision to review whatever the search found; the recorded
+        // outcomes predate that, so for those the repair status is compared.)
+        let (now, then) = if d["failure_modes"].to_string().contains("left_safe_set") {
+            let status = match old["final_outcome"].as_str() {
+                Some("ALLOW_AFTER_REPAIR") => "REPAIRED",
+                _ => "NO_REPAIR_AVAILABLE",
+            };
+            (d["repair_status"].clone(), Value::from(status))
+        } else {
+            (d["final_outcome"].clone(), old["final_outcome"].clone())
+        };
+        assert_eq!(now, then, "{}\n{d}", c["proposal"]);
         if old["final_outcome"] == "ALLOW_AFTER_REPAIR" {
             // No farther than the unbounded search's answer, up to the convergence
             // tolerance of the CRE's trust region (relaxed rows) or QP rounding.

@@ -9,6 +9,38 @@ pub struct Expr {
     pub kind: ExprKind,
     /// Where it is.
     pub span: Span,
+    /// Its height: 1 for a leaf, one more than its highest operand otherwise (a sum of
+    /// `n` terms, parsed left to right, is `n` high). Every pass over the tree recurses
+    /// this deep, so the parser bounds it ([`crate::expr::parse::MAX_HEIGHT`]).
+    pub height: u32,
+}
+
+impl Expr {
+    /// A node of `kind` at `span`, its height computed from its operands.
+    pub fn new(kind: ExprKind, span: Span) -> Expr {
+        let h = |e: &Expr| e.height;
+        let below = match &kind {
+            ExprKind::Num(_) | ExprKind::Bool(_) | ExprKind::Str(_) | ExprKind::Name(_) => 0,
+            ExprKind::Neg(a) | ExprKind::Not(a) => h(a),
+            ExprKind::Binary(_, a, b) | ExprKind::Cmp(_, a, b) => h(a).max(h(b)),
+            // `x in [v1, ..., vn]` becomes a chain of n `or`s, and `min`/`max` of n
+            // arguments a chain of n - 1 calls, when typed: their height counts the chain.
+            ExprKind::In(a, items) => {
+                let n = u32::try_from(items.len()).unwrap_or(u32::MAX);
+                items.iter().map(h).fold(h(a), u32::max).saturating_add(n)
+            }
+            ExprKind::Call(_, _, args) => {
+                let n = u32::try_from(args.len()).unwrap_or(u32::MAX);
+                args.iter().map(h).fold(0, u32::max).saturating_add(n)
+            }
+            ExprKind::If(c, a, b) => h(c).max(h(a)).max(h(b)),
+        };
+        Expr {
+            kind,
+            span,
+            height: below.saturating_add(1),
+        }
+    }
 }
 
 /// Binary operators.

@@ -12,6 +12,11 @@ use crate::error::{ErrorKind, PolicyError, Span};
 
 /// Nesting limit; deeper input is refused with an error.
 pub const MAX_DEPTH: usize = 64;
+/// How high a tree may grow (see [`Expr::height`]): every pass over it (type checking,
+/// compiling, dropping) recurses this deep. Loading runs on a thread with a stack sized for
+/// it ([`crate::load::LOAD_STACK_BYTES`]); the test
+/// `a_tree_as_high_as_allowed_loads_on_a_small_stack` checks it from a small caller stack.
+pub const MAX_HEIGHT: usize = 400;
 
 #[derive(Clone, Debug, PartialEq)]
 enum Tok {
@@ -244,6 +249,23 @@ impl Parser {
             ))
         }
     }
+    /// A node of the tree, refused once it is higher than [`MAX_HEIGHT`].
+    fn node(&self, kind: ExprKind, span: Span) -> Result<Expr, PolicyError> {
+        let e = Expr::new(kind, span);
+        if e.height as usize > MAX_HEIGHT {
+            // INVARIANT (bounded-height): no tree higher than MAX_HEIGHT is built, so no
+            // later pass (type checking, compiling, dropping) recurses deeper than that.
+            return Err(syntax(span, format!("this expression is more than {MAX_HEIGHT} operations deep"))
+                .help("a sum or product of n terms is n deep; split the condition over several constraints or rows"));
+        }
+        Ok(e)
+    }
+
+    fn bin(&self, op: BinOp, a: Expr, b: Expr) -> Result<Expr, PolicyError> {
+        let span = a.span.join(b.span);
+        self.node(ExprKind::Binary(op, Box::new(a), Box::new(b)), span)
+    }
+
     fn enter(&mut self) -> Result<(), PolicyError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
@@ -266,10 +288,7 @@ impl Parser {
             )?;
             let b = self.expr()?;
             let span = start.join(b.span);
-            Ok(Expr {
-                kind: ExprKind::If(Box::new(c), Box::new(a), Box::new(b)),
-                span,
-            })
+            self.node(ExprKind::If(Box::new(c), Box::new(a), Box::new(b)), span)
         } else {
             self.or()
         };
@@ -282,7 +301,7 @@ impl Parser {
         while self.is_kw("or") {
             self.bump();
             let rhs = self.and()?;
-            lhs = bin(BinOp::Or, lhs, rhs);
+            lhs = self.bin(BinOp::Or, lhs, rhs)?;
         }
         Ok(lhs)
     }
@@ -292,7 +311,7 @@ impl Parser {
         while self.is_kw("and") {
             self.bump();
             let rhs = self.not()?;
-            lhs = bin(BinOp::And, lhs, rhs);
+            lhs = self.bin(BinOp::And, lhs, rhs)?;
         }
         Ok(lhs)
     }
@@ -304,10 +323,7 @@ impl Parser {
             let e = self.not()?;
             self.depth -= 1;
             let span = start.join(e.span);
-            return Ok(Expr {
-                kind: ExprKind::Not(Box::new(e)),
-                span,
-            });
+            return self.node(ExprKind::Not(Box::new(e)), span);
         }
         self.cmp()
     }
@@ -328,10 +344,7 @@ impl Parser {
                 .help("write `a <= b and b <= c`"));
             }
             let span = lhs.span.join(rhs.span);
-            return Ok(Expr {
-                kind: ExprKind::Cmp(op, Box::new(lhs), Box::new(rhs)),
-                span,
-            });
+            return self.node(ExprKind::Cmp(op, Box::new(lhs), Box::new(rhs)), span);
         }
         if self.is_kw("in") {
             self.bump();
@@ -349,10 +362,7 @@ impl Parser {
             }
             let end = self.expect(Tok::RBracket, "to close the list after `in`")?;
             let span = lhs.span.join(end);
-            return Ok(Expr {
-                kind: ExprKind::In(Box::new(lhs), items),
-                span,
-            });
+            return self.node(ExprKind::In(Box::new(lhs), items), span);
         }
         Ok(lhs)
     }
@@ -367,7 +377,7 @@ impl Parser {
             };
             self.bump();
             let rhs = self.mul()?;
-            lhs = bin(op, lhs, rhs);
+            lhs = self.bin(op, lhs, rhs)?;
         }
     }
 
@@ -381,7 +391,7 @@ impl Parser {
             };
             self.bump();
             let rhs = self.unary()?;
-            lhs = bin(op, lhs, rhs);
+            lhs = self.bin(op, lhs, rhs)?;
         }
     }
 
@@ -392,10 +402,7 @@ impl Parser {
             let e = self.unary()?;
             self.depth -= 1;
             let span = start.join(e.span);
-            return Ok(Expr {
-                kind: ExprKind::Neg(Box::new(e)),
-                span,
-            });
+            return self.node(ExprKind::Neg(Box::new(e)), span);
         }
         self.power()
     }
@@ -407,7 +414,7 @@ impl Parser {
             self.bump();
             let exp = self.unary()?; // right-associative; allows `x^-1`
             self.depth -= 1;
-            return Ok(bin(BinOp::Pow, base, exp));
+            return self.bin(BinOp::Pow, base, exp);
         }
         Ok(base)
     }
@@ -415,24 +422,15 @@ impl Parser {
     fn primary(&mut self) -> Result<Expr, PolicyError> {
         let (tok, span) = self.bump();
         match tok {
-            Tok::Num(v) => Ok(Expr {
-                kind: ExprKind::Num(v),
-                span,
-            }),
-            Tok::Str(s) => Ok(Expr {
-                kind: ExprKind::Str(s),
-                span,
-            }),
+            Tok::Num(v) => self.node(ExprKind::Num(v), span),
+            Tok::Str(s) => self.node(ExprKind::Str(s), span),
             Tok::LParen => {
                 let e = self.expr()?;
                 self.expect(Tok::RParen, "to close `(`")?;
                 Ok(e)
             }
             Tok::Ident(name) => match name.as_str() {
-                "true" | "false" => Ok(Expr {
-                    kind: ExprKind::Bool(name == "true"),
-                    span,
-                }),
+                "true" | "false" => self.node(ExprKind::Bool(name == "true"), span),
                 kw if KEYWORDS.contains(&kw) => Err(syntax(
                     span,
                     format!("expected a value, found the keyword `{kw}`"),
@@ -452,10 +450,7 @@ impl Parser {
                             }
                         }
                         let end = self.expect(Tok::RParen, "to close the argument list")?;
-                        return Ok(Expr {
-                            kind: ExprKind::Call(name, span, args),
-                            span: span.join(end),
-                        });
+                        return self.node(ExprKind::Call(name, span, args), span.join(end));
                     }
                     let mut parts = vec![name];
                     let mut full = span;
@@ -474,10 +469,7 @@ impl Parser {
                             }
                         }
                     }
-                    Ok(Expr {
-                        kind: ExprKind::Name(parts),
-                        span: full,
-                    })
+                    self.node(ExprKind::Name(parts), full)
                 }
             },
             Tok::Eof => Err(
@@ -489,14 +481,6 @@ impl Parser {
                 format!("expected a value, found {}", t.describe()),
             )),
         }
-    }
-}
-
-fn bin(op: BinOp, a: Expr, b: Expr) -> Expr {
-    let span = a.span.join(b.span);
-    Expr {
-        kind: ExprKind::Binary(op, Box::new(a), Box::new(b)),
-        span,
     }
 }
 

@@ -246,144 +246,170 @@ fn val(e: &Expr, r: &mut dyn Resolver) -> Result<Val, PolicyError> {
         },
         ExprKind::Neg(a) => Val::T(Term::un(Func::Neg, num(a, r, "unary `-`")?), Ty::Num),
         ExprKind::Not(a) => Val::T(Term::un(Func::Not, boolean(a, r, "`not`")?), Ty::Bool),
-        ExprKind::Binary(op, a, b) => match op {
-            BinOp::And | BinOp::Or => {
-                let w = if *op == BinOp::And { "`and`" } else { "`or`" };
-                let ta = boolean(a, r, w)?;
-                let tb = boolean(b, r, w)?;
-                let o = if *op == BinOp::And { Op2::And } else { Op2::Or };
-                Val::T(Term::bin(o, ta, tb), Ty::Bool)
-            }
-            BinOp::Pow => {
-                let ta = num(a, r, "`^`")?;
-                let tb = num(b, r, "`^`")?;
-                match tb {
-                    Term::Const(c)
-                        if c.is_point() && c.lo.fract() == 0.0 && c.lo.abs() <= 1024.0 =>
-                    {
-                        #[expect(
-                            clippy::cast_possible_truncation,
-                            reason = "integral and at most 1024 in magnitude, checked above"
-                        )]
-                        let n = c.lo as i32;
-                        Val::T(Term::PowI(Box::new(ta), n), Ty::Num)
-                    }
-                    Term::Const(c) if c.is_point() && c.lo.abs() > 1024.0 => {
-                        return Err(mismatch(b.span, "exponent too large")
-                            .help("use an exponent between -1024 and 1024"))
-                    }
-                    tb => Val::T(Term::bin(Op2::Pow, ta, tb), Ty::Num),
-                }
-            }
-            _ => {
-                let w = match op {
-                    BinOp::Add => "`+`",
-                    BinOp::Sub => "`-`",
-                    BinOp::Mul => "`*`",
-                    _ => "`/`",
-                };
-                let ta = num(a, r, w)?;
-                let tb = num(b, r, w)?;
-                let o = match op {
-                    BinOp::Add => Op2::Add,
-                    BinOp::Sub => Op2::Sub,
-                    BinOp::Mul => Op2::Mul,
-                    _ => Op2::Div,
-                };
-                Val::T(Term::bin(o, ta, tb), Ty::Num)
-            }
-        },
+        ExprKind::Binary(op, a, b) => binary(*op, a, b, r)?,
         ExprKind::Cmp(op, a, b) => Val::T(compare(*op, a, b, e.span, r)?, Ty::Bool),
-        ExprKind::In(x, items) => {
-            if items.is_empty() {
-                return Err(mismatch(e.span, "`in` needs at least one value")
-                    .help("list the values, for example `zone in ['a', 'b']`"));
-            }
-            let mut acc: Option<Term> = None;
-            for it in items {
-                let t = compare(CmpOp::Eq, x, it, it.span, r)?;
-                acc = Some(match acc {
-                    None => t,
-                    Some(p) => Term::bin(Op2::Or, p, t),
-                });
-            }
-            Val::T(acc.unwrap_or(Term::Const(Interval::FALSE)), Ty::Bool)
+        ExprKind::In(x, items) => in_list(e, x, items, r)?,
+        ExprKind::If(c, a, b) => if_expr(c, a, b, r)?,
+        ExprKind::Call(name, nspan, args) => call(e, name, *nspan, args, r)?,
+    })
+}
+
+/// `a op b` for arithmetic and logic: its own function so that the recursion through
+/// [`val`] keeps small frames (a flat sum recurses once per term; see
+/// `crate::expr::parse::MAX_HEIGHT`).
+fn binary(op: BinOp, a: &Expr, b: &Expr, r: &mut dyn Resolver) -> Result<Val, PolicyError> {
+    Ok(match op {
+        BinOp::And | BinOp::Or => {
+            let w = if op == BinOp::And { "`and`" } else { "`or`" };
+            let ta = boolean(a, r, w)?;
+            let tb = boolean(b, r, w)?;
+            let o = if op == BinOp::And { Op2::And } else { Op2::Or };
+            Val::T(Term::bin(o, ta, tb), Ty::Bool)
         }
-        ExprKind::If(c, a, b) => {
-            let tc = boolean(c, r, "the condition of `if`")?;
-            let (ta, ya) = typed(a, r)?;
-            let (tb, yb) = typed(b, r)?;
-            if ya != yb {
-                return Err(mismatch(
-                    b.span,
-                    format!(
-                        "the branches of `if` differ in type: `then` gives {}, `else` gives {}",
-                        ty_name(ya),
-                        ty_name(yb)
-                    ),
-                ));
+        BinOp::Pow => {
+            let ta = num(a, r, "`^`")?;
+            let tb = num(b, r, "`^`")?;
+            match tb {
+                Term::Const(c) if c.is_point() && c.lo.fract() == 0.0 && c.lo.abs() <= 1024.0 => {
+                    #[expect(
+                        clippy::cast_possible_truncation,
+                        reason = "integral and at most 1024 in magnitude, checked above"
+                    )]
+                    let n = c.lo as i32;
+                    Val::T(Term::PowI(Box::new(ta), n), Ty::Num)
+                }
+                Term::Const(c) if c.is_point() && c.lo.abs() > 1024.0 => {
+                    return Err(mismatch(b.span, "exponent too large")
+                        .help("use an exponent between -1024 and 1024"))
+                }
+                tb => Val::T(Term::bin(Op2::Pow, ta, tb), Ty::Num),
             }
-            Val::T(Term::If(Box::new(tc), Box::new(ta), Box::new(tb)), ya)
         }
-        ExprKind::Call(name, nspan, args) => {
-            let arity = |n: usize| -> Result<(), PolicyError> {
-                if args.len() == n {
-                    Ok(())
-                } else {
-                    Err(mismatch(
-                        e.span,
-                        format!(
-                            "`{name}` takes {n} argument{}, found {}",
-                            if n == 1 { "" } else { "s" },
-                            args.len()
-                        ),
-                    ))
-                }
+        _ => {
+            let w = match op {
+                BinOp::Add => "`+`",
+                BinOp::Sub => "`-`",
+                BinOp::Mul => "`*`",
+                _ => "`/`",
             };
-            let what = format!("`{name}`");
-            let f1 = |f: Func, r: &mut dyn Resolver| -> Result<Val, PolicyError> {
-                arity(1)?;
-                let a = args.first().map(|a| num(a, r, &what)).transpose()?;
-                Ok(Val::T(
-                    Term::un(f, a.unwrap_or(Term::Const(Interval::INVALID))),
-                    Ty::Num,
-                ))
+            let ta = num(a, r, w)?;
+            let tb = num(b, r, w)?;
+            let o = match op {
+                BinOp::Add => Op2::Add,
+                BinOp::Sub => Op2::Sub,
+                BinOp::Mul => Op2::Mul,
+                _ => Op2::Div,
             };
-            match name.as_str() {
-                "abs" => f1(Func::Abs, r)?,
-                "sqrt" => f1(Func::Sqrt, r)?,
-                "exp" => f1(Func::Exp, r)?,
-                "log" => f1(Func::Log, r)?,
-                "sin" => f1(Func::Sin, r)?,
-                "cos" => f1(Func::Cos, r)?,
-                "tanh" => f1(Func::Tanh, r)?,
-                "sq" => {
-                    arity(1)?;
-                    let a = match args.first() {
-                        Some(a) => num(a, r, &what)?,
-                        None => Term::Const(Interval::INVALID),
-                    };
-                    Val::T(Term::PowI(Box::new(a), 2), Ty::Num)
-                }
-                "min" | "max" => {
-                    arity(2)?;
-                    let (Some(a), Some(b)) = (args.first(), args.get(1)) else {
-                        return Err(mismatch(e.span, format!("`{name}` takes 2 arguments")));
-                    };
-                    let ta = num(a, r, &what)?;
-                    let tb = num(b, r, &what)?;
-                    let o = if name == "min" { Op2::Min } else { Op2::Max };
-                    Val::T(Term::bin(o, ta, tb), Ty::Num)
-                }
-                _ => {
-                    return Err(PolicyError::new(
-                        ErrorKind::UnknownName,
-                        *nspan,
-                        format!("unknown function `{name}`"),
-                    )
-                    .help("the functions are abs, min, max, sqrt, exp, log, sin, cos, tanh, sq"))
-                }
-            }
+            Val::T(Term::bin(o, ta, tb), Ty::Num)
+        }
+    })
+}
+
+/// `x in [items]`: a chain of `or`s of equalities.
+fn in_list(e: &Expr, x: &Expr, items: &[Expr], r: &mut dyn Resolver) -> Result<Val, PolicyError> {
+    if items.is_empty() {
+        return Err(mismatch(e.span, "`in` needs at least one value")
+            .help("list the values, for example `zone in ['a', 'b']`"));
+    }
+    let mut acc: Option<Term> = None;
+    for it in items {
+        let t = compare(CmpOp::Eq, x, it, it.span, r)?;
+        acc = Some(match acc {
+            None => t,
+            Some(p) => Term::bin(Op2::Or, p, t),
+        });
+    }
+    Ok(Val::T(
+        acc.unwrap_or(Term::Const(Interval::FALSE)),
+        Ty::Bool,
+    ))
+}
+
+/// `if c then a else b`.
+fn if_expr(c: &Expr, a: &Expr, b: &Expr, r: &mut dyn Resolver) -> Result<Val, PolicyError> {
+    let tc = boolean(c, r, "the condition of `if`")?;
+    let (ta, ya) = typed(a, r)?;
+    let (tb, yb) = typed(b, r)?;
+    if ya != yb {
+        return Err(mismatch(
+            b.span,
+            format!(
+                "the branches of `if` differ in type: `then` gives {}, `else` gives {}",
+                ty_name(ya),
+                ty_name(yb)
+            ),
+        ));
+    }
+    Ok(Val::T(
+        Term::If(Box::new(tc), Box::new(ta), Box::new(tb)),
+        ya,
+    ))
+}
+
+/// A function call.
+fn call(
+    e: &Expr,
+    name: &str,
+    nspan: Span,
+    args: &[Expr],
+    r: &mut dyn Resolver,
+) -> Result<Val, PolicyError> {
+    let arity = |n: usize| -> Result<(), PolicyError> {
+        if args.len() == n {
+            Ok(())
+        } else {
+            Err(mismatch(
+                e.span,
+                format!(
+                    "`{name}` takes {n} argument{}, found {}",
+                    if n == 1 { "" } else { "s" },
+                    args.len()
+                ),
+            ))
+        }
+    };
+    let what = format!("`{name}`");
+    let f1 = |f: Func, r: &mut dyn Resolver| -> Result<Val, PolicyError> {
+        arity(1)?;
+        let a = args.first().map(|a| num(a, r, &what)).transpose()?;
+        Ok(Val::T(
+            Term::un(f, a.unwrap_or(Term::Const(Interval::INVALID))),
+            Ty::Num,
+        ))
+    };
+    Ok(match name {
+        "abs" => f1(Func::Abs, r)?,
+        "sqrt" => f1(Func::Sqrt, r)?,
+        "exp" => f1(Func::Exp, r)?,
+        "log" => f1(Func::Log, r)?,
+        "sin" => f1(Func::Sin, r)?,
+        "cos" => f1(Func::Cos, r)?,
+        "tanh" => f1(Func::Tanh, r)?,
+        "sq" => {
+            arity(1)?;
+            let a = match args.first() {
+                Some(a) => num(a, r, &what)?,
+                None => Term::Const(Interval::INVALID),
+            };
+            Val::T(Term::PowI(Box::new(a), 2), Ty::Num)
+        }
+        "min" | "max" => {
+            arity(2)?;
+            let (Some(a), Some(b)) = (args.first(), args.get(1)) else {
+                return Err(mismatch(e.span, format!("`{name}` takes 2 arguments")));
+            };
+            let ta = num(a, r, &what)?;
+            let tb = num(b, r, &what)?;
+            let o = if name == "min" { Op2::Min } else { Op2::Max };
+            Val::T(Term::bin(o, ta, tb), Ty::Num)
+        }
+        _ => {
+            return Err(PolicyError::new(
+                ErrorKind::UnknownName,
+                nspan,
+                format!("unknown function `{name}`"),
+            )
+            .help("the functions are abs, min, max, sqrt, exp, log, sin, cos, tanh, sq"))
         }
     })
 }

@@ -256,6 +256,25 @@ impl Checker {
         self.summary
     }
 
+    /// For barrier row `row` (an index into [`Lattice::rows`]) active at the last check,
+    /// `h(x)` over the input box: the state is certainly inside the row's safe set when
+    /// its lower bound is `>= 0`. `None` for other rows and inactive ones.
+    pub fn safe_set(&self, lat: &Lattice, row: usize) -> Option<Interval> {
+        let r = lat.rows.get(row)?;
+        let k = r.safe_set?;
+        if self.lattice != lat.id || !self.rows.get(row)?.active {
+            return None;
+        }
+        // INVARIANT (fresh-slots): `k` is a root of the focus, never gated.
+        Some(
+            self.now
+                .slots
+                .get(k as usize)
+                .copied()
+                .unwrap_or(Interval::INVALID),
+        )
+    }
+
     /// The last check's evaluated slots, read-only: what Tier 2 linearises at. A slot
     /// outside what the last check needed (a row under a surely false guard, a rule) may
     /// hold an older value.
@@ -341,5 +360,151 @@ impl Lattice {
                 }
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::policy::{Policy, VarType};
+    use proptest::prelude::*;
+
+    fn bundled() -> Vec<Policy> {
+        [
+            (
+                "w.toml",
+                include_str!("../../../../policies/warehouse-robot.toml"),
+            ),
+            (
+                "a.toml",
+                include_str!("../../../../policies/agent-tools.toml"),
+            ),
+            ("i.toml", include_str!("../../../../policies/i2os-v2.toml")),
+        ]
+        .iter()
+        .map(|(n, t)| crate::load(n, t).unwrap())
+        .collect()
+    }
+
+    /// A value of `[lo, hi]` (clamped to ±50) from `r` in `[0, 1)`, whole when asked.
+    fn pick(lo: f64, hi: f64, whole: bool, r: f64) -> f64 {
+        let (lo, hi) = (lo.max(-50.0), hi.min(50.0));
+        if whole {
+            (lo + (r * (hi - lo + 1.0)).floor()).min(hi)
+        } else {
+            lo + r * (hi - lo)
+        }
+    }
+
+    fn state(p: &Policy, r: &[f64]) -> Vec<Interval> {
+        let mut v = p.range_inputs();
+        let mut k = 0;
+        let mut next = || {
+            k += 1;
+            r[k % r.len()]
+        };
+        for s in &p.states {
+            if let Some(slot) = s.slot {
+                let whole = s.ty != VarType::Real;
+                let x = pick(s.min, s.max, whole, next());
+                v[slot as usize] = if whole {
+                    Interval::point(x)
+                } else {
+                    Interval::around(x, s.noise + next() * 0.1)
+                };
+            }
+        }
+        for a in &p.actions {
+            let whole = a.ty != VarType::Real;
+            v[a.prev_slot as usize] = Interval::point(pick(a.min, a.max, whole, next()));
+        }
+        v
+    }
+
+    fn same_rows(a: &[RowCheck], b: &[RowCheck]) -> bool {
+        let bits = |x: Interval| (x.lo.to_bits(), x.hi.to_bits());
+        a.iter().zip(b).all(|(x, y)| {
+            x.active == y.active
+                && x.status == y.status
+                && x.fault == y.fault
+                && (bits(x.margin) == bits(y.margin)
+                    || (x.margin.is_invalid() && y.margin.is_invalid()))
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// INVARIANT (fresh-slots), over every bundled policy: whatever the order of new
+        /// states, moves of real or discrete action variables, marks and returns to them,
+        /// each check's verdicts are bit for bit those of a fresh checker, and so is its
+        /// certificate.
+        #[test]
+        fn every_check_is_a_fresh_check(
+            which in 0usize..3,
+            steps in proptest::collection::vec(
+                (0u8..6, proptest::collection::vec(0.0f64..1.0, 24)), 1..14),
+        ) {
+            let p = &bundled()[which];
+            let lat = &p.lattice;
+            let mut t1 = Checker::new(lat);
+            let mut inputs = state(p, &steps[0].1);
+            let mut action: Vec<f64> = p.fallback.clone();
+            let mut marked: Option<(Vec<Interval>, Vec<f64>)> = None;
+            for (kind, r) in &steps {
+                match kind {
+                    0 => inputs = state(p, r),
+                    1..=3 => {
+                        // Real (1), discrete (2) or both (3) action variables move.
+                        for (k, a) in p.actions.iter().enumerate() {
+                            let whole = a.ty != VarType::Real;
+                            let moves = match kind { 1 => !whole, 2 => whole, _ => true };
+                            if moves {
+                                action[k] = pick(a.min, a.max, whole, r[k % r.len()]);
+                            }
+                        }
+                    }
+                    4 => {
+                        t1.mark();
+                        marked = Some((inputs.clone(), action.clone()));
+                    }
+                    _ => {
+                        if let Some((i, a)) = &marked {
+                            inputs.clone_from(i);
+                            action.clone_from(a);
+                        }
+                    }
+                }
+                let s = t1.check(lat, &inputs, &action);
+                let mut fresh = Checker::new(lat);
+                let f = fresh.check(lat, &inputs, &action);
+                prop_assert_eq!(s, f);
+                prop_assert!(same_rows(t1.rows(), fresh.rows()));
+                prop_assert_eq!(t1.certify(lat), fresh.certify(lat));
+            }
+        }
+    }
+
+    /// A certificate is of the last check, of the lattice it was made with: a checker that
+    /// has checked nothing, or another lattice, certifies nothing.
+    #[test]
+    fn a_certificate_names_the_action_of_the_last_check() {
+        let ps = bundled();
+        // agent-tools' fallback is certified over every declared range (the warehouse's
+        // barrier rows are certified at decision time, from a state).
+        let (w, a) = (&ps[1], &ps[0]);
+        let mut t1 = Checker::new(&w.lattice);
+        assert!(t1.certify(&w.lattice).is_err(), "nothing checked yet");
+        t1.check(&w.lattice, &w.range_inputs(), &w.fallback);
+        let c = t1.certify(&w.lattice).unwrap();
+        assert_eq!(c.action(), w.fallback.as_slice());
+        assert!(t1.certify(&a.lattice).is_err(), "another lattice");
+        // Out of range (and not whole) values are never certified.
+        let mut bad = w.fallback.clone();
+        bad[0] = w.actions[0].max * 2.0 + 1.0;
+        t1.check(&w.lattice, &w.range_inputs(), &bad);
+        let e = t1.certify(&w.lattice).unwrap_err();
+        assert_eq!(e.out_of_range, vec![0]);
     }
 }

@@ -50,9 +50,10 @@ fn sum_lo(a: f64, b: f64) -> f64 {
     let s = a + b;
     if s.is_finite() {
         // exact = s + e; when e >= 0, s is already a lower bound. A NaN `e` (unknown
-        // sign) steps too.
+        // sign) steps too. `|`, not `||`: whether a sum rounded is close to a coin toss,
+        // and a short-circuit is a conditional jump the predictor loses half the time.
         let e = two_sum_err(a, b, s);
-        step_finite(s, e < 0.0 || e.is_nan(), -1)
+        step_finite(s, (e < 0.0) | e.is_nan(), -1)
     } else {
         down(s)
     }
@@ -64,7 +65,7 @@ fn sum_hi(a: f64, b: f64) -> f64 {
     let s = a + b;
     if s.is_finite() {
         let e = two_sum_err(a, b, s);
-        step_finite(s, e > 0.0 || e.is_nan(), 1)
+        step_finite(s, (e > 0.0) | e.is_nan(), 1)
     } else {
         up(s)
     }
@@ -87,7 +88,7 @@ fn step_finite(s: f64, go: bool, toward: i64) -> f64 {
     {
         let b = s.to_bits() as i64;
         let away = (b >> 63) | 1; // -1 for a negative s, +1 for a positive one
-        let go = i64::from(go && s != 0.0);
+        let go = i64::from(go & (s != 0.0));
         f64::from_bits(b.wrapping_add(go * toward * away) as u64)
     }
 }

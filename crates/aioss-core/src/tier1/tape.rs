@@ -95,6 +95,7 @@ impl OpList {
     }
     /// Adjacent pairs where an instruction reads the one just before it (for profiling:
     /// candidates for fusion), by kind.
+    #[cfg(feature = "profiling")]
     pub fn adjacent_pairs(&self) -> Vec<(String, usize)> {
         let name = |op: &Op| {
             let n = format!("{op:?}");
@@ -117,10 +118,11 @@ impl OpList {
         h
     }
     /// Constants and input loads written per evaluation (for profiling).
+    #[cfg(feature = "profiling")]
     pub fn writes(&self) -> (usize, usize) {
         (self.consts.len(), self.loads.len())
     }
-    /// How many instructions of each kind (for profiling).
+    /// How many instructions of each kind (for profiling, and for tests of the lowering).
     pub fn histogram(&self) -> Vec<(String, usize)> {
         let mut h: Vec<(String, usize)> = Vec::new();
         for (_, op) in &self.ops {
