@@ -1210,7 +1210,13 @@ impl Governor {
             h.update((w.len() as u64).to_le_bytes());
             for (t, a) in w.entries() {
                 h.update(t.to_bits().to_le_bytes());
-                h.update(a.to_bits().to_le_bytes());
+                h.update(a.hi.to_bits().to_le_bytes());
+                // An increment known only as an interval (it read a state box) adds its
+                // lower bound; a point hashes as it did when only points were charged.
+                if a.lo.to_bits() != a.hi.to_bits() {
+                    h.update(b"lo");
+                    h.update(a.lo.to_bits().to_le_bytes());
+                }
             }
         }
         for (agent, last) in &self.last_action {
@@ -2472,8 +2478,23 @@ impl Governor {
                 serde_json::json!({
                     "name": b.name,
                     "window_secs": f(b.window_secs),
-                    "sum": [f(w.sum().lo), f(w.sum().hi)],
-                    "entries": w.entries().map(|(t, a)| Value::from(vec![f(*t), f(*a)])).collect::<Vec<_>>(),
+                    // `[lo, hi]` of the running sum, or `[[lo, hi], [lo, hi]]`, the sums of
+                    // the amounts' lower and of their upper bounds, when those differ.
+                    "sum": match w.sums() {
+                        [a, b] if a == b => Value::from(vec![f(a.lo), f(a.hi)]),
+                        [a, b] => Value::from(vec![
+                            Value::from(vec![f(a.lo), f(a.hi)]),
+                            Value::from(vec![f(b.lo), f(b.hi)]),
+                        ]),
+                    },
+                    "entries": w.entries().map(|(t, a)| {
+                        // `[t, amount]`, or `[t, lo, hi]` for an increment known as an interval.
+                        if a.lo.to_bits() == a.hi.to_bits() {
+                            Value::from(vec![f(*t), f(a.hi)])
+                        } else {
+                            Value::from(vec![f(*t), f(a.lo), f(a.hi)])
+                        }
+                    }).collect::<Vec<_>>(),
                 })
             })
             .collect();
@@ -2554,7 +2575,18 @@ impl Governor {
                 .get("sum")
                 .and_then(Value::as_array)
                 .ok_or_else(|| bad("a budget has no `sum`"))?;
-            let sum = Interval::new(num(sum.first())?, num(sum.get(1))?);
+            let pair = |v: Option<&Value>| -> Result<Interval, InputError> {
+                let p = v
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| bad("a sum is not a pair"))?;
+                Ok(Interval::new(num(p.first())?, num(p.get(1))?))
+            };
+            let sums = if sum.first().is_some_and(Value::is_array) {
+                [pair(sum.first())?, pair(sum.get(1))?]
+            } else {
+                let s = Interval::new(num(sum.first())?, num(sum.get(1))?);
+                [s, s]
+            };
             let mut entries = Vec::new();
             for e in g
                 .get("entries")
@@ -2562,9 +2594,14 @@ impl Governor {
                 .ok_or_else(|| bad("a budget has no `entries`"))?
             {
                 let e = e.as_array().ok_or_else(|| bad("an entry is not a pair"))?;
-                entries.push((num(e.first())?, num(e.get(1))?));
+                let amount = match e.as_slice() {
+                    [_, a] => Interval::point(num(Some(a))?),
+                    [_, lo, hi] => Interval::new(num(Some(lo))?, num(Some(hi))?),
+                    _ => return Err(bad("an entry is neither `[t, amount]` nor `[t, lo, hi]`")),
+                };
+                entries.push((num(e.first())?, amount));
             }
-            *w = Window::restore(entries, sum);
+            *w = Window::restore(entries, sums);
         }
         let layout: Vec<String> = v
             .get("actions")
