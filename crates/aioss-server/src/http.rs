@@ -920,7 +920,8 @@ async fn get_decision(app: Arc<App>, req: Request) -> Response {
         Err(r) => return r,
     };
     let deadline = query_wait(&req, app.settings.long_poll_max_secs)
-        .map(|w| Instant::now() + Duration::from_secs_f64(w));
+        // Clamped to a day: a `long_poll_max_secs` of 1e300 must not overflow an Instant.
+        .map(|w| Instant::now() + crate::listen::secs(w));
     let mut changes = app.shared.changed.subscribe();
     let mut stopping = app.stopping.clone();
     loop {

@@ -221,7 +221,7 @@ impl Metrics {
             (
                 "refused",
                 "aioss_refused_total",
-                "Requests refused before the governor (auth, identity, unknown ids), by code.",
+                "Refusals of authenticated requests (role, identity, unknown ids, bad bodies, unsafe approvals), by code; 401s are in aioss_unauthenticated_total.",
             ),
             (
                 "unauthenticated",

@@ -1724,3 +1724,33 @@ async fn a_claimed_prev_is_refused_and_the_ramp_counts_from_what_was_executed() 
     assert!(rep.agrees(), "{:?}", rep.differences);
     assert_eq!(rep.input_errors, 1);
 }
+
+/// Caught in review: a `long_poll_max_secs` far beyond any real wait made
+/// `?wait=` overflow an `Instant` and panic the handler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_long_poll_setting_does_not_panic_a_handler() {
+    let cfg = config_text().replace(
+        "decision_cache = 1000",
+        "decision_cache = 1000\nlong_poll_max_secs = 1e300",
+    );
+    let s = server("longpoll", Some(&cfg));
+    let (_, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some(R1),
+        &baseline().to_string(),
+    )
+    .await;
+    let id = d["decision_id"].as_str().unwrap();
+    let (st, g) = call(
+        &s,
+        "GET",
+        &format!("/v1/decisions/{id}?wait=1e300"),
+        Some(R1),
+        "",
+    )
+    .await;
+    assert_eq!(st, 200, "{g}");
+    finish(s);
+}
