@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod audit_cmd;
 mod bench_cmd;
 mod decide_cmd;
+mod mcp_cmd;
 mod policy_cmd;
 mod progress;
 mod serve_cmd;
@@ -89,6 +90,9 @@ enum Command {
     /// The HTTP service for agents and operators (`serve hash-token` hashes a token for
     /// the configuration file).
     Serve(ServeArgs),
+    /// The governing MCP gateway: an MCP server on standard input and output in front of
+    /// an upstream MCP server; every tool call is decided first (docs/mcp.md).
+    Mcp(mcp_cmd::McpArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -285,6 +289,7 @@ pub(crate) mod exit {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Mcp(a) => mcp_cmd::run(a),
         Command::Serve(a) => match a.sub {
             Some(ServeSub::HashToken { token }) => serve_cmd::hash_token(token.as_deref()),
             None => serve_cmd::serve(&serve_cmd::Args {

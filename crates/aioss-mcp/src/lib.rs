@@ -1,0 +1,206 @@
+//! AIOSS MCP gateway (`aioss mcp`): a governing proxy for the Model Context Protocol,
+//! built on the official Rust SDK (`rmcp`).
+//!
+//! The agent's MCP client talks to the gateway; the gateway talks to one or more upstream
+//! MCP servers. Every `tools/call` becomes a proposal (through the [`mapping`] file), is
+//! decided by the real governor and recorded in the audit store ([`govern`]), and is then
+//! forwarded, forwarded repaired, held for a human, or refused ([`gateway`]). `tools/list`
+//! hides what no rule or constraint could ever allow for the agent ([`reach`]).
+//!
+//! The format of the mapping file and the behaviour on each outcome are documented in
+//! `docs/mcp.md`.
+#![deny(missing_docs)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rmcp::ServiceExt;
+
+pub mod gateway;
+pub mod govern;
+pub mod mapping;
+pub mod operator;
+pub mod reach;
+mod toml_tree;
+
+pub use gateway::{Gateway, Hidden, Holds, Offered, Upstream};
+pub use govern::Governance;
+pub use mapping::{Mapping, MappingErrors};
+
+/// What can stop the gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The policy does not load.
+    #[error("{0}")]
+    Policy(aioss_core::PolicyErrors),
+    /// The mapping does not load, or does not fit the upstream tools.
+    #[error("{0}")]
+    Mapping(MappingErrors),
+    /// A file could not be read.
+    #[error("cannot read `{path}`: {message}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// An upstream server could not be started or answered wrongly.
+    #[error("upstream: {0}")]
+    Upstream(String),
+    /// The downstream connection failed.
+    #[error("downstream: {0}")]
+    Downstream(String),
+    /// The `--server` could not be used.
+    #[error("server: {0}")]
+    Server(String),
+    /// The audit store.
+    #[error(transparent)]
+    Audit(#[from] aioss_audit::Error),
+    /// A bug.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// An upstream MCP server started as a command (its standard input and output carry MCP;
+/// it inherits the gateway's environment and standard error).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Command {
+    /// The program.
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+}
+
+/// Everything `aioss mcp` needs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The policy file.
+    pub policy: PathBuf,
+    /// The mapping file.
+    pub tools: PathBuf,
+    /// The audit store.
+    pub audit: String,
+    /// A checkpoint signing key file.
+    pub key: Option<PathBuf>,
+    /// Records between signed checkpoints.
+    pub checkpoint_every: u64,
+    /// How long a held call waits for a human.
+    pub hold_wait: Duration,
+    /// A running `aioss serve` whose operators answer holds, and the agent's token there.
+    pub server: Option<(String, Option<String>)>,
+    /// The upstream servers.
+    pub upstream: Vec<Command>,
+}
+
+/// Start the upstream servers.
+pub async fn connect(commands: &[Command]) -> Result<Vec<Upstream>, Error> {
+    let mut out = Vec::new();
+    for c in commands {
+        let name = std::iter::once(c.program.as_str())
+            .chain(c.args.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut cmd = tokio::process::Command::new(&c.program);
+        cmd.args(&c.args);
+        let transport = rmcp::transport::TokioChildProcess::new(cmd)
+            .map_err(|e| Error::Upstream(format!("cannot start `{name}`: {e}")))?;
+        let service = ()
+            .serve(transport)
+            .await
+            .map_err(|e| Error::Upstream(format!("`{name}` did not start an MCP session: {e}")))?;
+        out.push(Upstream { name, service });
+    }
+    Ok(out)
+}
+
+/// Load and check everything, connect the upstream servers, and build the gateway: every
+/// error in the policy or the mapping (against the policy, then against the upstream
+/// tools) is reported here, before anything is served. Returns the gateway, the
+/// upstreams (keep them alive), the hidden tools and notes for the operator.
+pub async fn start(
+    o: &Options,
+) -> Result<(Gateway, Vec<Upstream>, Vec<Hidden>, Vec<String>), Error> {
+    let read = |p: &PathBuf| {
+        std::fs::read_to_string(p).map_err(|e| Error::Read {
+            path: p.display().to_string(),
+            message: e.to_string(),
+        })
+    };
+    let src = read(&o.policy)?;
+    let policy = aioss_core::load(&o.policy.display().to_string(), &src).map_err(Error::Policy)?;
+    let mut mapping = Mapping::read(&o.tools, &policy).map_err(Error::Mapping)?;
+    let server = match &o.server {
+        Some((url, token)) => {
+            let s = operator::Server::new(url, token.clone())?;
+            s.check(&policy.hash).await?;
+            Some(s)
+        }
+        None => None,
+    };
+    let upstreams = connect(&o.upstream).await?;
+    let tools = gateway::upstream_tools(&upstreams).await?;
+    let schemas: Vec<(String, serde_json::Value)> = tools
+        .iter()
+        .map(|(t, _)| {
+            (
+                t.name.to_string(),
+                serde_json::Value::Object((*t.input_schema).clone()),
+            )
+        })
+        .collect();
+    mapping.bind(&policy, &schemas).map_err(Error::Mapping)?;
+    let key = match &o.key {
+        Some(k) => Some(aioss_audit::Key::read(k)?),
+        None => None,
+    };
+    let (gov, notes) = Governance::open(policy.clone(), &o.audit, key, o.checkpoint_every)?;
+    let (offered, hidden) = Gateway::offer(&policy, &mapping, tools);
+    let holds = Holds {
+        wait: o.hold_wait,
+        server,
+    };
+    Ok((
+        Gateway::new(policy, mapping, gov, offered, holds),
+        upstreams,
+        hidden,
+        notes,
+    ))
+}
+
+/// Serve MCP on standard input and output until the client closes it, then sign and
+/// commit the store's head and stop the upstream servers. `log` receives what the
+/// operator should know (on standard error: standard output carries MCP only).
+pub async fn serve_stdio(o: &Options, log: &mut dyn FnMut(&str)) -> Result<(), Error> {
+    let (gw, upstreams, hidden, notes) = start(o).await?;
+    for n in notes {
+        log(&n);
+    }
+    for h in &hidden {
+        log(&format!("aioss mcp: `{}` is hidden: {}", h.tool, h.why));
+    }
+    let running = gw
+        .clone()
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| Error::Downstream(e.to_string()))?;
+    let ended = running.waiting().await;
+    let finished = gw.finish().await;
+    for u in upstreams {
+        let _ = u.service.cancel().await;
+    }
+    ended.map_err(|e| Error::Downstream(e.to_string()))?;
+    finished
+}
+
+/// [`serve_stdio`] on a runtime of its own (what `aioss mcp` runs).
+pub fn run_stdio(o: &Options, log: &mut dyn FnMut(&str)) -> Result<(), Error> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+    let r = rt.block_on(serve_stdio(o, log));
+    // Upstream children and pending requests go with the runtime.
+    rt.shutdown_timeout(Duration::from_secs(2));
+    r
+}

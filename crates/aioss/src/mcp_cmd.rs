@@ -1,0 +1,77 @@
+//! `aioss mcp`: the governing MCP gateway (the `aioss-mcp` crate), on standard input and
+//! output.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::exit;
+
+/// `aioss mcp` arguments.
+#[derive(clap::Args, Debug)]
+pub struct McpArgs {
+    /// The policy file (TOML).
+    #[arg(long)]
+    policy: std::path::PathBuf,
+    /// The mapping from MCP tools and their arguments to the policy's action variables,
+    /// with the session and the state source (docs/mcp.md).
+    #[arg(long, value_name = "FILE")]
+    tools: std::path::PathBuf,
+    /// The audit store (an SQLite file, created if missing; an existing one is continued).
+    #[arg(long, value_name = "STORE")]
+    audit: String,
+    /// Sign checkpoints over the chain head with this key (from `aioss audit keygen`).
+    #[arg(long, value_name = "FILE")]
+    key: Option<std::path::PathBuf>,
+    /// Sign a checkpoint every N records (and always at shutdown); 0: only at shutdown.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    checkpoint_every: u64,
+    /// How long a held call waits for a human (MCP elicitation, or the operators of
+    /// `--server`) before it is denied.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    hold_wait: u64,
+    /// A running `aioss serve` whose operators answer holds for clients without MCP
+    /// elicitation (http://HOST:PORT; the agent's bearer token in `AIOSS_SERVER_TOKEN`).
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
+    /// The upstream MCP server's command and its arguments (after `--`); it inherits this
+    /// process's environment, and its standard input and output carry MCP.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+/// Run the gateway until the client closes standard input.
+pub fn run(a: McpArgs) -> ExitCode {
+    let mut words = a.command.into_iter();
+    let Some(program) = words.next() else {
+        eprintln!("error: no upstream command after `--`");
+        return ExitCode::from(exit::BAD_INPUT);
+    };
+    let o = aioss_mcp::Options {
+        policy: a.policy,
+        tools: a.tools,
+        audit: a.audit,
+        key: a.key,
+        checkpoint_every: a.checkpoint_every,
+        hold_wait: Duration::from_secs(a.hold_wait),
+        server: a
+            .server
+            .map(|u| (u, std::env::var("AIOSS_SERVER_TOKEN").ok())),
+        upstream: vec![aioss_mcp::Command {
+            program,
+            args: words.collect(),
+        }],
+    };
+    match aioss_mcp::run_stdio(&o, &mut |line| eprintln!("{line}")) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(match e {
+                aioss_mcp::Error::Policy(_)
+                | aioss_mcp::Error::Mapping(_)
+                | aioss_mcp::Error::Read { .. }
+                | aioss_mcp::Error::Server(_) => exit::BAD_INPUT,
+                _ => exit::INTERNAL,
+            })
+        }
+    }
+}
