@@ -803,9 +803,12 @@ impl Mapping {
                 Source::Arg { len: true, .. } => {
                     return Err(not("this mapping derives from an argument's length"))
                 }
-                Source::Arg { path, .. } => {
+                Source::Arg { path, default, .. } => {
                     let to = decoded.get(&a.name).cloned().unwrap_or(Value::Null);
-                    let from = value_at(args, path).cloned().unwrap_or(Value::Null);
+                    let from = value_at(args, path)
+                        .or(default.as_ref())
+                        .cloned()
+                        .unwrap_or(Value::Null);
                     if !set_at(&mut out, path, to.clone()) {
                         return Err(not("sits under an argument that is not an object"));
                     }
