@@ -645,7 +645,7 @@ impl Mapping {
                 }
                 if let Some(d) = default.as_ref() {
                     let checked = if *len {
-                        length(d).map(|n| Value::from(n))
+                        length(d).map(Value::from)
                     } else {
                         Ok(d.clone())
                     };
