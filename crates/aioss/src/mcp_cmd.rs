@@ -33,6 +33,10 @@ pub struct McpArgs {
     /// elicitation (http://HOST:PORT; the agent's bearer token in `AIOSS_SERVER_TOKEN`).
     #[arg(long, value_name = "URL")]
     server: Option<String>,
+    /// Another upstream MCP server, as one word-split command line (`"python3 more.py"`;
+    /// no quoting): repeat for more. Their tools are offered together.
+    #[arg(long, value_name = "COMMAND")]
+    upstream: Vec<String>,
     /// The upstream MCP server's command and its arguments (after `--`); it inherits this
     /// process's environment, and its standard input and output carry MCP.
     #[arg(last = true, required = true, value_name = "COMMAND")]
@@ -56,10 +60,18 @@ pub fn run(a: McpArgs) -> ExitCode {
         server: a
             .server
             .map(|u| (u, std::env::var("AIOSS_SERVER_TOKEN").ok())),
-        upstream: vec![aioss_mcp::Command {
+        upstream: std::iter::once(aioss_mcp::Command {
             program,
             args: words.collect(),
-        }],
+        })
+        .chain(a.upstream.iter().filter_map(|line| {
+            let mut w = line.split_whitespace().map(String::from);
+            w.next().map(|program| aioss_mcp::Command {
+                program,
+                args: w.collect(),
+            })
+        }))
+        .collect(),
     };
     match aioss_mcp::run_stdio(&o, &mut |line| eprintln!("{line}")) {
         Ok(()) => ExitCode::SUCCESS,
