@@ -1,0 +1,351 @@
+//! The [`Loader`]: the policy's source, the errors found so far, and readers of TOML
+//! values that report what is wrong with a value where it is written.
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use crate::error::{ErrorKind, PolicyError, Span};
+use crate::expr::ast::Expr;
+use crate::expr::parse::parse;
+use crate::policy::{ActionVar, Policy, VarType};
+
+pub(super) type Val<'i> = Spanned<DeValue<'i>>;
+
+pub(super) fn span_of<T>(s: &Spanned<T>) -> Span {
+    let r = s.span();
+    Span::new(r.start, r.end)
+}
+
+/// Levenshtein distance, for "did you mean" suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev.get(j).copied().unwrap_or(0) + usize::from(ca != *cb);
+            let del = prev.get(j + 1).copied().unwrap_or(0) + 1;
+            let ins = cur.get(j).copied().unwrap_or(0) + 1;
+            cur.push(sub.min(del).min(ins));
+        }
+        prev = cur;
+    }
+    prev.last().copied().unwrap_or(0)
+}
+
+pub(super) fn suggest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3) && *d > 0)
+        .min()
+        .map(|(_, c)| c.to_string())
+}
+
+pub(super) struct Loader<'s> {
+    pub(super) src: &'s str,
+    pub(super) errors: Vec<PolicyError>,
+}
+
+/// Entries of a table in source order (the TOML map itself is sorted by key).
+pub(super) fn entries<'a, 'i>(t: &'a DeTable<'i>) -> Vec<(&'a str, Span, &'a Val<'i>)> {
+    let mut v: Vec<_> = t
+        .iter()
+        .map(|(k, v)| (k.get_ref().as_ref(), span_of(k), v))
+        .collect();
+    v.sort_by_key(|(_, s, _)| s.start);
+    v
+}
+
+impl<'s> Loader<'s> {
+    pub(super) fn err(&mut self, e: PolicyError) {
+        self.errors.push(e);
+    }
+
+    pub(super) fn check_keys(&mut self, t: &DeTable<'_>, allowed: &[&str], section: &str) {
+        for (k, span, _) in entries(t) {
+            if !allowed.contains(&k) {
+                let mut e = PolicyError::new(
+                    ErrorKind::UnknownKey,
+                    span,
+                    format!("unknown key `{k}` in {section}"),
+                );
+                e = match suggest(k, allowed.iter().copied()) {
+                    Some(s) => e.help(format!("did you mean `{s}`?")),
+                    None => e.help(format!("the keys of {section} are: {}", allowed.join(", "))),
+                };
+                self.err(e);
+            }
+        }
+    }
+
+    pub(super) fn table<'a, 'i>(&mut self, v: &'a Val<'i>, what: &str) -> Option<&'a DeTable<'i>> {
+        match v.get_ref() {
+            DeValue::Table(t) => Some(t),
+            other => {
+                self.err(
+                    PolicyError::new(
+                        ErrorKind::InvalidValue,
+                        span_of(v),
+                        format!("{what} must be a table, found {}", other.type_str()),
+                    )
+                    .help(format!(
+                        "write it as a `[{what}]` section or an inline table"
+                    )),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn string(
+        &mut self,
+        t: &DeTable<'_>,
+        key: &str,
+        section: &str,
+    ) -> Option<(String, Span)> {
+        let v = t.get(key)?;
+        match v.get_ref() {
+            DeValue::String(s) => Some((s.to_string(), span_of(v))),
+            other => {
+                self.err(PolicyError::new(
+                    ErrorKind::InvalidValue,
+                    span_of(v),
+                    format!(
+                        "`{key}` in {section} must be a string, found {}",
+                        other.type_str()
+                    ),
+                ));
+                None
+            }
+        }
+    }
+
+    pub(super) fn number_of(&mut self, v: &Val<'_>, what: &str) -> Option<f64> {
+        let x = match v.get_ref() {
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok().map(|n| {
+                #[expect(
+                    clippy::cast_precision_loss,
+                    reason = "the double the integer rounds to is what the spec says a number means"
+                )]
+                let f = n as f64;
+                f
+            }),
+            DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
+            other => {
+                self.err(PolicyError::new(
+                    ErrorKind::InvalidValue,
+                    span_of(v),
+                    format!("{what} must be a number, found {}", other.type_str()),
+                ));
+                return None;
+            }
+        };
+        match x {
+            Some(x) if x.is_finite() => Some(x),
+            _ => {
+                self.err(
+                    PolicyError::new(
+                        ErrorKind::InvalidValue,
+                        span_of(v),
+                        format!("{what} must be a finite number"),
+                    )
+                    .help(
+                        "`nan` and `inf` are not allowed; leave a bound out to make it unbounded",
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn number(
+        &mut self,
+        t: &DeTable<'_>,
+        key: &str,
+        section: &str,
+    ) -> Option<(f64, Span)> {
+        let v = t.get(key)?;
+        let x = self.number_of(v, &format!("`{key}` in {section}"))?;
+        Some((x, span_of(v)))
+    }
+
+    pub(super) fn boolean(&mut self, t: &DeTable<'_>, key: &str, section: &str) -> Option<bool> {
+        let v = t.get(key)?;
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(*b),
+            other => {
+                self.err(PolicyError::new(
+                    ErrorKind::InvalidValue,
+                    span_of(v),
+                    format!(
+                        "`{key}` in {section} must be true or false, found {}",
+                        other.type_str()
+                    ),
+                ));
+                None
+            }
+        }
+    }
+
+    pub(super) fn one_of<T: Copy>(
+        &mut self,
+        t: &DeTable<'_>,
+        key: &str,
+        section: &str,
+        options: &[(&str, T)],
+    ) -> Option<T> {
+        let (s, span) = self.string(t, key, section)?;
+        if let Some((_, v)) = options.iter().find(|(n, _)| *n == s) {
+            return Some(*v);
+        }
+        let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+        self.err(
+            PolicyError::new(
+                ErrorKind::InvalidValue,
+                span,
+                format!("`{key}` in {section} cannot be `{s}`"),
+            )
+            .help(format!("use one of: {}", names.join(", "))),
+        );
+        None
+    }
+
+    pub(super) fn required(&mut self, t: &DeTable<'_>, key: &str, section: &str, at: Span) -> bool {
+        if t.contains_key(key) {
+            return true;
+        }
+        self.err(
+            PolicyError::new(
+                ErrorKind::MissingField,
+                at,
+                format!("{section} has no `{key}`"),
+            )
+            .help(format!("add `{key} = ...` to {section}")),
+        );
+        false
+    }
+
+    /// Parse the expression in string value `v`, with spans into the file.
+    pub(super) fn expr(&mut self, v: &Val<'_>, what: &str) -> Option<Expr> {
+        let s = match v.get_ref() {
+            DeValue::String(s) => s.as_ref(),
+            other => {
+                self.err(
+                    PolicyError::new(
+                        ErrorKind::InvalidValue,
+                        span_of(v),
+                        format!(
+                            "{what} must be an expression in a string, found {}",
+                            other.type_str()
+                        ),
+                    )
+                    .help("write the expression in quotes, for example `\"vx <= 1.5\"`"),
+                );
+                return None;
+            }
+        };
+        let sp = span_of(v);
+        let raw = self.src.get(sp.start..sp.end).unwrap_or("");
+        let base = sp.start + raw.find(s).unwrap_or(0);
+        match parse(s, base) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                self.err(e);
+                None
+            }
+        }
+    }
+}
+
+pub(super) fn array_of_tables<'a, 'i>(
+    l: &mut Loader<'_>,
+    v: &'a Val<'i>,
+    what: &str,
+) -> Vec<(usize, &'a Val<'i>)> {
+    match v.get_ref() {
+        DeValue::Array(a) => a.iter().enumerate().collect(),
+        _ => {
+            l.err(
+                PolicyError::new(
+                    ErrorKind::InvalidValue,
+                    span_of(v),
+                    format!("`{what}` must be an array of tables"),
+                )
+                .help(format!("write each one as `[[{what}]]`")),
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// A TOML value for action variable `a`, encoded.
+pub(super) fn action_value(
+    l: &mut Loader<'_>,
+    a: &ActionVar,
+    v: &Val<'_>,
+    what: &str,
+) -> Option<f64> {
+    let sp = span_of(v);
+    match (&a.ty, v.get_ref()) {
+        (VarType::Bool, DeValue::Boolean(b)) => Some(if *b { 1.0 } else { 0.0 }),
+        (VarType::Enum(vals), DeValue::String(s)) => match Policy::enum_index(vals, s) {
+            Some(i) => Some(i),
+            None => {
+                let list = vals
+                    .iter()
+                    .map(|v| format!("'{v}'"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                l.err(
+                    PolicyError::new(
+                        ErrorKind::UnknownEnumValue,
+                        sp,
+                        format!("`{}` has no value `'{s}'`", a.name),
+                    )
+                    .help(format!("its values are {list}")),
+                );
+                None
+            }
+        },
+        (VarType::Real | VarType::Int, DeValue::Integer(_) | DeValue::Float(_)) => {
+            let x = l.number_of(v, &format!("`{}` in {what}", a.name))?;
+            if a.ty == VarType::Int && x.fract() != 0.0 {
+                l.err(PolicyError::new(
+                    ErrorKind::InvalidValue,
+                    sp,
+                    format!("`{}` is an int, and {x} is not whole", a.name),
+                ));
+                return None;
+            }
+            if x < a.min || x > a.max {
+                l.err(PolicyError::new(
+                    ErrorKind::InvalidValue,
+                    sp,
+                    format!(
+                        "{x} is outside the range of `{}` [{}, {}]",
+                        a.name, a.min, a.max
+                    ),
+                ));
+                return None;
+            }
+            Some(x)
+        }
+        (ty, other) => {
+            l.err(PolicyError::new(
+                ErrorKind::TypeMismatch,
+                sp,
+                format!(
+                    "`{}` is {}, and {what} gives it {}",
+                    a.name,
+                    ty.name(),
+                    other.type_str()
+                ),
+            ));
+            None
+        }
+    }
+}
