@@ -4,8 +4,11 @@
 //! refuses the policy whole if there is any. Validation happens here, once: the decision
 //! path relies on everything checked below and never re-checks it.
 
+mod actions;
+mod params;
 mod reader;
 mod scope;
+mod states;
 
 use std::collections::{HashMap, HashSet};
 
@@ -18,7 +21,7 @@ use crate::interval::Interval;
 use crate::lattice::Lattice;
 use crate::policy::*;
 use reader::{action_value, array_of_tables, entries, span_of, suggest, Loader, Val};
-use scope::Scope;
+use scope::{Enums, Names, NextState, Scope};
 
 /// Split a top-level conjunction into its conjuncts.
 fn conjuncts(e: &Expr, out: &mut Vec<Expr>) {
@@ -201,318 +204,11 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
         }
     }
 
-    // Enum value lists, deduplicated: two variables with the same values compare.
-    let mut enums: Vec<(String, Vec<String>)> = Vec::new();
-    let mut enum_id = |var: &str, values: &[String]| -> u32 {
-        let i = enums
-            .iter()
-            .position(|(_, v)| v == values)
-            .unwrap_or_else(|| {
-                enums.push((var.to_string(), values.to_vec()));
-                enums.len() - 1
-            });
-        u32::try_from(i).unwrap_or(u32::MAX)
-    };
-
-    let read_type =
-        |l: &mut Loader<'_>, t: &DeTable<'_>, section: &str, allow_text: bool| -> Option<VarType> {
-            let mut types = vec![("real", 0u8), ("int", 1), ("bool", 2), ("enum", 3)];
-            if allow_text {
-                types.push(("text", 4));
-            }
-            let k = if t.contains_key("type") {
-                l.one_of(t, "type", section, &types)?
-            } else {
-                0
-            };
-            Some(match k {
-                0 => VarType::Real,
-                1 => VarType::Int,
-                2 => VarType::Bool,
-                3 => {
-                    let Some(v) = t.get("values") else {
-                        l.err(
-                            PolicyError::new(
-                                ErrorKind::MissingField,
-                                t.get("type").map_or(Span::default(), span_of),
-                                format!("{section} is an enum without `values`"),
-                            )
-                            .help("add `values = [\"a\", \"b\"]`"),
-                        );
-                        return None;
-                    };
-                    let DeValue::Array(arr) = v.get_ref() else {
-                        l.err(PolicyError::new(
-                            ErrorKind::InvalidValue,
-                            span_of(v),
-                            format!("`values` in {section} must be an array of strings"),
-                        ));
-                        return None;
-                    };
-                    let mut vals = Vec::new();
-                    for item in arr.iter() {
-                        match item.get_ref() {
-                            DeValue::String(s) if !vals.contains(&s.to_string()) => {
-                                vals.push(s.to_string())
-                            }
-                            DeValue::String(s) => l.err(PolicyError::new(
-                                ErrorKind::DuplicateId,
-                                span_of(item),
-                                format!("`{s}` is listed twice in `values`"),
-                            )),
-                            _ => l.err(PolicyError::new(
-                                ErrorKind::InvalidValue,
-                                span_of(item),
-                                format!("`values` in {section} must hold strings"),
-                            )),
-                        }
-                    }
-                    if vals.is_empty() {
-                        l.err(
-                            PolicyError::new(
-                                ErrorKind::InvalidValue,
-                                span_of(v),
-                                format!("`values` in {section} is empty"),
-                            )
-                            .help("list at least one value"),
-                        );
-                        return None;
-                    }
-                    VarType::Enum(vals)
-                }
-                _ => VarType::Text,
-            })
-        };
-
-    // [action.*]
-    let mut actions: Vec<ActionVar> = Vec::new();
-    let mut action_specs: Vec<(String, Span)> = Vec::new();
-    let mut enum_of_action = Vec::new();
-    if let Some(v) = root.get("action") {
-        if let Some(t) = l.table(v, "action") {
-            for (n, nspan, av) in entries(t) {
-                let section = format!("[action.{n}]");
-                let Some(at) = l.table(av, &format!("action.{n}")) else {
-                    continue;
-                };
-                l.check_keys(
-                    at,
-                    &["type", "min", "max", "values", "description", "unit"],
-                    &section,
-                );
-                let _ = l.string(at, "description", &section);
-                let _ = l.string(at, "unit", &section);
-                let Some(ty) = read_type(l, at, &section, false) else {
-                    continue;
-                };
-                let (mut min, mut max) = (0.0, 0.0);
-                match &ty {
-                    VarType::Real | VarType::Int => {
-                        let has = l.required(at, "min", &section, nspan)
-                            & l.required(at, "max", &section, nspan);
-                        if has {
-                            if let (Some((a, _)), Some((b, bs))) =
-                                (l.number(at, "min", &section), l.number(at, "max", &section))
-                            {
-                                if a > b {
-                                    l.err(PolicyError::new(
-                                        ErrorKind::InvalidValue,
-                                        bs,
-                                        format!("`max` of `{n}` is below its `min`"),
-                                    ));
-                                }
-                                (min, max) = (a, b);
-                                if ty == VarType::Int {
-                                    min = min.ceil();
-                                    max = max.floor();
-                                }
-                            }
-                        }
-                    }
-                    VarType::Bool => max = 1.0,
-                    VarType::Enum(vals) => {
-                        #[expect(
-                            clippy::cast_precision_loss,
-                            reason = "enum sizes are far below 2^52"
-                        )]
-                        let m = (vals.len() - 1) as f64;
-                        max = m;
-                    }
-                    VarType::Text => {}
-                }
-                let eid = if let VarType::Enum(vals) = &ty {
-                    Some(enum_id(n, vals))
-                } else {
-                    None
-                };
-                enum_of_action.push(eid);
-                action_specs.push((n.to_string(), nspan));
-                actions.push(ActionVar {
-                    name: n.to_string(),
-                    ty,
-                    min,
-                    max,
-                    slot: 0,
-                    prev_slot: 0,
-                });
-            }
-        }
-    }
-
-    // [state.*]
-    let mut states: Vec<StateVar> = Vec::new();
-    let mut enum_of_state = Vec::new();
-    if let Some(v) = root.get("state") {
-        if let Some(t) = l.table(v, "state") {
-            for (n, nspan, sv) in entries(t) {
-                let section = format!("[state.{n}]");
-                if actions.iter().any(|a| a.name == n) {
-                    l.err(
-                        PolicyError::new(
-                            ErrorKind::DuplicateId,
-                            nspan,
-                            format!("`{n}` is both an action and a state variable"),
-                        )
-                        .help("rename one of them"),
-                    );
-                }
-                let Some(st) = l.table(sv, &format!("state.{n}")) else {
-                    continue;
-                };
-                l.check_keys(
-                    st,
-                    &[
-                        "type",
-                        "min",
-                        "max",
-                        "values",
-                        "noise",
-                        "description",
-                        "unit",
-                        "required",
-                    ],
-                    &section,
-                );
-                let _ = l.string(st, "description", &section);
-                let required = l.boolean(st, "required", &section).unwrap_or(true);
-                let _ = l.string(st, "unit", &section);
-                let Some(ty) = read_type(l, st, &section, true) else {
-                    continue;
-                };
-                let mut min = f64::NEG_INFINITY;
-                let mut max = f64::INFINITY;
-                let mut noise = 0.0;
-                match &ty {
-                    VarType::Real | VarType::Int => {
-                        if let Some((a, _)) = l.number(st, "min", &section) {
-                            min = a;
-                        }
-                        if let Some((b, bs)) = l.number(st, "max", &section) {
-                            max = b;
-                            if min > max {
-                                l.err(PolicyError::new(
-                                    ErrorKind::InvalidValue,
-                                    bs,
-                                    format!("`max` of `{n}` is below its `min`"),
-                                ));
-                            }
-                        }
-                        if let Some((e, es)) = l.number(st, "noise", &section) {
-                            if e < 0.0 {
-                                l.err(
-                                    PolicyError::new(
-                                        ErrorKind::InvalidValue,
-                                        es,
-                                        format!("`noise` of `{n}` is negative"),
-                                    )
-                                    .help("noise is a half-width: zero or more"),
-                                );
-                            }
-                            noise = e.abs();
-                        }
-                    }
-                    VarType::Bool => (min, max) = (0.0, 1.0),
-                    VarType::Enum(vals) => {
-                        #[expect(
-                            clippy::cast_precision_loss,
-                            reason = "enum sizes are far below 2^52"
-                        )]
-                        let m = (vals.len() - 1) as f64;
-                        (min, max) = (0.0, m);
-                    }
-                    VarType::Text => (min, max) = (0.0, 0.0),
-                }
-                if !matches!(ty, VarType::Real | VarType::Int) {
-                    for k in ["min", "max", "noise"] {
-                        if let Some(kv) = st.get(k) {
-                            l.err(PolicyError::new(
-                                ErrorKind::InvalidValue,
-                                span_of(kv),
-                                format!(
-                                    "`{k}` is only for real and int state, and `{n}` is {}",
-                                    ty.name()
-                                ),
-                            ));
-                        }
-                    }
-                }
-                let eid = if let VarType::Enum(vals) = &ty {
-                    Some(enum_id(n, vals))
-                } else {
-                    None
-                };
-                enum_of_state.push(eid);
-                states.push(StateVar {
-                    name: n.to_string(),
-                    ty,
-                    min,
-                    max,
-                    noise,
-                    required,
-                    slot: None,
-                });
-            }
-        }
-    }
-
-    // [param]
-    let mut params: Vec<(String, f64)> = Vec::new();
-    if let Some(v) = root.get("param") {
-        if let Some(t) = l.table(v, "param") {
-            for (n, nspan, pv) in entries(t) {
-                if actions.iter().any(|a| a.name == n) || states.iter().any(|s| s.name == n) {
-                    l.err(
-                        PolicyError::new(
-                            ErrorKind::DuplicateId,
-                            nspan,
-                            format!("parameter `{n}` has the name of a variable"),
-                        )
-                        .help("rename the parameter"),
-                    );
-                }
-                if let Some(x) = l.number_of(pv, &format!("parameter `{n}`")) {
-                    params.push((n.to_string(), x));
-                }
-            }
-        }
-    }
-
-    // Slots: actions, states, prev.<action>, budgets, then agent attributes as read.
-    let mut next_slot: u32 = 0;
-    for a in &mut actions {
-        a.slot = next_slot;
-        next_slot += 1;
-    }
-    for s in &mut states {
-        if s.ty != VarType::Text {
-            s.slot = Some(next_slot);
-            next_slot += 1;
-        }
-    }
-    for a in &mut actions {
-        a.prev_slot = next_slot;
-        next_slot += 1;
-    }
+    let mut enums = Enums::default();
+    let (mut actions, enum_of_action) = actions::actions(l, root, &mut enums);
+    let (mut states, enum_of_state) = states::states(l, root, &actions, &mut enums);
+    let params = params::params(l, root, &actions, &states);
+    let mut next_slot = scope::assign_slots(&mut actions, &mut states);
 
     // [budget.*] declarations (their `add` is checked with the other expressions).
     let mut budget_decl: Vec<(String, f64, f64, f64, Option<&Val<'_>>)> = Vec::new();
@@ -549,27 +245,19 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
         }
     }
 
-    let mut attrs: Vec<AttrSlot> = Vec::new();
-    let mut symbols: Vec<String> = Vec::new();
-
-    macro_rules! scope {
-        ($next:expr, $allow_next:expr) => {
-            Scope {
-                actions: &actions,
-                states: &states,
-                params: &params,
-                enum_of_action: &enum_of_action,
-                enum_of_state: &enum_of_state,
-                enums: &enums,
-                budgets: &budget_slots,
-                next: $next,
-                allow_next: $allow_next,
-                attrs: &mut attrs,
-                next_slot: &mut next_slot,
-                symbols: &mut symbols,
-            }
-        };
-    }
+    let mut names = Names {
+        actions,
+        states,
+        params,
+        enum_of_action,
+        enum_of_state,
+        enums,
+        budgets: budget_slots,
+        next: None,
+        next_slot,
+        attrs: Vec::new(),
+        symbols: Vec::new(),
+    };
 
     // [dynamics]
     let mut dynamics: Option<Dynamics> = None;
@@ -600,16 +288,19 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                 if n == "error_bound" {
                     continue;
                 }
-                let Some((si, sv)) = states.iter().enumerate().find(|(_, s)| s.name == n) else {
+                let Some((si, sv)) = names.states.iter().enumerate().find(|(_, s)| s.name == n)
+                else {
                     let e = PolicyError::new(
                         ErrorKind::UnknownName,
                         nspan,
                         format!("[dynamics] names `{n}`, which is not a state variable"),
                     );
-                    l.err(match suggest(n, states.iter().map(|s| s.name.as_str())) {
-                        Some(s) => e.help(format!("did you mean `{s}`?")),
-                        None => e.help("each [dynamics] key is a [state] variable"),
-                    });
+                    l.err(
+                        match suggest(n, names.states.iter().map(|s| s.name.as_str())) {
+                            Some(s) => e.help(format!("did you mean `{s}`?")),
+                            None => e.help("each [dynamics] key is a [state] variable"),
+                        },
+                    );
                     continue;
                 };
                 if sv.ty != VarType::Real {
@@ -626,7 +317,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                 let Some(e) = l.expr(ev, &format!("the dynamics of `{n}`")) else {
                     continue;
                 };
-                let mut sc = scope!(None, false);
+                let mut sc = Scope::new(&mut names, NextState::Hidden);
                 match typeck::check(&e, Ty::Num, &mut sc) {
                     Ok(term) => {
                         let eb = bounds.get(n).map_or(0.0, |b| b.0);
@@ -649,7 +340,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
             for (n, (_, sp)) in &bounds {
                 if !equations
                     .iter()
-                    .any(|(si, _)| states.get(*si).is_some_and(|s| s.name == *n))
+                    .any(|(si, _)| names.states.get(*si).is_some_and(|s| s.name == *n))
                 {
                     l.err(PolicyError::new(
                         ErrorKind::UnknownName,
@@ -664,11 +355,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
             });
         }
     }
-    let next_ref = if has_dynamics {
-        Some(&next_terms)
-    } else {
-        None
-    };
+    names.next = has_dynamics.then_some(next_terms);
 
     // budgets' `add`
     let mut budgets = Vec::new();
@@ -676,14 +363,14 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
         let mut add = Term::Const(Interval::point(0.0));
         if let Some(av) = addv {
             if let Some(e) = l.expr(av, &format!("`add` of budget `{n}`")) {
-                let mut sc = scope!(None, false);
+                let mut sc = Scope::new(&mut names, NextState::Hidden);
                 match typeck::check(&e, Ty::Num, &mut sc) {
                     Ok(t) => add = t,
                     Err(err) => l.err(err),
                 }
             }
         }
-        let slot = budget_slots.iter().find(|b| b.0 == *n).map_or(0, |b| b.1);
+        let slot = names.budgets.iter().find(|b| b.0 == *n).map_or(0, |b| b.1);
         budgets.push(Budget {
             name: n.clone(),
             window_secs: *window,
@@ -695,7 +382,8 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
     }
 
     // [governor]
-    let real_actions: Vec<usize> = actions
+    let real_actions: Vec<usize> = names
+        .actions
         .iter()
         .enumerate()
         .filter(|(_, a)| a.ty == VarType::Real)
@@ -711,7 +399,8 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
         metric: (0..nr)
             .map(|i| (0..nr).map(|j| if i == j { 1.0 } else { 0.0 }).collect())
             .collect(),
-        discrete_cost: actions
+        discrete_cost: names
+            .actions
             .iter()
             .map(|a| if a.ty.is_discrete() { 1.0 } else { 0.0 })
             .collect(),
@@ -807,7 +496,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                     for (n, nspan, w) in entries(mt) {
                         let Some(pos) = real_actions
                             .iter()
-                            .position(|&i| actions.get(i).is_some_and(|a| a.name == n))
+                            .position(|&i| names.actions.get(i).is_some_and(|a| a.name == n))
                         else {
                             let e = PolicyError::new(
                                 ErrorKind::UnknownName,
@@ -816,7 +505,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                                     "`metric` names `{n}`, which is not a real action variable"
                                 ),
                             );
-                            l.err(match suggest(n, real_actions.iter().filter_map(|&i| actions.get(i)).map(|a| a.name.as_str())) {
+                            l.err(match suggest(n, real_actions.iter().filter_map(|&i| names.actions.get(i)).map(|a| a.name.as_str())) {
                                 Some(s) => e.help(format!("did you mean `{s}`?")),
                                 None => e.help("the metric weighs the real action variables; discrete ones take `discrete_cost`"),
                             });
@@ -870,7 +559,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
             if let Some(dv) = t.get("discrete_cost") {
                 if let Some(dt) = l.table(dv, "governor.discrete_cost") {
                     for (n, nspan, w) in entries(dt) {
-                        match actions.iter().position(|a| a.name == n && a.ty.is_discrete()) {
+                        match names.actions.iter().position(|a| a.name == n && a.ty.is_discrete()) {
                             Some(i) => {
                                 if let Some(x) = l.number_of(w, &format!("the discrete cost of `{n}`")) {
                                     if x < 0.0 {
@@ -890,10 +579,10 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
     }
 
     // [fallback]
-    let mut fallback: Vec<f64> = actions.iter().map(|_| f64::NAN).collect();
+    let mut fallback: Vec<f64> = names.actions.iter().map(|_| f64::NAN).collect();
     match root.get("fallback") {
         None => {
-            if !actions.is_empty() {
+            if !names.actions.is_empty() {
                 l.err(
                     PolicyError::new(
                         ErrorKind::MissingField,
@@ -908,27 +597,30 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
             let fallback_span = span_of(v);
             if let Some(t) = l.table(v, "fallback") {
                 for (n, nspan, fv) in entries(t) {
-                    let Some(i) = actions.iter().position(|a| a.name == n) else {
+                    let Some(i) = names.actions.iter().position(|a| a.name == n) else {
                         let e = PolicyError::new(
                             ErrorKind::UnknownName,
                             nspan,
                             format!("[fallback] names `{n}`, which is not an action variable"),
                         );
-                        l.err(match suggest(n, actions.iter().map(|a| a.name.as_str())) {
-                            Some(s) => e.help(format!("did you mean `{s}`?")),
-                            None => e.help("the fallback gives a value for each [action] variable"),
-                        });
+                        l.err(
+                            match suggest(n, names.actions.iter().map(|a| a.name.as_str())) {
+                                Some(s) => e.help(format!("did you mean `{s}`?")),
+                                None => {
+                                    e.help("the fallback gives a value for each [action] variable")
+                                }
+                            },
+                        );
                         continue;
                     };
-                    if let (Some(a), Some(slot)) = (actions.get(i), fallback.get_mut(i)) {
+                    if let (Some(a), Some(slot)) = (names.actions.get(i), fallback.get_mut(i)) {
                         if let Some(x) = action_value(l, a, fv, "[fallback]") {
                             *slot = x;
                         }
                     }
                 }
-                for ((a, x), (_, aspan)) in actions.iter().zip(&fallback).zip(&action_specs) {
+                for (a, x) in names.actions.iter().zip(&fallback) {
                     if x.is_nan() && !t.contains_key(a.name.as_str()) {
-                        let _ = aspan;
                         l.err(
                             PolicyError::new(
                                 ErrorKind::MissingField,
@@ -997,7 +689,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                 t.get("when")
                     .and_then(|w| l.expr(w, "`when`"))
                     .and_then(|e| {
-                        let mut sc = scope!(next_ref, true);
+                        let mut sc = Scope::new(&mut names, NextState::Readable);
                         typeck::check(&e, Ty::Bool, &mut sc)
                             .map_err(|err| l.err(err))
                             .ok()
@@ -1023,9 +715,9 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
             if let Some(sv) = t.get("set") {
                 if let Some(st) = l.table(sv, "set") {
                     for (n, nspan, x) in entries(st) {
-                        match actions.iter().position(|a| a.name == n) {
+                        match names.actions.iter().position(|a| a.name == n) {
                             Some(i) => {
-                                if let Some(a) = actions.get(i) {
+                                if let Some(a) = names.actions.get(i) {
                                     if !a.ty.is_discrete() {
                                         l.err(PolicyError::new(ErrorKind::TypeMismatch, nspan, format!("`set` names `{n}`, which is real; `set` is a discrete repair")).help("real variables are repaired by projection; set enum, bool or int variables"));
                                     } else if let Some(x) =
@@ -1199,7 +891,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                 .get("when")
                 .and_then(|w| l.expr(w, "`when`"))
                 .and_then(|e| {
-                    let mut sc = scope!(next_ref, true);
+                    let mut sc = Scope::new(&mut names, NextState::Readable);
                     typeck::check(&e, Ty::Bool, &mut sc)
                         .map_err(|err| l.err(err))
                         .ok()
@@ -1250,7 +942,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
             };
             match kind {
                 ConstraintKind::Barrier | ConstraintKind::Lyapunov => {
-                    if !has_dynamics {
+                    if names.next.is_none() {
                         l.err(
                             PolicyError::new(
                                 ErrorKind::NeedsDynamics,
@@ -1266,7 +958,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                         );
                         continue;
                     }
-                    let mut sc = scope!(next_ref, false);
+                    let mut sc = Scope::new(&mut names, NextState::Refused);
                     let h = match typeck::check(&e, Ty::Num, &mut sc) {
                         Ok(h) => h,
                         Err(err) => {
@@ -1281,12 +973,15 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                     // h(next): every state the function reads must have an equation.
                     let mut missing = Vec::new();
                     h.inputs(&mut |slot| {
-                        if let Some((si, s)) = states
+                        if let Some((si, s)) = names
+                            .states
                             .iter()
                             .enumerate()
                             .find(|(_, s)| s.slot == Some(slot))
                         {
-                            if !next_terms.contains_key(&si) && !missing.contains(&s.name) {
+                            if !names.next.as_ref().is_some_and(|m| m.contains_key(&si))
+                                && !missing.contains(&s.name)
+                            {
                                 missing.push(s.name.clone());
                             }
                         }
@@ -1311,11 +1006,12 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                         continue;
                     }
                     let state_term = |slot: u32| -> Option<Term> {
-                        states
+                        names
+                            .states
                             .iter()
                             .enumerate()
                             .find(|(_, s)| s.slot == Some(slot))
-                            .and_then(|(si, _)| next_terms.get(&si).cloned())
+                            .and_then(|(si, _)| names.next.as_ref()?.get(&si).cloned())
                     };
                     let h_next = h.substitute(&state_term);
                     use crate::expr::typeck::Op2;
@@ -1405,7 +1101,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                         } else {
                             id.clone()
                         };
-                        let mut sc = scope!(next_ref, true);
+                        let mut sc = Scope::new(&mut names, NextState::Readable);
                         let numeric = match &part.kind {
                             ExprKind::Cmp(op, a, b) if !symbolic(a) && !symbolic(b) => {
                                 match (typeck::typed(a, &mut sc), typeck::typed(b, &mut sc)) {
@@ -1505,19 +1201,19 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
         mode,
         default_verdict,
         governor: gov,
-        actions,
-        states,
-        params,
+        actions: names.actions,
+        states: names.states,
+        params: names.params,
         dynamics,
         fallback,
         rules,
         constraints,
         budgets,
         layout: Layout {
-            len: next_slot,
-            attrs,
+            len: names.next_slot,
+            attrs: names.attrs,
         },
-        symbols,
+        symbols: names.symbols,
         lattice: Lattice::default(),
         hash: source_hash(l.src),
         tests: Vec::new(),

@@ -229,6 +229,82 @@ impl<'s> Loader<'s> {
         false
     }
 
+    /// The type of a variable in `section` (`type`, and `values` for an enum); `text` only
+    /// where `allow_text` (state).
+    pub(super) fn var_type(
+        &mut self,
+        t: &DeTable<'_>,
+        section: &str,
+        allow_text: bool,
+    ) -> Option<VarType> {
+        let mut types = vec![("real", 0u8), ("int", 1), ("bool", 2), ("enum", 3)];
+        if allow_text {
+            types.push(("text", 4));
+        }
+        let k = if t.contains_key("type") {
+            self.one_of(t, "type", section, &types)?
+        } else {
+            0
+        };
+        Some(match k {
+            0 => VarType::Real,
+            1 => VarType::Int,
+            2 => VarType::Bool,
+            3 => {
+                let Some(v) = t.get("values") else {
+                    self.err(
+                        PolicyError::new(
+                            ErrorKind::MissingField,
+                            t.get("type").map_or(Span::default(), span_of),
+                            format!("{section} is an enum without `values`"),
+                        )
+                        .help("add `values = [\"a\", \"b\"]`"),
+                    );
+                    return None;
+                };
+                let DeValue::Array(arr) = v.get_ref() else {
+                    self.err(PolicyError::new(
+                        ErrorKind::InvalidValue,
+                        span_of(v),
+                        format!("`values` in {section} must be an array of strings"),
+                    ));
+                    return None;
+                };
+                let mut vals = Vec::new();
+                for item in arr.iter() {
+                    match item.get_ref() {
+                        DeValue::String(s) if !vals.contains(&s.to_string()) => {
+                            vals.push(s.to_string())
+                        }
+                        DeValue::String(s) => self.err(PolicyError::new(
+                            ErrorKind::DuplicateId,
+                            span_of(item),
+                            format!("`{s}` is listed twice in `values`"),
+                        )),
+                        _ => self.err(PolicyError::new(
+                            ErrorKind::InvalidValue,
+                            span_of(item),
+                            format!("`values` in {section} must hold strings"),
+                        )),
+                    }
+                }
+                if vals.is_empty() {
+                    self.err(
+                        PolicyError::new(
+                            ErrorKind::InvalidValue,
+                            span_of(v),
+                            format!("`values` in {section} is empty"),
+                        )
+                        .help("list at least one value"),
+                    );
+                    return None;
+                }
+                VarType::Enum(vals)
+            }
+            _ => VarType::Text,
+        })
+    }
+
     /// Parse the expression in string value `v`, with spans into the file.
     pub(super) fn expr(&mut self, v: &Val<'_>, what: &str) -> Option<Expr> {
         let s = match v.get_ref() {
