@@ -6,6 +6,7 @@
 
 mod actions;
 mod params;
+mod policy;
 mod reader;
 mod scope;
 mod states;
@@ -20,7 +21,9 @@ use crate::expr::typeck::{self, Term, Ty};
 use crate::interval::Interval;
 use crate::lattice::Lattice;
 use crate::policy::*;
-use reader::{action_value, array_of_tables, entries, span_of, suggest, Loader, Val};
+use reader::{
+    action_value, array_of_tables, entries, span_of, suggest, Loader, Val, CRITICALITIES, VERDICTS,
+};
 use scope::{Enums, Names, NextState, Scope};
 
 /// Split a top-level conjunction into its conjuncts.
@@ -150,59 +153,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
     l.check_keys(root, TOP, "the policy file");
     let file_span = Span::new(0, 0);
 
-    // [policy]
-    let (mut name, mut version, mut mode, mut default_verdict) =
-        (String::new(), String::from("0"), Mode::Enforce, Verdict::Go);
-    let verdicts = [
-        ("GO", Verdict::Go),
-        ("REPAIR", Verdict::Repair),
-        ("HOLD", Verdict::Hold),
-        ("BLOCK", Verdict::Block),
-    ];
-    match root.get("policy") {
-        None => l.err(
-            PolicyError::new(
-                ErrorKind::MissingField,
-                file_span,
-                "the policy has no [policy] section",
-            )
-            .help("add [policy] with `name = \"...\"`"),
-        ),
-        Some(v) => {
-            if let Some(t) = l.table(v, "policy") {
-                l.check_keys(
-                    t,
-                    &["name", "version", "mode", "default", "description"],
-                    "[policy]",
-                );
-                if l.required(t, "name", "[policy]", span_of(v)) {
-                    name = l
-                        .string(t, "name", "[policy]")
-                        .map(|x| x.0)
-                        .unwrap_or_default();
-                }
-                if let Some((s, _)) = l.string(t, "version", "[policy]") {
-                    version = s;
-                }
-                if t.contains_key("mode") {
-                    mode = l
-                        .one_of(
-                            t,
-                            "mode",
-                            "[policy]",
-                            &[("enforce", Mode::Enforce), ("dry-run", Mode::DryRun)],
-                        )
-                        .unwrap_or(Mode::Enforce);
-                }
-                if t.contains_key("default") {
-                    default_verdict = l
-                        .one_of(t, "default", "[policy]", &verdicts)
-                        .unwrap_or(Verdict::Go);
-                }
-                let _ = l.string(t, "description", "[policy]");
-            }
-        }
-    }
+    let header = policy::header(l, root);
 
     let mut enums = Enums::default();
     let (mut actions, enum_of_action) = actions::actions(l, root, &mut enums);
@@ -698,7 +649,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
                 None
             };
             let verdict = if l.required(t, "verdict", &sec, idspan) {
-                l.one_of(t, "verdict", &sec, &verdicts)
+                l.one_of(t, "verdict", &sec, &VERDICTS)
             } else {
                 None
             };
@@ -1196,10 +1147,10 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
         return None;
     }
     let policy = Policy {
-        name,
-        version,
-        mode,
-        default_verdict,
+        name: header.name,
+        version: header.version,
+        mode: header.mode,
+        default_verdict: header.default_verdict,
         governor: gov,
         actions: names.actions,
         states: names.states,
@@ -1229,13 +1180,6 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
     }
     Some(policy)
 }
-
-const CRITICALITIES: [(&str, Criticality); 4] = [
-    ("critical", Criticality::Critical),
-    ("high", Criticality::High),
-    ("medium", Criticality::Medium),
-    ("low", Criticality::Low),
-];
 
 /// Cholesky factorisation as the positive-definiteness test.
 pub(crate) fn positive_definite(m: &[Vec<f64>]) -> Result<(), String> {

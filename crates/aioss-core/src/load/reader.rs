@@ -7,7 +7,23 @@ use toml::Spanned;
 use crate::error::{ErrorKind, PolicyError, Span};
 use crate::expr::ast::Expr;
 use crate::expr::parse::parse;
-use crate::policy::{ActionVar, Policy, VarType};
+use crate::policy::{ActionVar, Criticality, Policy, VarType, Verdict};
+
+/// The verdicts, as policies write them.
+pub(super) const VERDICTS: [(&str, Verdict); 4] = [
+    ("GO", Verdict::Go),
+    ("REPAIR", Verdict::Repair),
+    ("HOLD", Verdict::Hold),
+    ("BLOCK", Verdict::Block),
+];
+
+/// The criticalities, as policies write them.
+pub(super) const CRITICALITIES: [(&str, Criticality); 4] = [
+    ("critical", Criticality::Critical),
+    ("high", Criticality::High),
+    ("medium", Criticality::Medium),
+    ("low", Criticality::Low),
+];
 
 pub(super) type Val<'i> = Spanned<DeValue<'i>>;
 
