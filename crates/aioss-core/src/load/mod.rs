@@ -5,6 +5,8 @@
 //! path relies on everything checked below and never re-checks it.
 
 mod actions;
+mod budgets;
+mod dynamics;
 mod params;
 mod policy;
 mod reader;
@@ -114,20 +116,6 @@ const TOP: &[&str] = &[
     "test",
 ];
 
-fn parse_window(s: &str) -> Option<f64> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic())?);
-    let n: f64 = num.trim().parse().ok()?;
-    let mult = match unit {
-        "s" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        "d" => 86400.0,
-        _ => return None,
-    };
-    (n.is_finite() && n > 0.0).then_some(n * mult)
-}
-
 #[expect(
     clippy::too_many_lines,
     reason = "one pass over the sections, in the order the spec lists them"
@@ -161,41 +149,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
     let params = params::params(l, root, &actions, &states);
     let mut next_slot = scope::assign_slots(&mut actions, &mut states);
 
-    // [budget.*] declarations (their `add` is checked with the other expressions).
-    let mut budget_decl: Vec<(String, f64, f64, f64, Option<&Val<'_>>)> = Vec::new();
-    let mut budget_slots: Vec<(String, u32)> = Vec::new();
-    if let Some(v) = root.get("budget") {
-        if let Some(t) = l.table(v, "budget") {
-            for (n, nspan, bv) in entries(t) {
-                let section = format!("[budget.{n}]");
-                let Some(bt) = l.table(bv, &format!("budget.{n}")) else {
-                    continue;
-                };
-                l.check_keys(
-                    bt,
-                    &["window", "add", "min", "max", "description"],
-                    &section,
-                );
-                let _ = l.string(bt, "description", &section);
-                let mut window = f64::INFINITY;
-                if l.required(bt, "window", &section, nspan) {
-                    if let Some((w, ws)) = l.string(bt, "window", &section) {
-                        match parse_window(&w) {
-                            Some(x) => window = x,
-                            None => l.err(PolicyError::new(ErrorKind::InvalidValue, ws, format!("`{w}` is not a window length")).help("write a positive number and a unit: s, m, h or d, for example \"24h\"")),
-                        }
-                    }
-                }
-                l.required(bt, "add", &section, nspan);
-                let min = l.number(bt, "min", &section).map_or(0.0, |x| x.0);
-                let max = l.number(bt, "max", &section).map_or(f64::INFINITY, |x| x.0);
-                budget_decl.push((n.to_string(), window, min, max, bt.get("add")));
-                budget_slots.push((n.to_string(), next_slot));
-                next_slot += 1;
-            }
-        }
-    }
-
+    let declared = budgets::declare(l, root, &mut next_slot);
     let mut names = Names {
         actions,
         states,
@@ -203,134 +157,17 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
         enum_of_action,
         enum_of_state,
         enums,
-        budgets: budget_slots,
+        budgets: declared.iter().map(|b| (b.name.clone(), b.slot)).collect(),
         next: None,
         next_slot,
         attrs: Vec::new(),
         symbols: Vec::new(),
     };
 
-    // [dynamics]
-    let mut dynamics: Option<Dynamics> = None;
-    let mut next_terms: HashMap<usize, Term> = HashMap::new();
-    let has_dynamics = root.contains_key("dynamics");
-    if let Some(v) = root.get("dynamics") {
-        if let Some(t) = l.table(v, "dynamics") {
-            let mut equations = Vec::new();
-            let mut error_bound = Vec::new();
-            let mut bounds: HashMap<String, (f64, Span)> = HashMap::new();
-            if let Some(eb) = t.get("error_bound") {
-                if let Some(ebt) = l.table(eb, "dynamics.error_bound") {
-                    for (n, nspan, x) in entries(ebt) {
-                        if let Some(x) = l.number_of(x, &format!("the error bound of `{n}`")) {
-                            if x < 0.0 {
-                                l.err(PolicyError::new(
-                                    ErrorKind::InvalidValue,
-                                    nspan,
-                                    format!("the error bound of `{n}` is negative"),
-                                ));
-                            }
-                            bounds.insert(n.to_string(), (x.abs(), nspan));
-                        }
-                    }
-                }
-            }
-            for (n, nspan, ev) in entries(t) {
-                if n == "error_bound" {
-                    continue;
-                }
-                let Some((si, sv)) = names.states.iter().enumerate().find(|(_, s)| s.name == n)
-                else {
-                    let e = PolicyError::new(
-                        ErrorKind::UnknownName,
-                        nspan,
-                        format!("[dynamics] names `{n}`, which is not a state variable"),
-                    );
-                    l.err(
-                        match suggest(n, names.states.iter().map(|s| s.name.as_str())) {
-                            Some(s) => e.help(format!("did you mean `{s}`?")),
-                            None => e.help("each [dynamics] key is a [state] variable"),
-                        },
-                    );
-                    continue;
-                };
-                if sv.ty != VarType::Real {
-                    l.err(PolicyError::new(
-                        ErrorKind::TypeMismatch,
-                        nspan,
-                        format!(
-                            "[dynamics] is for real state, and `{n}` is {}",
-                            sv.ty.name()
-                        ),
-                    ));
-                    continue;
-                }
-                let Some(e) = l.expr(ev, &format!("the dynamics of `{n}`")) else {
-                    continue;
-                };
-                let mut sc = Scope::new(&mut names, NextState::Hidden);
-                match typeck::check(&e, Ty::Num, &mut sc) {
-                    Ok(term) => {
-                        let eb = bounds.get(n).map_or(0.0, |b| b.0);
-                        let next = if eb > 0.0 {
-                            Term::bin(
-                                crate::expr::typeck::Op2::Add,
-                                term.clone(),
-                                Term::Const(Interval::new(-eb, eb)),
-                            )
-                        } else {
-                            term.clone()
-                        };
-                        next_terms.insert(si, next);
-                        equations.push((si, term));
-                        error_bound.push(eb);
-                    }
-                    Err(err) => l.err(err),
-                }
-            }
-            for (n, (_, sp)) in &bounds {
-                if !equations
-                    .iter()
-                    .any(|(si, _)| names.states.get(*si).is_some_and(|s| s.name == *n))
-                {
-                    l.err(PolicyError::new(
-                        ErrorKind::UnknownName,
-                        *sp,
-                        format!("`error_bound` names `{n}`, which has no [dynamics] equation"),
-                    ));
-                }
-            }
-            dynamics = Some(Dynamics {
-                equations,
-                error_bound,
-            });
-        }
-    }
-    names.next = has_dynamics.then_some(next_terms);
+    let (dynamics, next) = dynamics::dynamics(l, root, &mut names);
+    names.next = next;
 
-    // budgets' `add`
-    let mut budgets = Vec::new();
-    for (n, window, min, max, addv) in &budget_decl {
-        let mut add = Term::Const(Interval::point(0.0));
-        if let Some(av) = addv {
-            if let Some(e) = l.expr(av, &format!("`add` of budget `{n}`")) {
-                let mut sc = Scope::new(&mut names, NextState::Hidden);
-                match typeck::check(&e, Ty::Num, &mut sc) {
-                    Ok(t) => add = t,
-                    Err(err) => l.err(err),
-                }
-            }
-        }
-        let slot = names.budgets.iter().find(|b| b.0 == *n).map_or(0, |b| b.1);
-        budgets.push(Budget {
-            name: n.clone(),
-            window_secs: *window,
-            add,
-            min: *min,
-            max: *max,
-            slot,
-        });
-    }
+    let budgets = budgets::budgets(l, declared, &mut names);
 
     // [governor]
     let real_actions: Vec<usize> = names

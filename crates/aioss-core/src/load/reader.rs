@@ -230,6 +230,24 @@ impl<'s> Loader<'s> {
         None
     }
 
+    /// `key` in `section` as a length of time (`"24h"`: a positive number and a unit, s, m
+    /// or min, h or d), in seconds.
+    pub(super) fn duration(&mut self, t: &DeTable<'_>, key: &str, section: &str) -> Option<f64> {
+        let (w, ws) = self.string(t, key, section)?;
+        let secs = parse_duration(&w);
+        if secs.is_none() {
+            self.err(
+                PolicyError::new(
+                    ErrorKind::InvalidValue,
+                    ws,
+                    format!("`{w}` is not a window length"),
+                )
+                .help("write a positive number and a unit: s, m, h or d, for example \"24h\""),
+            );
+        }
+        secs
+    }
+
     pub(super) fn required(&mut self, t: &DeTable<'_>, key: &str, section: &str, at: Span) -> bool {
         if t.contains_key(key) {
             return true;
@@ -440,4 +458,20 @@ pub(super) fn action_value(
             None
         }
     }
+}
+
+/// A length of time such as `"24h"`, in seconds: a positive number and a unit (s, m or
+/// min, h, d).
+fn parse_duration(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic())?);
+    let n: f64 = num.trim().parse().ok()?;
+    let mult = match unit {
+        "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        _ => return None,
+    };
+    (n.is_finite() && n > 0.0).then_some(n * mult)
 }
