@@ -1,6 +1,8 @@
 //! The [`Loader`]: the policy's source, the errors found so far, and readers of TOML
 //! values that report what is wrong with a value where it is written.
 
+use std::ops::{RangeBounds, RangeInclusive};
+
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
@@ -228,6 +230,62 @@ impl<'s> Loader<'s> {
             .help(format!("use one of: {}", names.join(", "))),
         );
         None
+    }
+
+    /// `key` in `section` as a number in `range`: anything else is an error saying that
+    /// `key` must be `must`, and `None`.
+    pub(super) fn number_in(
+        &mut self,
+        t: &DeTable<'_>,
+        key: &str,
+        section: &str,
+        range: impl RangeBounds<f64>,
+        must: &str,
+    ) -> Option<f64> {
+        let (x, sp) = self.number(t, key, section)?;
+        if range.contains(&x) {
+            return Some(x);
+        }
+        self.must_be(sp, key, must);
+        None
+    }
+
+    /// `key` in `section` as a whole number in `range`: anything else is an error saying
+    /// that `key` must be `must`, and `None`.
+    pub(super) fn whole_number(
+        &mut self,
+        t: &DeTable<'_>,
+        key: &str,
+        section: &str,
+        range: RangeInclusive<u64>,
+        must: &str,
+    ) -> Option<u64> {
+        let (x, sp) = self.number(t, key, section)?;
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "the bounds are written in the loader and exact as doubles"
+        )]
+        let (lo, hi) = (*range.start() as f64, *range.end() as f64);
+        if x >= lo && x <= hi && x.fract() == 0.0 {
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "checked integral and in range"
+            )]
+            let n = x as u64;
+            return Some(n);
+        }
+        self.must_be(sp, key, must);
+        None
+    }
+
+    /// The error that `key`, at `at`, must be `must`.
+    pub(super) fn must_be(&mut self, at: Span, key: &str, must: &str) {
+        self.err(PolicyError::new(
+            ErrorKind::InvalidValue,
+            at,
+            format!("`{key}` must be {must}"),
+        ));
     }
 
     /// `key` in `section` as a length of time (`"24h"`: a positive number and a unit, s, m
