@@ -7,10 +7,12 @@
 mod actions;
 mod budgets;
 mod dynamics;
+mod fallback;
 mod governor;
 mod params;
 mod policy;
 mod reader;
+mod rules;
 mod scope;
 mod states;
 
@@ -24,9 +26,7 @@ use crate::expr::typeck::{self, Term, Ty};
 use crate::interval::Interval;
 use crate::lattice::Lattice;
 use crate::policy::*;
-use reader::{
-    action_value, array_of_tables, entries, span_of, suggest, Loader, Val, CRITICALITIES, VERDICTS,
-};
+use reader::{array_of_tables, entries, span_of, Loader, Val, CRITICALITIES};
 use scope::{Enums, Names, NextState, Scope};
 
 /// Split a top-level conjunction into its conjuncts.
@@ -140,7 +140,6 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
     };
     let root = doc.get_ref();
     l.check_keys(root, TOP, "the policy file");
-    let file_span = Span::new(0, 0);
 
     let header = policy::header(l, root);
 
@@ -172,179 +171,9 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
 
     let gov = governor::settings(l, root, &names.actions);
 
-    // [fallback]
-    let mut fallback: Vec<f64> = names.actions.iter().map(|_| f64::NAN).collect();
-    match root.get("fallback") {
-        None => {
-            if !names.actions.is_empty() {
-                l.err(
-                    PolicyError::new(
-                        ErrorKind::MissingField,
-                        file_span,
-                        "the policy has no [fallback] section",
-                    )
-                    .help("add [fallback] with a safe value for every action variable"),
-                );
-            }
-        }
-        Some(v) => {
-            let fallback_span = span_of(v);
-            if let Some(t) = l.table(v, "fallback") {
-                for (n, nspan, fv) in entries(t) {
-                    let Some(i) = names.actions.iter().position(|a| a.name == n) else {
-                        let e = PolicyError::new(
-                            ErrorKind::UnknownName,
-                            nspan,
-                            format!("[fallback] names `{n}`, which is not an action variable"),
-                        );
-                        l.err(
-                            match suggest(n, names.actions.iter().map(|a| a.name.as_str())) {
-                                Some(s) => e.help(format!("did you mean `{s}`?")),
-                                None => {
-                                    e.help("the fallback gives a value for each [action] variable")
-                                }
-                            },
-                        );
-                        continue;
-                    };
-                    if let (Some(a), Some(slot)) = (names.actions.get(i), fallback.get_mut(i)) {
-                        if let Some(x) = action_value(l, a, fv, "[fallback]") {
-                            *slot = x;
-                        }
-                    }
-                }
-                for (a, x) in names.actions.iter().zip(&fallback) {
-                    if x.is_nan() && !t.contains_key(a.name.as_str()) {
-                        l.err(
-                            PolicyError::new(
-                                ErrorKind::MissingField,
-                                fallback_span,
-                                format!("[fallback] has no value for `{}`", a.name),
-                            )
-                            .help(format!(
-                                "add `{} = ...`: the fallback must be a complete action",
-                                a.name
-                            )),
-                        );
-                    }
-                }
-            }
-        }
-    }
+    let fallback = fallback::fallback(l, root, &names.actions);
 
-    // [[rule]]
-    let mut rules: Vec<Rule> = Vec::new();
-    let mut ids: HashMap<String, Span> = HashMap::new();
-    if let Some(v) = root.get("rule") {
-        for (k, rv) in array_of_tables(l, v, "rule") {
-            let sec = format!("rule {}", k + 1);
-            let Some(t) = l.table(rv, "rule") else {
-                continue;
-            };
-            l.check_keys(
-                t,
-                &[
-                    "id",
-                    "when",
-                    "verdict",
-                    "criticality",
-                    "reason",
-                    "confirmable",
-                    "set",
-                    "repaired_transition",
-                    "description",
-                ],
-                &format!("[[rule]] ({sec})"),
-            );
-            let rspan = span_of(rv);
-            let id = if l.required(t, "id", &format!("[[rule]] ({sec})"), rspan) {
-                l.string(t, "id", "[[rule]]")
-            } else {
-                None
-            };
-            let (id, idspan) = id.unwrap_or((format!("rule-{}", k + 1), rspan));
-            if let Some(first) = ids.get(&id) {
-                let (line, _) = crate::error::line_col(l.src, first.start);
-                l.err(
-                    PolicyError::new(
-                        ErrorKind::DuplicateId,
-                        idspan,
-                        format!("rule id `{id}` is used twice"),
-                    )
-                    .help(format!(
-                        "the first use is on line {line}; rule ids must be unique"
-                    )),
-                );
-            } else {
-                ids.insert(id.clone(), idspan);
-            }
-            let sec = format!("rule `{id}`");
-            let when = if l.required(t, "when", &sec, idspan) {
-                t.get("when")
-                    .and_then(|w| l.expr(w, "`when`"))
-                    .and_then(|e| {
-                        let mut sc = Scope::new(&mut names, NextState::Readable);
-                        typeck::check(&e, Ty::Bool, &mut sc)
-                            .map_err(|err| l.err(err))
-                            .ok()
-                    })
-            } else {
-                None
-            };
-            let verdict = if l.required(t, "verdict", &sec, idspan) {
-                l.one_of(t, "verdict", &sec, &VERDICTS)
-            } else {
-                None
-            };
-            let criticality = if t.contains_key("criticality") {
-                l.one_of(t, "criticality", &sec, &CRITICALITIES)
-            } else {
-                None
-            };
-            let reason = l.string(t, "reason", &sec).map(|x| x.0);
-            let _ = l.string(t, "description", &sec);
-            let confirmable = l.boolean(t, "confirmable", &sec).unwrap_or(false);
-            let repaired_transition = l.string(t, "repaired_transition", &sec).map(|x| x.0);
-            let mut set = Vec::new();
-            if let Some(sv) = t.get("set") {
-                if let Some(st) = l.table(sv, "set") {
-                    for (n, nspan, x) in entries(st) {
-                        match names.actions.iter().position(|a| a.name == n) {
-                            Some(i) => {
-                                if let Some(a) = names.actions.get(i) {
-                                    if !a.ty.is_discrete() {
-                                        l.err(PolicyError::new(ErrorKind::TypeMismatch, nspan, format!("`set` names `{n}`, which is real; `set` is a discrete repair")).help("real variables are repaired by projection; set enum, bool or int variables"));
-                                    } else if let Some(x) =
-                                        action_value(l, a, x, &format!("`set` of rule `{id}`"))
-                                    {
-                                        set.push((i, x));
-                                    }
-                                }
-                            }
-                            None => l.err(PolicyError::new(
-                                ErrorKind::UnknownName,
-                                nspan,
-                                format!("`set` names `{n}`, which is not an action variable"),
-                            )),
-                        }
-                    }
-                }
-            }
-            if let (Some(when), Some(verdict)) = (when, verdict) {
-                rules.push(Rule {
-                    id,
-                    when,
-                    verdict,
-                    criticality,
-                    reason,
-                    confirmable,
-                    set,
-                    repaired_transition,
-                    span: idspan,
-                });
-            }
-        }
-    }
+    let (rules, ids) = rules::rules(l, root, &mut names);
 
     // [[constraint]]
     let mut constraints: Vec<Constraint> = Vec::new();
