@@ -306,6 +306,23 @@ impl<'s> Loader<'s> {
         secs
     }
 
+    /// `key` in `section` as one of `options`, or `default` when absent (`None` after an
+    /// error).
+    pub(super) fn one_of_or<T: Copy>(
+        &mut self,
+        t: &DeTable<'_>,
+        key: &str,
+        section: &str,
+        options: &[(&str, T)],
+        default: T,
+    ) -> Option<T> {
+        if t.contains_key(key) {
+            self.one_of(t, key, section, options)
+        } else {
+            Some(default)
+        }
+    }
+
     pub(super) fn required(&mut self, t: &DeTable<'_>, key: &str, section: &str, at: Span) -> bool {
         if t.contains_key(key) {
             return true;
