@@ -1,5 +1,7 @@
-//! The [`Loader`]: the policy's source, the errors found so far, and readers of TOML
-//! values that report what is wrong with a value where it is written.
+//! The [`Loader`]: the policy's source, the errors found so far, and typed readers of TOML
+//! values. A reader reports what is wrong with a value where it is written and returns
+//! `None` (or a default the section gives), so a section validates a key in one line:
+//! `l.number_in(t, "repair_limit", SECTION, 0.0.., "zero or more")`.
 
 use std::ops::{RangeBounds, RangeInclusive};
 
@@ -27,8 +29,10 @@ pub(super) const CRITICALITIES: [(&str, Criticality); 4] = [
     ("low", Criticality::Low),
 ];
 
+/// A TOML value with its span in the policy text.
 pub(super) type Val<'i> = Spanned<DeValue<'i>>;
 
+/// The span of a TOML key or value.
 pub(super) fn span_of<T>(s: &Spanned<T>) -> Span {
     let r = s.span();
     Span::new(r.start, r.end)
@@ -51,6 +55,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev.last().copied().unwrap_or(0)
 }
 
+/// The candidate closest to `name`, if it is close enough to be what was meant.
 pub(super) fn suggest<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
@@ -63,6 +68,7 @@ pub(super) fn suggest<'a>(
         .map(|(_, c)| c.to_string())
 }
 
+/// One load: the policy text and the errors found so far.
 pub(super) struct Loader<'s> {
     pub(super) src: &'s str,
     pub(super) errors: Vec<PolicyError>,
@@ -79,10 +85,12 @@ pub(super) fn entries<'a, 'i>(t: &'a DeTable<'i>) -> Vec<(&'a str, Span, &'a Val
 }
 
 impl<'s> Loader<'s> {
+    /// Report an error (loading goes on, to find the others).
     pub(super) fn err(&mut self, e: PolicyError) {
         self.errors.push(e);
     }
 
+    /// Every key of `t` (in `section`) must be one of `allowed`.
     pub(super) fn check_keys(&mut self, t: &DeTable<'_>, allowed: &[&str], section: &str) {
         for (k, span, _) in entries(t) {
             if !allowed.contains(&k) {
@@ -100,6 +108,7 @@ impl<'s> Loader<'s> {
         }
     }
 
+    /// `v` (the value of `what`) as a table.
     pub(super) fn table<'a, 'i>(&mut self, v: &'a Val<'i>, what: &str) -> Option<&'a DeTable<'i>> {
         match v.get_ref() {
             DeValue::Table(t) => Some(t),
@@ -119,6 +128,7 @@ impl<'s> Loader<'s> {
         }
     }
 
+    /// `key` in `section` as a string, with its span (`None` when absent).
     pub(super) fn string(
         &mut self,
         t: &DeTable<'_>,
@@ -142,6 +152,8 @@ impl<'s> Loader<'s> {
         }
     }
 
+    /// `v` (the value of `what`) as a finite number; an integer is the double it rounds
+    /// to.
     pub(super) fn number_of(&mut self, v: &Val<'_>, what: &str) -> Option<f64> {
         let x = match v.get_ref() {
             DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok().map(|n| {
@@ -180,6 +192,7 @@ impl<'s> Loader<'s> {
         }
     }
 
+    /// `key` in `section` as a finite number, with its span (`None` when absent).
     pub(super) fn number(
         &mut self,
         t: &DeTable<'_>,
@@ -191,6 +204,7 @@ impl<'s> Loader<'s> {
         Some((x, span_of(v)))
     }
 
+    /// `key` in `section` as `true` or `false` (`None` when absent).
     pub(super) fn boolean(&mut self, t: &DeTable<'_>, key: &str, section: &str) -> Option<bool> {
         let v = t.get(key)?;
         match v.get_ref() {
@@ -209,6 +223,7 @@ impl<'s> Loader<'s> {
         }
     }
 
+    /// `key` in `section` as one of the names of `options` (`None` when absent).
     pub(super) fn one_of<T: Copy>(
         &mut self,
         t: &DeTable<'_>,
@@ -323,6 +338,7 @@ impl<'s> Loader<'s> {
         }
     }
 
+    /// Is `key` in `t`? When not, an error at `at` (the section) says to add it.
     pub(super) fn required(&mut self, t: &DeTable<'_>, key: &str, section: &str, at: Span) -> bool {
         if t.contains_key(key) {
             return true;
@@ -446,6 +462,7 @@ impl<'s> Loader<'s> {
     }
 }
 
+/// `v` (the value of `what`) as an array of tables, each with its index.
 pub(super) fn array_of_tables<'a, 'i>(
     l: &mut Loader<'_>,
     v: &'a Val<'i>,

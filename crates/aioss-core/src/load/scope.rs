@@ -97,6 +97,7 @@ pub(super) struct Scope<'a> {
 }
 
 impl<'a> Scope<'a> {
+    /// Resolve over `names`, reading `next.` as `next` says.
     pub(super) fn new(names: &'a mut Names, next: NextState) -> Self {
         Scope { names, next }
     }
