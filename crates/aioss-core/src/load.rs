@@ -1948,6 +1948,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
         mode,
         default_verdict,
         governor: gov,
+        monitor: crate::policy::MonitorSettings::defaults_for(&params),
         actions,
         states,
         params,
