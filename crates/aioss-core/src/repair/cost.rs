@@ -1,4 +1,5 @@
-//! The modeled cost of a search (see [`ModeledCost`]).
+//! The modeled cost of a search: a deterministic count of its work (see
+//! [`ModeledCost`]), which `[governor] enforce_deadline` bounds.
 
 /// The modeled cost of a repair search: a deterministic count of its work, in nanoseconds of
 /// the reference machine (the project's 2-core x86-64 box, one core).
@@ -17,13 +18,13 @@
 /// iteration, `n³` per solve (the Hessian's factorisation) and `n·m` per active-set
 /// iteration (the search for the most violated of `m` rows over `n` columns, slack columns
 /// included), and a price per interval contraction. The coefficients (the `COST_*`
-/// constants) are a least-squares fit of the measured time of 6,000 repaired and blocked
-/// warehouse proposals and 730 agent-tools searches. Over 500 µs, where a deadline
-/// matters, it is within 0.87–1.16× of the measured time on 6,000 other warehouse
-/// proposals (5th to 95th percentile), and 0.95–1.08× over the agent-tools searches. Below
-/// ~50 µs it overestimates (the base). `cargo run --release -p aioss-core --example costfit
-/// -- POLICY STREAM` checks it on another policy; `BENCHMARKS.md` has the fit and what
-/// enforcing the deadline costs in repairs.
+/// constants) are a least-squares fit of the measured time of repaired and blocked
+/// warehouse proposals and agent-tools searches; where a deadline matters (searches of
+/// hundreds of µs) it tracks the measured time closely, and below a few tens of µs it
+/// overestimates (the base). `BENCHMARKS.md` ("Tier 2's structure" and the deadline
+/// sections) has the fit, its accuracy and what enforcing the deadline costs in repairs;
+/// `cargo run --release -p aioss-core --example costfit -- POLICY STREAM` checks it on
+/// another policy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ModeledCost(pub u64);
 
@@ -40,13 +41,13 @@ pub(super) const COST_BASE_NS: u64 = 17_400;
 pub(super) const COST_STEP_NS: u64 = 1_200;
 /// Cost of building and solving one QP (the rows' gradients, the assembly), before its
 /// iterations.
-pub(super) const COST_QP_SOLVE_NS: u64 = 3_780;
+const COST_QP_SOLVE_NS: u64 = 3_780;
 /// Cost of one active-set iteration of a QP, before its `n·m` term.
-pub(super) const COST_QP_ITER_NS: u64 = 130;
+const COST_QP_ITER_NS: u64 = 130;
 /// Hundredths of a ns per `n·m` of a QP's active-set iterations (and its start).
-pub(super) const COST_QP_NM_CENTI_NS: u64 = 65;
+const COST_QP_NM_CENTI_NS: u64 = 65;
 /// Hundredths of a ns per `n³` of a QP solve.
-pub(super) const COST_QP_N3_CENTI_NS: u64 = 63;
+const COST_QP_N3_CENTI_NS: u64 = 63;
 /// Cost of one interval contraction of the action box (`Repairer::stage_impossible`).
 pub(super) const COST_CONTRACT_NS: u64 = 18_900;
 /// The share of `deadline_us`, in tenths, a search may spend when the deadline is enforced;

@@ -1,9 +1,16 @@
-//! The certified fallback.
+//! The certified fallback: what the repair returns when the search finds nothing within its
+//! budgets, with its own Tier 1 verdict at the current state.
 
-use super::*;
+use crate::interval::Interval;
+use crate::policy::{Criticality, Policy};
+use crate::tier1::Status;
+
+use super::search::discrete_cost;
+use super::{objective, ModeledCost, Repair, RepairOutcome, Repairer, SolverStatus};
 
 impl Repairer {
-    /// The fallback with its Tier 1 verdict at the current state.
+    /// The fallback for `proposal` at the state in `inputs`, with its Tier 1 verdict there;
+    /// `status`, `iterations` and `nodes` are the search's.
     pub fn fallback(
         &mut self,
         p: &Policy,
@@ -14,12 +21,13 @@ impl Repairer {
         nodes: u32,
     ) -> Repair {
         let fb = p.fallback.clone();
-        self.tier1(p, inputs, &fb);
-        let certified = p.lattice.rows.iter().zip(self.t1.rows()).all(|(r, c)| {
+        self.ws.check.check(p, inputs, &fb);
+        let rows = self.ws.check.rows();
+        let certified = p.lattice.rows.iter().zip(rows).all(|(r, c)| {
             !c.active || r.criticality != Criticality::Critical || c.status == Status::Sat
         });
-        let objective = objective(p, &self.real, proposal, &fb)
-            + discrete_cost(p, &self.discrete, proposal, &fb);
+        let objective = objective(p, &self.rows.real, proposal, &fb)
+            + discrete_cost(p, &self.rows.discrete, proposal, &fb);
         Repair {
             action: fb,
             outcome: RepairOutcome::Fallback,
@@ -31,7 +39,7 @@ impl Repairer {
             steps: 0,
             nodes,
             cost: ModeledCost(0),
-            checks: self.t1.rows().to_vec(),
+            checks: rows.to_vec(),
             certified,
         }
     }

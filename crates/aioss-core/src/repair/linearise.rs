@@ -1,11 +1,40 @@
-//! The rows' linear models: how each row enters the SQP, and its gradient.
+//! Linearisation: how each row enters the SQP's QP (its [`Lin`]), and its linear model
+//! at an iterate — the constant term from Tier 1's margin interval (the robust
+//! tightening) and the gradient by a reverse sweep over the row's cone.
+//!
+//! The analyses here run once per policy, for [`Rows`]: which rows are affine in the real
+//! action variables (their gradient is then constant), which are a disjunction of
+//! comparisons, and which pin variables to zero.
 
-use super::*;
+use crate::expr::typeck::{Func, Op2};
+use crate::interval::Interval;
+use crate::policy::{Policy, Sense};
+use crate::tape::{Inst, Tape};
+use crate::tier1::{RowCheck, Status};
 
-impl Repairer {
+use super::rows::Rows;
+
+/// The linearisation's working memory.
+#[derive(Debug)]
+pub(super) struct Linearise {
+    /// Adjoints of the reverse sweep (one per tape instruction).
+    pub(super) adj: Vec<f64>,
+    /// The gradient of the row last modeled, aligned with its `row_vars`.
+    pub(super) grad: Vec<f64>,
+}
+
+impl Linearise {
+    /// Working memory for a tape of `tape_len` instructions and `nr` real variables.
+    pub(super) fn new(tape_len: usize, nr: usize) -> Self {
+        Linearise {
+            adj: vec![0.0; tape_len],
+            grad: Vec::with_capacity(nr),
+        }
+    }
+
     /// The linear model of row `i` at the point last checked (its Tier 1 values are in
-    /// `self.t1.slots()`): returns the constant term `lo` and leaves the gradient in
-    /// `self.gtmp`, aligned with `row_vars[i]`, of a quantity that must be `≥ 0` (`> 0`
+    /// `slots`, its verdict is `c`): returns the constant term `lo` and leaves the gradient
+    /// in [`Linearise::grad`], aligned with `rows.row_vars[i]`, of a quantity that must be `≥ 0` (`> 0`
     /// for strict rows; the caller adds the back-off `δ`). `None`: no linear model.
     ///
     /// * `<=` / `<`: the margin, with `lo` its Tier 1 lower bound (the robust tightening).
@@ -18,35 +47,35 @@ impl Repairer {
     ///   current point (the one closest to holding, first in row order on ties). Greedy in
     ///   the same way. A disjunction that holds is left out of the model.
     /// * `==` and other boolean rows: none (see the module documentation).
-    pub(super) fn model(&mut self, p: &Policy, i: usize, c: RowCheck) -> Option<f64> {
+    pub(super) fn model(
+        &mut self,
+        rows: &Rows,
+        p: &Policy,
+        slots: &[Interval],
+        i: usize,
+        c: RowCheck,
+    ) -> Option<f64> {
         let row = p.lattice.rows.get(i)?;
-        let vars = self.row_vars.get(i).map_or(&[][..], Vec::as_slice);
-        let cone = self.grad_cone.get(i).map_or(&[][..], Vec::as_slice);
+        let vars = rows.row_vars.get(i).map_or(&[][..], Vec::as_slice);
+        let cone = rows.grad_cone.get(i).map_or(&[][..], Vec::as_slice);
         let tape = &p.lattice.tape;
-        let slots = self.t1.slots();
         let slot = |k: u32| slots.get(k as usize).copied().unwrap_or(Interval::INVALID);
-        self.gtmp.clear();
-        match self.lin.get(i)? {
+        self.grad.clear();
+        match rows.lin.get(i)? {
             Lin::Margin => {
                 if c.margin.is_invalid() || !c.margin.lo.is_finite() {
                     return None;
                 }
-                let cached = self.affine.get(i).copied().unwrap_or(false)
-                    && self.grad.get(i).is_some_and(|g| g.len() == vars.len());
-                if cached {
-                    self.gtmp.extend_from_slice(self.grad.get(i)?);
+                // An affine row's gradient is the same at every point: `Rows` computed it.
+                if rows.affine.get(i).copied().unwrap_or(false) {
+                    self.grad.extend_from_slice(rows.grad.get(i)?);
                 } else {
                     tape.grad_reverse(slots, cone, row.margin, &mut self.adj);
                     let adj = &self.adj;
-                    self.gtmp.extend(
+                    self.grad.extend(
                         vars.iter()
                             .map(|&(_, inst)| adj.get(inst as usize).copied().unwrap_or(0.0)),
                     );
-                    if self.affine.get(i).copied().unwrap_or(false) {
-                        if let Some(g) = self.grad.get_mut(i) {
-                            g.clone_from(&self.gtmp);
-                        }
-                    }
                 }
                 Some(c.margin.lo)
             }
@@ -62,7 +91,7 @@ impl Repairer {
                 };
                 tape.grad_reverse(slots, cone, *d, &mut self.adj);
                 let adj = &self.adj;
-                self.gtmp.extend(
+                self.grad.extend(
                     vars.iter()
                         .map(|&(_, inst)| sign * adj.get(inst as usize).copied().unwrap_or(0.0)),
                 );
@@ -86,12 +115,12 @@ impl Repairer {
                 }
                 let (lo, a, b) = best?;
                 tape.grad_reverse(slots, cone, b, &mut self.adj);
-                self.gtmp.extend(
+                self.grad.extend(
                     vars.iter()
                         .map(|&(_, inst)| self.adj.get(inst as usize).copied().unwrap_or(0.0)),
                 );
                 tape.grad_reverse(slots, cone, a, &mut self.adj);
-                for (g, &(_, inst)) in self.gtmp.iter_mut().zip(vars) {
+                for (g, &(_, inst)) in self.grad.iter_mut().zip(vars) {
                     *g -= self.adj.get(inst as usize).copied().unwrap_or(0.0);
                 }
                 Some(lo)
@@ -117,7 +146,6 @@ pub(super) enum Lin {
 
 /// The [`Lin`] of every row.
 pub(super) fn lin_kinds(p: &Policy, real: &[usize]) -> Vec<Lin> {
-    use crate::expr::typeck::{Func, Op2};
     let tape = &p.lattice.tape;
     let insts = tape.insts();
     let real_insts: Vec<u32> = real
@@ -217,7 +245,7 @@ pub(super) fn affine_rows(p: &Policy, real: &[usize]) -> Vec<bool> {
             }
             Inst::Un(f, a) => {
                 let x = get(&k, a);
-                if f == crate::expr::typeck::Func::Neg {
+                if f == Func::Neg {
                     x
                 } else {
                     both_free(x, x)
@@ -232,7 +260,6 @@ pub(super) fn affine_rows(p: &Policy, real: &[usize]) -> Vec<bool> {
                 }
             }
             Inst::Bin(o, a, b) => {
-                use crate::expr::typeck::Op2;
                 let (x, y) = (get(&k, a), get(&k, b));
                 match o {
                     Op2::Add | Op2::Sub => {
@@ -271,4 +298,77 @@ pub(super) fn affine_rows(p: &Policy, real: &[usize]) -> Vec<bool> {
         .iter()
         .map(|r| matches!(r.sense, Sense::Le | Sense::Lt) && get(&k, r.margin) == K::Affine)
         .collect()
+}
+
+/// The real variables (indices into `real`) each row pins to zero: a `<=` row whose
+/// margin is `0 − Σ (k_i x_i)²`, each `k_i` a non-zero constant (`auth-arm`'s
+/// `dq1^2 + dq2^2 + dq3^2 + dq4^2 <= 0`), holds exactly where every `x_i` is 0. Empty for
+/// every other row.
+///
+/// Why: such a row's margin is flat at its only feasible point, so its linear model asks
+/// each step for half the remaining distance, and once the step is damped (another row
+/// oscillating) it crawls: on the warehouse stream, `auth-arm` was the row left violated in
+/// a quarter of the nodes that failed without being hopeless, and those failures made
+/// repairable proposals BLOCK. Its exact feasible set is linear, `x_i = 0`, so the QP gets
+/// that instead of the model.
+pub(super) fn flat_rows(p: &Policy, real: &[usize]) -> Vec<Vec<usize>> {
+    let insts = p.lattice.tape.insts();
+    let inst = |k: u32| insts.get(k as usize).copied();
+    let nonzero = |k: u32| matches!(inst(k), Some(Inst::Const(c)) if c.lo > 0.0 || c.hi < 0.0);
+    // The column of `x`, `-x`, `k * x` or `x * k` (x a real action variable).
+    let column = |mut k: u32| -> Option<usize> {
+        loop {
+            match inst(k)? {
+                Inst::Input(s) => {
+                    return real
+                        .iter()
+                        .position(|&ai| p.actions.get(ai).is_some_and(|a| a.slot == s))
+                }
+                Inst::Un(Func::Neg, a) => k = a,
+                Inst::Bin(Op2::Mul, a, b) if nonzero(a) => k = b,
+                Inst::Bin(Op2::Mul, a, b) if nonzero(b) => k = a,
+                _ => return None,
+            }
+        }
+    };
+    p.lattice
+        .rows
+        .iter()
+        .map(|r| {
+            let Some(Inst::Bin(Op2::Sub, rhs, lhs)) = inst(r.margin) else {
+                return Vec::new();
+            };
+            let zero = matches!(inst(rhs), Some(Inst::Const(c)) if c.lo == 0.0 && c.hi == 0.0);
+            if r.sense != Sense::Le || !zero {
+                return Vec::new();
+            }
+            let mut cols = Vec::new();
+            let mut stack = vec![lhs];
+            while let Some(k) = stack.pop() {
+                let col = match inst(k) {
+                    Some(Inst::Bin(Op2::Add, a, b)) => {
+                        stack.push(a);
+                        stack.push(b);
+                        continue;
+                    }
+                    Some(Inst::PowI(t, 2) | Inst::Bin(Op2::Mul, t, _)) if is_square(inst(k)) => {
+                        column(t)
+                    }
+                    _ => None,
+                };
+                match col {
+                    Some(j) => cols.push(j),
+                    None => return Vec::new(),
+                }
+            }
+            cols.sort_unstable();
+            cols.dedup();
+            cols
+        })
+        .collect()
+}
+
+/// `t^2` or `t * t`.
+fn is_square(i: Option<Inst>) -> bool {
+    matches!(i, Some(Inst::PowI(_, 2))) || matches!(i, Some(Inst::Bin(Op2::Mul, a, b)) if a == b)
 }
