@@ -27,9 +27,8 @@
 //! A general conic solver such as Clarabel is an interior-point method: it builds sparse
 //! matrices and a KKT system of size `n + m` on every setup, allocates throughout, and runs
 //! about ten iterations, each factoring that system, however few rows end up active. For
-//! tiny dense problems that costs one to two orders of magnitude: in `benches/qp.rs`
-//! (n = 10, m = 67, 5–8 active rows) its setup and solve take about 40× as long as a cold
-//! solve here and about 110× as long as a warm re-solve. The tests in
+//! tiny dense problems that costs one to two orders of magnitude (`benches/qp.rs`; the
+//! figures are in `BENCHMARKS.md`, "Dense QP"). The tests in
 //! `tests/qp_differential.rs` check this solver against Clarabel on thousands of random
 //! problems, against brute-force enumeration of active sets, and warm against cold.
 //!
@@ -605,11 +604,12 @@ impl QpWorkspace {
 
     /// [`QpWorkspace::solve`] for the same `A` (the same `m`, `n` and entries) as the last
     /// call, with new `g`, `b` and warm start: it keeps the transposed copy of `A` and the
-    /// row norms that call computed, a fifth of a warm re-solve's work for `n = 10`,
-    /// `m = 87`. When `warm` is the last solve's final active set (of inequalities, as a
-    /// set) and that solve ended `Solved`, it also keeps the factorisation of that set
-    /// (which depends on `H` and the active rows only, not on `g` or `b`) instead of
-    /// building it again row by row: about half of what is left. Given another `m` or `n`,
+    /// row norms that call computed (a large part of a warm re-solve's work for small
+    /// dense problems; `BENCHMARKS.md`, "Tier 2's structure"). When `warm` is the last
+    /// solve's final active set (of inequalities, as a set) and that solve ended `Solved`,
+    /// it also keeps the factorisation of that set (which depends on `H` and the active
+    /// rows only, not on `g` or `b`) instead of building it again row by row, most of what
+    /// is left. Given another `m` or `n`,
     /// or after a call that did not get as far as computing them, it is
     /// [`QpWorkspace::solve`]. The caller answers for the entries: a different `A` of the
     /// same shape would be solved as if it were the old one (in the repairer that costs

@@ -307,9 +307,9 @@ pub(super) fn affine_rows(p: &Policy, real: &[usize]) -> Vec<bool> {
 ///
 /// Why: such a row's margin is flat at its only feasible point, so its linear model asks
 /// each step for half the remaining distance, and once the step is damped (another row
-/// oscillating) it crawls: on the warehouse stream, `auth-arm` was the row left violated in
-/// a quarter of the nodes that failed without being hopeless, and those failures made
-/// repairable proposals BLOCK. Its exact feasible set is linear, `x_i = 0`, so the QP gets
+/// oscillating) it crawls: on the warehouse stream, `auth-arm` was often the row left
+/// violated in the nodes that failed without being hopeless (`BENCHMARKS.md`, "Tier 2's
+/// structure"), and those failures made repairable proposals BLOCK. Its exact feasible set is linear, `x_i = 0`, so the QP gets
 /// that instead of the model.
 pub(super) fn flat_rows(p: &Policy, real: &[usize]) -> Vec<Vec<usize>> {
     let insts = p.lattice.tape.insts();

@@ -116,13 +116,27 @@
 //!
 //! | file | what it holds |
 //! | --- | --- |
-//! | (file map) | (filled in below) |
+//! | `mod.rs` | this description; the public API ([`Repairer`], [`Repair`], [`RepairOutcome`], [`SolverStatus`], [`distance`]) and `Repairer::repair`: the warm re-repair, the feasible path, then the search |
+//! | `settings.rs` | [`RepairSettings`]: the search's tuning with documented defaults, validated, and the test switches (`cold`, `no_contraction`, `every_slack`) |
+//! | `info.rs` | counters: [`RepairInfo`] over a repairer's life; `SearchCounts` (iterations, nodes, the stage's steps, the modeled cost) within a search |
+//! | `cost.rs` | [`ModeledCost`], [`search_budget`] and the cost model's coefficients |
+//! | `rows.rs` | `Rows`: the per-policy row structure (real and discrete variables, cones, affine rows and their gradients, `reach`, screening's instructions, `quick_ok`), built once |
+//! | `workspace.rs` | `Workspace`: the per-solve state (the parts below), and `Memo`, a cache that keeps its allocation while stale |
+//! | `check.rs` | `SearchCheck`: the search's own Tier 1, with what it keeps between checks of one repair |
+//! | `linearise.rs` | how each row enters the QP (`Lin`), its linear model and gradient, and the per-policy analyses behind them (affine rows, disjunctions, rows that pin variables) |
+//! | `screen.rs` | screening over the box of the real action ranges, and hopeless nodes |
+//! | `assemble.rs` | the QP of one SQP step: slack columns, pins, objective, rows (built or from the kept QP), bounds, the starting active set, and its solve |
+//! | `sqp.rs` | the SQP of one node, as a loop of steps; the certificate test `everywhere`, the step, `snap` and the Aitken extrapolation |
+//! | `relax.rs` | the CRE: the stages of a search, what each accepts, the L1 penalty, the trust-region acceptance, and the contraction that rules the stages out |
+//! | `search.rs` | the best-first discrete search, and the feasible path |
+//! | `quick.rs` | the warm re-repair and the QP it keeps (`QuickQp`) |
+//! | `fallback.rs` | the certified fallback |
 //!
 //! Every struct has at most 30 fields and every function outside tests at most 150
-//! lines. Near the limit: `Sqp` (the SQP's loop state, 21 fields: what one node's
-//! iterations carry from one to the next), `Repairer::build_rows` and `Rows::new`
-//! (straight-line assembly; splitting them further would scatter one formula over
-//! several functions).
+//! lines. The largest: `Repairer::search` (about 100 lines: the best-first loop, whose
+//! parts share the queue and the node being expanded), `affine_rows` (one match over the
+//! tape's instruction kinds) and, among the structs, `Sqp` (21 fields: what one node's
+//! iterations carry from one to the next).
 
 mod assemble;
 mod check;
