@@ -9,7 +9,7 @@
 //! ```
 //!
 //! but nothing it finds is returned as a repair unless Tier 1
-//! ([`crate::lattice::Lattice::check`]) has certified every active critical row over the
+//! ([`crate::tier1::Checker`]) has certified every active critical row over the
 //! whole state box. A bug here can cost optimality, never safety: when the search fails,
 //! the answer is the fallback, itself re-checked by Tier 1 against the current state; and
 //! the governor executes only what its own check certifies.
