@@ -182,7 +182,11 @@ fn an_enforced_deadline_stops_only_the_searches_that_reach_it() {
                 Outcome::BlockNoRepair | Outcome::FailedGovernance => {
                     assert_eq!(d1.action, bound.fallback, "{j1}");
                     if s.status == SolverStatus::Deadline {
-                        assert!(d1.failure_modes.contains(&"deadline_budget"), "{j1}");
+                        assert!(
+                            d1.failure_modes
+                                .contains(aioss_core::failure::FailureMode::DeadlineOverrun),
+                            "{j1}"
+                        );
                         assert!(
                             d1.reasons.iter().any(|r| r.contains("enforce_deadline")),
                             "{j1}"
