@@ -31,6 +31,24 @@ pub enum Error {
     /// A key file or public key could not be read or made.
     #[error("key: {0}")]
     Key(String),
+    /// Records at the end of the store that no signature of the writer's key covers: a
+    /// writer with that key did not append them (or not with it), so it will not sign
+    /// over them unless told to.
+    #[error(
+        "records {from}..{to} of the store are not covered by a signature of this key \
+         (public key {key}): they were not written by a writer holding it (appended by \
+         someone who can write the file, or by a writer without the key); refusing to sign \
+         over them. Inspect them (`aioss audit export`, `aioss audit verify --public-key`), \
+         then start with `--accept-unsigned-tail` to sign over them anyway"
+    )]
+    UnsignedTail {
+        /// The first record not covered.
+        from: u64,
+        /// The last record.
+        to: u64,
+        /// The writer's public key (hex).
+        key: String,
+    },
     /// Anything else, said in words.
     #[error("{0}")]
     Other(String),
@@ -159,29 +177,136 @@ pub fn event_record(
 }
 
 /// Open the store named by `arg` (created if missing), rebuild `g`'s state from its records
-/// (so budgets, `prev` and sequence numbers survive restarts), and make a writer that
+/// ([`replay::rebuild`]: the last snapshot and the records after it, so budgets, `prev` and
+/// sequence numbers survive restarts), and make a writer that
 /// continues its chain. Returns the writer and notes for the operator (records made under
 /// another policy; a state digest that does not match), which the caller prints.
+///
+/// With a key, a store whose last records no signature of that key covers is refused
+/// ([`Error::UnsignedTail`]) unless `accept_unsigned_tail`: see [`unsigned_tail`].
 pub fn open_audited(
     g: &mut aioss_core::Governor,
     arg: &str,
     key: Option<Key>,
     checkpoint_every: u64,
+    accept_unsigned_tail: bool,
 ) -> Result<(Writer, Vec<String>), Error> {
-    open_audited_store(g, open_store(arg, true)?, arg, key, checkpoint_every)
+    open_audited_store(
+        g,
+        open_store(arg, true)?,
+        arg,
+        key,
+        checkpoint_every,
+        accept_unsigned_tail,
+    )
+}
+
+/// The records at the end of `store` that no valid signature of `key` covers (a
+/// checkpoint or the signed head whose signed hash is the stored record's), as
+/// `(first, last)`; `None` when every record is covered (or there is none).
+///
+/// Why this shows which records this writer wrote: a writer with a key signs the head of
+/// every commit in the commit's own transaction ([`Writer::commit`]), so every record it
+/// wrote is covered the moment it is durable, crash or not. A record after the last
+/// signature was appended by something without the key, e.g. someone who can write the
+/// file and recomputed the hashes; signing over it would vouch for it. A signature whose
+/// record was rewritten no longer matches its stored hash and proves nothing.
+pub fn unsigned_tail(store: &mut dyn Store, key: &Key) -> Result<Option<(u64, u64)>, Error> {
+    let Some((last, _)) = store.head()? else {
+        return Ok(None);
+    };
+    let pk = key.public_hex();
+    let mut proven: Option<u64> = None;
+    let signed = store.checkpoints()?.into_iter().chain(store.signed_head()?);
+    for c in signed {
+        if c.public_key != pk || !c.signature_ok() || proven.is_some_and(|p| p >= c.seq) {
+            continue;
+        }
+        let mut stored = None;
+        store.scan_from(c.seq, &mut |r| {
+            stored = (r.seq == c.seq).then_some(r.hash);
+            Ok(false)
+        })?;
+        if stored.as_deref() == Some(c.head_hash.as_str()) {
+            proven = Some(c.seq);
+        }
+    }
+    Ok(match proven {
+        Some(p) if p >= last => None,
+        Some(p) => Some((p + 1, last)),
+        None => Some((0, last)),
+    })
 }
 
 /// [`open_audited`] on a store already open (`arg` names it in the notes).
 pub fn open_audited_store(
     g: &mut aioss_core::Governor,
+    store: Box<dyn Store>,
+    arg: &str,
+    key: Option<Key>,
+    checkpoint_every: u64,
+    accept_unsigned_tail: bool,
+) -> Result<(Writer, Vec<String>), Error> {
+    open_writer(g, store, arg, key, checkpoint_every, accept_unsigned_tail)
+        .map(|o| (o.writer, o.notes))
+}
+
+/// What [`open_writer`] did.
+#[derive(Debug)]
+pub struct Opened {
+    /// The writer continuing the chain.
+    pub writer: Writer,
+    /// Notes for the operator.
+    pub notes: Vec<String>,
+    /// The `snapshot` record the governor state was restored from, if any.
+    pub from_snapshot: Option<u64>,
+    /// Records re-decided to rebuild the state (after the snapshot, or all).
+    pub redecided: u64,
+    /// Records no signature of the key covered, signed over because the operator said so.
+    pub accepted_unsigned: Option<(u64, u64)>,
+}
+
+/// [`open_audited_store`], saying what it did.
+pub fn open_writer(
+    g: &mut aioss_core::Governor,
     mut store: Box<dyn Store>,
     arg: &str,
     key: Option<Key>,
     checkpoint_every: u64,
-) -> Result<(Writer, Vec<String>), Error> {
+    accept_unsigned_tail: bool,
+) -> Result<Opened, Error> {
     let mut notes = Vec::new();
+    let mut accepted_unsigned = None;
+    let mut from_snapshot = None;
+    let mut redecided = 0;
+    if let Some(k) = &key {
+        // INVARIANT (sign-only-own): a writer never signs over records it cannot show it
+        // wrote, unless the operator accepted them.
+        if let Some((from, to)) = unsigned_tail(store.as_mut(), k)? {
+            if !accept_unsigned_tail {
+                return Err(Error::UnsignedTail {
+                    from,
+                    to,
+                    key: k.public_hex(),
+                });
+            }
+            notes.push(format!(
+                "WARNING: records {from}..{to} of {arg} are not covered by a signature of this key; \
+                 accepted (--accept-unsigned-tail): the next signed head will cover them"
+            ));
+            accepted_unsigned = Some((from, to));
+        }
+    }
     if store.count()? > 0 {
-        let r = replay::replay(store.as_mut(), g, false)?;
+        let r = replay::rebuild(store.as_mut(), g)?;
+        from_snapshot = r.from_snapshot;
+        redecided = r.records;
+        if let Some(s) = r.from_snapshot {
+            notes.push(format!(
+                "note: the governor state is the snapshot at record {s} of {arg}, and {} records re-decided after it",
+                r.records
+            ));
+        }
         if r.other_policy > 0 {
             notes.push(format!(
                 "note: {} of {} records in {arg} were made under another policy; the governor state is rebuilt under this one",
@@ -195,7 +320,13 @@ pub fn open_audited_store(
             ));
         }
     }
-    Ok((Writer::new(store, key, checkpoint_every)?, notes))
+    Ok(Opened {
+        writer: Writer::new(store, key, checkpoint_every)?,
+        notes,
+        from_snapshot,
+        redecided,
+        accepted_unsigned,
+    })
 }
 
 /// Appends to a store: chains each record to the head, signs a checkpoint every
@@ -296,7 +427,19 @@ impl Writer {
     /// the caller must not report its decisions, and must stop using this writer (its head
     /// has moved past records that are not in the store).
     pub fn commit(&mut self) -> Result<(), Error> {
-        let r = self.store.append(&self.pending, &self.pending_checkpoints);
+        // With a key, every commit also signs its head (the store's signed head), in the
+        // same transaction: a store this writer wrote never has records no signature
+        // covers, even after a crash, so a restart can tell its records from ones
+        // appended behind its back, and `verify --public-key` can demand full coverage.
+        let head = match (&self.key, self.next_seq.checked_sub(1)) {
+            (Some(k), Some(seq)) if !self.pending.is_empty() => {
+                Some(k.checkpoint(seq, &self.head_hash, record::rfc3339(record::now_secs())))
+            }
+            _ => None,
+        };
+        let r = self
+            .store
+            .append_signed(&self.pending, &self.pending_checkpoints, head.as_ref());
         self.pending.clear();
         self.pending_checkpoints.clear();
         r

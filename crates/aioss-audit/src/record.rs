@@ -31,8 +31,14 @@ pub enum Kind {
     /// `decision_id` is the decision's. Not re-decided by replay.
     Outcome,
     /// The policy was reloaded: the record carries the new policy's name, version and hash,
-    /// and who asked. Not re-decided by replay.
+    /// and who asked. Not re-decided by replay (which starts the repairers' warm starts
+    /// afresh here, as the server's new governor did).
     PolicyReload,
+    /// The governor state (`Governor::snapshot`) as the server had it here, written
+    /// periodically, at start and at shutdown; `proposal` says why. A restart restores the
+    /// last one and re-decides only the records after it; replay compares its own state
+    /// with it and then takes it, warm starts afresh, as the server did.
+    Snapshot,
 }
 
 impl Kind {
@@ -45,6 +51,7 @@ impl Kind {
             Kind::Confirmation => "confirmation",
             Kind::Outcome => "outcome",
             Kind::PolicyReload => "policy_reload",
+            Kind::Snapshot => "snapshot",
         }
     }
 
@@ -57,6 +64,7 @@ impl Kind {
             "confirmation" => Some(Kind::Confirmation),
             "outcome" => Some(Kind::Outcome),
             "policy_reload" => Some(Kind::PolicyReload),
+            "snapshot" => Some(Kind::Snapshot),
             _ => None,
         }
     }
@@ -67,8 +75,8 @@ impl Kind {
 pub struct Record {
     /// Position in the log, from 0, without gaps.
     pub seq: u64,
-    /// `decision`, `input_error`, `refused`, `confirmation`, `outcome` or `policy_reload`,
-    /// as stored (an unknown value fails verification).
+    /// `decision`, `input_error`, `refused`, `confirmation`, `outcome`, `policy_reload` or
+    /// `snapshot`, as stored (an unknown value fails verification).
     pub kind: String,
     /// The governor's decision id (empty for an input error).
     pub decision_id: String,
@@ -209,15 +217,49 @@ impl Record {
     }
 }
 
-/// RFC 3339 (UTC, microseconds) of seconds since the Unix epoch; the epoch itself for a
-/// time that is not finite or before it.
+/// The last second RFC 3339 can write (9999-12-31T23:59:59Z), in seconds since the epoch.
+pub const MAX_RFC3339_SECS: u64 = 253_402_300_799;
+
+/// RFC 3339 (UTC, microseconds, truncated) of seconds since the Unix epoch. Total: a time
+/// RFC 3339 cannot write is clamped into its range, so NaN and anything at or before the
+/// epoch give `1970-01-01T00:00:00.000000Z`, and anything from year 10000 on (or infinite)
+/// gives `9999-12-31T23:59:59.999999Z`. (A record's `time` field keeps the exact value.)
+///
+/// Why not `humantime`: its formatter fails for years past 9999, and `to_string` turns
+/// that failure into a panic; an agent's `"timestamp": 1e12` then killed the governor.
 pub fn rfc3339(secs: f64) -> String {
-    let d = if secs.is_finite() && secs >= 0.0 {
-        std::time::Duration::try_from_secs_f64(secs).unwrap_or_default()
+    let (whole, micros) = if secs.is_nan() || secs <= 0.0 {
+        (0, 0)
     } else {
-        std::time::Duration::ZERO
+        // INVARIANT (rfc3339-total): every f64 maps to a time inside RFC 3339's range.
+        match std::time::Duration::try_from_secs_f64(secs) {
+            Ok(d) if d.as_secs() <= MAX_RFC3339_SECS => (d.as_secs(), d.subsec_micros()),
+            _ => (MAX_RFC3339_SECS, 999_999),
+        }
     };
-    humantime::format_rfc3339_micros(std::time::UNIX_EPOCH + d).to_string()
+    let (y, m, d) = civil_from_days(whole / 86_400);
+    let s = whole % 86_400;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// The proleptic Gregorian date `(year, month, day)` of a day count since 1970-01-01
+/// (H. Hinnant's `civil_from_days`, for non-negative counts).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
 }
 
 /// Seconds since the Unix epoch now.
@@ -257,5 +299,38 @@ mod tests {
         let before = r.hash.clone();
         r.latency_us = 8;
         assert_ne!(r.compute_hash(), before);
+    }
+
+    /// Caught: `"timestamp": 1e12` panicked in the record's time formatting and killed
+    /// the governor thread (and `aioss decide --audit`).
+    #[test]
+    fn a_timestamp_past_year_9999_formats_without_panicking() {
+        let epoch = "1970-01-01T00:00:00.000000Z";
+        let last = "9999-12-31T23:59:59.999999Z";
+        for (x, want) in [
+            (f64::NAN, epoch),
+            (f64::NEG_INFINITY, epoch),
+            (-1.0, epoch),
+            (-0.0, epoch),
+            (0.0, epoch),
+            (1.5, "1970-01-01T00:00:01.500000Z"),
+            (951_782_400.0, "2000-02-29T00:00:00.000000Z"),
+            (1_735_722_000.25, "2025-01-01T09:00:00.250000Z"),
+            (253_402_300_799.0, "9999-12-31T23:59:59.000000Z"),
+            (253_402_300_800.0, last),
+            (1e12, last),
+            (f64::MAX, last),
+            (f64::INFINITY, last),
+        ] {
+            assert_eq!(rfc3339(x), want, "{x}");
+        }
+        // The same text as before (humantime) wherever that could write one.
+        let mut x = 0.000_001_f64;
+        while x < 2.5e11 {
+            let d = std::time::Duration::from_secs_f64(x);
+            let before = humantime::format_rfc3339_micros(std::time::UNIX_EPOCH + d).to_string();
+            assert_eq!(rfc3339(x), before, "{x}");
+            x = x * 1.37 + 0.123;
+        }
     }
 }

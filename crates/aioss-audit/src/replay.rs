@@ -1,6 +1,9 @@
 //! Re-deciding the log: `aioss audit replay`, and rebuilding the governor state when `aioss
 //! decide --audit` restarts on an existing store.
 
+use std::collections::HashMap;
+
+use aioss_core::governor::{Clock, PrevSource};
 use aioss_core::Governor;
 use serde_json::Value;
 
@@ -32,8 +35,8 @@ pub struct Replay {
     pub decisions: u64,
     /// Of them, input errors.
     pub input_errors: u64,
-    /// Of them, server events (refusals, confirmations, outcomes, policy reloads), which
-    /// are not re-decided.
+    /// Of them, server events (refusals, confirmations, outcomes, policy reloads,
+    /// snapshots), which are not re-decided.
     pub events: u64,
     /// Records that differ in anything.
     pub differing: u64,
@@ -43,6 +46,8 @@ pub struct Replay {
     pub differences: Vec<Difference>,
     /// The state digest of the last record and whether the rebuilt governor matches it.
     pub last_digest_matches: Option<bool>,
+    /// The `snapshot` record a rebuild started from ([`rebuild`]), if any.
+    pub from_snapshot: Option<u64>,
 }
 
 impl Replay {
@@ -106,8 +111,18 @@ pub fn compare_json(recorded: &str, replayed: &str) -> Vec<(String, String, Stri
     }
     let parse =
         |s: &str| serde_json::from_str::<Value>(s).unwrap_or_else(|_| Value::String(s.to_string()));
+    let mut rec = parse(recorded);
+    // A log written before the failure mode `deadline_budget` was renamed
+    // `deadline_overrun` (the same mode) still replays.
+    if let Some(modes) = rec.get_mut("failure_modes").and_then(Value::as_array_mut) {
+        for m in modes {
+            if m.as_str() == Some("deadline_budget") {
+                *m = Value::from("deadline_overrun");
+            }
+        }
+    }
     let mut out = Vec::new();
-    diff_values("", &parse(recorded), &parse(replayed), &mut out);
+    diff_values("", &rec, &parse(replayed), &mut out);
     out
 }
 
@@ -115,14 +130,110 @@ pub fn compare_json(recorded: &str, replayed: &str) -> Vec<(String, String, Stri
 /// replay under), each at its recorded time. With `compare`, every field of every decision
 /// and the state digest after every record are compared with the log; without, only the
 /// state digest after the last record is (the restart of `aioss decide --audit`).
+///
+/// Every record is handled as the writer handled it, so that the state after it is the
+/// writer's: a decision or input error is re-decided (a `prev_mismatch` refusal under
+/// [`PrevSource::Governor`], the source that refused it); an approved hold charges its
+/// held proposal; a `policy_reload` starts the warm starts afresh (the server's new
+/// governor); a `snapshot` is compared with this governor's own and then put in force
+/// (`Governor::restore_snapshot`), as a restarted server put it in force.
 pub fn replay(store: &mut dyn Store, g: &mut Governor, compare: bool) -> Result<Replay, Error> {
+    replay_records(store, g, 0, HashMap::new(), compare)
+}
+
+/// Rebuild `g`'s state for a writer continuing `store`: put the last `snapshot` record in
+/// force and re-decide only the records after it (so a restart costs what happened since
+/// the last snapshot, and a `kill -9` loses nothing), or, in a store without one (or with
+/// one this build cannot read), re-decide every record. Only the state digest after the
+/// last record is compared ([`Replay::last_digest_matches`]);
+/// [`Replay::from_snapshot`] names the snapshot used.
+pub fn rebuild(store: &mut dyn Store, g: &mut Governor) -> Result<Replay, Error> {
+    let Some(snap) = store.last_of_kind(Kind::Snapshot.as_str())? else {
+        return replay(store, g, false);
+    };
+    if g.restore_snapshot(&snap.decision).is_err() {
+        return replay(store, g, false);
+    }
+    let held = held_at(store, snap.seq)?;
+    let mut rep = replay_records(store, g, snap.seq + 1, held, false)?;
+    rep.from_snapshot = Some(snap.seq);
+    if rep.records == 0 {
+        let ok = g.state_digest() == snap.state_digest;
+        rep.last_digest_matches = Some(ok);
+        if !ok {
+            rep.differing += 1;
+        }
+    }
+    Ok(rep)
+}
+
+/// The proposals of the holds made before record `seq` and approved after it (what
+/// replaying from `seq` must charge when their approvals come).
+fn held_at(store: &mut dyn Store, seq: u64) -> Result<HashMap<String, String>, Error> {
+    let mut decided_after = std::collections::HashSet::new();
+    let mut approved = Vec::new();
+    store.scan_from(seq + 1, &mut |r| {
+        match Kind::parse(&r.kind) {
+            Some(Kind::Decision) => {
+                decided_after.insert(r.decision_id);
+            }
+            Some(Kind::Confirmation) if is_approval(&r.decision) => {
+                approved.push(r.decision_id);
+            }
+            _ => {}
+        }
+        Ok(true)
+    })?;
+    let mut held = HashMap::new();
+    for id in approved {
+        if decided_after.contains(&id) {
+            continue;
+        }
+        let decision = store
+            .records_for(&id)?
+            .into_iter()
+            .find(|r| r.seq < seq && Kind::parse(&r.kind) == Some(Kind::Decision));
+        if let Some(d) = decision {
+            held.insert(id, d.proposal);
+        }
+    }
+    Ok(held)
+}
+
+fn is_approval(answer: &str) -> bool {
+    serde_json::from_str::<Value>(answer)
+        .ok()
+        .is_some_and(|v| v.get("status").and_then(Value::as_str) == Some("approved"))
+}
+
+/// A short name of a (possibly long) state text for a difference: its SHA-256.
+fn digest_of(text: &str) -> String {
+    use sha2::Digest;
+    format!(
+        "sha256:{}",
+        crate::record::hex(&sha2::Sha256::digest(text.as_bytes()))
+    )
+}
+
+/// Replay the records from `from` on; `held` holds the proposals of the holds pending
+/// there.
+#[expect(
+    clippy::too_many_lines,
+    reason = "each kind of record, handled as its writer handled it, reads best in one place"
+)]
+fn replay_records(
+    store: &mut dyn Store,
+    g: &mut Governor,
+    from: u64,
+    mut held: HashMap<String, String>,
+    compare: bool,
+) -> Result<Replay, Error> {
     let mut rep = Replay::default();
     let policy_hash = g.policy().hash.clone();
     let mut last_digest: Option<String> = None;
     // The proposals of pending holds, by decision id: an approval executes the held
     // action, which the governor charges to its budgets (`Governor::record_execution`).
-    let mut held: std::collections::HashMap<String, String> = std::collections::HashMap::new();
-    store.scan(&mut |r| {
+    store.scan_from(from, &mut |r| {
         rep.records += 1;
         if r.policy_hash != policy_hash {
             rep.other_policy += 1;
@@ -130,53 +241,70 @@ pub fn replay(store: &mut dyn Store, g: &mut Governor, compare: bool) -> Result<
         let now = r.time.parse::<f64>().unwrap_or(f64::NAN);
         let kind = Kind::parse(&r.kind);
         let mut diffs: Vec<(String, String, String)> = Vec::new();
-        if matches!(
-            kind,
-            Some(Kind::Refused | Kind::Confirmation | Kind::Outcome | Kind::PolicyReload)
-        ) {
-            // Events of the server that do not go through the governor: nothing to
-            // re-decide, but the state they recorded must still be the governor's. An
-            // approved hold executed its action: charged again here.
-            rep.events += 1;
-            if kind == Some(Kind::Confirmation) {
-                if let Some(text) = held.remove(&r.decision_id) {
-                    let approved = serde_json::from_str::<serde_json::Value>(&r.decision)
-                        .ok()
-                        .is_some_and(|v| {
-                            v.get("status").and_then(serde_json::Value::as_str) == Some("approved")
-                        });
-                    if approved {
-                        if let Ok(p) = aioss_core::Proposal::parse(g.policy(), &text) {
-                            let _ = g.record_execution(&p);
+        match kind {
+            Some(Kind::Snapshot) => {
+                rep.events += 1;
+                if compare {
+                    let mine = g.snapshot();
+                    if mine != r.decision {
+                        diffs.push(("snapshot".into(), digest_of(&r.decision), digest_of(&mine)));
+                    }
+                }
+                // INVARIANT (replay-follows-restarts): from here on the state is the one
+                // recorded, warm starts afresh, as the server that wrote it had it.
+                if let Err(e) = g.restore_snapshot(&r.decision) {
+                    diffs.push(("snapshot".into(), "(unreadable)".into(), e.to_string()));
+                }
+            }
+            Some(Kind::Refused | Kind::Confirmation | Kind::Outcome | Kind::PolicyReload) => {
+                // Events of the server that do not go through the governor: nothing to
+                // re-decide, but the state they recorded must still be the governor's. An
+                // approved hold executed its action: charged again here.
+                rep.events += 1;
+                if kind == Some(Kind::PolicyReload) {
+                    g.reset_warm_starts();
+                }
+                if kind == Some(Kind::Confirmation) {
+                    if let Some(text) = held.remove(&r.decision_id) {
+                        if is_approval(&r.decision) {
+                            if let Ok(p) = aioss_core::Proposal::parse(g.policy(), &text) {
+                                let _ = g.record_execution(&p);
+                            }
                         }
                     }
                 }
             }
-        } else {
-            // At the recorded time, whatever the line's own `timestamp` says: where the
-            // governor kept the time (`serve`, `decide --clock wall`) it was not the line's.
-            match (
-                kind,
-                &g.decide_line_with(&r.proposal, aioss_core::governor::Clock::Recorded(now)),
-            ) {
-                (Some(Kind::Decision), Ok(d)) => {
-                    rep.decisions += 1;
-                    if d.final_outcome == aioss_core::Outcome::HoldForConfirmation {
-                        held.insert(d.decision_id.clone(), r.proposal.clone());
-                    }
-                    if compare {
-                        diffs = compare_json(&r.decision, &d.to_json(g.policy()));
-                    }
+            _ => {
+                // A `prev` refused as not the governor's was refused under that source.
+                let source = g.prev_source();
+                if kind == Some(Kind::InputError) && r.decision.contains("\"prev_mismatch\"") {
+                    g.set_prev_source(PrevSource::Governor);
                 }
-                (Some(Kind::InputError), Err(e)) => {
-                    rep.input_errors += 1;
-                    if compare {
-                        diffs = compare_json(&r.decision, &e.to_json());
+                // At the recorded time, whatever the line's own `timestamp` says: where
+                // the governor kept the time (`serve`, `decide --clock wall`) it was not
+                // the line's.
+                let decided = g.decide_line_with(&r.proposal, Clock::Recorded(now));
+                g.set_prev_source(source);
+                match (kind, &decided) {
+                    (Some(Kind::Decision), Ok(d)) => {
+                        rep.decisions += 1;
+                        if d.final_outcome == aioss_core::Outcome::HoldForConfirmation {
+                            held.insert(d.decision_id.clone(), r.proposal.clone());
+                        }
+                        if compare {
+                            diffs = compare_json(&r.decision, &d.to_json(g.policy()));
+                        }
                     }
-                }
-                (_, Ok(_)) => diffs.push(("kind".into(), r.kind.clone(), "decision".into())),
-                (_, Err(e)) => {
-                    diffs.push(("kind".into(), r.kind.clone(), format!("input_error: {e}")));
+                    (Some(Kind::InputError), Err(e)) => {
+                        rep.input_errors += 1;
+                        if compare {
+                            diffs = compare_json(&r.decision, &e.to_json());
+                        }
+                    }
+                    (_, Ok(_)) => diffs.push(("kind".into(), r.kind.clone(), "decision".into())),
+                    (_, Err(e)) => {
+                        diffs.push(("kind".into(), r.kind.clone(), format!("input_error: {e}")));
+                    }
                 }
             }
         }

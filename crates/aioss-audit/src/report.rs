@@ -60,7 +60,8 @@ pub struct Stats {
     pub decisions: u64,
     /// Input errors, by code (refused lines, and requests `aioss serve` refused).
     pub input_errors: BTreeMap<String, u64>,
-    /// Other events of `aioss serve` (answers to holds, outcomes, policy reloads), by kind.
+    /// Other events of `aioss serve` (answers to holds, outcomes, policy reloads, state
+    /// snapshots), by kind.
     pub events: BTreeMap<String, u64>,
     /// Policies seen: `name version hash` → records.
     pub policies: BTreeMap<String, u64>,
@@ -142,7 +143,7 @@ pub fn gather(store: &mut dyn Store, name: &str) -> Result<Stats, Error> {
         let v: Value = serde_json::from_str(&r.decision).unwrap_or(Value::Null);
         if matches!(
             Kind::parse(&r.kind),
-            Some(Kind::Confirmation | Kind::Outcome | Kind::PolicyReload)
+            Some(Kind::Confirmation | Kind::Outcome | Kind::PolicyReload | Kind::Snapshot)
         ) {
             *s.events.entry(r.kind.clone()).or_insert(0) += 1;
             return Ok(true);
@@ -212,13 +213,15 @@ pub fn gather(store: &mut dyn Store, name: &str) -> Result<Stats, Error> {
         }
         for f in at(&v, "failure_modes").as_array().into_iter().flatten() {
             if let Some(f) = f.as_str() {
-                *failure.entry(f.to_string()).or_insert(0) += 1;
+                // Under its current name (`deadline_budget` is read as `deadline_overrun`).
+                let name = aioss_core::failure::FailureMode::parse(f).map_or(f, |m| m.name());
+                *failure.entry(name.to_string()).or_insert(0) += 1;
             }
         }
         // G5 is measured, so it is reported beside `latency_us`, not in `failure_modes`
         // (see `aioss_core::governor`); the report counts it with them.
         if at(&v, "timing").get("met") == Some(&Value::Bool(false)) {
-            *failure.entry("deadline_overrun".to_string()).or_insert(0) += 1;
+            *failure.entry("deadline_missed".to_string()).or_insert(0) += 1;
         }
         Ok(true)
     })?;

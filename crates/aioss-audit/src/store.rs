@@ -29,6 +29,52 @@ pub trait Store: Send {
     fn maintain(&mut self) -> Result<(), Error> {
         Ok(())
     }
+    /// Append records and checkpoints, and replace the store's signed head with `head`
+    /// (a signature over the last of these records), in one transaction. The default
+    /// keeps no signed head ([`Store::append`]).
+    fn append_signed(
+        &mut self,
+        records: &[Record],
+        checkpoints: &[Checkpoint],
+        head: Option<&Checkpoint>,
+    ) -> Result<(), Error> {
+        let _ = head;
+        self.append(records, checkpoints)
+    }
+    /// The signed head: a signature over the head as of the writer's last commit (see
+    /// `docs/audit-format.md`), if the store keeps one.
+    fn signed_head(&mut self) -> Result<Option<Checkpoint>, Error> {
+        Ok(None)
+    }
+    /// Start reading a consistent view: every read until [`Store::end_read`] sees the
+    /// store as it was at the first of them, whatever a writer appends meanwhile.
+    fn begin_read(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+    /// End the view of [`Store::begin_read`].
+    fn end_read(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+    /// Every record from `seq` on, in storage order (as [`Store::scan`]). The default
+    /// scans the whole store and skips the others.
+    fn scan_from(
+        &mut self,
+        seq: u64,
+        f: &mut dyn FnMut(Record) -> Result<bool, Error>,
+    ) -> Result<(), Error> {
+        self.scan(&mut |r| if r.seq < seq { Ok(true) } else { f(r) })
+    }
+    /// The last record of this kind, if any. The default scans the whole store.
+    fn last_of_kind(&mut self, kind: &str) -> Result<Option<Record>, Error> {
+        let mut last = None;
+        self.scan(&mut |r| {
+            if r.kind == kind {
+                last = Some(r);
+            }
+            Ok(true)
+        })?;
+        Ok(last)
+    }
     /// Every record with this decision id (the decision, then its confirmations and
     /// outcomes), in storage order. The default scans the whole store.
     fn records_for(&mut self, decision_id: &str) -> Result<Vec<Record>, Error> {
@@ -50,6 +96,8 @@ pub struct SqliteStore {
     conn: Connection,
     path: std::path::PathBuf,
     background: Option<Background>,
+    /// Whether the file has the `signed_head` table (a read-only store may predate it).
+    has_signed_head: bool,
 }
 
 /// Bytes of records between two background passes (each copies them into the database
@@ -111,7 +159,18 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     public_key TEXT NOT NULL,
     signature TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS signed_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL,
+    head_hash TEXT NOT NULL,
+    created TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
 ";
+
+/// The tables a store must have (`signed_head` is optional: stores written before it).
+const REQUIRED_TABLES: [&str; 3] = ["meta", "records", "checkpoints"];
 
 const COLUMNS: &str = "seq, kind, decision_id, timestamp, time, policy_name, policy_version, \
     policy_hash, proposal, decision, latency_us, state_digest, prev_hash, hash";
@@ -196,6 +255,72 @@ impl SqliteStore {
             conn,
             path: path.to_path_buf(),
             background: None,
+            has_signed_head: true,
+        })
+    }
+
+    /// Open an existing store for reading only, changing nothing and creating no file
+    /// (`aioss audit verify`, `replay`, `export`, `report`: the store may be evidence).
+    ///
+    /// Without a `-wal` file beside it, the file is opened `immutable` (SQLite then makes
+    /// no `-wal` or `-shm` file either); with one (a writer is running, or one stopped
+    /// without a checkpoint), `mode=ro`, which reads the WAL through the `-shm` file that
+    /// exists with it. A file that is not an audit store (empty, zero bytes, a table
+    /// missing, another format version) is an error naming what is wrong.
+    pub fn open_read_only(path: &Path) -> Result<SqliteStore, Error> {
+        let shown = path.display();
+        if !path.is_file() {
+            return Err(Error::Store(format!("{shown}: no such store")));
+        }
+        let mut wal = path.as_os_str().to_os_string();
+        wal.push("-wal");
+        let params = if Path::new(&wal).exists() {
+            "mode=ro"
+        } else {
+            "mode=ro&immutable=1"
+        };
+        let uri = format!("file:{}?{params}", uri_path(path));
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(&uri, flags)
+            .map_err(|e| Error::Store(format!("{shown}: {e}")))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .and_then(|mut st| {
+                st.query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(|e| Error::Store(format!("{shown}: not an aioss audit store: {e}")))?;
+        for t in REQUIRED_TABLES {
+            if !tables.iter().any(|x| x == t) {
+                return Err(Error::Store(format!(
+                    "{shown}: not an aioss audit store: it has no `{t}` table{}",
+                    if tables.is_empty() {
+                        " (it is empty)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+        }
+        let v: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'format'", [], |r| {
+                r.get(0)
+            })
+            .ok();
+        if v.as_deref() != Some(FORMAT_VERSION.to_string().as_str()) {
+            return Err(Error::Store(format!(
+                "{shown}: audit format version {}, this build reads version {FORMAT_VERSION}",
+                v.as_deref().unwrap_or("(none)")
+            )));
+        }
+        Ok(SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+            background: None,
+            has_signed_head: tables.iter().any(|x| x == "signed_head"),
         })
     }
 
@@ -270,7 +395,16 @@ impl Store for SqliteStore {
     }
 
     fn append(&mut self, records: &[Record], checkpoints: &[Checkpoint]) -> Result<(), Error> {
-        if records.is_empty() && checkpoints.is_empty() {
+        self.append_signed(records, checkpoints, None)
+    }
+
+    fn append_signed(
+        &mut self,
+        records: &[Record],
+        checkpoints: &[Checkpoint],
+        head: Option<&Checkpoint>,
+    ) -> Result<(), Error> {
+        if records.is_empty() && checkpoints.is_empty() && head.is_none() {
             return Ok(());
         }
         let tx = self.conn.transaction()?;
@@ -301,6 +435,20 @@ impl Store for SqliteStore {
             )?;
             for c in checkpoints {
                 st.execute(params![
+                    to_i64(c.seq),
+                    c.head_hash,
+                    c.created,
+                    c.public_key,
+                    c.signature
+                ])?;
+            }
+            if let Some(c) = head {
+                // INVARIANT (signed-head-atomic): the signature over the head is written
+                // in the transaction that writes the head.
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO signed_head (id, seq, head_hash, created, public_key, signature) VALUES (1, ?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
                     to_i64(c.seq),
                     c.head_hash,
                     c.created,
@@ -377,6 +525,67 @@ impl Store for SqliteStore {
         Ok(v)
     }
 
+    fn signed_head(&mut self) -> Result<Option<Checkpoint>, Error> {
+        if !self.has_signed_head {
+            return Ok(None);
+        }
+        let mut st = self.conn.prepare_cached(
+            "SELECT seq, head_hash, created, public_key, signature FROM signed_head WHERE id = 1",
+        )?;
+        let mut rows = st.query([])?;
+        match rows.next()? {
+            Some(r) => Ok(Some(Checkpoint {
+                seq: to_u64(r.get(0)?),
+                head_hash: r.get(1)?,
+                created: r.get(2)?,
+                public_key: r.get(3)?,
+                signature: r.get(4)?,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    fn begin_read(&mut self) -> Result<(), Error> {
+        // A deferred transaction: its first read fixes the snapshot every later read sees.
+        self.conn.execute_batch("BEGIN")?;
+        Ok(())
+    }
+
+    fn end_read(&mut self) -> Result<(), Error> {
+        if !self.conn.is_autocommit() {
+            self.conn.execute_batch("COMMIT")?;
+        }
+        Ok(())
+    }
+
+    fn scan_from(
+        &mut self,
+        seq: u64,
+        f: &mut dyn FnMut(Record) -> Result<bool, Error>,
+    ) -> Result<(), Error> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM records WHERE seq >= ?1 ORDER BY seq"
+        ))?;
+        let mut rows = st.query(params![to_i64(seq)])?;
+        while let Some(r) = rows.next()? {
+            if !f(row_record(r)?)? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn last_of_kind(&mut self, kind: &str) -> Result<Option<Record>, Error> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM records WHERE kind = ?1 ORDER BY seq DESC LIMIT 1"
+        ))?;
+        let mut rows = st.query(params![kind])?;
+        match rows.next()? {
+            Some(r) => Ok(Some(row_record(r)?)),
+            None => Ok(None),
+        }
+    }
+
     fn records_for(&mut self, decision_id: &str) -> Result<Vec<Record>, Error> {
         let mut st = self.conn.prepare_cached(&format!(
             "SELECT {COLUMNS} FROM records WHERE decision_id = ?1 ORDER BY seq"
@@ -395,7 +604,22 @@ impl Store for SqliteStore {
     }
 }
 
-/// Open the store named by a command-line `STORE` argument: a path to the embedded store.
+/// A path as the path part of an SQLite `file:` URI (percent-encoded but for unreserved
+/// characters and `/`).
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for b in path.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(b) {
+            out.push(char::from(*b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Open the store named by a command-line `STORE` argument: a path to the embedded store,
+/// created if missing with `create`, else opened read-only ([`SqliteStore::open_read_only`]).
 /// (Database URLs are for a later backend.)
 pub fn open_store(arg: &str, create: bool) -> Result<Box<dyn Store>, Error> {
     if arg.contains("://") {
@@ -407,6 +631,6 @@ pub fn open_store(arg: &str, create: bool) -> Result<Box<dyn Store>, Error> {
     Ok(Box::new(if create {
         SqliteStore::open(p)?
     } else {
-        SqliteStore::open_existing(p)?
+        SqliteStore::open_read_only(p)?
     }))
 }

@@ -26,6 +26,13 @@ pub enum ProblemKind {
     WrongKey,
     /// A record is malformed (unknown kind).
     Malformed,
+    /// With an expected key: records that no signature of that key covers (a tail after
+    /// the last signed head, or a store whose checkpoints and signed head were removed,
+    /// or an empty one).
+    Unsigned,
+    /// Fewer records than the caller expects at least (`--min-records`): a truncation back
+    /// to an earlier signed head, which signatures alone cannot show.
+    TooFew,
 }
 
 impl ProblemKind {
@@ -41,6 +48,8 @@ impl ProblemKind {
             ProblemKind::BadSignature => "bad-signature",
             ProblemKind::WrongKey => "wrong-key",
             ProblemKind::Malformed => "malformed",
+            ProblemKind::Unsigned => "unsigned",
+            ProblemKind::TooFew => "too-few-records",
         }
     }
 }
@@ -71,6 +80,12 @@ pub struct Report {
     pub public_keys: Vec<String>,
     /// The latest checkpointed head, if any.
     pub last_checkpoint: Option<u64>,
+    /// The store's signed head (the head as of its writer's last commit), if it keeps one
+    /// and its signature verified.
+    pub signed_head: Option<u64>,
+    /// The last record covered by a valid signature (a checkpoint or the signed head) of
+    /// the expected key; with `--public-key`, verification demands the last record.
+    pub covered: Option<u64>,
     /// The first break, or `None` if the log verifies.
     pub problem: Option<Problem>,
 }
@@ -82,11 +97,45 @@ impl Report {
     }
 }
 
-/// Verify a store. `public_key` (hex) if given must have signed every checkpoint; without
-/// it, every checkpoint must be signed by the key of the first one.
+/// What [`verify_with`] demands besides an intact chain.
+#[derive(Clone, Debug, Default)]
+pub struct Options<'a> {
+    /// The key (hex) every signature must be made with; with it, the last record must be
+    /// covered by one of its signatures (and an empty store fails).
+    pub public_key: Option<&'a str>,
+    /// At least this many records.
+    pub min_records: u64,
+}
+
+/// Verify a store. `public_key` (hex) if given must have signed every checkpoint and the
+/// signed head, and one of them must cover the last record; without it, every signature
+/// must be by the key of the first checkpoint.
 pub fn verify(store: &mut dyn Store, public_key: Option<&str>) -> Result<Report, Error> {
+    verify_with(
+        store,
+        &Options {
+            public_key,
+            min_records: 0,
+        },
+    )
+}
+
+/// [`verify`], reading the store as one consistent view (a writer may be appending).
+pub fn verify_with(store: &mut dyn Store, o: &Options<'_>) -> Result<Report, Error> {
+    store.begin_read()?;
+    let r = verify_view(store, o);
+    let ended = store.end_read();
+    let r = r?;
+    ended?;
+    Ok(r)
+}
+
+fn verify_view(store: &mut dyn Store, o: &Options<'_>) -> Result<Report, Error> {
+    let public_key = o.public_key;
     let cps = store.checkpoints()?;
-    let wanted: std::collections::HashSet<u64> = cps.iter().map(|c| c.seq).collect();
+    let head_sig = store.signed_head()?;
+    let wanted: std::collections::HashSet<u64> =
+        cps.iter().chain(&head_sig).map(|c| c.seq).collect();
     let mut at_checkpoint: HashMap<u64, String> = HashMap::new();
     let mut rep = Report {
         checkpoints: cps.len(),
@@ -210,9 +259,16 @@ pub fn verify(store: &mut dyn Store, public_key: Option<&str>) -> Result<Report,
     }
     let key = public_key
         .map(str::to_ascii_lowercase)
-        .or_else(|| cps.first().map(|c| c.public_key.clone()));
+        .or_else(|| cps.first().map(|c| c.public_key.clone()))
+        .or_else(|| head_sig.as_ref().map(|c| c.public_key.clone()));
     let last = rep.head.as_ref().map(|h| h.0);
-    for c in &cps {
+    let n_cps = cps.len();
+    for (i, c) in cps.iter().chain(&head_sig).enumerate() {
+        let what = if i < n_cps {
+            "checkpoint"
+        } else {
+            "signed head"
+        };
         if !rep.public_keys.contains(&c.public_key) {
             rep.public_keys.push(c.public_key.clone());
         }
@@ -227,7 +283,7 @@ pub fn verify(store: &mut dyn Store, public_key: Option<&str>) -> Result<Report,
             fail(
                 ProblemKind::BadSignature,
                 format!(
-                    "the checkpoint at record {} has a bad signature (forged or altered)",
+                    "the {what} at record {} has a bad signature (forged or altered)",
                     c.seq
                 ),
             )
@@ -235,7 +291,7 @@ pub fn verify(store: &mut dyn Store, public_key: Option<&str>) -> Result<Report,
             fail(
                 ProblemKind::WrongKey,
                 format!(
-                    "the checkpoint at record {} is signed by {}, not by the expected key {}",
+                    "the {what} at record {} is signed by {}, not by the expected key {}",
                     c.seq,
                     c.public_key,
                     key.as_deref().unwrap_or("")
@@ -245,7 +301,7 @@ pub fn verify(store: &mut dyn Store, public_key: Option<&str>) -> Result<Report,
             fail(
                 ProblemKind::Truncated,
                 format!(
-                    "the checkpoint at record {} names a head that is missing: the store ends at {} (records after it were removed: truncation)",
+                    "the {what} at record {} names a head that is missing: the store ends at {} (records after it were removed: truncation)",
                     c.seq,
                     last.map_or_else(|| "no record".to_string(), |l| format!("record {l}"))
                 ),
@@ -254,7 +310,7 @@ pub fn verify(store: &mut dyn Store, public_key: Option<&str>) -> Result<Report,
             fail(
                 ProblemKind::CheckpointMismatch,
                 format!(
-                    "the checkpoint at record {} signs hash {}, but the stored record's hash is {} (the chain was rewritten)",
+                    "the {what} at record {} signs hash {}, but the stored record's hash is {} (the chain was rewritten)",
                     c.seq,
                     c.head_hash,
                     at_checkpoint.get(&c.seq).map_or("missing", String::as_str)
@@ -271,9 +327,55 @@ pub fn verify(store: &mut dyn Store, public_key: Option<&str>) -> Result<Report,
             }
             None => {
                 rep.signatures_ok += 1;
-                rep.last_checkpoint = rep.last_checkpoint.max(Some(c.seq));
+                if i < n_cps {
+                    rep.last_checkpoint = rep.last_checkpoint.max(Some(c.seq));
+                } else {
+                    rep.signed_head = Some(c.seq);
+                }
+                rep.covered = rep.covered.max(Some(c.seq));
             }
         }
+    }
+    if rep.problem.is_some() {
+        return Ok(rep);
+    }
+    if let Some(k) = public_key {
+        // INVARIANT (covered-head): with a key, every record is under one of its
+        // signatures; removing signatures, or appending without the key, shows.
+        let k = k.to_ascii_lowercase();
+        let problem = match (last, rep.covered) {
+            (None, _) => Some((
+                0,
+                "the store holds no record and no signed head: nothing shows what it held (emptied, or never written with this key)".to_string(),
+            )),
+            (Some(l), None) => Some((
+                0,
+                format!("no record of 0..{l} is covered by a signature of key {k}: the checkpoints and the signed head are missing (removed, or the store was written without this key)"),
+            )),
+            (Some(l), Some(c)) if c < l => Some((
+                c + 1,
+                format!("records {}..{l} are not covered by a signature of key {k}: appended after the last signed head (by someone without the key?), or their signatures were removed", c + 1),
+            )),
+            _ => None,
+        };
+        if let Some((seq, message)) = problem {
+            rep.problem = Some(Problem {
+                seq,
+                kind: ProblemKind::Unsigned,
+                message,
+            });
+            return Ok(rep);
+        }
+    }
+    if rep.count < o.min_records {
+        rep.problem = Some(Problem {
+            seq: rep.count,
+            kind: ProblemKind::TooFew,
+            message: format!(
+                "the store holds {} records, fewer than the {} expected at least (truncated back to an earlier signed head?)",
+                rep.count, o.min_records
+            ),
+        });
     }
     Ok(rep)
 }

@@ -121,7 +121,9 @@ fn every_kind_of_tampering_is_caught_and_named() {
         r.checkpoints, 4,
         "records 49, 99, 149 and the shutdown checkpoint at 151"
     );
-    assert_eq!(r.signatures_ok, 4);
+    // The four checkpoints and the signed head (signed at every commit).
+    assert_eq!(r.signatures_ok, 5);
+    assert_eq!(r.signed_head, Some(151));
 
     // 1. Edit a field.
     let p = copy(&base, &dir, "edit");
@@ -330,5 +332,144 @@ fn a_restarted_writer_continues_the_chain() {
     let rep = check(&base, None);
     assert!(rep.ok(), "{:?}", rep.problem);
     assert_eq!(rep.count, head + 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Verify read-only, as `aioss audit verify` does.
+fn check_ro(
+    path: &Path,
+    public_key: Option<&str>,
+    min_records: u64,
+) -> Result<aioss_audit::verify::Report, aioss_audit::Error> {
+    let mut s = SqliteStore::open_read_only(path)?;
+    aioss_audit::verify::verify_with(
+        &mut s,
+        &aioss_audit::verify::Options {
+            public_key,
+            min_records,
+        },
+    )
+}
+
+/// Every file of a directory with its bytes.
+fn snapshot_dir(d: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().to_string(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Caught: `verify --public-key` passed stores whose protection had been removed
+/// (checkpoints deleted or their table dropped, the chain rewritten; a zero-byte or
+/// emptied store; a tail truncated with its checkpoints), and it wrote a fresh schema into
+/// the file it was checking. With a key, the last record must be under one of its
+/// signatures; `min_records` catches a truncation back to an earlier signed head; and the
+/// store is opened read-only.
+#[test]
+fn verify_with_a_key_fails_a_store_whose_protection_was_removed() {
+    let dir = tmpdir("unprotected");
+    let key = Key::generate().unwrap();
+    let base = build(&dir, &key);
+    let pk = key.public_hex();
+    let ok = check_ro(&base, Some(&pk), 152).unwrap();
+    assert!(ok.ok(), "{:?}", ok.problem);
+    assert_eq!(ok.covered, Some(151));
+    let kind = |p: &Path, min: u64| {
+        let r = check_ro(p, Some(&pk), min).unwrap();
+        let pr = r
+            .problem
+            .unwrap_or_else(|| panic!("{} passed", p.display()));
+        (pr.seq, pr.kind)
+    };
+
+    // Checkpoints and signed head deleted, the chain intact.
+    let p = copy(&base, &dir, "no-signatures");
+    let c = Connection::open(&p).unwrap();
+    c.execute_batch("DELETE FROM checkpoints; DELETE FROM signed_head;")
+        .unwrap();
+    drop(c);
+    assert_eq!(kind(&p, 0), (0, ProblemKind::Unsigned));
+    // Without a key there is nothing to hold the store to (and verify says so).
+    assert!(check_ro(&p, None, 0).unwrap().ok());
+
+    // Both tables dropped: not an audit store.
+    let p = copy(&base, &dir, "dropped");
+    let c = Connection::open(&p).unwrap();
+    c.execute_batch("DROP TABLE checkpoints; DROP TABLE signed_head;")
+        .unwrap();
+    drop(c);
+    let e = check_ro(&p, Some(&pk), 0).unwrap_err().to_string();
+    assert!(e.contains("no `checkpoints` table"), "{e}");
+
+    // A record edited, the chain rewritten, every signature removed.
+    let p = copy(&base, &dir, "rewritten");
+    let mut s = SqliteStore::open_existing(&p).unwrap();
+    let mut recs = Vec::new();
+    s.scan(&mut |r| {
+        recs.push(r);
+        Ok(true)
+    })
+    .unwrap();
+    recs[30].decision = recs[30].decision.replace("BLOCK_NO_REPAIR", "ALLOW");
+    let mut prev = aioss_audit::GENESIS.to_string();
+    for r in &mut recs {
+        r.prev_hash = prev.clone();
+        r.seal();
+        prev = r.hash.clone();
+    }
+    s.connection()
+        .execute_batch("DELETE FROM records; DELETE FROM checkpoints; DELETE FROM signed_head;")
+        .unwrap();
+    s.append(&recs, &[]).unwrap();
+    drop(s);
+    assert_eq!(kind(&p, 0), (0, ProblemKind::Unsigned));
+
+    // Emptied, and zero bytes.
+    let p = copy(&base, &dir, "emptied");
+    let c = Connection::open(&p).unwrap();
+    c.execute_batch("DELETE FROM records; DELETE FROM checkpoints; DELETE FROM signed_head;")
+        .unwrap();
+    drop(c);
+    assert_eq!(kind(&p, 0), (0, ProblemKind::Unsigned));
+    let z = dir.join("zero.db");
+    std::fs::write(&z, b"").unwrap();
+    let e = check_ro(&z, Some(&pk), 0).unwrap_err().to_string();
+    assert!(e.contains("not an aioss audit store"), "{e}");
+
+    // The tail truncated with its checkpoints and the signed head: records 100..120 are
+    // left unsigned.
+    let p = copy(&base, &dir, "tail");
+    let c = Connection::open(&p).unwrap();
+    c.execute_batch(
+        "DELETE FROM records WHERE seq > 120; DELETE FROM checkpoints WHERE seq > 120; DELETE FROM signed_head;",
+    )
+    .unwrap();
+    drop(c);
+    assert_eq!(kind(&p, 0), (100, ProblemKind::Unsigned));
+    // Truncated exactly at a checkpoint: only an expected count shows it.
+    let p = copy(&base, &dir, "rollback");
+    let c = Connection::open(&p).unwrap();
+    c.execute_batch(
+        "DELETE FROM records WHERE seq > 99; DELETE FROM checkpoints WHERE seq > 99; DELETE FROM signed_head;",
+    )
+    .unwrap();
+    drop(c);
+    assert!(check_ro(&p, Some(&pk), 100).unwrap().ok());
+    assert_eq!(kind(&p, 152), (100, ProblemKind::TooFew));
+
+    // Verifying changes nothing and creates no file (the zero-byte store included).
+    let before = snapshot_dir(&dir);
+    for name in ["base.db", "no-signatures.db", "tail.db", "zero.db"] {
+        let _ = check_ro(&dir.join(name), Some(&pk), 0);
+    }
+    assert_eq!(snapshot_dir(&dir), before);
     let _ = std::fs::remove_dir_all(&dir);
 }

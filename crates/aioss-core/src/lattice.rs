@@ -1,7 +1,7 @@
 //! The compiled constraint lattice: every rule, guard, row and budget of a policy on one
 //! tape, with the lists of instructions Tier 1 evaluates.
 //!
-//! This is the compiler's output (with [`crate::tape`] and [`crate::load`], the second
+//! This is the compiler's output (with [`crate::tape`] and [`crate::load()`], the second
 //! thing a reviewer reads after [`crate::tier1`]): the checker trusts that a row's margin
 //! slot computes `rhs − lhs` of the policy's comparison, and that the lists here hold
 //! every instruction their roots depend on. Checking is [`crate::tier1::Checker`]'s.
@@ -72,7 +72,7 @@ pub struct Lattice {
     pub n_actions: u32,
     /// The tape instruction reading each action variable's slot (`None` if no row reads it).
     pub action_inst: Vec<Option<u32>>,
-    /// The tape's focus (what [`Lattice::check`] evaluates) split by the guards that read
+    /// The tape's focus (what a check evaluates) split by the guards that read
     /// no action variable: what every check evaluates, and per such guard slot the
     /// instructions only the rows under that guard need, skipped when the guard is surely
     /// false. (Most guards read only the state; a row under a false one is inactive, and

@@ -38,6 +38,7 @@
 pub mod contract;
 pub mod error;
 pub mod expr;
+pub mod failure;
 pub mod governor;
 pub mod lattice;
 pub mod load;
@@ -50,7 +51,7 @@ pub mod tier1;
 pub use tier1::{interval, linear};
 
 pub use error::{ErrorKind, PolicyError, PolicyErrors, Span};
-pub use governor::{Decision, Governor, InputError, Outcome, Proposal};
+pub use governor::{Decision, Governor, InputCode, InputError, Outcome, Proposal};
 pub use interval::{Interval, Truth};
 pub use lattice::{Lattice, Row};
 pub use load::load;

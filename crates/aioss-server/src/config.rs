@@ -14,13 +14,22 @@
 //! max_tracked_agents = 10000  # agents whose latest state is kept
 //! long_poll_max_secs = 30     # the longest `?wait=` honoured
 //! checkpoint_every = 1000     # records between signed checkpoints (with a key)
-//! max_connections = 1024      # connections open at once; more wait in the backlog
+//! snapshot_every = 10000      # records between snapshots of the governor state
+//! max_connections = 1024      # connections served at once (then reserved ones, then the backlog)
+//! max_connections_per_address = 256  # connections one address may hold open at once
+//! reserved_connections = 16   # past max_connections: answer only /healthz and /metrics
+//! header_read_timeout_secs = 10  # a request's head, from its first byte
+//! body_read_timeout_secs = 10    # a request's body, after its head (then 408)
+//! keep_alive_timeout_secs = 30   # an idle connection (no request in progress) is closed
+//! refusal_record_rate = 5.0   # refusals recorded per second per principal (the rest counted)
+//! refusal_record_burst = 20   # refusals recorded at once above that rate
+//! refusal_body_bytes = 1024   # bytes of a refused request's body kept in its record
 //!
 //! [[agent]]
 //! id = "planner-1"
 //! token_sha256 = "…"          # `aioss serve hash-token TOKEN`
 //! attributes = { role = "picker", trust = 0.9 }
-//! rate_limit = 200.0          # proposals per second (0: unlimited)
+//! rate_limit = 200.0          # requests per second, every route (0: unlimited)
 //! burst = 50                  # proposals allowed at once above the rate
 //!
 //! [[operator]]
@@ -52,8 +61,41 @@ pub struct Settings {
     pub long_poll_max_secs: f64,
     /// Records between signed checkpoints (with a key); 0: only at shutdown. Default 1000.
     pub checkpoint_every: u64,
-    /// Connections open at once; past it, new ones wait in the kernel's backlog. Default 1024.
+    /// Records between `snapshot` records of the governor state (also written at start
+    /// and at shutdown); a restart re-decides only the records after the last one. 0:
+    /// only at start and shutdown. Default 10,000.
+    pub snapshot_every: u64,
+    /// Connections served at once; past it, `reserved_connections` more answer health and
+    /// metrics only, and further ones wait in the kernel's backlog. Default 1024.
     pub max_connections: usize,
+    /// Connections one address (IPv4-mapped IPv6 counted as IPv4) may hold open at once;
+    /// more are closed at accept. Default 256 (load tools on loopback open many).
+    pub max_connections_per_address: usize,
+    /// Connections accepted past `max_connections`, each for one request, that answer
+    /// only `GET /healthz` and `GET /metrics` (anything else: 503 `too_many_connections`),
+    /// so health stays answerable while the cap is reached. Default 16.
+    pub reserved_connections: usize,
+    /// Seconds from the first byte of a request to its complete head (request line and
+    /// headers); past it the connection is closed. Default 10.
+    pub header_read_timeout_secs: f64,
+    /// Seconds to read a request's body once its head is in; past it the answer is 408
+    /// `body_timeout` and the connection is closed. Default 10.
+    pub body_read_timeout_secs: f64,
+    /// Seconds a connection may stay silent while no request is in progress (between
+    /// keep-alive requests, or before the first), and a response's write may stall;
+    /// past it the connection is closed. Default 30.
+    pub keep_alive_timeout_secs: f64,
+    /// Refusals recorded per second for one principal (a token bucket); past it a refusal
+    /// is still answered, but counted (`aioss_refusals_unrecorded_total`) instead of
+    /// recorded, so that a caller with a valid token cannot grow the log at will.
+    /// Unauthenticated refusals are never recorded. Default 5.
+    pub refusal_record_rate: f64,
+    /// Refusals recorded at once above `refusal_record_rate`. Default 20.
+    pub refusal_record_burst: f64,
+    /// Bytes of a refused request's body kept in its record (with the whole body's length
+    /// and SHA-256); a bad proposal longer than this is recorded as `refused`, not as a
+    /// replayable `input_error`. Default 1024.
+    pub refusal_body_bytes: usize,
 }
 
 impl Default for Settings {
@@ -66,7 +108,16 @@ impl Default for Settings {
             max_tracked_agents: 10_000,
             long_poll_max_secs: 30.0,
             checkpoint_every: 1000,
+            snapshot_every: 10_000,
             max_connections: 1024,
+            max_connections_per_address: 256,
+            reserved_connections: 16,
+            header_read_timeout_secs: 10.0,
+            body_read_timeout_secs: 10.0,
+            keep_alive_timeout_secs: 30.0,
+            refusal_record_rate: 5.0,
+            refusal_record_burst: 20.0,
+            refusal_body_bytes: 1024,
         }
     }
 }
@@ -99,7 +150,7 @@ pub struct Principal {
     pub role: Role,
     /// Attributes (`role`, `trust`, …) as JSON values, in the order given.
     pub attributes: serde_json::Map<String, serde_json::Value>,
-    /// Proposals per second (0: unlimited).
+    /// Requests per second, every route (0: unlimited).
     pub rate_limit: f64,
     /// Burst above the rate.
     pub burst: f64,
@@ -146,6 +197,19 @@ fn number(v: &toml::Value, field: &str) -> Result<f64, Error> {
         Ok(x)
     } else {
         Err(bad(field, "must be a finite non-negative number"))
+    }
+}
+
+/// A timeout: a number of seconds above 0 and at most a day.
+fn timeout(v: &toml::Value, field: &str) -> Result<f64, Error> {
+    let x = number(v, field)?;
+    if x > 0.0 && x <= 86_400.0 {
+        Ok(x)
+    } else {
+        Err(bad(
+            field,
+            "must be a number of seconds above 0 and at most 86400",
+        ))
     }
 }
 
@@ -244,7 +308,22 @@ impl Config {
                 }
                 "long_poll_max_secs" => s.long_poll_max_secs = number(v, &f)?,
                 "checkpoint_every" => s.checkpoint_every = positive_int(v, &f)?,
+                "snapshot_every" => s.snapshot_every = positive_int(v, &f)?,
                 "max_connections" => s.max_connections = to_usize(positive_int(v, &f)?, &f)?,
+                "max_connections_per_address" => {
+                    s.max_connections_per_address = to_usize(positive_int(v, &f)?, &f)?;
+                }
+                "reserved_connections" => {
+                    s.reserved_connections = to_usize(positive_int(v, &f)?, &f)?;
+                }
+                "header_read_timeout_secs" => s.header_read_timeout_secs = timeout(v, &f)?,
+                "body_read_timeout_secs" => s.body_read_timeout_secs = timeout(v, &f)?,
+                "keep_alive_timeout_secs" => s.keep_alive_timeout_secs = timeout(v, &f)?,
+                "refusal_record_rate" => s.refusal_record_rate = number(v, &f)?,
+                "refusal_record_burst" => s.refusal_record_burst = number(v, &f)?.max(1.0),
+                "refusal_body_bytes" => {
+                    s.refusal_body_bytes = to_usize(positive_int(v, &f)?, &f)?;
+                }
                 _ => return Err(Error::Config(format!("unknown setting `{f}`"))),
             }
         }

@@ -21,7 +21,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use aioss_audit::{Kind, Record, Writer};
-use aioss_core::governor::{action_to_json, AttrValue, InputError, RowReport, StateValue};
+use aioss_core::governor::{
+    action_to_json, AttrValue, Clock, InputError, PrevSource, RowReport, StateValue,
+};
 use aioss_core::{Governor, Interval, Policy, Proposal};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -73,6 +75,8 @@ pub enum Job {
         parsed: Option<(String, Result<Proposal, InputError>)>,
         /// When it was queued.
         enqueued: Instant,
+        /// Who sent it (recorded with a bad proposal too long to keep whole).
+        who: Who,
         /// Where the answer goes.
         reply: oneshot::Sender<Reply>,
     },
@@ -193,6 +197,12 @@ pub struct Shared {
     pub changed: tokio::sync::watch::Sender<u64>,
     /// Set once a commit failed: nothing more is acknowledged.
     pub store_failed: std::sync::atomic::AtomicBool,
+    /// Refusals recorded per principal (`refusal_record_rate`).
+    pub refusals: crate::limit::Limiter,
+    /// True while the governor thread runs (cleared when it ends, by returning or panicking).
+    pub governor_alive: std::sync::atomic::AtomicBool,
+    /// True while the audit committer thread runs (cleared when it ends).
+    pub committer_alive: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -205,7 +215,18 @@ impl Shared {
             policy: RwLock::new(policy),
             changed: tokio::sync::watch::channel(0).0,
             store_failed: std::sync::atomic::AtomicBool::new(false),
+            refusals: crate::limit::Limiter::default(),
+            governor_alive: std::sync::atomic::AtomicBool::new(false),
+            committer_alive: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether decisions can be made and recorded: no commit failed and both threads run.
+    /// `/healthz` says `ok` only then.
+    pub fn healthy(&self) -> bool {
+        !self.store_failed.load(Relaxed)
+            && self.governor_alive.load(Relaxed)
+            && self.committer_alive.load(Relaxed)
     }
 
     /// The policy in force.
@@ -345,15 +366,7 @@ impl<V> Bounded<V> {
     fn get_mut(&mut self, k: &str) -> Option<&mut V> {
         self.map.get_mut(k).map(|(_, v)| v)
     }
-
-    fn clear(&mut self) {
-        self.map.clear();
-        self.order.clear();
-    }
 }
-
-/// An agent's latest reported state and `prev`.
-type Reported = (Vec<Option<StateValue>>, Vec<Option<f64>>);
 
 /// The governor thread's state.
 struct Engine {
@@ -362,9 +375,15 @@ struct Engine {
     holds: HashMap<String, Hold>,
     /// The earliest expiry of a pending hold (infinity when none).
     next_expiry: f64,
-    /// Each agent's latest reported state and `prev` (from proposals and outcomes).
-    latest: Bounded<Reported>,
+    /// Each agent's latest report (the line of its latest decided proposal, or of an
+    /// observed outcome), kept as text: a reload keeps it, and it is read under the policy
+    /// in force when an approval re-checks a hold.
+    latest: Bounded<String>,
+    /// Records made since the last `snapshot` record.
+    since_snapshot: u64,
     recent: Bounded<Recent>,
+    /// Holds that ended, by id: true if by expiry (bounded like the pending holds).
+    ended: Bounded<bool>,
     shared: Arc<Shared>,
 }
 
@@ -405,7 +424,10 @@ fn rows_json(rows: &[RowReport]) -> Value {
     )
 }
 
-/// A pending hold as `GET /v1/confirmations` lists it.
+/// A pending hold as `GET /v1/confirmations` lists it. `action` is `action_json`, the
+/// exact text `action_digest` hashes, written as it is (in the policy's order of the
+/// action variables), and `action_json` also carries it as a string, so a client whose
+/// JSON reader reorders keys can still re-hash it.
 #[expect(
     clippy::too_many_arguments,
     reason = "every field of the listed hold, from a decision or from the store"
@@ -413,18 +435,18 @@ fn rows_json(rows: &[RowReport]) -> Value {
 fn hold_view(
     id: &str,
     agent: &str,
-    action: Value,
+    action_json: &str,
     digest: &str,
     candidate: Value,
     reasons: Value,
     policy_hash: &str,
     expires: f64,
 ) -> String {
-    json!({
+    let rest = json!({
         "id": id,
         "decision_id": id,
         "agent": agent,
-        "action": action,
+        "action_json": action_json,
         "action_digest": digest,
         "candidate": candidate,
         "reasons": reasons,
@@ -432,7 +454,28 @@ fn hold_view(
         "expires": aioss_audit::record::rfc3339(expires),
         "expires_unix": expires,
     })
-    .to_string()
+    .to_string();
+    let rest = rest.strip_prefix('{').unwrap_or(&rest);
+    // INVARIANT (listed-action-rehashes): the bytes after `"action":` are the bytes hashed.
+    format!("{{\"action\":{action_json},{rest}")
+}
+
+/// What a start finds in the store besides the governor state (which
+/// `aioss_audit::replay::rebuild` restores): see `crate::serve::recover`.
+#[derive(Clone, Debug, Default)]
+pub struct Recovered {
+    /// The holds still unanswered, oldest first.
+    pub holds: Vec<Restored>,
+    /// Each agent's latest report (a decided proposal's line, or an observed outcome as a
+    /// proposal line), oldest first.
+    pub latest: Vec<(String, String)>,
+    /// Holds that ended, oldest first: true if by expiry.
+    pub ended: Vec<(String, bool)>,
+    /// Records in the store after its last `snapshot` record.
+    pub since_snapshot: u64,
+    /// The `snapshot` record to write first (why the server starts, what it restored), if
+    /// the store holds records.
+    pub start: Option<Value>,
 }
 
 /// A hold found unanswered in the store at start-up: its decision record's proposal line
@@ -445,6 +488,28 @@ pub struct Restored {
     pub proposal: String,
     /// The decision JSON.
     pub decision: String,
+}
+
+/// A request as a refusal records it: who asked, what (an object without the body), and
+/// the body, of which only a bounded prefix (with its length and SHA-256) is kept.
+#[derive(Debug)]
+struct Req<'a> {
+    who: &'a Who,
+    head: Value,
+    body: &'a str,
+}
+
+impl Req<'_> {
+    /// The request JSON of a refusal's record, its body cut to `limit` bytes.
+    fn text(&self, limit: usize) -> String {
+        let mut m = match &self.head {
+            Value::Object(m) => m.clone(),
+            _ => serde_json::Map::new(),
+        };
+        m.insert("by".into(), self.who.json());
+        m.extend(crate::limit::bounded_body(self.body, limit));
+        Value::Object(m).to_string()
+    }
 }
 
 fn interval_json(x: Interval) -> Value {
@@ -480,22 +545,91 @@ impl Engine {
         &self,
         items: &mut Vec<Item>,
         reply: Option<oneshot::Sender<Reply>>,
-        request: &str,
+        req: &Req<'_>,
         id: &str,
         status: u16,
         code: &str,
         message: &str,
         field: Option<&str>,
     ) {
+        self.refuse_with(
+            items,
+            reply,
+            req,
+            id,
+            status,
+            code,
+            error_json(code, message, field),
+        );
+    }
+
+    /// Answer a refusal with `body`; record it while `req`'s principal is within its
+    /// refusal-recording rate (`refusal_record_rate`), else only count it.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "a refusal names the request, its target, its status, code and body"
+    )]
+    fn refuse_with(
+        &self,
+        items: &mut Vec<Item>,
+        reply: Option<oneshot::Sender<Reply>>,
+        req: &Req<'_>,
+        id: &str,
+        status: u16,
+        code: &str,
+        body: String,
+    ) {
         self.shared.metrics.count("refused", code);
-        let body = error_json(code, message, field);
+        let st = &self.settings;
+        if self
+            .shared
+            .refusals
+            .take(&req.who.id, st.refusal_record_rate, st.refusal_record_burst)
+            .is_err()
+        {
+            // INVARIANT (bounded-refusals): past its rate a principal's refusals are
+            // answered and counted, never recorded.
+            self.shared.metrics.count("unrecorded", code);
+            if let Some(tx) = reply {
+                let _ = tx.send(Reply { status, body });
+            }
+            return;
+        }
+        let request = req.text(st.refusal_body_bytes);
         items.push(Item {
-            record: self.record(Kind::Refused, id, request, &body),
+            record: self.record(Kind::Refused, id, &request, &body),
             reply,
             status,
             body,
             effect: Effect::None,
         });
+    }
+
+    /// A `snapshot` record of the governor state (`Governor::snapshot`), `why` in its
+    /// `proposal`; the warm starts start afresh after it, as replay's do at the same
+    /// record (so that a restart from it, or a replay through it, decides every later
+    /// record as this server does).
+    fn snapshot(&mut self, why: Value, items: &mut Vec<Item>) {
+        let state = self.g.snapshot();
+        let record = self.record(Kind::Snapshot, "", &why.to_string(), &state);
+        self.g.reset_warm_starts();
+        self.since_snapshot = 0;
+        items.push(Item {
+            record,
+            reply: None,
+            status: 200,
+            body: String::new(),
+            effect: Effect::None,
+        });
+    }
+
+    /// A periodic snapshot once `snapshot_every` records were made since the last one.
+    fn maybe_snapshot(&mut self, items: &mut Vec<Item>) {
+        self.since_snapshot += items.len() as u64;
+        let every = self.settings.snapshot_every;
+        if every > 0 && self.since_snapshot >= every {
+            self.snapshot(json!({"reason": "periodic"}), items);
+        }
     }
 
     /// Handle one job; true when it asks to stop.
@@ -506,12 +640,13 @@ impl Engine {
                 raw,
                 parsed,
                 enqueued,
+                who,
                 reply,
             } => {
                 self.shared
                     .metrics
                     .stage(0, enqueued.elapsed().as_secs_f64());
-                self.decide(raw, parsed, reply, items);
+                self.decide(raw, parsed, &who, reply, items);
             }
             Job::Refuse {
                 request,
@@ -556,30 +691,66 @@ impl Engine {
         &mut self,
         raw: String,
         parsed: Option<(String, Result<Proposal, InputError>)>,
+        who: &Who,
         reply: oneshot::Sender<Reply>,
         items: &mut Vec<Item>,
     ) {
         let now = wall_now();
-        // The same steps as `Governor::decide_line_at`, so `aioss audit replay` re-decides
-        // the record identically; the parsed proposal is kept for holds and outcomes.
+        // The same steps as `Governor::decide_line_with`, so `aioss audit replay` re-decides
+        // the record identically (at its recorded time); the parsed proposal is kept for
+        // holds and outcomes.
         // INVARIANT (parsed-under-policy): a line parsed elsewhere is used only under the
         // policy (same hash) it was parsed against.
-        let parsed = match parsed {
-            Some((hash, r)) if hash == self.g.policy().hash => r,
-            _ => Proposal::parse(self.g.policy(), &raw),
+        let (parsed, counted) = match parsed {
+            Some((hash, r)) if hash == self.g.policy().hash => {
+                let counted = r.is_err();
+                (r, counted)
+            }
+            _ => (Proposal::parse(self.g.policy(), &raw), false),
         };
-        let mut p = match parsed {
-            Ok(p) => p,
+        // INVARIANT (governor-time-and-prev): the time that drives budgets, windows and
+        // expiries is this server's clock (a `timestamp` counts only within the policy's
+        // `max_clock_skew_secs` of it), and `prev.` is what this governor executed: a body
+        // claiming another `prev` is refused (`prev_mismatch`), changing no state.
+        let decided =
+            parsed.and_then(|p| self.g.decide_with(&p, Clock::Trusted(now)).map(|d| (p, d)));
+        let (p, d) = match decided {
+            Ok(x) => x,
             Err(e) => {
-                self.shared.metrics.count("input_error", e.code);
+                self.shared.metrics.count("input_error", e.code.as_str());
+                let st = &self.settings;
+                if !counted
+                    && self
+                        .shared
+                        .refusals
+                        .take(&who.id, st.refusal_record_rate, st.refusal_record_burst)
+                        .is_err()
+                {
+                    // Past the principal's refusal-recording rate: answered and counted,
+                    // not recorded (a refusal changes no governor state).
+                    self.shared.metrics.count("unrecorded", e.code.as_str());
+                    let _ = reply.send(Reply {
+                        status: 400,
+                        body: e.to_json(),
+                    });
+                    return;
+                }
                 let body = e.to_json();
-                let record = aioss_audit::error_record(
-                    self.g.policy(),
-                    &raw,
-                    &e,
-                    now,
-                    self.g.state_digest(),
-                );
+                let limit = self.settings.refusal_body_bytes;
+                let record = if raw.len() <= limit {
+                    aioss_audit::error_record(self.g.policy(), &raw, &e, now, self.g.state_digest())
+                } else {
+                    // INVARIANT (bounded-refusals): a bad proposal is kept whole only up
+                    // to `refusal_body_bytes`; a longer one is a `refused` record with a
+                    // prefix, its length and its SHA-256 (bad input changes no state, so
+                    // replay loses nothing by not re-reading it).
+                    let req = Req {
+                        who,
+                        head: json!({"method": "POST", "path": "/v1/decisions"}),
+                        body: &raw,
+                    };
+                    self.record(Kind::Refused, "", &req.text(limit), &body)
+                };
                 items.push(Item {
                     record,
                     reply: Some(reply),
@@ -590,10 +761,6 @@ impl Engine {
                 return;
             }
         };
-        if p.timestamp.is_none() {
-            p.timestamp = Some(now);
-        }
-        let d = self.g.decide(&p);
         let m = &self.shared.metrics;
         #[expect(clippy::cast_precision_loss, reason = "microseconds as seconds")]
         m.stage(1, d.latency_us as f64 / 1e6);
@@ -602,20 +769,20 @@ impl Engine {
             m.repairs.fetch_add(1, Relaxed);
         }
         m.relaxations.fetch_add(d.relaxed.len() as u64, Relaxed);
-        for f in &d.failure_modes {
-            m.count("failure_mode", f);
+        for f in d.failure_modes.iter() {
+            m.count("failure_mode", f.name());
         }
         // G5 is measured, so it is not among the decision's failure modes (see
         // `aioss_core::governor`); the metrics count it with them, as the report does.
         if !d.deadline_met(self.g.policy()) {
-            m.count("failure_mode", "deadline_overrun");
+            m.count("failure_mode", "deadline_missed");
         }
         let json = d.to_json(self.g.policy());
         tracing::debug!(decision_id = %d.decision_id, agent = %d.agent, outcome = d.final_outcome.as_str(), latency_us = d.latency_us, "decided");
         let record =
             aioss_audit::decision_record(self.g.policy(), &raw, &d, &json, self.g.state_digest());
         let policy_hash = self.g.policy().hash.clone();
-        self.latest.put(&p.agent, (p.state.clone(), p.prev.clone()));
+        self.latest.put(&p.agent, raw.clone());
         let mut hold_json = None;
         let mut extra = Vec::new();
         if d.final_outcome == aioss_core::Outcome::HoldForConfirmation {
@@ -632,7 +799,7 @@ impl Engine {
                 hold_json = Some(hold_view(
                     &d.decision_id,
                     &d.agent,
-                    parse_json(&action_to_json(self.g.policy(), &p.action)),
+                    &action_to_json(self.g.policy(), &p.action),
                     &digest,
                     d.candidate.as_ref().map_or(Value::Null, |c| {
                         parse_json(&action_to_json(self.g.policy(), c))
@@ -683,19 +850,29 @@ impl Engine {
         items.extend(extra);
     }
 
-    /// Make a hold pending again after a restart (it expires at its original time, and
-    /// one already past it is denied and recorded at once); its listed JSON.
-    fn restore(&mut self, r: &Restored) -> Option<String> {
-        let d: Value = serde_json::from_str(&r.decision).ok()?;
-        let time = d.get("time")?.as_f64()?;
-        let p = Proposal::parse(self.g.policy(), &r.proposal).ok()?;
-        let expires = time + self.settings.hold_expiry_secs;
+    /// Make a hold pending again after a restart; its listed JSON, or why it cannot be.
+    ///
+    /// It expires `hold_expiry_secs` after its decision time, or after now if that time
+    /// is later than now (a decision time comes from the proposal's `timestamp`, which
+    /// may lie far ahead); one already past it is denied and recorded at the next expiry
+    /// scan. Never panics: whatever the store holds, the answer is a hold or a reason.
+    fn restore(&mut self, r: &Restored) -> Result<String, String> {
+        let d: Value = serde_json::from_str(&r.decision)
+            .map_err(|e| format!("its decision is not JSON ({e})"))?;
+        let time = d
+            .get("time")
+            .and_then(Value::as_f64)
+            .filter(|t| t.is_finite())
+            .ok_or("its decision has no finite `time`")?;
+        let p = Proposal::parse(self.g.policy(), &r.proposal)
+            .map_err(|e| format!("its proposal does not parse under the policy in force ({e})"))?;
+        let expires = time.min(wall_now()) + self.settings.hold_expiry_secs;
         let digest = action_digest(self.g.policy(), &p.action);
         let policy_hash = self.g.policy().hash.clone();
         let view = hold_view(
             &r.id,
             &p.agent,
-            parse_json(&action_to_json(self.g.policy(), &p.action)),
+            &action_to_json(self.g.policy(), &p.action),
             &digest,
             d.get("candidate").cloned().unwrap_or(Value::Null),
             d.get("reasons").cloned().unwrap_or(Value::Null),
@@ -716,7 +893,19 @@ impl Engine {
                 prev: p.prev,
             },
         );
-        Some(view)
+        Ok(view)
+    }
+
+    /// Deny, and record, a hold found unanswered in the store that cannot be made pending
+    /// again.
+    fn deny_unrestorable(&mut self, id: &str, why: &str, items: &mut Vec<Item>) {
+        tracing::warn!(decision_id = %id, reason = %why, "a held decision cannot be restored: denied");
+        let answer = json!({
+            "decision_id": id, "status": "refused", "by": {"id": "aioss", "role": "server"},
+            "reason": format!("the hold could not be restored after a restart: {why}; it is denied"),
+        })
+        .to_string();
+        self.answered(items, id, "{}", "refused", answer, None);
     }
 
     fn expire(&mut self, items: &mut Vec<Item>) {
@@ -754,9 +943,10 @@ impl Engine {
         self.answered(items, id, "{}", "expired", answer, None);
     }
 
-    /// Record the answer to a hold (its end), counted by status.
+    /// Record the answer to a hold (its end), counted by status, and remember how it
+    /// ended (an answer to an expired hold is then 409 `hold_expired`).
     fn answered(
-        &self,
+        &mut self,
         items: &mut Vec<Item>,
         id: &str,
         request: &str,
@@ -765,6 +955,7 @@ impl Engine {
         reply: Option<oneshot::Sender<Reply>>,
     ) {
         self.shared.metrics.count("confirmation", status);
+        self.ended.put(id, status == "expired");
         items.push(Item {
             record: self.record(Kind::Confirmation, id, request, &answer),
             reply,
@@ -788,6 +979,11 @@ impl Engine {
         items: &mut Vec<Item>,
     ) {
         let request = json!({"answer": if approve {"approve"} else {"reject"}, "by": who.json(), "body": body}).to_string();
+        let req = Req {
+            who,
+            head: json!({"answer": if approve {"approve"} else {"reject"}}),
+            body,
+        };
         let b: Value = if body.trim().is_empty() {
             json!({})
         } else {
@@ -797,7 +993,7 @@ impl Engine {
                     return self.refuse(
                         items,
                         Some(reply),
-                        &request,
+                        &req,
                         id,
                         400,
                         "malformed_json",
@@ -814,7 +1010,7 @@ impl Engine {
             return self.refuse(
                 items,
                 Some(reply),
-                &request,
+                &req,
                 id,
                 409,
                 "hold_expired",
@@ -823,10 +1019,22 @@ impl Engine {
             );
         }
         let Some(h) = self.holds.get(id).cloned() else {
+            if self.ended.get(id) == Some(&true) {
+                return self.refuse(
+                    items,
+                    Some(reply),
+                    &req,
+                    id,
+                    409,
+                    "hold_expired",
+                    &format!("the hold `{id}` expired before this answer: it is a denial"),
+                    None,
+                );
+            }
             return self.refuse(
                 items,
                 Some(reply),
-                &request,
+                &req,
                 id,
                 404,
                 "no_pending_hold",
@@ -843,7 +1051,7 @@ impl Engine {
                     return self.refuse(
                         items,
                         Some(reply),
-                        &request,
+                        &req,
                         id,
                         409,
                         "stale_policy",
@@ -866,7 +1074,7 @@ impl Engine {
                 return self.refuse(
                     items,
                     Some(reply),
-                    &request,
+                    &req,
                     id,
                     409,
                     "stale_policy",
@@ -882,7 +1090,7 @@ impl Engine {
                     return self.refuse(
                         items,
                         Some(reply),
-                        &request,
+                        &req,
                         id,
                         409,
                         "action_changed",
@@ -892,13 +1100,29 @@ impl Engine {
                 }
             }
             // Re-check the held action, by Tier 1, against the latest state its agent
-            // reported (a proposal or an observed outcome since the hold).
-            let (state, prev) = self
-                .latest
-                .get(&h.agent)
-                .cloned()
-                .unwrap_or_else(|| (h.state.clone(), h.prev.clone()));
-            let prop = h.proposal(state, prev);
+            // reported (a proposal or an observed outcome since the hold; kept across
+            // reloads and restarts).
+            let reported = match self.latest.get(&h.agent) {
+                None => Ok(h.state.clone()),
+                Some(line) => Proposal::parse(self.g.policy(), line)
+                    .map(|p| p.state)
+                    .map_err(|e| e.to_string()),
+            };
+            let state = match reported {
+                Ok(x) => x,
+                Err(e) => {
+                    let body = json!({"error": {
+                        "code": "unsafe_now",
+                        "message": format!("the latest state `{}` reported cannot be read under the policy in force ({e}): the held action cannot be re-checked; have the agent report its state again", h.agent),
+                        "constraints": [],
+                    }})
+                    .to_string();
+                    return self.refuse_with(items, Some(reply), &req, id, 409, "unsafe_now", body);
+                }
+            };
+            // `prev.` is what the governor executed last for the agent, as it is for its
+            // proposals.
+            let prop = h.proposal(state, vec![None; h.action.len()]);
             let unsafe_rows = self.g.critical_unsat(&prop);
             if !unsafe_rows.is_empty() {
                 let names: Vec<String> = unsafe_rows
@@ -911,23 +1135,15 @@ impl Engine {
                     "constraints": rows_json(&unsafe_rows),
                 }})
                 .to_string();
-                self.shared.metrics.count("refused", "unsafe_now");
-                items.push(Item {
-                    record: self.record(Kind::Refused, id, &request, &body),
-                    reply: Some(reply),
-                    status: 409,
-                    body,
-                    effect: Effect::None,
-                });
-                return;
+                return self.refuse_with(items, Some(reply), &req, id, 409, "unsafe_now", body);
             }
             status = "approved";
             // The approved action is executed now: it counts against the budgets and is
             // the agent's last action, charged with the proposal as it was held (what
             // `aioss audit replay` re-applies from the log).
             let held = h.proposal(h.state.clone(), h.prev.clone());
-            for mode in self.g.record_execution(&held) {
-                self.shared.metrics.count("failure_mode", mode);
+            for mode in self.g.record_execution(&held).iter() {
+                self.shared.metrics.count("failure_mode", mode.name());
             }
             extra.insert(
                 "action".into(),
@@ -965,11 +1181,16 @@ impl Engine {
         items: &mut Vec<Item>,
     ) {
         let request = json!({"by": who.json(), "body": body}).to_string();
+        let req = Req {
+            who,
+            head: json!({"outcome": id}),
+            body,
+        };
         let Some(r) = self.recent.get(id).cloned() else {
             return self.refuse(
                 items,
                 Some(reply),
-                &request,
+                &req,
                 id,
                 404,
                 "unknown_decision",
@@ -984,7 +1205,7 @@ impl Engine {
             return self.refuse(
                 items,
                 Some(reply),
-                &request,
+                &req,
                 id,
                 403,
                 "not_your_decision",
@@ -996,7 +1217,7 @@ impl Engine {
             return self.refuse(
                 items,
                 Some(reply),
-                &request,
+                &req,
                 id,
                 409,
                 "outcome_already_reported",
@@ -1008,7 +1229,7 @@ impl Engine {
             return self.refuse(
                 items,
                 Some(reply),
-                &request,
+                &req,
                 id,
                 409,
                 "stale_policy",
@@ -1027,7 +1248,7 @@ impl Engine {
                     return self.refuse(
                         items,
                         Some(reply),
-                        &request,
+                        &req,
                         id,
                         400,
                         "wrong_type",
@@ -1039,7 +1260,7 @@ impl Engine {
                     return self.refuse(
                         items,
                         Some(reply),
-                        &request,
+                        &req,
                         id,
                         400,
                         "missing_field",
@@ -1052,7 +1273,7 @@ impl Engine {
                 return self.refuse(
                     items,
                     Some(reply),
-                    &request,
+                    &req,
                     id,
                     400,
                     "malformed_json",
@@ -1075,10 +1296,10 @@ impl Engine {
                 return self.refuse(
                     items,
                     Some(reply),
-                    &request,
+                    &req,
                     id,
                     400,
-                    e.code,
+                    e.code.as_str(),
                     &e.message,
                     field.as_deref(),
                 );
@@ -1165,12 +1386,7 @@ impl Engine {
         if let Some(rr) = self.recent.get_mut(id) {
             rr.outcome_reported = true;
         }
-        let prev = self
-            .latest
-            .get(&r.agent)
-            .map(|(_, p)| p.clone())
-            .unwrap_or_default();
-        self.latest.put(&r.agent, (observed.state, prev));
+        self.latest.put(&r.agent, line);
         items.push(Item {
             record: self.record(Kind::Outcome, id, &request, &answer),
             reply: Some(reply),
@@ -1193,9 +1409,11 @@ impl Engine {
         let mut g = Governor::new(policy);
         // Budgets, `prev` and the clock go on where they still mean the same.
         g.carry_state_from(&self.g);
+        g.set_prev_source(PrevSource::Governor);
         self.g = g;
-        // States are encoded per policy: those kept for the old one are dropped.
-        self.latest.clear();
+        // The agents' latest reports are kept as text and read under the policy in force
+        // when needed (caught: they were dropped here, and a hold refused as `unsafe_now`
+        // was approved after a reload of the unchanged file).
         let now = &self.g.policy();
         let answer = json!({
             "policy": {"name": now.name, "version": now.version, "hash": now.hash},
@@ -1213,6 +1431,17 @@ impl Engine {
             body: answer,
             effect: Effect::Policy(p),
         });
+    }
+}
+
+/// Clears a thread's liveness flag when the thread ends, whether it returns or panics
+/// (the guard is dropped while unwinding), so `/healthz` never says `ok` for a server whose
+/// governor or committer is gone.
+struct Alive<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for Alive<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Relaxed);
     }
 }
 
@@ -1244,37 +1473,59 @@ pub fn start(
     w: Writer,
     settings: Settings,
     shared: Arc<Shared>,
-    restored: &[Restored],
+    recovered: Recovered,
 ) -> (SyncSender<Job>, Threads) {
     let (jobs_tx, jobs_rx) = std::sync::mpsc::sync_channel::<Job>(settings.queue_bound);
     let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel::<Batch>(BATCH);
+    let mut g = g;
+    // `prev.` is the governor's record, never the agent's to set (DESIGN.md).
+    g.set_prev_source(PrevSource::Governor);
     let mut engine = Engine {
         g,
         latest: Bounded::new(settings.max_tracked_agents),
         recent: Bounded::new(settings.decision_cache),
+        ended: Bounded::new(settings.max_pending_holds),
+        since_snapshot: recovered.since_snapshot,
         settings,
         holds: HashMap::new(),
         next_expiry: f64::INFINITY,
         shared: Arc::clone(&shared),
     };
+    for (agent, line) in recovered.latest {
+        engine.latest.put(&agent, line);
+    }
+    for (id, expired) in recovered.ended {
+        engine.ended.put(&id, expired);
+    }
+    let mut denied = Vec::new();
+    if let Some(why) = recovered.start {
+        engine.snapshot(why, &mut denied);
+    }
     // INVARIANT (bounded-holds): at most `max_pending_holds` come back, the latest ones.
+    let restored = recovered.holds;
     let skip = restored
         .len()
         .saturating_sub(engine.settings.max_pending_holds);
     for r in restored.iter().skip(skip) {
-        if let Some(view) = engine.restore(r) {
-            if let Ok(mut h) = shared.holds.lock() {
-                h.insert(r.id.clone(), view);
+        match engine.restore(r) {
+            Ok(view) => {
+                if let Ok(mut h) = shared.holds.lock() {
+                    h.insert(r.id.clone(), view);
+                }
             }
+            Err(why) => engine.deny_unrestorable(&r.id, &why, &mut denied),
         }
     }
     shared
         .metrics
         .pending_holds
         .store(engine.holds.len() as u64, Relaxed);
+    // Set before the threads start, cleared by their guards when they end.
+    shared.governor_alive.store(true, Relaxed);
+    shared.committer_alive.store(true, Relaxed);
     let engine = std::thread::Builder::new()
         .name("aioss-governor".into())
-        .spawn(move || run_engine(engine, &jobs_rx, &batch_tx));
+        .spawn(move || run_engine(engine, denied, &jobs_rx, &batch_tx));
     let committer = std::thread::Builder::new()
         .name("aioss-audit".into())
         .spawn(move || run_committer(w, &batch_rx, &shared));
@@ -1291,10 +1542,25 @@ pub fn start(
     (jobs_tx, threads)
 }
 
-fn run_engine(mut e: Engine, rx: &Receiver<Job>, tx: &SyncSender<Batch>) {
+/// The governor thread: `first` are records to commit before any job (the denials of
+/// holds that could not be restored).
+fn run_engine(mut e: Engine, first: Vec<Item>, rx: &Receiver<Job>, tx: &SyncSender<Batch>) {
+    let shared = Arc::clone(&e.shared);
+    let _alive = Alive(&shared.governor_alive);
     let mut done = false;
+    let mut first = Some(first);
     while !done {
-        let mut items = Vec::new();
+        let mut items = first.take().unwrap_or_default();
+        if !items.is_empty() {
+            e.shared
+                .metrics
+                .audit_lag_records
+                .fetch_add(items.len() as u64, Relaxed);
+            if tx.send(Batch { items, last: false }).is_err() {
+                break;
+            }
+            items = Vec::new();
+        }
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(j) => done = e.handle(j, &mut items),
             Err(RecvTimeoutError::Timeout) => {}
@@ -1307,6 +1573,11 @@ fn run_engine(mut e: Engine, rx: &Receiver<Job>, tx: &SyncSender<Batch>) {
             }
         }
         e.expire(&mut items);
+        e.maybe_snapshot(&mut items);
+        if done && e.since_snapshot > 0 {
+            // The state at shutdown: the next start restores it and re-decides nothing.
+            e.snapshot(json!({"reason": "shutdown"}), &mut items);
+        }
         e.shared
             .metrics
             .pending_holds
@@ -1330,6 +1601,7 @@ fn run_engine(mut e: Engine, rx: &Receiver<Job>, tx: &SyncSender<Batch>) {
 }
 
 fn run_committer(mut w: Writer, rx: &Receiver<Batch>, shared: &Shared) -> Result<(), String> {
+    let _alive = Alive(&shared.committer_alive);
     let mut failed: Option<String> = None;
     for mut b in rx {
         // Batches decided while the previous commit ran join this one: one transaction

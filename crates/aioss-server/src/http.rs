@@ -2,13 +2,17 @@
 //! `GET /openapi.json` is generated from, so the description cannot drift from what is
 //! served (a route is added by adding a row, and the row is both).
 //!
-//! Every request that is refused (bad token, wrong role, a body claiming another agent,
-//! an unknown id, bad input) is answered with `{"error": {"code", "message", "field"}}` and
-//! recorded in the audit chain through the governor thread, except when the queue is full
-//! (503) or an agent is over its rate (429): those are counted, not recorded, so that a
-//! flood cannot grow the log.
+//! Every request is authenticated from its headers before its body is read. A request
+//! without a valid token is answered 401 and counted (`aioss_unauthenticated_total`), never
+//! recorded: anyone who can reach the port could otherwise fill the disk. Every other
+//! refusal (wrong role, a body claiming another agent, an unknown id, bad input) is
+//! answered with `{"error": {"code", "message", "field"}}` and recorded in the audit chain
+//! through the governor thread, with a bounded prefix of its body and that body's length
+//! and SHA-256, while its principal is within `refusal_record_rate`; past it, and when the
+//! queue is full (503) or an agent is over its rate (429, on every route), it is counted,
+//! not recorded, so that a flood cannot grow the log.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -49,15 +53,12 @@ pub struct App {
     /// The audit store's path, for reading decisions no longer cached.
     pub store_path: PathBuf,
     reader: Mutex<Option<aioss_audit::SqliteStore>>,
-    limiter: Mutex<HashMap<String, Bucket>>,
+    /// Each agent's request rate (`rate_limit`, `burst`).
+    limiter: crate::limit::Limiter,
+    /// When an unauthenticated refusal was last logged, and how many since.
+    unauthenticated_log: Mutex<(Option<Instant>, u64)>,
     /// Set when the server is stopping (long polls return at once).
     pub stopping: tokio::sync::watch::Receiver<bool>,
-}
-
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    last: Instant,
 }
 
 impl App {
@@ -82,7 +83,8 @@ impl App {
             policy_path,
             store_path,
             reader: Mutex::new(None),
-            limiter: Mutex::new(HashMap::new()),
+            limiter: crate::limit::Limiter::default(),
+            unauthenticated_log: Mutex::new((None, 0)),
             stopping,
         }
     }
@@ -127,6 +129,7 @@ pub static ROUTES: &[Route] = &[
             (400, ERR),
             (401, ERR),
             (403, ERR),
+            (408, ERR),
             (413, ERR),
             (429, ERR),
             (503, "Overloaded"),
@@ -153,6 +156,7 @@ pub static ROUTES: &[Route] = &[
             (400, ERR),
             (401, ERR),
             (403, ERR),
+            (408, ERR),
             (404, ERR),
             (409, ERR),
             (503, "Overloaded"),
@@ -179,6 +183,7 @@ pub static ROUTES: &[Route] = &[
             (400, ERR),
             (401, ERR),
             (403, ERR),
+            (408, ERR),
             (404, ERR),
             (409, ERR),
             (503, "Overloaded"),
@@ -196,6 +201,7 @@ pub static ROUTES: &[Route] = &[
             (400, ERR),
             (401, ERR),
             (403, ERR),
+            (408, ERR),
             (404, ERR),
             (409, ERR),
             (503, "Overloaded"),
@@ -355,7 +361,7 @@ impl App {
                 ),
             },
             Err(Enqueue::Full) => overloaded(self),
-            Err(Enqueue::Closed) => json_response(
+            Err(Enqueue::Closed) if *self.stopping.borrow() => json_response(
                 503,
                 error_json(
                     "shutting_down",
@@ -363,10 +369,19 @@ impl App {
                     None,
                 ),
             ),
+            Err(Enqueue::Closed) => json_response(
+                503,
+                error_json(
+                    "unavailable",
+                    "the governor is not running: execute your fallback",
+                    None,
+                ),
+            ),
         }
     }
 
-    /// Record a refused request and answer it.
+    /// Record a refused request (while `who` is within its refusal-recording rate; else
+    /// only count it) and answer it. The record keeps a bounded prefix of `body`.
     #[expect(
         clippy::too_many_arguments,
         reason = "a refusal names the request, its target and the error's three fields"
@@ -375,7 +390,7 @@ impl App {
         &self,
         method: &str,
         path: &str,
-        who: Option<&Who>,
+        who: &Who,
         body: &str,
         id: &str,
         status: u16,
@@ -383,17 +398,29 @@ impl App {
         message: &str,
         field: Option<&str>,
     ) -> Response {
-        tracing::info!(status, code, path, "refused");
+        tracing::info!(status, code, path, by = %who.id, "refused");
         let error = error_json(code, message, field);
-        let request = json!({
-            "method": method, "path": path,
-            "by": who.map(|w| json!({"id": w.id, "role": w.role})),
-            "body": body,
-        })
-        .to_string();
+        let st = &self.settings;
+        if self
+            .shared
+            .refusals
+            .take(&who.id, st.refusal_record_rate, st.refusal_record_burst)
+            .is_err()
+        {
+            // INVARIANT (bounded-refusals): past its rate a principal's refusals are
+            // answered and counted, never recorded.
+            self.shared.metrics.count("refused", code);
+            self.shared.metrics.count("unrecorded", code);
+            return json_response(status, error);
+        }
+        let mut request = serde_json::Map::new();
+        request.insert("method".into(), Value::from(method));
+        request.insert("path".into(), Value::from(path));
+        request.insert("by".into(), json!({"id": who.id, "role": who.role}));
+        request.extend(crate::limit::bounded_body(body, st.refusal_body_bytes));
         let (tx, rx) = oneshot::channel();
         let job = Job::Refuse {
-            request,
+            request: Value::Object(request).to_string(),
             decision_id: id.to_string(),
             status,
             error: error.clone(),
@@ -407,6 +434,33 @@ impl App {
             // Not recorded under overload (see the module documentation); still refused.
             Err(_) => json_response(status, error),
         }
+    }
+
+    /// Refuse a request without a valid token: answered 401 and counted
+    /// (`aioss_unauthenticated_total`), never recorded (anyone who can reach the port could
+    /// otherwise fill the disk), and logged at most once a second with a count.
+    fn unauthenticated(&self, code: &str, message: &str, req: &Parts) -> Response {
+        let path = req.uri.path();
+        let peer = req
+            .extensions
+            .get::<crate::listen::Peer>()
+            .map_or_else(String::new, |p| p.0.to_string());
+        self.shared.metrics.count("unauthenticated", code);
+        if let Ok(mut l) = self.unauthenticated_log.lock() {
+            l.1 += 1;
+            let due = l.0.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+            if due {
+                tracing::info!(
+                    code,
+                    path,
+                    %peer,
+                    count = l.1,
+                    "refused unauthenticated requests (not recorded; counted in aioss_unauthenticated_total)"
+                );
+                *l = (Some(Instant::now()), 0);
+            }
+        }
+        json_response(401, error_json(code, message, None))
     }
 
     /// Who is calling: `Ok(None)` in local-development mode.
@@ -437,35 +491,18 @@ impl App {
     }
 
     fn rate_ok(&self, p: &Principal) -> Result<(), f64> {
-        if p.rate_limit <= 0.0 {
-            return Ok(());
-        }
-        let Ok(mut m) = self.limiter.lock() else {
-            return Ok(());
-        };
-        let now = Instant::now();
-        let b = m.entry(p.id.clone()).or_insert(Bucket {
-            tokens: p.burst,
-            last: now,
-        });
-        let dt = now.duration_since(b.last).as_secs_f64();
-        b.last = now;
-        b.tokens = (b.tokens + dt * p.rate_limit).min(p.burst);
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err((1.0 - b.tokens) / p.rate_limit)
-        }
+        self.limiter.take(&p.id, p.rate_limit, p.burst)
     }
 }
 
-/// The caller, checked against the roles a route allows; a refusal response otherwise.
+/// The caller, from the request's headers alone (before any body is read), checked
+/// against the roles a route allows and, for an agent, against its rate limit (every
+/// route: a GET costs a token as a proposal does). A refusal response otherwise: 401
+/// (counted, not recorded), 403 (recorded), 429 (counted, not recorded).
 async fn authorize(
     app: &App,
     req: &Parts,
     allowed: &[Role],
-    body: &str,
     id: &str,
 ) -> Result<(Option<Principal>, Who), Response> {
     let method = req.method.as_str().to_string();
@@ -483,16 +520,14 @@ async fn authorize(
                 id: p.id.clone(),
                 role: p.role.as_str(),
             };
-            if allowed.contains(&p.role) {
-                Ok((Some(p.clone()), who))
-            } else {
+            if !allowed.contains(&p.role) {
                 let want: Vec<&str> = allowed.iter().map(|r| r.as_str()).collect();
-                Err(app
+                return Err(app
                     .refuse(
                         &method,
                         &path,
-                        Some(&who),
-                        body,
+                        &who,
+                        "",
                         id,
                         403,
                         "forbidden",
@@ -504,28 +539,65 @@ async fn authorize(
                         ),
                         None,
                     )
-                    .await)
+                    .await);
             }
+            if let Err(wait) = app.rate_ok(p) {
+                app.shared.metrics.rate_limited.fetch_add(1, Relaxed);
+                let body = json!({
+                    "error": {
+                        "code": "rate_limited",
+                        "message": format!("agent `{}` is over its rate limit of {}/s: execute your fallback and retry", p.id, p.rate_limit),
+                    },
+                    "retry_after_secs": wait,
+                });
+                let mut r = json_response(429, body.to_string());
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return Err(r);
+            }
+            Ok((Some(p.clone()), who))
         }
-        Err((code, msg)) => Err(app
-            .refuse(&method, &path, None, body, id, 401, code, &msg, None)
-            .await),
+        Err((code, msg)) => Err(app.unauthenticated(code, &msg, req)),
     }
 }
 
-async fn read_body(app: &App, req: Request) -> Result<(Parts, String), Response> {
-    let (parts, body) = req.into_parts();
+/// The body of an authorised request (at most [`MAX_BODY`] bytes of UTF-8, read within
+/// `body_read_timeout_secs`); a refusal response otherwise (recorded with a bounded
+/// prefix; a timeout is 408 `body_timeout` and closes the connection).
+async fn read_body(app: &App, parts: &Parts, who: &Who, body: Body) -> Result<String, Response> {
     let method = parts.method.as_str().to_string();
     let path = parts.uri.path().to_string();
-    match axum::body::to_bytes(body, MAX_BODY).await {
+    let limit = crate::listen::secs(app.settings.body_read_timeout_secs);
+    let Ok(read) = tokio::time::timeout(limit, axum::body::to_bytes(body, MAX_BODY)).await else {
+        let mut r = app
+            .refuse(
+                &method,
+                &path,
+                who,
+                "",
+                "",
+                408,
+                "body_timeout",
+                &format!(
+                    "the body did not arrive within {} s",
+                    app.settings.body_read_timeout_secs
+                ),
+                None,
+            )
+            .await;
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Err(r);
+    };
+    match read {
         Ok(b) => match String::from_utf8(b.to_vec()) {
-            Ok(s) => Ok((parts, s)),
+            Ok(s) => Ok(s),
             Err(_) => Err(app
                 .refuse(
                     &method,
                     &path,
-                    None,
-                    "(not UTF-8)",
+                    who,
+                    &String::from_utf8_lossy(&b),
                     "",
                     400,
                     "malformed_json",
@@ -534,12 +606,12 @@ async fn read_body(app: &App, req: Request) -> Result<(Parts, String), Response>
                 )
                 .await),
         },
-        Err(_) => Err(app
+        Err(e) if too_large(&e) => Err(app
             .refuse(
                 &method,
                 &path,
-                None,
-                "(too large)",
+                who,
+                "",
                 "",
                 413,
                 "too_large",
@@ -547,7 +619,38 @@ async fn read_body(app: &App, req: Request) -> Result<(Parts, String), Response>
                 None,
             )
             .await),
+        // A broken chunked encoding and the like (caught: answered 413 `too_large`).
+        Err(e) => {
+            let mut r = app
+                .refuse(
+                    &method,
+                    &path,
+                    who,
+                    "",
+                    "",
+                    400,
+                    "malformed_body",
+                    &format!("the body could not be read: {e}"),
+                    None,
+                )
+                .await;
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Err(r)
+        }
     }
+}
+
+/// Whether reading a body failed because it is over [`MAX_BODY`].
+fn too_large(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 fn same_attributes(given: &Value, mine: &serde_json::Map<String, Value>) -> bool {
@@ -624,61 +727,60 @@ async fn post_decision(app: Arc<App>, req: Request) -> Response {
 }
 
 async fn post_decision_inner(app: &App, req: Request) -> Response {
-    let (req, body) = match read_body(app, req).await {
+    let (parts, body) = req.into_parts();
+    let (p, who) = match authorize(app, &parts, &[Role::Agent], "").await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let (p, who) = match authorize(app, &req, &[Role::Agent], &body, "").await {
-        Ok(x) => x,
+    let body = match read_body(app, &parts, &who, body).await {
+        Ok(b) => b,
         Err(r) => return r,
     };
     let raw = match &p {
         None => body,
-        Some(p) => {
-            if let Err(wait) = app.rate_ok(p) {
-                app.shared.metrics.rate_limited.fetch_add(1, Relaxed);
-                let mut r = json_response(
-                    429,
-                    format!(
-                        "{{\"error\":{{\"code\":\"rate_limited\",\"message\":\"agent `{}` is over its rate limit of {}/s: execute your fallback and retry\"}},\"retry_after_secs\":{wait}}}",
-                        p.id, p.rate_limit
-                    ),
-                );
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return r;
+        Some(p) => match with_identity(&body, p) {
+            Ok(raw) => raw,
+            Err((code, msg, field)) => {
+                return app
+                    .refuse(
+                        "POST",
+                        "/v1/decisions",
+                        &who,
+                        &body,
+                        "",
+                        403,
+                        code,
+                        &msg,
+                        Some(field),
+                    )
+                    .await
             }
-            match with_identity(&body, p) {
-                Ok(raw) => raw,
-                Err((code, msg, field)) => {
-                    return app
-                        .refuse(
-                            "POST",
-                            "/v1/decisions",
-                            Some(&who),
-                            &body,
-                            "",
-                            403,
-                            code,
-                            &msg,
-                            Some(field),
-                        )
-                        .await
-                }
-            }
-        }
+        },
     };
-    let (tx, rx) = oneshot::channel();
     let policy = app.shared.policy();
-    let parsed = Some((
-        policy.hash.clone(),
-        aioss_core::Proposal::parse(&policy, &raw),
-    ));
+    let parsed = aioss_core::Proposal::parse(&policy, &raw);
+    if let Err(e) = &parsed {
+        let st = &app.settings;
+        if app
+            .shared
+            .refusals
+            .take(&who.id, st.refusal_record_rate, st.refusal_record_burst)
+            .is_err()
+        {
+            // Bad input past the principal's refusal-recording rate: answered, counted,
+            // not recorded (bad input changes no governor state).
+            app.shared.metrics.count("input_error", e.code.as_str());
+            app.shared.metrics.count("unrecorded", e.code.as_str());
+            return json_response(400, e.to_json());
+        }
+    }
+    let (tx, rx) = oneshot::channel();
     app.call(
         Job::Decide {
             raw,
-            parsed,
+            parsed: Some((policy.hash.clone(), parsed)),
             enqueued: Instant::now(),
+            who,
             reply: tx,
         },
         rx,
@@ -813,12 +915,13 @@ async fn get_decision(app: Arc<App>, req: Request) -> Response {
     let (req, _) = req.into_parts();
     let path = req.uri.path().to_string();
     let id = path_id(&path, "/v1/decisions/", "");
-    let (p, who) = match authorize(&app, &req, &[Role::Agent, Role::Operator], "", &id).await {
+    let (p, who) = match authorize(&app, &req, &[Role::Agent, Role::Operator], &id).await {
         Ok(x) => x,
         Err(r) => return r,
     };
     let deadline = query_wait(&req, app.settings.long_poll_max_secs)
-        .map(|w| Instant::now() + Duration::from_secs_f64(w));
+        // Clamped to a day: a `long_poll_max_secs` of 1e300 must not overflow an Instant.
+        .map(|w| Instant::now() + crate::listen::secs(w));
     let mut changes = app.shared.changed.subscribe();
     let mut stopping = app.stopping.clone();
     loop {
@@ -855,7 +958,7 @@ async fn get_decision(app: Arc<App>, req: Request) -> Response {
                 .refuse(
                     "GET",
                     &path,
-                    Some(&who),
+                    &who,
                     "",
                     &id,
                     404,
@@ -871,7 +974,7 @@ async fn get_decision(app: Arc<App>, req: Request) -> Response {
                     .refuse(
                         "GET",
                         &path,
-                        Some(&who),
+                        &who,
                         "",
                         &id,
                         403,
@@ -897,13 +1000,14 @@ async fn get_decision(app: Arc<App>, req: Request) -> Response {
 }
 
 async fn post_outcome(app: Arc<App>, req: Request) -> Response {
-    let (req, body) = match read_body(&app, req).await {
+    let (req, body) = req.into_parts();
+    let id = path_id(req.uri.path(), "/v1/decisions/", "/outcome");
+    let (_, who) = match authorize(&app, &req, &[Role::Agent, Role::Operator], &id).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let id = path_id(req.uri.path(), "/v1/decisions/", "/outcome");
-    let (_, who) = match authorize(&app, &req, &[Role::Agent, Role::Operator], &body, &id).await {
-        Ok(x) => x,
+    let body = match read_body(&app, &req, &who, body).await {
+        Ok(b) => b,
         Err(r) => return r,
     };
     let (tx, rx) = oneshot::channel();
@@ -921,7 +1025,7 @@ async fn post_outcome(app: Arc<App>, req: Request) -> Response {
 
 async fn get_confirmations(app: Arc<App>, req: Request) -> Response {
     let (req, _) = req.into_parts();
-    if let Err(r) = authorize(&app, &req, &[Role::Operator], "", "").await {
+    if let Err(r) = authorize(&app, &req, &[Role::Operator], "").await {
         return r;
     }
     let holds: Vec<String> = app
@@ -934,14 +1038,15 @@ async fn get_confirmations(app: Arc<App>, req: Request) -> Response {
 }
 
 async fn post_answer(app: Arc<App>, req: Request, approve: bool) -> Response {
-    let (req, body) = match read_body(&app, req).await {
+    let (req, body) = req.into_parts();
+    let suffix = if approve { "/approve" } else { "/reject" };
+    let id = path_id(req.uri.path(), "/v1/confirmations/", suffix);
+    let (_, who) = match authorize(&app, &req, &[Role::Operator], &id).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let suffix = if approve { "/approve" } else { "/reject" };
-    let id = path_id(req.uri.path(), "/v1/confirmations/", suffix);
-    let (_, who) = match authorize(&app, &req, &[Role::Operator], &body, &id).await {
-        Ok(x) => x,
+    let body = match read_body(&app, &req, &who, body).await {
+        Ok(b) => b,
         Err(r) => return r,
     };
     let (tx, rx) = oneshot::channel();
@@ -989,7 +1094,7 @@ pub async fn reload(app: &App, who: Who) -> Response {
             app.refuse(
                 "POST",
                 "/v1/policy/reload",
-                Some(&who),
+                &who,
                 "",
                 "",
                 422,
@@ -1004,7 +1109,7 @@ pub async fn reload(app: &App, who: Who) -> Response {
 
 async fn post_reload(app: Arc<App>, req: Request) -> Response {
     let (req, _) = req.into_parts();
-    let (_, who) = match authorize(&app, &req, &[Role::Operator], "", "").await {
+    let (_, who) = match authorize(&app, &req, &[Role::Operator], "").await {
         Ok(x) => x,
         Err(r) => return r,
     };
@@ -1013,10 +1118,20 @@ async fn post_reload(app: Arc<App>, req: Request) -> Response {
 
 async fn get_health(app: Arc<App>, _req: Request) -> Response {
     let p = app.shared.policy();
-    let failed = app.shared.store_failed.load(Relaxed);
+    let sh = &app.shared;
+    let failed = !sh.healthy();
+    let running = |alive: &std::sync::atomic::AtomicBool| {
+        if alive.load(Relaxed) {
+            "running"
+        } else {
+            "stopped"
+        }
+    };
     let body = json!({
         "status": if failed { "failing" } else { "ok" },
-        "audit_store": if failed { "failed" } else { "ok" },
+        "audit_store": if sh.store_failed.load(Relaxed) { "failed" } else { "ok" },
+        "governor": running(&sh.governor_alive),
+        "audit_committer": running(&sh.committer_alive),
         "mode": if app.config.is_some() { "authenticated" } else { "local-development" },
         "policy": {"name": p.name, "version": p.version, "hash": p.hash},
         "pending_holds": app.shared.metrics.pending_holds.load(Relaxed),

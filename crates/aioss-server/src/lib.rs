@@ -6,6 +6,8 @@
 //! * [`engine`]: the governor's thread (one ordered stream of work) and the audit
 //!   committer's thread (group commit, then the answers);
 //! * [`config`]: the settings, agents and operators of the configuration file;
+//! * [`limit`]: token buckets, and what a refusal's record keeps of a body;
+//! * [`listen`]: the accept loop, its connection caps and every connection's timeouts;
 //! * [`metrics`], [`openapi`]: `GET /metrics` and `GET /openapi.json`;
 //! * [`serve`]: the process: listening, signals (SIGHUP reloads, SIGTERM and Ctrl-C stop
 //!   gracefully), logs;
@@ -15,6 +17,8 @@
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod limit;
+pub mod listen;
 pub mod loadgen;
 pub mod metrics;
 pub mod openapi;

@@ -207,7 +207,7 @@ impl Metrics {
             "Jobs waiting for the governor.",
             self.queue_depth.load(Relaxed),
         );
-        let families: [(&str, &str, &str); 6] = [
+        let families: [(&str, &str, &str); 9] = [
             (
                 "failure_mode",
                 "aioss_failure_modes_total",
@@ -221,7 +221,22 @@ impl Metrics {
             (
                 "refused",
                 "aioss_refused_total",
-                "Requests refused before the governor (auth, identity, unknown ids), by code.",
+                "Refusals of authenticated requests (role, identity, unknown ids, bad bodies, unsafe approvals), by code; 401s are in aioss_unauthenticated_total.",
+            ),
+            (
+                "unauthenticated",
+                "aioss_unauthenticated_total",
+                "Requests refused with 401 (no or an unknown token), by code: counted, never recorded.",
+            ),
+            (
+                "unrecorded",
+                "aioss_refusals_unrecorded_total",
+                "Refusals answered but not recorded because their principal was over refusal_record_rate, by code.",
+            ),
+            (
+                "connection",
+                "aioss_connection_events_total",
+                "Connections closed at accept because their address held max_connections_per_address (refused_per_address), or accepted on a reserved slot past max_connections (reserved).",
             ),
             (
                 "confirmation",
@@ -243,9 +258,10 @@ impl Metrics {
         for (fam, name, help) in families {
             let label = match fam {
                 "failure_mode" => "mode",
-                "input_error" | "refused" => "code",
+                "input_error" | "refused" | "unauthenticated" | "unrecorded" => "code",
                 "confirmation" => "status",
                 "outcome" => "evaluation",
+                "connection" => "event",
                 _ => "result",
             };
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter");

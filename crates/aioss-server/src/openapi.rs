@@ -24,10 +24,10 @@ pub fn schemas() -> Map<String, Value> {
             json!({
                 "id": {"type": "string"},
                 "agent": {"type": "string", "description": "with a configuration, the token's agent (a body naming another is refused)"},
-                "timestamp": {"description": "seconds since the Unix epoch or RFC 3339; the server's clock if absent"},
+                "timestamp": {"description": "seconds since the Unix epoch or RFC 3339; used only within the policy's max_clock_skew_secs of the server's clock (default 0), which decides otherwise"},
                 "action": {"type": "object"},
                 "state": {"type": "object", "description": "each value a number, {value, noise} or {lo, hi}"},
-                "prev": {"type": "object"},
+                "prev": {"type": "object", "description": "optional; if given, exactly the action the governor last executed for the agent (else 400 prev_mismatch): prev. is the governor's record"},
                 "transition": {"type": "string"},
                 "agent_attributes": {"type": "object", "description": "with a configuration, the token's attributes (a body claiming others is refused)"}
             }),
@@ -92,9 +92,11 @@ pub fn schemas() -> Map<String, Value> {
         obj(
             json!({"pending": {"type": "array", "items": obj(json!({
                 "id": {"type": "string"}, "agent": {"type": "string"}, "action": {"type": "object"},
-                "action_digest": {"type": "string"}, "candidate": {}, "reasons": {"type": "array"},
+                "action_json": {"type": "string", "description": "the exact text action_digest hashes (also the bytes of `action`)"},
+                "action_digest": {"type": "string", "description": "sha256: and the hex SHA-256 of action_json"},
+                "candidate": {}, "reasons": {"type": "array"},
                 "policy_hash": {"type": "string"}, "expires": {"type": "string"}
-            }), &["id", "action_digest", "policy_hash", "expires"])}}),
+            }), &["id", "action", "action_json", "action_digest", "policy_hash", "expires"])}}),
             &["pending"],
         ),
     );
@@ -137,7 +139,13 @@ pub fn schemas() -> Map<String, Value> {
     m.insert(
         "Health".into(),
         obj(
-            json!({"status": {"enum": ["ok", "failing"]}, "mode": {"type": "string"}, "policy": {"type": "object"}}),
+            json!({
+                "status": {"enum": ["ok", "failing"], "description": "ok only while no audit commit failed and both threads run"},
+                "audit_store": {"enum": ["ok", "failed"]},
+                "governor": {"enum": ["running", "stopped"]},
+                "audit_committer": {"enum": ["running", "stopped"]},
+                "mode": {"type": "string"}, "policy": {"type": "object"}
+            }),
             &["status"],
         ),
     );

@@ -29,6 +29,9 @@ pub struct Options {
     pub config: Option<PathBuf>,
     /// The checkpoint signing key file.
     pub key: Option<PathBuf>,
+    /// Sign over records at the end of the store that no signature of the key covers (an
+    /// operator's explicit decision; by default the server refuses to start on them).
+    pub accept_unsigned_tail: bool,
 }
 
 /// The default listening address.
@@ -48,13 +51,16 @@ pub fn load_policy(path: &std::path::Path) -> Result<aioss_core::Policy, Error> 
 pub const CHECKPOINT_BYTES: u64 = 16 << 20;
 
 /// Open the store for the server (with background WAL checkpoints, so that no commit
-/// stalls on one), rebuild `g`'s state from it, and make its writer.
+/// stalls on one), rebuild `g`'s state from it (its last snapshot and the records after
+/// it), and make its writer; with the `snapshot` record the server writes first (why it
+/// starts, what it restored), unless the store is empty.
 fn open_store(
     g: &mut Governor,
     arg: &str,
     key: Option<aioss_audit::Key>,
     checkpoint_every: u64,
-) -> Result<(aioss_audit::Writer, Vec<String>), Error> {
+    accept_unsigned_tail: bool,
+) -> Result<(aioss_audit::Writer, Vec<String>, Option<serde_json::Value>), Error> {
     if arg.contains("://") {
         return Err(Error::Usage(format!(
             "`{arg}`: database URLs are not supported yet; give a path to an SQLite file"
@@ -62,66 +68,146 @@ fn open_store(
     }
     let mut s = aioss_audit::SqliteStore::open(std::path::Path::new(arg))?;
     s.enable_background_checkpoints(CHECKPOINT_BYTES)?;
-    Ok(aioss_audit::open_audited_store(
+    let o = aioss_audit::open_writer(
         g,
         Box::new(s),
         arg,
         key,
         checkpoint_every,
-    )?)
+        accept_unsigned_tail,
+    )?;
+    let start = (o.writer.next_seq() > 0).then(|| {
+        serde_json::json!({
+            "reason": "start",
+            "restored_from": o.from_snapshot,
+            "redecided": o.redecided,
+            "accepted_unsigned": o.accepted_unsigned.map(|(a, b)| [a, b]),
+        })
+    });
+    Ok((o.writer, o.notes, start))
 }
 
-/// The holds of `store` decided under `policy_hash` and never answered, oldest first, at
-/// most `keep` of them (the latest); an unreadable store gives none (its holds then show as
-/// unanswered, a denial).
-pub fn pending_holds(
+/// A map of at most `cap` keys that remembers the latest write of each (the rest are
+/// forgotten, oldest first).
+struct Latest<V> {
+    map: std::collections::HashMap<String, (u64, V)>,
+    tick: u64,
+    cap: usize,
+}
+
+impl<V> Latest<V> {
+    fn new(cap: usize) -> Self {
+        Latest {
+            map: std::collections::HashMap::new(),
+            tick: 0,
+            cap: cap.max(1),
+        }
+    }
+
+    fn put(&mut self, k: String, v: V) {
+        self.tick += 1;
+        self.map.insert(k, (self.tick, v));
+        // INVARIANT (bounded-restore): at most twice `cap` entries while scanning.
+        if self.map.len() > 2 * self.cap {
+            let mut ticks: Vec<u64> = self.map.values().map(|(t, _)| *t).collect();
+            ticks.sort_unstable();
+            let keep_from = ticks
+                .get(ticks.len() - self.cap)
+                .copied()
+                .unwrap_or_default();
+            self.map.retain(|_, (t, _)| *t >= keep_from);
+        }
+    }
+
+    fn get(&self, k: &str) -> Option<&V> {
+        self.map.get(k).map(|(_, v)| v)
+    }
+
+    /// The latest `cap` entries, oldest first.
+    fn into_vec(self) -> Vec<(String, V)> {
+        let mut v: Vec<(u64, String, V)> =
+            self.map.into_iter().map(|(k, (t, v))| (t, k, v)).collect();
+        v.sort_by_key(|(t, _, _)| *t);
+        let skip = v.len().saturating_sub(self.cap);
+        v.into_iter().skip(skip).map(|(_, k, v)| (k, v)).collect()
+    }
+}
+
+/// What a start finds in `store` besides the governor state (see [`engine::Recovered`]):
+/// the holds decided under `policy` and never answered (at most `max_pending_holds`, the
+/// latest), each agent's latest report (at most `max_tracked_agents`), the holds that
+/// ended (at most `max_pending_holds`), and how many records follow the last snapshot.
+/// An unreadable store gives nothing (its holds then show as unanswered, a denial).
+pub fn recover(
     store: &std::path::Path,
-    policy_hash: &str,
-    keep: usize,
-) -> Vec<engine::Restored> {
+    policy: &aioss_core::Policy,
+    settings: &Settings,
+) -> engine::Recovered {
+    use aioss_audit::Kind;
+    let mut out = engine::Recovered::default();
     let Ok(mut s) = aioss_audit::SqliteStore::open_existing(store) else {
-        return Vec::new();
+        return out;
     };
-    let mut held: std::collections::HashMap<String, engine::Restored> =
-        std::collections::HashMap::new();
-    let mut order: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let keep = settings.max_pending_holds;
+    let mut held: Latest<engine::Restored> = Latest::new(keep);
+    let mut ended: Latest<bool> = Latest::new(keep);
+    let mut latest: Latest<String> = Latest::new(settings.max_tracked_agents);
+    let mut agent_of: Latest<String> = Latest::new(settings.decision_cache);
+    let fallback = aioss_core::governor::action_to_json(policy, &policy.fallback);
     let _ = aioss_audit::Store::scan(&mut s, &mut |r| {
-        match aioss_audit::Kind::parse(&r.kind) {
-            Some(aioss_audit::Kind::Decision)
-                if r.policy_hash == policy_hash
+        out.since_snapshot += 1;
+        match Kind::parse(&r.kind) {
+            Some(Kind::Decision) => {
+                let agent = serde_json::from_str::<serde_json::Value>(&r.proposal)
+                    .ok()
+                    .and_then(|v| v.get("agent")?.as_str().map(str::to_string));
+                if let Some(a) = agent {
+                    agent_of.put(r.decision_id.clone(), a.clone());
+                    latest.put(a, r.proposal.clone());
+                }
+                if r.policy_hash == policy.hash
                     && r.decision
-                        .contains("\"final_outcome\":\"HOLD_FOR_CONFIRMATION\"") =>
-            {
-                order.push_back(r.decision_id.clone());
-                held.insert(
-                    r.decision_id.clone(),
-                    engine::Restored {
-                        id: r.decision_id,
-                        proposal: r.proposal,
-                        decision: r.decision,
-                    },
-                );
-                // INVARIANT (bounded-restore): at most `keep` candidates in memory.
-                while held.len() > keep {
-                    match order.pop_front() {
-                        Some(old) => {
-                            held.remove(&old);
-                        }
-                        None => break,
-                    }
+                        .contains("\"final_outcome\":\"HOLD_FOR_CONFIRMATION\"")
+                {
+                    held.put(
+                        r.decision_id.clone(),
+                        engine::Restored {
+                            id: r.decision_id,
+                            proposal: r.proposal,
+                            decision: r.decision,
+                        },
+                    );
                 }
             }
-            Some(aioss_audit::Kind::Confirmation) => {
-                held.remove(&r.decision_id);
+            Some(Kind::Outcome) => {
+                // An observed state is a report too, as the engine keeps it.
+                let state = serde_json::from_str::<serde_json::Value>(&r.proposal)
+                    .ok()
+                    .and_then(|v| v.get("body")?.as_str().map(str::to_string))
+                    .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
+                    .and_then(|b| b.get("state").cloned());
+                if let (Some(a), Some(st)) = (agent_of.get(&r.decision_id).cloned(), state) {
+                    let line = format!(
+                        "{{\"agent\":{},\"action\":{fallback},\"state\":{st}}}",
+                        serde_json::Value::from(a.clone())
+                    );
+                    latest.put(a, line);
+                }
             }
+            Some(Kind::Confirmation) => {
+                held.map.remove(&r.decision_id);
+                let expired = r.decision.contains("\"status\":\"expired\"");
+                ended.put(r.decision_id, expired);
+            }
+            Some(Kind::Snapshot) => out.since_snapshot = 0,
             _ => {}
         }
         Ok(true)
     });
-    order
-        .into_iter()
-        .filter_map(|id| held.remove(&id))
-        .collect()
+    out.holds = held.into_vec().into_iter().map(|(_, h)| h).collect();
+    out.latest = latest.into_vec();
+    out.ended = ended.into_vec();
+    out
 }
 
 /// Run the server until SIGTERM or Ctrl-C. Prints `aioss serve: listening on http://ADDR`
@@ -154,7 +240,13 @@ pub fn run(o: &Options) -> Result<(), Error> {
         eprintln!("aioss serve: no --key: the audit chain is written without signed checkpoints");
     }
     let mut g = Governor::new(policy);
-    let (w, notes) = open_store(&mut g, &o.audit, key, settings.checkpoint_every)?;
+    let (w, notes, start) = open_store(
+        &mut g,
+        &o.audit,
+        key,
+        settings.checkpoint_every,
+        o.accept_unsigned_tail,
+    )?;
     for n in notes {
         eprintln!("{n}");
     }
@@ -162,7 +254,7 @@ pub fn run(o: &Options) -> Result<(), Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::Io(format!("starting the runtime: {e}")))?;
-    rt.block_on(serve(g, w, config, o, addr))
+    rt.block_on(serve(g, w, config, o, addr, start))
 }
 
 /// A started server without its listener: the governor and committer threads and the
@@ -186,13 +278,27 @@ impl Running {
         policy_path: PathBuf,
         store_path: PathBuf,
     ) -> Running {
+        Self::start_with(g, w, config, policy_path, store_path, None)
+    }
+
+    /// [`Running::start`], writing first a `snapshot` record of the state with `start`
+    /// (why the server starts) in its `proposal`.
+    pub fn start_with(
+        g: Governor,
+        w: aioss_audit::Writer,
+        config: Option<Config>,
+        policy_path: PathBuf,
+        store_path: PathBuf,
+        start: Option<serde_json::Value>,
+    ) -> Running {
         let settings: Settings = config
             .as_ref()
             .map(|c| c.settings.clone())
             .unwrap_or_default();
         let shared = Arc::new(Shared::new(Arc::new(g.policy().clone()), &settings));
-        let restored = pending_holds(&store_path, &g.policy().hash, settings.max_pending_holds);
-        let (jobs, threads) = engine::start(g, w, settings, Arc::clone(&shared), &restored);
+        let mut recovered = recover(&store_path, g.policy(), &settings);
+        recovered.start = start;
+        let (jobs, threads) = engine::start(g, w, settings, Arc::clone(&shared), recovered);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let app = Arc::new(App::new(
             jobs.clone(),
@@ -210,12 +316,25 @@ impl Running {
         }
     }
 
-    /// Open (or create) the store at `store`, rebuild the state, and start.
+    /// Open (or create) the store at `store`, rebuild the state, and start (refusing a
+    /// store whose last records no signature of `key` covers: [`Running::open_with`]).
     pub fn open(
         policy_path: &std::path::Path,
         store: &str,
         key: Option<aioss_audit::Key>,
         config: Option<Config>,
+    ) -> Result<Running, Error> {
+        Self::open_with(policy_path, store, key, config, false)
+    }
+
+    /// [`Running::open`]; with `accept_unsigned_tail`, records at the end of the store
+    /// that no signature of `key` covers are signed over (the operator accepted them).
+    pub fn open_with(
+        policy_path: &std::path::Path,
+        store: &str,
+        key: Option<aioss_audit::Key>,
+        config: Option<Config>,
+        accept_unsigned_tail: bool,
     ) -> Result<Running, Error> {
         let every = config
             .as_ref()
@@ -223,16 +342,17 @@ impl Running {
                 c.settings.checkpoint_every
             });
         let mut g = Governor::new(load_policy(policy_path)?);
-        let (w, notes) = open_store(&mut g, store, key, every)?;
+        let (w, notes, start) = open_store(&mut g, store, key, every, accept_unsigned_tail)?;
         for n in notes {
             eprintln!("{n}");
         }
-        Ok(Running::start(
+        Ok(Running::start_with(
             g,
             w,
             config,
             policy_path.to_path_buf(),
             PathBuf::from(store),
+            start,
         ))
     }
 
@@ -268,6 +388,7 @@ async fn serve(
     config: Option<Config>,
     o: &Options,
     addr: SocketAddr,
+    start: Option<serde_json::Value>,
 ) -> Result<(), Error> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -275,7 +396,14 @@ async fn serve(
     let local = listener
         .local_addr()
         .map_err(|e| Error::Io(e.to_string()))?;
-    let running = Running::start(g, w, config, o.policy.clone(), PathBuf::from(&o.audit));
+    let running = Running::start_with(
+        g,
+        w,
+        config,
+        o.policy.clone(),
+        PathBuf::from(&o.audit),
+        start,
+    );
     let app = Arc::clone(&running.app);
     #[cfg(unix)]
     {
@@ -297,120 +425,27 @@ async fn serve(
     eprintln!("aioss serve: listening on http://{local}");
     tracing::info!(%local, policy = %app.shared.policy().hash, "listening");
     let stop = running.stop.clone();
-    let listener = Limited {
-        inner: listener,
-        permits: Arc::new(tokio::sync::Semaphore::new(
-            running.app.settings.max_connections.max(1),
-        )),
-    };
-    let served = axum::serve(listener, running.router())
-        .with_graceful_shutdown(async move {
+    let limits = crate::listen::Limits::of(&running.app.settings);
+    crate::listen::serve(
+        listener,
+        running.router(),
+        limits,
+        Arc::clone(&running.app.shared),
+        async move {
             stop_signal().await;
             tracing::info!("stopping: no new connections; finishing in-flight requests");
             let _ = stop.send(true);
-        })
-        .await;
+        },
+    )
+    .await;
     drop(app);
     // Every in-flight request has its answer; drain and commit what is left, checkpoint.
     let joined = tokio::task::spawn_blocking(move || running.stop())
         .await
         .map_err(|e| Error::Io(format!("stopping: {e}")))?;
-    served.map_err(|e| Error::Io(format!("serving: {e}")))?;
     joined?;
     eprintln!("aioss serve: stopped; the audit store is flushed and checkpointed");
     Ok(())
-}
-
-/// A listener that holds at most `max` connections open at once: past it, new ones wait
-/// in the kernel's backlog until one closes, so idle or slow clients cannot grow the
-/// server's memory without bound.
-struct Limited {
-    inner: tokio::net::TcpListener,
-    permits: Arc<tokio::sync::Semaphore>,
-}
-
-/// An accepted connection, holding its permit until it closes.
-struct Conn {
-    stream: tokio::net::TcpStream,
-    _permit: tokio::sync::OwnedSemaphorePermit,
-}
-
-impl tokio::io::AsyncRead for Conn {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for Conn {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-    fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-}
-
-impl axum::serve::Listener for Limited {
-    type Io = Conn;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Conn, SocketAddr) {
-        loop {
-            let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else {
-                // The semaphore is never closed; wait and try again all the same.
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            };
-            match self.inner.accept().await {
-                Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
-                    return (
-                        Conn {
-                            stream,
-                            _permit: permit,
-                        },
-                        addr,
-                    );
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: wait, do not spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
 }
 
 async fn stop_signal() {

@@ -116,15 +116,26 @@ async fn impersonation_is_refused_and_recorded() {
     assert!(refused[1].proposal.contains("\"low\""));
 }
 
+/// A 401 is a JSON error that is counted, never recorded (anyone who can reach the port
+/// could otherwise fill the disk).
+fn assert_unrecorded_401(s: &Server, status: u16, v: &Value, code: &str) {
+    assert_eq!(status, 401, "{v}");
+    assert_eq!(v["error"]["code"], code, "{v}");
+    assert!(v.get("record").is_none(), "{v}");
+    assert!(records(&s.store)
+        .iter()
+        .all(|r| r.kind != "refused" || !r.decision.contains(&format!("\"{code}\""))));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auth_failures_are_401_or_403_and_recorded() {
+async fn auth_failures_are_401_unrecorded_or_403_recorded() {
     // Over a real socket.
     let s = on_socket(server("auth", Some(&config_text()))).await;
     let body = baseline().to_string();
     let (st, v) = call(&s, "POST", "/v1/decisions", None, &body).await;
-    assert_recorded_error(&s, st, &v, 401, "missing_token");
+    assert_unrecorded_401(&s, st, &v, "missing_token");
     let (st, v) = call(&s, "POST", "/v1/decisions", Some("not-a-token"), &body).await;
-    assert_recorded_error(&s, st, &v, 401, "bad_token");
+    assert_unrecorded_401(&s, st, &v, "bad_token");
     // An operator does not propose; an agent does not answer holds or reload.
     let (st, v) = call(&s, "POST", "/v1/decisions", Some(ALICE), &body).await;
     assert_recorded_error(&s, st, &v, 403, "forbidden");
@@ -135,7 +146,13 @@ async fn auth_failures_are_401_or_403_and_recorded() {
     let (st, v) = call(&s, "POST", "/v1/policy/reload", Some(R1), "").await;
     assert_recorded_error(&s, st, &v, 403, "forbidden");
     let (st, v) = call(&s, "GET", "/v1/confirmations", None, "").await;
-    assert_recorded_error(&s, st, &v, 401, "missing_token");
+    assert_unrecorded_401(&s, st, &v, "missing_token");
+    let (_, m) = call(&s, "GET", "/metrics", None, "").await;
+    let m = m.as_str().unwrap().to_string();
+    assert!(
+        m.contains("aioss_unauthenticated_total{code=\"missing_token\"} 2"),
+        "{m}"
+    );
     finish(s);
 }
 
@@ -269,7 +286,7 @@ async fn approve_and_reject_are_recorded_with_who_answered() {
     let id = h["decision_id"].as_str().unwrap().to_string();
     let p = pending(&s, &id).await;
     assert_eq!(p["agent"], "low");
-    assert_eq!(p["action"]["vx"], 0.5);
+    assert_eq!(p["action"]["vx"], 0.3);
     assert_eq!(p["policy_hash"], h["policy"]["hash"]);
     // While pending, the agent sees so.
     let (_, g) = call(&s, "GET", &format!("/v1/decisions/{id}"), Some(LOW), "").await;
@@ -302,7 +319,7 @@ async fn approve_and_reject_are_recorded_with_who_answered() {
     assert_eq!(st, 200, "{a}");
     assert_eq!(a["status"], "approved");
     assert_eq!(a["by"]["id"], "alice");
-    assert_eq!(a["action"]["vx"], 0.5);
+    assert_eq!(a["action"]["vx"], 0.3);
     let r = record_of(&s.store, &a);
     assert_eq!(r.kind, "confirmation");
     assert_eq!(r.decision_id, id);
@@ -446,6 +463,8 @@ async fn a_hold_expires_as_a_denial() {
         }
     }
     assert_eq!(status, "expired");
+    // An answer after the expiry is refused as the documentation says: 409 (caught: the
+    // hold was gone from memory and the answer was 404 `no_pending_hold`).
     let (st, v) = call(
         &s,
         "POST",
@@ -454,7 +473,7 @@ async fn a_hold_expires_as_a_denial() {
         "",
     )
     .await;
-    assert_recorded_error(&s, st, &v, 404, "no_pending_hold");
+    assert_recorded_error(&s, st, &v, 409, "hold_expired");
     let recs = finish(s);
     let exp: Vec<_> = recs
         .iter()
@@ -526,12 +545,12 @@ async fn outcomes_are_effective_or_failed() {
         )
         .await;
         assert_eq!(st, 200);
-        assert_eq!(d["action"]["vx"], 0.5);
+        assert_eq!(d["action"]["vx"], 0.3);
         d["decision_id"].as_str().unwrap().to_string()
     };
-    // The baseline state moved as the dynamics say (px + dt * vx = 15 + 0.1 * 0.5).
+    // The baseline state moved as the dynamics say (px + dt * vx = 15 + 0.1 * 0.3).
     let mut state = baseline()["state"].clone();
-    state["px"] = json!(15.05);
+    state["px"] = json!(15.03);
     let id = decide().await;
     let out = format!("/v1/decisions/{id}/outcome");
     let (st, o) = call(
@@ -558,7 +577,7 @@ async fn outcomes_are_effective_or_failed() {
     assert_recorded_error(&s, st, &v, 409, "outcome_already_reported");
     // 0.5 m off the prediction: beyond the model's error bound (0.01) and the noise.
     let id = decide().await;
-    state["px"] = json!(15.55);
+    state["px"] = json!(15.53);
     let (_, o) = call(
         &s,
         "POST",
@@ -786,9 +805,10 @@ async fn a_reload_keeps_each_agents_last_action() {
     assert_eq!(d["final_outcome"], "ALLOW");
     let (st, _) = edit_policy(&s, "version = \"1.0.0\"", "version = \"1.0.1\"").await;
     assert_eq!(st, 200);
-    // Without `prev`, the ramp is checked from the agent's last executed action (0.5 m/s);
-    // from the fallback's 0 m/s, 0.5 m/s would break `speed-ramp` and be repaired.
-    let b = baseline_without_prev();
+    // The ramp is checked from the agent's last executed action (0.3 m/s: 0.45 m/s is
+    // within it); from the fallback's 0 m/s, 0.45 m/s would break `speed-ramp` and be
+    // repaired.
+    let b = faster_than_from_rest();
     let (_, d) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
     assert_eq!(d["policy"]["version"], "1.0.1");
     assert_eq!(d["final_outcome"], "ALLOW", "{d}");
@@ -799,15 +819,16 @@ async fn a_reload_keeps_each_agents_last_action() {
 }
 
 /// G5 (timing): the answer reports it after `latency_us`, and `/metrics` counts an overrun
-/// as the failure mode `deadline_overrun`.
+/// as `deadline_missed` (a measured overrun; the failure mode `deadline_overrun` is the
+/// modeled stop of `enforce_deadline`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deadline_overrun_is_reported_and_counted() {
     let s = server("deadline", Some(&config_text()));
     let (st, _) = edit_policy(&s, "deadline_us = 1000\n", "deadline_us = 1\n").await;
     assert_eq!(st, 200);
-    // A repair (an agent with no executed action yet, and no `prev`: see
+    // A repair (an agent with no executed action yet: see
     // `a_reload_keeps_each_agents_last_action`): tens of µs, over 1 µs.
-    let b = baseline_without_prev();
+    let b = faster_than_from_rest();
     let (_, d) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
     assert_eq!(d["final_outcome"], "ALLOW_AFTER_REPAIR", "{d}");
     let latency = d["latency_us"].as_u64().unwrap();
@@ -819,7 +840,7 @@ async fn a_deadline_overrun_is_reported_and_counted() {
     let (_, m) = call(&s, "GET", "/metrics", None, "").await;
     let m = m.as_str().unwrap().to_string();
     assert_eq!(
-        m.contains("aioss_failure_modes_total{mode=\"deadline_overrun\"} 1"),
+        m.contains("aioss_failure_modes_total{mode=\"deadline_missed\"} 1"),
         latency > 1,
         "{m}"
     );
@@ -845,7 +866,7 @@ async fn a_line_parsed_under_another_policy_is_parsed_again() {
     let app = &s.running.app;
     let hash = app.shared.policy().hash.clone();
     let planted = || aioss_core::InputError {
-        code: "invalid_value",
+        code: aioss_core::InputCode::InvalidValue,
         message: "planted by the test".into(),
         field: None,
     };
@@ -855,6 +876,10 @@ async fn a_line_parsed_under_another_policy_is_parsed_again() {
             raw: baseline().to_string(),
             parsed: Some((tag.to_string(), Err(planted()))),
             enqueued: std::time::Instant::now(),
+            who: aioss_server::engine::Who {
+                id: "local".into(),
+                role: "local",
+            },
             reply: tx,
         };
         app.shared
@@ -883,10 +908,849 @@ async fn edit_policy(s: &Server, from: &str, to: &str) -> (u16, Value) {
     call(s, "POST", "/v1/policy/reload", Some(ALICE), "").await
 }
 
-/// The baseline proposal without `prev`: its ramp is checked from the agent's last
-/// executed action, or the fallback's for a new agent.
-fn baseline_without_prev() -> Value {
+/// The baseline at 0.45 m/s: within the speed-up ramp from the baseline's 0.3 m/s, beyond
+/// it from rest (the fallback's 0 m/s, an agent's `prev.` before its first action).
+fn faster_than_from_rest() -> Value {
     let mut b = baseline();
-    b.as_object_mut().unwrap().remove("prev");
+    b["action"]["vx"] = json!(0.45);
     b
+}
+
+/// Caught: a numeric `timestamp` past year 9999 panicked while its record's time was
+/// formatted; the governor thread died, every later request got 503 and `/healthz` still
+/// said ok.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timestamp_past_year_9999_does_not_kill_the_governor() {
+    let s = server("year10000", Some(&config_text()));
+    for ts in [json!(1e12), json!(f64::MAX), json!("9999-12-31T23:59:59Z")] {
+        let mut b = baseline();
+        b["timestamp"] = ts;
+        let (st, v) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
+        // Decided (at the server's time, not the body's), or refused as bad input (absurd
+        // times are refused at parse time): either way answered and recorded.
+        assert!(st == 200 || st == 400, "{st} {v}");
+        let r = record_of(&s.store, &v);
+        assert!(
+            r.kind == "decision" || r.kind == "input_error",
+            "{}",
+            r.kind
+        );
+    }
+    let (st, v) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some(R1),
+        &baseline().to_string(),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, h) = call(&s, "GET", "/healthz", None, "").await;
+    assert_eq!((st, &h["status"]), (200, &json!("ok")), "{h}");
+    finish(s);
+}
+
+/// A store whose every write panics: the committer thread dies on the first commit.
+struct PanickingStore;
+
+impl aioss_audit::Store for PanickingStore {
+    fn head(&mut self) -> Result<Option<(u64, String)>, aioss_audit::Error> {
+        Ok(None)
+    }
+    fn append(
+        &mut self,
+        _: &[aioss_audit::Record],
+        _: &[aioss_audit::Checkpoint],
+    ) -> Result<(), aioss_audit::Error> {
+        panic!("the disk caught fire")
+    }
+    fn scan(
+        &mut self,
+        _: &mut dyn FnMut(aioss_audit::Record) -> Result<bool, aioss_audit::Error>,
+    ) -> Result<(), aioss_audit::Error> {
+        Ok(())
+    }
+    fn checkpoints(&mut self) -> Result<Vec<aioss_audit::Checkpoint>, aioss_audit::Error> {
+        Ok(Vec::new())
+    }
+    fn count(&mut self) -> Result<u64, aioss_audit::Error> {
+        Ok(0)
+    }
+}
+
+/// Caught: `/healthz` said ok while the governor thread was dead. Now it says which
+/// thread is gone, with 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_fails_once_the_governor_or_the_committer_thread_is_gone() {
+    let dir = tempdir("deadthreads");
+    let policy = repo().join("policies/warehouse-robot.toml");
+    let g = aioss_core::Governor::new(aioss_server::serve::load_policy(&policy).unwrap());
+    let w = aioss_audit::Writer::new(Box::new(PanickingStore), None, 0).unwrap();
+    let running = aioss_server::serve::Running::start(
+        g,
+        w,
+        Some(aioss_server::config::Config::parse(&config_text()).unwrap()),
+        policy.clone(),
+        dir.join("none.db"),
+    );
+    let s = Server {
+        dir: dir.clone(),
+        store: dir.join("none.db"),
+        policy,
+        running,
+        addr: None,
+    };
+    let (st, h) = call(&s, "GET", "/healthz", None, "").await;
+    assert_eq!((st, &h["status"]), (200, &json!("ok")), "{h}");
+    let (st, v) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some(R1),
+        &baseline().to_string(),
+    )
+    .await;
+    assert_eq!(st, 503, "{v}");
+    // The committer died (its flag clears as it unwinds, just after the answer above);
+    // the governor thread stops once it cannot hand records over.
+    let mut h = Value::Null;
+    for _ in 0..100 {
+        let (st, v) = call(&s, "GET", "/healthz", None, "").await;
+        if v["audit_committer"] == "stopped" {
+            assert_eq!((st, &v["status"]), (503, &json!("failing")), "{v}");
+        }
+        h = v;
+        if h["governor"] == "stopped" && h["audit_committer"] == "stopped" {
+            break;
+        }
+        let _ = call(
+            &s,
+            "POST",
+            "/v1/decisions",
+            Some(R1),
+            &baseline().to_string(),
+        )
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(h["governor"], "stopped", "{h}");
+    assert_eq!(h["audit_committer"], "stopped", "{h}");
+    let (st, v) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some(R1),
+        &baseline().to_string(),
+    )
+    .await;
+    assert_eq!(
+        (st, &v["error"]["code"]),
+        (503, &json!("unavailable")),
+        "{v}"
+    );
+    assert!(s.running.stop().is_err());
+}
+
+/// Restart the server of `s` on its store (its checkpoints signed by no key).
+fn restart(s: Server, config: &str) -> Server {
+    let (dir, store, policy) = (s.dir.clone(), s.store.clone(), s.policy.clone());
+    s.running.stop().unwrap();
+    let running = aioss_server::serve::Running::open(
+        &policy,
+        store.to_str().unwrap(),
+        None,
+        Some(aioss_server::config::Config::parse(config).unwrap()),
+    )
+    .unwrap();
+    Server {
+        dir,
+        store,
+        policy,
+        running,
+        addr: None,
+    }
+}
+
+/// Caught: a held proposal with `"timestamp": "9999-12-31T23:59:59Z"` made every later
+/// start panic while its hold was restored (its expiry, past year 9999, could not be
+/// formatted). The restored hold expires at most `hold_expiry_secs` after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_timestamped_in_year_9999_does_not_stop_a_restart() {
+    let s = server("restart9999", Some(&config_text()));
+    let mut b = baseline();
+    b["timestamp"] = json!("9999-12-31T23:59:59Z");
+    let (st, h) = call(&s, "POST", "/v1/decisions", Some(LOW), &b.to_string()).await;
+    assert_eq!(st, 200, "{h}");
+    assert_eq!(h["final_outcome"], "HOLD_FOR_CONFIRMATION");
+    let id = h["decision_id"].as_str().unwrap().to_string();
+    let s = restart(s, &config_text());
+    let p = pending(&s, &id).await;
+    assert_eq!(p["agent"], "low", "{p}");
+    let expires = p["expires_unix"].as_f64().unwrap();
+    assert!(expires <= aioss_audit::record::now_secs() + 600.0, "{p}");
+    let (st, a) = call(
+        &s,
+        "POST",
+        &format!("/v1/confirmations/{id}/approve"),
+        Some(ALICE),
+        "",
+    )
+    .await;
+    assert_eq!(st, 200, "{a}");
+    finish(s);
+}
+
+/// A hold the store holds but a restart cannot make pending again (here: its decision
+/// has no time) is denied at start, and the denial recorded with its reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_that_cannot_be_restored_is_denied_and_recorded() {
+    let dir = tempdir("unrestorable");
+    let policy_path = dir.join("policy.toml");
+    std::fs::copy(repo().join("policies/warehouse-robot.toml"), &policy_path).unwrap();
+    let store = dir.join("audit.db");
+    let policy = aioss_server::serve::load_policy(&policy_path).unwrap();
+    {
+        let s = aioss_audit::SqliteStore::open(&store).unwrap();
+        let mut w = aioss_audit::Writer::new(Box::new(s), None, 0).unwrap();
+        let mut r = aioss_audit::event_record(
+            aioss_audit::Kind::Decision,
+            &policy,
+            "held-1",
+            "{\"agent\":\"low\",\"action\":{}}",
+            "{\"decision_id\":\"held-1\",\"final_outcome\":\"HOLD_FOR_CONFIRMATION\"}",
+            1.7e9,
+            String::new(),
+        );
+        r.latency_us = 1;
+        w.push(r);
+        w.finish().unwrap();
+    }
+    let running = aioss_server::serve::Running::open(
+        &policy_path,
+        store.to_str().unwrap(),
+        None,
+        Some(aioss_server::config::Config::parse(&config_text()).unwrap()),
+    )
+    .unwrap();
+    let s = Server {
+        dir,
+        store: store.clone(),
+        policy: policy_path,
+        running,
+        addr: None,
+    };
+    assert!(pending(&s, "held-1").await.is_null());
+    let recs = finish(s);
+    let denial = recs
+        .iter()
+        .find(|r| r.kind == "confirmation" && r.decision_id == "held-1")
+        .expect("the denial is recorded");
+    let d: Value = serde_json::from_str(&denial.decision).unwrap();
+    assert_eq!(d["status"], "refused");
+    assert!(
+        d["reason"]
+            .as_str()
+            .unwrap()
+            .contains("could not be restored"),
+        "{d}"
+    );
+}
+
+/// Caught: the listing sorted the action's keys, so a listed hold's `action` could not be
+/// re-hashed to its `action_digest`. The bytes after `"action":` are the bytes hashed, and
+/// `action_json` carries them as a string.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listed_holds_action_rehashes_to_its_digest() {
+    use sha2::Digest;
+    let s = server("rehash", Some(&config_text()));
+    let h = hold(&s).await;
+    let (st, text) = call_text(&s, "GET", "/v1/confirmations", Some(ALICE), "").await;
+    assert_eq!(st, 200);
+    let listed: Value = serde_json::from_str(&text).unwrap();
+    let p = &listed["pending"][0];
+    assert_eq!(p["id"], h["decision_id"]);
+    let digest = |bytes: &str| {
+        format!(
+            "sha256:{}",
+            aioss_audit::record::hex(&sha2::Sha256::digest(bytes.as_bytes()))
+        )
+    };
+    let action_json = p["action_json"].as_str().unwrap();
+    assert_eq!(digest(action_json), p["action_digest"].as_str().unwrap());
+    // The listed `action` is those very bytes (not a re-serialisation with sorted keys).
+    let raw = text
+        .split("\"action\":")
+        .nth(1)
+        .unwrap()
+        .split_once('}')
+        .unwrap()
+        .0
+        .to_string()
+        + "}";
+    assert_eq!(raw, action_json);
+    assert_eq!(digest(&raw), p["action_digest"].as_str().unwrap());
+    assert_eq!(
+        serde_json::from_str::<Value>(action_json).unwrap(),
+        p["action"]
+    );
+    finish(s);
+}
+
+/// Caught: refused requests were recorded with their whole body, those without a valid
+/// token included (six clients wrote 1.36 GB in 10 s). Unauthenticated refusals are
+/// counted, not recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unauthenticated_refusals_are_counted_not_recorded() {
+    let s = server("unauth-flood", Some(&config_text()));
+    let big = format!("{{\"x\":\"{}\"}}", "a".repeat(60_000));
+    for i in 0..40 {
+        let token = if i % 2 == 0 {
+            None
+        } else {
+            Some("not-a-token")
+        };
+        let path = [
+            "/v1/decisions",
+            "/v1/confirmations/x/approve",
+            "/v1/decisions/x/outcome",
+        ][i % 3];
+        let (st, v) = call(&s, "POST", path, token, &big).await;
+        assert_eq!(st, 401, "{v}");
+        assert!(v["error"]["code"].is_string());
+    }
+    let (_, m) = call(&s, "GET", "/metrics", None, "").await;
+    let m = m.as_str().unwrap().to_string();
+    assert!(
+        m.contains("aioss_unauthenticated_total{code=\"missing_token\"} 20"),
+        "{m}"
+    );
+    assert!(
+        m.contains("aioss_unauthenticated_total{code=\"bad_token\"} 20"),
+        "{m}"
+    );
+    let recs = finish(s);
+    assert!(recs.iter().all(|r| r.kind != "refused"), "{recs:?}");
+}
+
+/// Caught: an agent with a valid token could have every refusal recorded with its whole
+/// body. Refusals are recorded at most `refusal_record_rate` per second per principal
+/// (the rest counted), each with a bounded prefix of the body, its length and SHA-256; a
+/// bad proposal too long to keep whole is a `refused` record, not an `input_error`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_refusals_are_rate_limited_and_recorded_with_bounded_bodies() {
+    use sha2::Digest;
+    let cfg = config_text().replace(
+        "decision_cache = 1000",
+        "decision_cache = 1000\nrefusal_record_rate = 0.01\nrefusal_record_burst = 4\nrefusal_body_bytes = 256",
+    );
+    let s = server("refusal-flood", Some(&cfg));
+    // A bad proposal longer than refusal_body_bytes: answered 400, recorded as `refused`.
+    let long_bad = format!("{{\"action\": {{\"vx\": \"{}\"}}", "9".repeat(5000));
+    let (st, v) = call(&s, "POST", "/v1/decisions", Some(R1), &long_bad).await;
+    assert_eq!(st, 400, "{v}");
+    let r = record_of(&s.store, &v);
+    assert_eq!(r.kind, "refused");
+    let req: Value = serde_json::from_str(&r.proposal).unwrap();
+    assert_eq!(req["body_len"], long_bad.len());
+    assert_eq!(
+        req["body_sha256"],
+        aioss_audit::record::hex(&sha2::Sha256::digest(long_bad.as_bytes()))
+    );
+    assert_eq!(req["body"].as_str().unwrap().len(), 256);
+    // A short one is still a replayable input error.
+    let (st, v) = call(&s, "POST", "/v1/decisions", Some(R1), "{\"action\":").await;
+    assert_eq!(st, 400);
+    assert_eq!(record_of(&s.store, &v).kind, "input_error");
+    // Impersonation with a 60 kB body, over and over: two more are recorded (the burst of
+    // four), every one is answered.
+    let mut b = baseline();
+    b["agent"] = json!("low");
+    b["transition"] = json!("x".repeat(60_000));
+    let body = b.to_string();
+    let mut recorded = 0;
+    for _ in 0..20 {
+        let (st, v) = call(&s, "POST", "/v1/decisions", Some(R1), &body).await;
+        assert_eq!(st, 403, "{v}");
+        assert_eq!(v["error"]["code"], "identity_mismatch");
+        if v.get("record").is_some() {
+            recorded += 1;
+            assert!(record_of(&s.store, &v).proposal.len() < 1024);
+        }
+    }
+    assert_eq!(recorded, 2);
+    // Malformed proposals past the rate: answered 400, not recorded.
+    let (st, v) = call(&s, "POST", "/v1/decisions", Some(R1), "{\"action\":").await;
+    assert_eq!(st, 400);
+    assert!(v.get("record").is_none(), "{v}");
+    let (_, m) = call(&s, "GET", "/metrics", None, "").await;
+    let m = m.as_str().unwrap().to_string();
+    assert!(
+        m.contains("aioss_refusals_unrecorded_total{code=\"identity_mismatch\"} 18"),
+        "{m}"
+    );
+    // Another principal has its own allowance.
+    let (st, v) = call(&s, "GET", "/v1/decisions/nope", Some(LOW), "").await;
+    assert_recorded_error(&s, st, &v, 404, "unknown_decision");
+    let recs = finish(s);
+    let total: usize = recs.iter().map(|r| r.proposal.len()).sum();
+    assert!(total < 16 * 1024, "{total} bytes of requests recorded");
+}
+
+/// Caught: GETs escaped an agent's rate limit (and their refusals were recorded). Every
+/// route costs a token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gets_count_against_an_agents_rate_limit() {
+    let cfg = config_text().replace(
+        "attributes = { role = \"picker\", trust = 0.9 }",
+        "attributes = { role = \"picker\", trust = 0.9 }\nrate_limit = 0.01\nburst = 2",
+    );
+    let s = server("rate-get", Some(&cfg));
+    for _ in 0..2 {
+        let (st, v) = call(&s, "GET", "/v1/decisions/nope", Some(R1), "").await;
+        assert_eq!(st, 404, "{v}");
+    }
+    let (st, v) = call(&s, "GET", "/v1/decisions/nope", Some(R1), "").await;
+    assert_eq!(st, 429, "{v}");
+    let (st, v) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some(R1),
+        &baseline().to_string(),
+    )
+    .await;
+    assert_eq!(st, 429, "{v}");
+    assert!(v.get("record").is_none());
+    finish(s);
+}
+
+/// Caught: a record appended after the last checkpoint (its hash recomputed) by someone
+/// who can write the database but holds no key was signed over at the next restart, and
+/// `verify --public-key` and replay then passed. A restart with the key refuses records no
+/// signature of that key covers, unless the operator accepts them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_appended_behind_the_servers_back_is_not_signed_over_at_restart() {
+    let dir = tempdir("forgedtail");
+    let policy = dir.join("policy.toml");
+    std::fs::copy(repo().join("policies/warehouse-robot.toml"), &policy).unwrap();
+    let store = dir.join("audit.db");
+    let key_file = dir.join("k.key");
+    aioss_audit::Key::generate()
+        .unwrap()
+        .write_new(&key_file)
+        .unwrap();
+    let key = || Some(aioss_audit::Key::read(&key_file).unwrap());
+    let pk = aioss_audit::Key::read(&key_file).unwrap().public_hex();
+    let cfg = || Some(aioss_server::config::Config::parse(&config_text()).unwrap());
+    let open = |accept: bool| {
+        aioss_server::serve::Running::open_with(
+            &policy,
+            store.to_str().unwrap(),
+            key(),
+            cfg(),
+            accept,
+        )
+    };
+    let serve = |running| Server {
+        dir: dir.clone(),
+        store: store.clone(),
+        policy: policy.clone(),
+        running,
+        addr: None,
+    };
+    let s = serve(open(false).unwrap());
+    for _ in 0..3 {
+        let (st, _) = call(
+            &s,
+            "POST",
+            "/v1/decisions",
+            Some(R1),
+            &baseline().to_string(),
+        )
+        .await;
+        assert_eq!(st, 200);
+    }
+    // Everything the server committed is covered already, before any shutdown.
+    let mut ro = aioss_audit::SqliteStore::open_read_only(&store).unwrap();
+    let k = aioss_audit::Key::read(&key_file).unwrap();
+    assert_eq!(aioss_audit::unsigned_tail(&mut ro, &k).unwrap(), None);
+    drop(ro);
+    s.running.stop().unwrap();
+    // A clean restart is no problem.
+    let s = serve(open(false).unwrap());
+    s.running.stop().unwrap();
+    // Someone who can write the file appends a well-chained decision.
+    {
+        let p = aioss_server::serve::load_policy(&policy).unwrap();
+        let st = aioss_audit::SqliteStore::open(&store).unwrap();
+        let mut w = aioss_audit::Writer::new(Box::new(st), None, 0).unwrap();
+        w.push(aioss_audit::event_record(
+            aioss_audit::Kind::Decision,
+            &p,
+            "forged-1",
+            &baseline().to_string(),
+            "{\"decision_id\":\"forged-1\",\"final_outcome\":\"ALLOW\"}",
+            1.7e9,
+            String::new(),
+        ));
+        w.commit().unwrap();
+    }
+    let e = open(false).unwrap_err().to_string();
+    assert!(e.contains("not covered by a signature of this key"), "{e}");
+    // Nothing was signed: verify with the key still shows the tail.
+    let mut ro = aioss_audit::SqliteStore::open_read_only(&store).unwrap();
+    let v = aioss_audit::verify::verify(&mut ro, Some(&pk)).unwrap();
+    assert_eq!(
+        v.problem.map(|p| p.kind),
+        Some(aioss_audit::verify::ProblemKind::Unsigned)
+    );
+    drop(ro);
+    // The operator may accept it explicitly.
+    let s = serve(open(true).unwrap());
+    s.running.stop().unwrap();
+    let mut ro = aioss_audit::SqliteStore::open_read_only(&store).unwrap();
+    let v = aioss_audit::verify::verify(&mut ro, Some(&pk)).unwrap();
+    assert!(v.ok(), "{:?}", v.problem);
+}
+
+/// A hold, then its agent reports a state in which the held action is unsafe (inside
+/// pillar A's keep-out disc): the approval is refused `unsafe_now`. Returns the hold's id.
+async fn hold_then_unsafe_state(s: &Server) -> String {
+    let h = hold(s).await;
+    let id = h["decision_id"].as_str().unwrap().to_string();
+    let mut b = baseline();
+    b["state"]["px"] = json!(10.0);
+    b["state"]["py"] = json!(5.5);
+    let (st, _) = call(s, "POST", "/v1/decisions", Some(LOW), &b.to_string()).await;
+    assert_eq!(st, 200);
+    let approve = format!("/v1/confirmations/{id}/approve");
+    let (st, v) = call(s, "POST", &approve, Some(ALICE), "").await;
+    assert_recorded_error(s, st, &v, 409, "unsafe_now");
+    id
+}
+
+/// Caught: a reload dropped every agent's latest reported state, so an approval refused as
+/// `unsafe_now` succeeded after SIGHUP of the unchanged file and the action executed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsafe_state_is_remembered_across_a_reload() {
+    let s = server("unsafe-reload", Some(&config_text()));
+    let id = hold_then_unsafe_state(&s).await;
+    let (st, _) = call(&s, "POST", "/v1/policy/reload", Some(ALICE), "").await;
+    assert_eq!(st, 200);
+    let approve = format!("/v1/confirmations/{id}/approve");
+    let (st, v) = call(&s, "POST", &approve, Some(ALICE), "").await;
+    assert_recorded_error(&s, st, &v, 409, "unsafe_now");
+    finish(s);
+}
+
+/// Caught: a restart forgot every agent's latest reported state, so the same approval
+/// succeeded after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unsafe_state_is_remembered_across_a_restart() {
+    let s = server("unsafe-restart", Some(&config_text()));
+    let id = hold_then_unsafe_state(&s).await;
+    let s = restart(s, &config_text());
+    assert!(!pending(&s, &id).await.is_null());
+    let approve = format!("/v1/confirmations/{id}/approve");
+    let (st, v) = call(&s, "POST", &approve, Some(ALICE), "").await;
+    assert_recorded_error(&s, st, &v, 409, "unsafe_now");
+    // Reported safe again, it may be approved.
+    let (st, _) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some(LOW),
+        &baseline().to_string(),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (st, a) = call(&s, "POST", &approve, Some(ALICE), "").await;
+    assert_eq!(st, 200, "{a}");
+    finish(s);
+}
+
+/// agent-tools.toml, and a finance agent `fin` (token `token-fin`).
+fn agent_tools_server(tag: &str, extra: &str) -> (Server, String) {
+    let cfg = format!(
+        "[server]\n{extra}\n[[agent]]\nid = \"fin\"\ntoken_sha256 = \"{}\"\nattributes = {{ role = \"finance\", trust = 0.9, status = \"active\" }}\n[[operator]]\nid = \"alice\"\ntoken_sha256 = \"{}\"\n",
+        aioss_server::config::hash_token("token-fin"),
+        aioss_server::config::hash_token(ALICE)
+    );
+    let dir = tempdir(tag);
+    let policy = dir.join("policy.toml");
+    std::fs::copy(repo().join("policies/agent-tools.toml"), &policy).unwrap();
+    let store = dir.join("audit.db");
+    let running = aioss_server::serve::Running::open(
+        &policy,
+        store.to_str().unwrap(),
+        None,
+        Some(aioss_server::config::Config::parse(&cfg).unwrap()),
+    )
+    .unwrap();
+    (
+        Server {
+            dir,
+            store,
+            policy,
+            running,
+            addr: None,
+        },
+        cfg,
+    )
+}
+
+/// A confirmed transfer of `amount` EUR by `fin`, its state variable for the balance
+/// named `balance`.
+fn transfer(amount: f64, balance: &str) -> String {
+    json!({
+        "action": {"tool": "transfer", "amount": amount, "recipients": 0, "file_count": 0,
+                   "write_mb": 0.0, "tokens": 500, "external": false, "preview": false},
+        "state": {"session_risk": "low", "user_confirmed": true, "sandboxed": true,
+                  "protected_dir": false, "pii_detected": false, "injection_score": 0.05,
+                  balance: 1_000_000.0, "task_description": "pay a supplier"},
+    })
+    .to_string()
+}
+
+/// Caught: a restart rebuilt the governor state by re-deciding the whole log under the
+/// policy it starts with, so an edit of the policy (here: a state variable renamed, which
+/// no old proposal has) emptied every budget window and an agent could spend its daily
+/// budget twice. The state is restored from the last snapshot as a reload carries it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_budget_survives_a_restart_under_an_edited_policy() {
+    let (s, cfg) = agent_tools_server("budget-restart", "");
+    for _ in 0..2 {
+        let (st, d) = call(
+            &s,
+            "POST",
+            "/v1/decisions",
+            Some("token-fin"),
+            &transfer(20_000.0, "balance"),
+        )
+        .await;
+        assert_eq!((st, &d["final_outcome"]), (200, &json!("ALLOW")), "{d}");
+    }
+    let (_, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some("token-fin"),
+        &transfer(20_000.0, "balance"),
+    )
+    .await;
+    assert_eq!(d["final_outcome"], "BLOCK_NO_REPAIR", "{d}");
+    // The operator renames a state variable and restarts.
+    let text = std::fs::read_to_string(&s.policy).unwrap();
+    std::fs::write(&s.policy, text.replace("balance", "funds")).unwrap();
+    let s = restart(s, &cfg);
+    let (st, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some("token-fin"),
+        &transfer(20_000.0, "funds"),
+    )
+    .await;
+    assert_eq!(st, 200, "{d}");
+    assert_eq!(d["final_outcome"], "BLOCK_NO_REPAIR", "{d}");
+    assert!(d["constraints"].to_string().contains("spend-cap"), "{d}");
+    finish(s);
+}
+
+/// The same across a plain restart and a reload, and `aioss audit replay` agrees with every
+/// record afterwards (snapshots every few records, so both the periodic ones and the start
+/// and shutdown ones are crossed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgets_survive_reloads_and_restarts_and_replay_agrees() {
+    let (s, cfg) = agent_tools_server("budget-replay", "snapshot_every = 2");
+    let (_, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some("token-fin"),
+        &transfer(20_000.0, "balance"),
+    )
+    .await;
+    assert_eq!(d["final_outcome"], "ALLOW", "{d}");
+    let (st, _) = call(&s, "POST", "/v1/policy/reload", Some(ALICE), "").await;
+    assert_eq!(st, 200);
+    let (_, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some("token-fin"),
+        &transfer(20_000.0, "balance"),
+    )
+    .await;
+    assert_eq!(d["final_outcome"], "ALLOW", "{d}");
+    let s = restart(s, &cfg);
+    let (_, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some("token-fin"),
+        &transfer(20_000.0, "balance"),
+    )
+    .await;
+    assert_eq!(d["final_outcome"], "BLOCK_NO_REPAIR", "{d}");
+    let (_, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some("token-fin"),
+        &transfer(9_000.0, "balance"),
+    )
+    .await;
+    assert_eq!(d["final_outcome"], "ALLOW", "{d}");
+    let store = s.store.clone();
+    let policy = s.policy.clone();
+    let recs = finish(s);
+    let kinds: Vec<&str> = recs.iter().map(|r| r.kind.as_str()).collect();
+    assert!(
+        kinds.iter().filter(|k| **k == "snapshot").count() >= 3,
+        "{kinds:?}"
+    );
+    let start = recs
+        .iter()
+        .find(|r| r.kind == "snapshot" && r.proposal.contains("\"start\""))
+        .unwrap();
+    assert!(
+        start.proposal.contains("\"restored_from\":"),
+        "{}",
+        start.proposal
+    );
+    let mut st = aioss_audit::open_store(store.to_str().unwrap(), false).unwrap();
+    let mut g = aioss_core::Governor::new(aioss_server::serve::load_policy(&policy).unwrap());
+    let rep = aioss_audit::replay::replay(st.as_mut(), &mut g, true).unwrap();
+    assert!(rep.agrees(), "{:?}", rep.differences);
+    let v = aioss_audit::verify::verify(st.as_mut(), None).unwrap();
+    assert!(v.ok(), "{:?}", v.problem);
+}
+
+/// `transfer`, with a `timestamp`.
+fn transfer_at(amount: f64, timestamp: f64) -> String {
+    let mut b: Value = serde_json::from_str(&transfer(amount, "balance")).unwrap();
+    b["timestamp"] = json!(timestamp);
+    b.to_string()
+}
+
+/// Caught (issue 18, item 3): budgets followed the caller's clock. Transfers of 20,000 EUR
+/// stamped one, two, … days ahead each opened a fresh 24-hour window, and seven of them
+/// executed 140,000 EUR against the 50,000 EUR daily cap. The server decides at its own
+/// time: a `timestamp` counts only within the policy's `max_clock_skew_secs` (default 0);
+/// replay decides each record at its recorded time and agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgets_follow_the_servers_clock_not_the_agents_timestamps() {
+    let (s, _) = agent_tools_server("clock", "");
+    let now = aioss_audit::record::now_secs();
+    let mut executed = 0.0;
+    for day in 0..7 {
+        let body = transfer_at(20_000.0, now + f64::from(day) * 86_400.0);
+        let (st, d) = call(&s, "POST", "/v1/decisions", Some("token-fin"), &body).await;
+        assert_eq!(st, 200, "{d}");
+        executed += d["action"]["amount"].as_f64().unwrap();
+        // Decided at the server's time, whatever the body claims.
+        let r = record_of(&s.store, &d);
+        let t: f64 = r.time.parse().unwrap();
+        assert!((t - aioss_audit::record::now_secs()).abs() < 60.0, "{t}");
+    }
+    assert!(executed <= 50_000.0, "{executed} EUR executed");
+    assert_eq!(executed, 40_000.0);
+    let (store, policy) = (s.store.clone(), s.policy.clone());
+    finish(s);
+    let mut st = aioss_audit::open_store(store.to_str().unwrap(), false).unwrap();
+    let mut g = aioss_core::Governor::new(aioss_server::serve::load_policy(&policy).unwrap());
+    let rep = aioss_audit::replay::replay(st.as_mut(), &mut g, true).unwrap();
+    assert!(rep.agrees(), "{:?}", rep.differences);
+    // A policy that states a skew: a timestamp within it is the decision's time, one
+    // beyond it is not.
+    let (s, _) = agent_tools_server("clock-skew", "");
+    let (st, _) = edit_policy(&s, "[governor]\n", "[governor]\nmax_clock_skew_secs = 30\n").await;
+    assert_eq!(st, 200);
+    let near = aioss_audit::record::now_secs() + 10.0;
+    let (_, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some("token-fin"),
+        &transfer_at(1.0, near),
+    )
+    .await;
+    assert_eq!(record_of(&s.store, &d).time.parse::<f64>().unwrap(), near);
+    let far = aioss_audit::record::now_secs() + 86_400.0;
+    let (_, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some("token-fin"),
+        &transfer_at(1.0, far),
+    )
+    .await;
+    assert!(record_of(&s.store, &d).time.parse::<f64>().unwrap() < far - 3600.0);
+    finish(s);
+}
+
+/// Caught (issue 18, item 4): `prev.` came from the body. From a real stop, a proposal
+/// claiming `"prev": {"vx": 0.9}` got 0.725 m/s executed where the critical speed-up ramp
+/// allows 0.346 from the recorded state. In the server `prev.` is what the governor
+/// executed (the fallback before the agent's first action); a body claiming another is
+/// refused (`prev_mismatch`) and recorded, and replay agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claimed_prev_is_refused_and_the_ramp_counts_from_what_was_executed() {
+    let s = server("prev", Some(&config_text()));
+    let mut b = baseline();
+    b["prev"] = json!({"vx": 0.9, "vy": 0.0});
+    b["action"]["vx"] = json!(0.725);
+    let (st, v) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
+    assert_recorded_error(&s, st, &v, 400, "prev_mismatch");
+    assert_eq!(v["error"]["field"], "prev.vx", "{v}");
+    // Without the claim, the ramp counts from the stop: 0.725 m/s is cut to what it allows.
+    b.as_object_mut().unwrap().remove("prev");
+    let (st, d) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
+    assert_eq!(st, 200, "{d}");
+    assert_eq!(d["final_outcome"], "ALLOW_AFTER_REPAIR", "{d}");
+    let vx = d["action"]["vx"].as_f64().unwrap();
+    assert!(vx <= 0.12f64.sqrt() + 1e-9, "{vx} m/s executed from a stop");
+    // Claiming exactly what was executed is fine.
+    b["prev"] = json!({"vx": d["action"]["vx"], "vy": d["action"]["vy"]});
+    b["action"]["vx"] = json!(vx);
+    let (st, d) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
+    assert_eq!(st, 200, "{d}");
+    let (store, policy) = (s.store.clone(), s.policy.clone());
+    finish(s);
+    let mut st = aioss_audit::open_store(store.to_str().unwrap(), false).unwrap();
+    let mut g = aioss_core::Governor::new(aioss_server::serve::load_policy(&policy).unwrap());
+    let rep = aioss_audit::replay::replay(st.as_mut(), &mut g, true).unwrap();
+    assert!(rep.agrees(), "{:?}", rep.differences);
+    assert_eq!(rep.input_errors, 1);
+}
+
+/// Caught in review: a `long_poll_max_secs` far beyond any real wait made
+/// `?wait=` overflow an `Instant` and panic the handler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_long_poll_setting_does_not_panic_a_handler() {
+    let cfg = config_text().replace(
+        "decision_cache = 1000",
+        "decision_cache = 1000\nlong_poll_max_secs = 1e300",
+    );
+    let s = server("longpoll", Some(&cfg));
+    let (_, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some(R1),
+        &baseline().to_string(),
+    )
+    .await;
+    let id = d["decision_id"].as_str().unwrap();
+    let (st, g) = call(
+        &s,
+        "GET",
+        &format!("/v1/decisions/{id}?wait=1e300"),
+        Some(R1),
+        "",
+    )
+    .await;
+    assert_eq!(st, 200, "{g}");
+    finish(s);
 }

@@ -43,6 +43,8 @@ pub struct DecideOptions<'a> {
     pub wall_clock: bool,
     /// Take `prev.` from the governor's record ([`PrevSource::Governor`]).
     pub untrusted: bool,
+    /// Sign over records at the end of the store that no signature of the key covers.
+    pub accept_unsigned_tail: bool,
 }
 
 /// The next input line, as the deciding loop sees it.
@@ -276,9 +278,11 @@ pub fn open_audited(
     audit: &str,
     key: Option<Key>,
     checkpoint_every: u64,
+    accept_unsigned_tail: bool,
 ) -> Result<Writer, String> {
     let (w, notes) =
-        aioss_audit::open_audited(g, audit, key, checkpoint_every).map_err(|e| e.to_string())?;
+        aioss_audit::open_audited(g, audit, key, checkpoint_every, accept_unsigned_tail)
+            .map_err(|e| e.to_string())?;
     for n in notes {
         eprintln!("{n}");
     }
@@ -307,7 +311,13 @@ pub fn decide(o: &DecideOptions<'_>) -> ExitCode {
         // state must be the one these decisions were made with.
         g.set_dry_run(true);
     }
-    let mut w = match open_audited(&mut g, o.audit, key, o.checkpoint_every) {
+    let mut w = match open_audited(
+        &mut g,
+        o.audit,
+        key,
+        o.checkpoint_every,
+        o.accept_unsigned_tail,
+    ) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("error: {e}");
@@ -388,8 +398,9 @@ fn open(store: &str) -> Result<Box<dyn Store>, ExitCode> {
     })
 }
 
-/// `aioss audit verify STORE [--public-key KEY]`
-pub fn verify(store: &str, public_key: Option<&str>) -> ExitCode {
+/// `aioss audit verify STORE [--public-key KEY] [--min-records N]`: reads the store
+/// read-only (no file is created or changed).
+pub fn verify(store: &str, public_key: Option<&str>, min_records: u64) -> ExitCode {
     let pk = match public_key
         .map(aioss_audit::checkpoint::public_key_arg)
         .transpose()
@@ -405,7 +416,11 @@ pub fn verify(store: &str, public_key: Option<&str>) -> ExitCode {
         Err(c) => return c,
     };
     let started = Instant::now();
-    let rep = match verify::verify(&mut s, pk.as_deref()) {
+    let opts = verify::Options {
+        public_key: pk.as_deref(),
+        min_records,
+    };
+    let rep = match verify::verify_with(&mut s, &opts) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -442,6 +457,14 @@ pub fn verify(store: &str, public_key: Option<&str>) -> ExitCode {
                     rep.public_keys.join(", ")
                 ),
                 None => println!("checkpoints: none (records are chained but not signed)"),
+            }
+            if let Some(h) = rep.signed_head {
+                println!("signed head: record {h}");
+            }
+            if pk.is_none() {
+                println!(
+                    "note: without --public-key the signatures only show the store agrees with itself (anyone can sign a rewritten store with a key of their own), and records after the last signature are accepted"
+                );
             }
             ExitCode::SUCCESS
         }
@@ -636,7 +659,7 @@ pub fn bench(
         };
         let mut g = Governor::new(p.clone());
         let path_s = path.to_string_lossy().to_string();
-        let mut w = match open_audited(&mut g, &path_s, Some(key), checkpoint_every) {
+        let mut w = match open_audited(&mut g, &path_s, Some(key), checkpoint_every, false) {
             Ok(w) => w,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -64,6 +64,10 @@ enum Command {
         /// Sign a checkpoint every N records (and always at shutdown); 0: only at shutdown.
         #[arg(long, default_value_t = 1000, value_name = "N")]
         checkpoint_every: u64,
+        /// Sign over records at the end of the store that no signature of `--key` covers
+        /// (by default they are refused: whoever appended them did not hold the key).
+        #[arg(long, requires = "key")]
+        accept_unsigned_tail: bool,
     },
     /// The tamper-evident audit log: keys, verification, replay, export.
     #[command(subcommand)]
@@ -108,6 +112,10 @@ struct ServeArgs {
     /// Sign checkpoints over the chain head with this key (from `aioss audit keygen`).
     #[arg(long, value_name = "FILE")]
     key: Option<std::path::PathBuf>,
+    /// Sign over records at the end of the store that no signature of `--key` covers (by
+    /// default the server refuses to start: whoever appended them did not hold the key).
+    #[arg(long, requires = "key")]
+    accept_unsigned_tail: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -133,8 +141,13 @@ enum AuditCommand {
         /// The audit store.
         store: String,
         /// The public key every checkpoint must be signed with: 64 hex digits, or a key file.
+        /// With it, the last record must be covered by one of its signatures.
         #[arg(long)]
         public_key: Option<String>,
+        /// Fail if the store holds fewer records than this (a truncation back to an
+        /// earlier signed head is invisible to signatures alone).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        min_records: u64,
     },
     /// Re-decide every record from its proposal with the governor state rebuilt from the
     /// log; report every difference; exit 0 only if all agree.
@@ -274,7 +287,14 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(a) => match a.sub {
             Some(ServeSub::HashToken { token }) => serve_cmd::hash_token(token.as_deref()),
-            None => serve_cmd::serve(a.policy.as_deref(), a.audit, a.listen, a.config, a.key),
+            None => serve_cmd::serve(&serve_cmd::Args {
+                policy: a.policy.as_deref(),
+                audit: a.audit,
+                listen: a.listen,
+                config: a.config,
+                key: a.key,
+                accept_unsigned_tail: a.accept_unsigned_tail,
+            }),
         },
         Command::Bench(BenchCommand::Serve {
             policy,
@@ -311,6 +331,7 @@ fn main() -> ExitCode {
             audit: Some(audit),
             key,
             checkpoint_every,
+            accept_unsigned_tail,
         } => audit_cmd::decide(&audit_cmd::DecideOptions {
             policy: &policy,
             audit: &audit,
@@ -320,11 +341,14 @@ fn main() -> ExitCode {
             dry_run,
             wall_clock: clock == "wall",
             untrusted,
+            accept_unsigned_tail,
         }),
         Command::Audit(AuditCommand::Keygen { file }) => audit_cmd::keygen(&file),
-        Command::Audit(AuditCommand::Verify { store, public_key }) => {
-            audit_cmd::verify(&store, public_key.as_deref())
-        }
+        Command::Audit(AuditCommand::Verify {
+            store,
+            public_key,
+            min_records,
+        }) => audit_cmd::verify(&store, public_key.as_deref(), min_records),
         Command::Audit(AuditCommand::Replay {
             store,
             policy,

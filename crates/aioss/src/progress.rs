@@ -174,6 +174,13 @@ impl Store for Watched {
         self.inner.append(records, checkpoints)
     }
     fn scan(&mut self, f: &mut dyn FnMut(Record) -> Result<bool, Error>) -> Result<(), Error> {
+        self.scan_from(0, f)
+    }
+    fn scan_from(
+        &mut self,
+        seq: u64,
+        f: &mut dyn FnMut(Record) -> Result<bool, Error>,
+    ) -> Result<(), Error> {
         self.passes += 1;
         // A command that reads the store twice (`report` verifies it first) says which
         // pass it is in.
@@ -183,7 +190,7 @@ impl Store for Watched {
             self.label.to_string()
         };
         let mut p = Progress::new(label, self.total);
-        let r = self.inner.scan(&mut |rec| {
+        let r = self.inner.scan_from(seq, &mut |rec| {
             p.tick();
             f(rec)
         });
@@ -201,6 +208,28 @@ impl Store for Watched {
     }
     fn records_for(&mut self, decision_id: &str) -> Result<Vec<Record>, Error> {
         self.inner.records_for(decision_id)
+    }
+    // Every method with a default is forwarded: a default here would hide the store's
+    // own (its signed head, its consistent reads).
+    fn append_signed(
+        &mut self,
+        records: &[Record],
+        checkpoints: &[Checkpoint],
+        head: Option<&Checkpoint>,
+    ) -> Result<(), Error> {
+        self.inner.append_signed(records, checkpoints, head)
+    }
+    fn signed_head(&mut self) -> Result<Option<Checkpoint>, Error> {
+        self.inner.signed_head()
+    }
+    fn begin_read(&mut self) -> Result<(), Error> {
+        self.inner.begin_read()
+    }
+    fn end_read(&mut self) -> Result<(), Error> {
+        self.inner.end_read()
+    }
+    fn last_of_kind(&mut self, kind: &str) -> Result<Option<Record>, Error> {
+        self.inner.last_of_kind(kind)
     }
 }
 

@@ -7,15 +7,26 @@ use std::process::ExitCode;
 
 use crate::exit;
 
-/// `aioss serve --policy FILE [--audit STORE] [--listen ADDR] [--config FILE] [--key FILE]`
-pub fn serve(
-    policy: Option<&Path>,
-    audit: String,
-    listen: String,
-    config: Option<PathBuf>,
-    key: Option<PathBuf>,
-) -> ExitCode {
-    let Some(policy) = policy else {
+/// The arguments of `aioss serve`.
+pub struct Args<'a> {
+    /// `--policy FILE`.
+    pub policy: Option<&'a Path>,
+    /// `--audit STORE`.
+    pub audit: String,
+    /// `--listen ADDR`.
+    pub listen: String,
+    /// `--config FILE`.
+    pub config: Option<PathBuf>,
+    /// `--key FILE`.
+    pub key: Option<PathBuf>,
+    /// `--accept-unsigned-tail`.
+    pub accept_unsigned_tail: bool,
+}
+
+/// `aioss serve --policy FILE [--audit STORE] [--listen ADDR] [--config FILE] [--key FILE]
+/// [--accept-unsigned-tail]`
+pub fn serve(a: &Args<'_>) -> ExitCode {
+    let Some(policy) = a.policy else {
         eprintln!("error: `aioss serve` needs `--policy FILE`");
         return ExitCode::from(exit::BAD_INPUT);
     };
@@ -33,10 +44,11 @@ pub fn serve(
         .init();
     let o = aioss_server::serve::Options {
         policy: policy.to_path_buf(),
-        audit,
-        listen: Some(listen),
-        config,
-        key,
+        audit: a.audit.clone(),
+        listen: Some(a.listen.clone()),
+        config: a.config.clone(),
+        key: a.key.clone(),
+        accept_unsigned_tail: a.accept_unsigned_tail,
     };
     match aioss_server::serve::run(&o) {
         Ok(()) => ExitCode::SUCCESS,

@@ -240,7 +240,9 @@ fn verify_names_the_first_bad_record_and_checks_the_key() {
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("OK: 60 records"), "{text}");
     assert!(text.contains("head: record 59"), "{text}");
-    assert!(text.contains("3 signatures valid"), "{text}"); // records 19, 39 and 59 (also the shutdown head)
+    // Checkpoints at records 19, 39 and 59 (also the shutdown head), and the signed head.
+    assert!(text.contains("4 signatures valid"), "{text}");
+    assert!(text.contains("signed head: record 59"), "{text}");
     let (code, text) = verify(&store, &["--public-key", &key.to_string_lossy()]);
     assert_eq!(code, 0, "{text}");
     let other = "ab".repeat(32);
@@ -436,7 +438,7 @@ fn kill_9_mid_stream_loses_no_reported_decision() {
 }
 
 /// G5 (timing) is measured: a decision over `deadline_us` says so after `latency_us`, the
-/// report counts it as a `deadline_overrun`, and replay (which cannot reproduce a measured
+/// report counts it as `deadline_missed`, and replay (which cannot reproduce a measured
 /// time) still agrees.
 #[test]
 fn deadline_overruns_are_reported_and_replay_still_agrees() {
@@ -477,7 +479,7 @@ fn deadline_overruns_are_reported_and_replay_still_agrees() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|m| m["mode"] == "deadline_overrun")
+        .find(|m| m["mode"] == "deadline_missed")
         .map(|m| m["count"].as_u64().unwrap());
     assert_eq!(counted, Some(over), "{j:#}");
     let out = replay(&store, &tight);
@@ -713,4 +715,103 @@ fn long_reads_of_a_store_report_progress_on_stderr() {
     assert_eq!(code, 0, "{both}");
     assert!(!both.contains("verify:"), "{both}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Caught: a proposal with `"timestamp": 1e12` (after year 9999) made `decide --audit`
+/// panic (exit 101) while it formatted the record's time; now it is decided, recorded (its
+/// RFC 3339 time clamped to the last one it can write, its `time` exact) and replayed.
+#[test]
+fn a_timestamp_past_year_9999_does_not_crash_decide_audit() {
+    let dir = tmpdir("year10000");
+    let store = dir.join("a.db");
+    let mut line: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(repo().join("policies/examples/warehouse.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    line["timestamp"] = serde_json::json!(1e12);
+    let out = decide(
+        &policy("warehouse-robot"),
+        &store,
+        None,
+        0,
+        &format!("{line}\n"),
+    );
+    assert_eq!(out.len(), 1);
+    let recs = stored(&store);
+    assert_eq!(recs.len(), 1);
+    if recs[0].kind == "decision" {
+        assert_eq!(recs[0].timestamp, "9999-12-31T23:59:59.999999Z");
+        assert_eq!(recs[0].time, "1000000000000.0");
+    }
+    assert!(replay(&store, &policy("warehouse-robot")).status.success());
+    assert_eq!(verify(&store, &[]).0, 0);
+}
+
+/// Caught: `verify --public-key` passed a store whose signatures were removed, and a
+/// zero-byte store (writing a fresh schema into it). Verify reads the store read-only,
+/// demands with a key that a signature covers the last record, and takes an expected
+/// minimum count.
+#[test]
+fn verify_is_read_only_and_with_a_key_demands_a_signed_head() {
+    let dir = tmpdir("verify-ro");
+    let key = dir.join("k.key");
+    let out = aioss()
+        .args(["audit", "keygen"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    let public = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let store = dir.join("a.db");
+    let lines = fixture("warehouse-robot");
+    decide(
+        &policy("warehouse-robot"),
+        &store,
+        Some(&key),
+        20,
+        &lines[..30].join("\n"),
+    );
+    let (code, text) = verify(&store, &["--public-key", &public, "--min-records", "30"]);
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = verify(&store, &["--public-key", &public, "--min-records", "31"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("too-few-records"), "{text}");
+    // The signatures removed: fails with the key, passes (with a note) without.
+    let bare = dir.join("bare.db");
+    std::fs::copy(&store, &bare).unwrap();
+    let c = SqliteStore::open_existing(&bare).unwrap();
+    c.connection()
+        .execute_batch("DELETE FROM checkpoints; DELETE FROM signed_head;")
+        .unwrap();
+    drop(c);
+    let (code, text) = verify(&bare, &["--public-key", &public]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("(unsigned)"), "{text}");
+    let (code, text) = verify(&bare, &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("without --public-key"), "{text}");
+    // A zero-byte store fails, and stays zero bytes with nothing beside it.
+    let z = dir.join("zero.db");
+    std::fs::write(&z, b"").unwrap();
+    let files = |d: &Path| {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = files(&dir);
+    let (code, text) = verify(&z, &["--public-key", &public]);
+    assert_ne!(code, 0, "{text}");
+    assert!(text.contains("not an aioss audit store"), "{text}");
+    for extra in [&[][..], &["--public-key", &public][..]] {
+        assert_eq!(verify(&store, extra).0, 0);
+    }
+    assert_eq!(std::fs::metadata(&z).unwrap().len(), 0);
+    assert_eq!(files(&dir), before);
+    let _ = std::fs::remove_dir_all(&dir);
 }

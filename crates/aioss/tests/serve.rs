@@ -26,14 +26,18 @@ fn tmpdir(name: &str) -> PathBuf {
     common::tmpdir("serve", name)
 }
 
-/// The first proposal of the bundled examples (an ALLOW for the warehouse robot).
+/// The first proposal of the bundled examples, an ALLOW for the warehouse robot from rest:
+/// without the `prev` it claims (the server's `prev.` is what it executed; the fallback's
+/// 0 m/s before an agent's first action) and at 0.3 m/s (within the speed-up ramp from 0).
 fn proposal(agent: &str) -> String {
     let text = std::fs::read_to_string(repo().join("policies/examples/warehouse.jsonl")).unwrap();
     let mut v: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     v["agent"] = json!(agent);
+    v["action"]["vx"] = json!(0.3);
     if let Some(o) = v.as_object_mut() {
         o.remove("timestamp");
         o.remove("id");
+        o.remove("prev");
     }
     v.to_string()
 }
@@ -229,9 +233,16 @@ fn sigterm_under_load_loses_nothing_acknowledged() {
     let (status, b) = http(s.addr, "POST", "/v1/decisions", &proposal("r9")).unwrap();
     assert_eq!(status, 200, "{b}");
     let d: Value = serde_json::from_str(&b).unwrap();
-    assert_eq!(d["record"]["seq"].as_u64(), Some(head + 1));
+    // After the `snapshot` record the start writes (what it restored).
+    assert_eq!(d["record"]["seq"].as_u64(), Some(head + 2));
     signal(&s, "TERM");
     assert!(wait_exit(&mut s).success());
+    let start = all_records(&store)
+        .into_iter()
+        .find(|r| r.seq == head + 1)
+        .unwrap();
+    assert_eq!(start.kind, "snapshot");
+    assert!(start.proposal.contains("\"start\""), "{}", start.proposal);
 }
 
 #[test]
@@ -376,11 +387,18 @@ fn a_bad_config_is_refused_naming_the_field() {
     assert!(err.contains("`server.queue_bund`"), "{err}");
 }
 
+/// Past `max_connections`, reserved connections still answer `/healthz` (caught: idle
+/// sockets up to the cap locked everyone out, health included); past those, new
+/// connections wait in the backlog for a free slot.
 #[test]
-fn connections_past_the_limit_wait_for_a_free_one() {
+fn connections_past_the_limit_wait_but_healthz_is_answered() {
     let dir = tmpdir("maxconn");
     let cfg = dir.join("c.toml");
-    std::fs::write(&cfg, "[server]\nmax_connections = 1\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[server]\nmax_connections = 1\nreserved_connections = 1\n",
+    )
+    .unwrap();
     let mut s = start(&[
         "--policy",
         repo()
@@ -394,6 +412,12 @@ fn connections_past_the_limit_wait_for_a_free_one() {
     ]);
     let idle = std::net::TcpStream::connect(s.addr).unwrap();
     std::thread::sleep(Duration::from_millis(200));
+    // The reserved slot answers health at once.
+    let (st, body) = http(s.addr, "GET", "/healthz", "").unwrap();
+    assert_eq!(st, 200, "{body}");
+    // With the reserved slot held too, the next connection waits...
+    let reserved = std::net::TcpStream::connect(s.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
     let mut c = std::net::TcpStream::connect(s.addr).unwrap();
     write!(
         c,
@@ -406,13 +430,115 @@ fn connections_past_the_limit_wait_for_a_free_one() {
     let early = c.read(&mut buf);
     assert!(
         early.is_err(),
-        "answered while the only connection slot was taken"
+        "answered while every connection slot was taken"
     );
+    // ... until one closes.
     drop(idle);
     c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut text = String::new();
     c.read_to_string(&mut text).unwrap();
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    drop(reserved);
     signal(&s, "TERM");
     assert!(wait_exit(&mut s).success());
+}
+
+/// One request with a bearer token (HTTP/1.1, `Connection: close`).
+fn http_as(addr: SocketAddr, token: &str, path: &str, body: &str) -> (u16, Value) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (
+        head.split(' ').nth(1).unwrap().parse().unwrap(),
+        serde_json::from_str(body).unwrap(),
+    )
+}
+
+/// Caught (issue 18, item 5): state had to be rebuilt by re-deciding the whole log at a
+/// start. With snapshots, `kill -9` still loses nothing: the restart restores the last
+/// snapshot and re-decides the records after it, the daily budget holds, the signed head
+/// covers every record (so the key does not refuse the store), and replay agrees.
+#[test]
+fn a_kill_9_loses_no_budget_and_replay_agrees() {
+    let dir = tmpdir("kill9");
+    let key = dir.join("k.key");
+    let out = aioss()
+        .args(["audit", "keygen"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    let public = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let cfg = dir.join("c.toml");
+    let hash = aioss_server::config::hash_token("token-fin");
+    std::fs::write(
+        &cfg,
+        format!("[server]\nsnapshot_every = 2\n[[agent]]\nid = \"fin\"\ntoken_sha256 = \"{hash}\"\nattributes = {{ role = \"finance\", trust = 0.9, status = \"active\" }}\n"),
+    )
+    .unwrap();
+    let store = dir.join("a.db");
+    let policy = repo().join("policies/agent-tools.toml");
+    let args = [
+        "--policy",
+        policy.to_str().unwrap(),
+        "--audit",
+        store.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
+    let transfer = |amount: f64| {
+        json!({
+            "action": {"tool": "transfer", "amount": amount, "recipients": 0, "file_count": 0,
+                       "write_mb": 0.0, "tokens": 500, "external": false, "preview": false},
+            "state": {"session_risk": "low", "user_confirmed": true, "sandboxed": true,
+                      "protected_dir": false, "pii_detected": false, "injection_score": 0.05,
+                      "balance": 1_000_000.0, "task_description": "pay a supplier"},
+        })
+        .to_string()
+    };
+    let mut s = start(&args);
+    for amount in [20_000.0, 5_000.0, 20_000.0] {
+        let (st, d) = http_as(s.addr, "token-fin", "/v1/decisions", &transfer(amount));
+        assert_eq!((st, &d["final_outcome"]), (200, &json!("ALLOW")), "{d}");
+    }
+    signal(&s, "KILL");
+    let _ = wait_exit(&mut s);
+    let mut s = start(&args);
+    let (st, d) = http_as(s.addr, "token-fin", "/v1/decisions", &transfer(20_000.0));
+    assert_eq!(st, 200, "{d}");
+    assert_eq!(d["final_outcome"], "BLOCK_NO_REPAIR", "{d}");
+    signal(&s, "TERM");
+    assert!(wait_exit(&mut s).success(), "{}", s.log.lock().unwrap());
+    let out = aioss()
+        .args(["audit", "replay"])
+        .arg(&store)
+        .arg("--policy")
+        .arg(&policy)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = aioss()
+        .args(["audit", "verify"])
+        .arg(&store)
+        .args(["--public-key", &public])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

@@ -169,6 +169,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
         mode: header.mode,
         default_verdict: header.default_verdict,
         governor,
+        monitor: crate::policy::MonitorSettings::defaults_for(&names.params),
         actions: names.actions,
         states: names.states,
         params: names.params,

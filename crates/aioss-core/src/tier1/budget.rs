@@ -4,10 +4,12 @@
 //!
 //! INVARIANT (budget-sound): [`Window::value`] contains the exact sum of the amounts
 //! charged at times `t` with `now − t < window` (the window's length) as of the last
-//! [`Window::evict`]. It holds because every sum and difference is outward-rounded by the
-//! kernel, an entry is evicted only when its age is certainly at least the window's length
-//! (its age rounded down), and an amount that could not be computed makes the value
-//! unbounded above (fail closed) until that entry leaves the window.
+//! [`Window::evict`], each amount the exact increment of an executed action at some state
+//! of its box. It holds because each charge is the increment's whole enclosure (so a cap
+//! and a floor on the budget are both sound), every sum and difference is outward-rounded
+//! by the kernel, an entry is evicted only when its age is certainly at least the window's
+//! length (its age rounded down), and an amount that could not be computed makes the value
+//! unbounded (fail closed) until that entry leaves the window.
 
 use std::collections::VecDeque;
 
@@ -17,11 +19,15 @@ use crate::tier1::interval::Interval;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Window {
     /// `(time, amount)` of executed actions still in the window, oldest first; an amount
-    /// that could not be computed is `+inf`.
-    entries: VecDeque<(f64, f64)>,
-    /// Sound bounds on the exact sum of the finite amounts in the window (outward-rounded,
-    /// so sums of whole numbers stay points and a cap at exactly the limit is SAT).
-    sum: Interval,
+    /// that could not be computed is ENTIRE.
+    entries: VecDeque<(f64, Interval)>,
+    /// Sound bounds on the exact sums of the bounded amounts' lower bounds and of their
+    /// upper bounds (outward-rounded, so sums of whole numbers stay points and a cap at
+    /// exactly the limit is SAT). Two sums, not one interval sum, so that evicting an
+    /// amount known as `[lo, hi]` takes back exactly what charging it added (an interval
+    /// difference would widen by the amount's width each time).
+    sum_lo: Interval,
+    sum_hi: Interval,
     /// How many entries have an amount that could not be computed.
     unknown: usize,
 }
@@ -30,7 +36,8 @@ impl Default for Window {
     fn default() -> Self {
         Window {
             entries: VecDeque::new(),
-            sum: Interval::point(0.0),
+            sum_lo: Interval::point(0.0),
+            sum_hi: Interval::point(0.0),
             unknown: 0,
         }
     }
@@ -48,32 +55,34 @@ impl Window {
                 break;
             }
             self.entries.pop_front();
-            if a.is_finite() {
-                self.sum = self.sum.sub(Interval::point(a));
+            if bounded(a) {
+                self.sum_lo = self.sum_lo.sub(Interval::point(a.lo));
+                self.sum_hi = self.sum_hi.sub(Interval::point(a.hi));
             } else {
                 self.unknown = self.unknown.saturating_sub(1);
             }
         }
         if self.entries.is_empty() {
             // INVARIANT (budget-exact): an empty window is exactly zero.
-            self.sum = Interval::point(0.0);
+            self.sum_lo = Interval::point(0.0);
+            self.sum_hi = Interval::point(0.0);
             self.unknown = 0;
         }
     }
 
     /// Charge the increment `add` (an enclosure of what the executed action adds) at
-    /// `now`: its upper bound, so a cap is never under-counted. Returns `false` when the
-    /// increment is undefined or unbounded; the window's value is then unbounded above
-    /// until that entry leaves the window.
+    /// `now`. Returns `false` when the increment is undefined or unbounded; the window's
+    /// value is then unbounded until that entry leaves the window.
     pub fn charge(&mut self, now: f64, add: Interval) -> bool {
-        if add.is_invalid() || !add.hi.is_finite() {
-            self.entries.push_back((now, f64::INFINITY));
+        if !bounded(add) {
+            self.entries.push_back((now, Interval::ENTIRE));
             self.unknown += 1;
             return false;
         }
-        if add.hi != 0.0 {
-            self.entries.push_back((now, add.hi));
-            self.sum = self.sum.add(Interval::point(add.hi));
+        if add != Interval::point(0.0) {
+            self.entries.push_back((now, add));
+            self.sum_lo = self.sum_lo.add(Interval::point(add.lo));
+            self.sum_hi = self.sum_hi.add(Interval::point(add.hi));
         }
         true
     }
@@ -81,17 +90,45 @@ impl Window {
     /// The accumulated value as a sound interval.
     pub fn value(&self) -> Interval {
         if self.unknown > 0 {
-            Interval {
-                lo: self.sum.lo,
-                hi: f64::INFINITY,
-            }
+            Interval::ENTIRE
         } else {
-            self.sum
+            Interval::new(self.sum_lo.lo, self.sum_hi.hi)
         }
     }
 
+    /// A window as a snapshot of the governor state recorded it: its entries (oldest
+    /// first; an amount that could not be computed is ENTIRE) and its running sums. Trusted
+    /// as far as the log that holds the snapshot is (its hash chain and signatures; a
+    /// snapshot that lists fewer entries would under-count whatever its sum says, so the
+    /// sum is not re-derived here: see docs/security.md). The running sum is kept as it
+    /// was because its outward rounding depends on the order of past additions and
+    /// evictions, and decisions after a restore must be those of the governor that wrote
+    /// it.
+    pub fn restore(entries: Vec<(f64, Interval)>, sums: [Interval; 2]) -> Window {
+        let unknown = entries.iter().filter(|(_, a)| !bounded(*a)).count();
+        let valid = |x: Interval| {
+            if x.is_invalid() {
+                Interval::ENTIRE
+            } else {
+                x
+            }
+        };
+        Window {
+            entries: entries.into(),
+            sum_lo: valid(sums[0]),
+            sum_hi: valid(sums[1]),
+            unknown,
+        }
+    }
+
+    /// The running sums of the amounts' lower and upper bounds (what a snapshot records;
+    /// [`Window::value`] is what a check reads).
+    pub fn sums(&self) -> [Interval; 2] {
+        [self.sum_lo, self.sum_hi]
+    }
+
     /// The entries, oldest first (what the governor's state digest hashes).
-    pub fn entries(&self) -> impl Iterator<Item = &(f64, f64)> {
+    pub fn entries(&self) -> impl Iterator<Item = &(f64, Interval)> {
         self.entries.iter()
     }
 
@@ -104,6 +141,11 @@ impl Window {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+}
+
+/// Can an amount enter the running sum (both bounds finite)?
+fn bounded(a: Interval) -> bool {
+    !a.is_invalid() && a.lo.is_finite() && a.hi.is_finite()
 }
 
 #[cfg(test)]
@@ -170,5 +212,22 @@ mod tests {
         );
         w.evict(1.0f64.next_up(), 0.1);
         assert_eq!(w.value(), Interval::point(0.0));
+    }
+
+    /// Caught by the differential test's review: each charge was the increment's upper
+    /// bound, so over a state box the window over-counted, and a floor on the budget
+    /// (`budget.b >= c`) could be certified while the exact sum was below it. The window
+    /// now holds the increment's whole enclosure.
+    #[test]
+    fn a_floor_on_a_budget_sees_the_lower_bound_of_each_increment() {
+        let mut w = Window::default();
+        // An increment known only to lie in [1, 3] (it read a state box).
+        w.charge(0.0, Interval::new(1.0, 3.0));
+        w.charge(1.0, Interval::point(2.0));
+        assert_eq!(w.value(), Interval::new(3.0, 5.0));
+        // `budget >= 4` is not certain: the exact sum may be 3.
+        assert!(w.value().lo < 4.0);
+        w.evict(10.5, 10.0);
+        assert_eq!(w.value(), Interval::point(2.0));
     }
 }

@@ -6,7 +6,7 @@
 //! `prev.`, the budgets' windows, the agent's attributes). Nothing outside this module can
 //! make an executed action violate G1: the repair, the QP, the search, the monitors and the
 //! server only propose, and what they propose executes only as a [`Certified`] value, which
-//! only [`Checker::certify`] constructs (its field is private to [`check`]). The governor's
+//! only [`Checker::certify`] constructs (its field is private to `tier1::check`). The governor's
 //! one other way to execute is the fallback under FAILED_GOVERNANCE (the decision then says
 //! G1 did not hold), and dry-run passes the proposal through by design.
 //!
@@ -41,7 +41,7 @@
 //!    expired; an undefined amount makes it unbounded).
 //!
 //! What G1 assumes from outside this module, and where it is checked: that the compiled
-//! rows mean what the policy says (the compiler: [`crate::load`], [`crate::lattice`] and
+//! rows mean what the policy says (the compiler: [`crate::load()`], [`crate::lattice`] and
 //! [`crate::tape`], the second thing to read, and the differential tests against an
 //! independent interpreter of the policy text); that a proposal's numbers are the doubles
 //! of its JSON text (the reader's `float_roundtrip`, tested in the CLI suite); and, for the

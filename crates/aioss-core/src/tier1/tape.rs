@@ -2,7 +2,7 @@
 //! checker (see [`crate::tier1`]).
 //!
 //! The compiler ([`crate::tape::TapeBuilder`]) turns a policy's expressions into a flat
-//! list of [`Inst`]ructions in SSA form; [`Tape::from_insts`] lowers that list into the form
+//! list of [`Inst`]ructions in SSA form; `Tape::from_insts` lowers that list into the form
 //! evaluated here (constants, input loads, and computing instructions with their operation
 //! in the opcode). Evaluation is one forward pass over a preallocated slot array: no
 //! allocation, no recursion. Every operation is the interval kernel's
@@ -10,7 +10,7 @@
 //! subexpression over the input box.
 //!
 //! What a reviewer checks here: that each computing instruction computes the kernel
-//! operation its [`Inst`] names (the lowering in [`Tape::from_insts`] and the `match` in
+//! operation its [`Inst`] names (the lowering in `Tape::from_insts` and the `match` in
 //! `Tape::eval_list`), and that the lists a check evaluates ([`Tape::subset`],
 //! [`Tape::dependents`], [`OpList::filter`]) contain every instruction a root depends on.
 
@@ -21,7 +21,7 @@ use crate::tier1::interval::Interval;
 ///
 /// INVARIANT (tape-order): every operand index is smaller than the instruction's own index,
 /// so one forward pass computes everything. Kept by `TapeBuilder::push`, and checked again by
-/// [`Tape::from_insts`], the only constructor.
+/// `Tape::from_insts`, the only constructor.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Inst {
     /// A constant.

@@ -60,13 +60,22 @@ pub struct Server {
     pub addr: Option<std::net::SocketAddr>,
 }
 
-/// Serve `s` on a real socket (127.0.0.1, port 0); [`call`] uses it from then on. Must be
-/// called inside a Tokio runtime.
+/// Serve `s` on a real socket (127.0.0.1, port 0) with the server's own accept loop
+/// (`aioss_server::listen::serve`, its caps and timeouts from the configuration); [`call`]
+/// uses it from then on. Must be called inside a Tokio runtime.
 pub async fn on_socket(mut s: Server) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     s.addr = Some(listener.local_addr().unwrap());
     let router = s.running.router();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    let limits = aioss_server::listen::Limits::of(&s.running.app.settings);
+    let shared = std::sync::Arc::clone(&s.running.app.shared);
+    tokio::spawn(aioss_server::listen::serve(
+        listener,
+        router,
+        limits,
+        shared,
+        std::future::pending(),
+    ));
     s
 }
 
@@ -134,6 +143,31 @@ pub async fn call(
     let text = String::from_utf8(bytes.to_vec()).unwrap();
     let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, v)
+}
+
+/// One request without a socket; the answer's body as text.
+pub async fn call_text(
+    s: &Server,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    let mut b = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = s
+        .running
+        .router()
+        .oneshot(b.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
 }
 
 /// Every record of a store, in order.
