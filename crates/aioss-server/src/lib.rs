@@ -2,7 +2,10 @@
 //! operators answer holds, and every answer is a durable record in the audit chain before
 //! anyone hears it.
 //!
-//! * [`http`]: the routes ([`http::ROUTES`]) and [`http::app`], the router;
+//! * [`http`]: the routes ([`http::ROUTES`], with who may call each) and [`http::app`],
+//!   the router that enforces them;
+//! * [`error`]: every error code the server answers, and the error body;
+//! * [`who`]: the roles, and the caller as records name it;
 //! * [`engine`]: the governor's thread (one ordered stream of work) and the audit
 //!   committer's thread (group commit, then the answers);
 //! * [`config`]: the settings, agents and operators of the configuration file;
@@ -16,6 +19,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod error;
 pub mod http;
 pub mod limit;
 pub mod listen;
@@ -23,6 +27,7 @@ pub mod loadgen;
 pub mod metrics;
 pub mod openapi;
 pub mod serve;
+pub mod who;
 
 pub use http::{app, App};
 

@@ -160,7 +160,8 @@ fn metric(addr: std::net::SocketAddr, name: &str) -> Vec<String> {
 /// Per stage of the server (whole run): mean and the bucket holding the 99th percentile.
 fn stages(addr: std::net::SocketAddr) {
     let lines = metric(addr, "aioss_stage_latency_seconds");
-    for stage in aioss_server::metrics::STAGES {
+    for stage in aioss_server::metrics::Stage::ALL {
+        let stage = stage.as_str();
         let tag = format!("stage=\"{stage}\"");
         let val = |suffix: &str| -> Vec<(String, f64)> {
             lines
