@@ -13,8 +13,7 @@
 //! * [`listen`]: the accept loop, its connection caps and every connection's timeouts;
 //! * [`metrics`], [`openapi`]: `GET /metrics` and `GET /openapi.json`;
 //! * [`serve`]: the process: listening, signals (SIGHUP reloads, SIGTERM and Ctrl-C stop
-//!   gracefully), logs;
-//! * [`loadgen`]: the load generator of `aioss bench serve`.
+//!   gracefully), logs.
 #![deny(missing_docs)]
 
 pub mod config;
@@ -23,7 +22,6 @@ pub mod error;
 pub mod http;
 pub mod limit;
 pub mod listen;
-pub mod loadgen;
 pub mod metrics;
 pub mod openapi;
 pub mod serve;
