@@ -442,7 +442,7 @@ pub fn decide(o: &Options<'_>) -> ExitCode {
         let latency = if latencies.is_empty() {
             String::new()
         } else {
-            let [p50, p99, _, max] = aioss_server::loadgen::percentiles(latencies);
+            let [p50, p99, _, max] = crate::loadgen::percentiles(latencies);
             format!(", latency_us p50 {p50} p99 {p99} max {max}")
         };
         println!(

@@ -68,6 +68,7 @@ mod classify;
 mod decision;
 mod execute;
 mod monitor;
+mod observed;
 mod outcome;
 mod policy_tests;
 mod proposal;
@@ -79,6 +80,7 @@ pub use decision::{
     action_to_json, Decision, GuaranteeStatus, Guarantees, Ledger, LedgerEntry, RowReport,
     SolverReport,
 };
+pub use observed::{Divergence, OutcomeEvaluation};
 pub use outcome::{final_outcome, Audit, Evaluation, Outcome, RepairStatus};
 pub use policy_tests::{json_matches, run_test, run_tests, TestResult};
 pub use proposal::{AttrValue, InputCode, InputError, Proposal, StateValue};
