@@ -40,13 +40,23 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use aioss_core::policy::VarType;
-use aioss_core::repair::{RepairOutcome, Repairer};
+use aioss_core::repair::{RepairOutcome, RepairSettings, Repairer};
 use aioss_core::{Checker, Interval, Policy};
 use clarabel::algebra::CscMatrix;
 use clarabel::solver::{
     DefaultSettingsBuilder, DefaultSolver, IPSolver, SolverStatus, SupportedConeT,
 };
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+/// A repairer for `p` that never warm-starts (to compare with a warm one, or to time the
+/// search alone).
+fn cold_repairer(p: &Policy) -> Repairer {
+    let cold = RepairSettings {
+        cold: true,
+        ..RepairSettings::default()
+    };
+    Repairer::with_settings(p, cold).unwrap()
+}
 
 const N: usize = 10;
 const M: usize = 67;
@@ -149,8 +159,7 @@ fn problems() -> Vec<Problem> {
         let u1: Vec<f64> = u0.iter().map(|v| v + 0.05 * rng.normal()).collect();
         let policy = aioss_core::load("bench.toml", &policy_text(&w, &a, &b)).unwrap();
         let inputs = policy.range_inputs();
-        let mut r = Repairer::new(&policy);
-        r.cold = true;
+        let mut r = cold_repairer(&policy);
         let r0 = r.repair(&policy, &inputs, &u0, &[]);
         let r1 = r.repair(&policy, &inputs, &u1, &[]);
         let ok = |k: usize| (5..=8).contains(&k);
@@ -287,8 +296,7 @@ fn report(ps: &[Problem]) {
     // Same answers before timing anything.
     let (mut it_ours, mut it_warm, mut it_clarabel, mut active) = (0u32, 0u32, 0u32, 0usize);
     for p in ps {
-        let mut r = Repairer::new(&p.policy);
-        r.cold = true;
+        let mut r = cold_repairer(&p.policy);
         let rep = r.repair(&p.policy, &p.inputs, &p.u0, &[]);
         it_ours += rep.iterations;
         active += rep.active_set.len();
@@ -311,14 +319,7 @@ fn report(ps: &[Problem]) {
         assert!(f.outcome == RepairOutcome::Certified && f.distance == 0.0);
     }
     let np = ps.len() as f64;
-    let mut reps: Vec<Repairer> = ps
-        .iter()
-        .map(|p| {
-            let mut r = Repairer::new(&p.policy);
-            r.cold = true;
-            r
-        })
-        .collect();
+    let mut reps: Vec<Repairer> = ps.iter().map(|p| cold_repairer(&p.policy)).collect();
     // Both cold and warm alternate between u₀ and u₁, so that neither times the same
     // repair over and over (the branch predictor would learn it).
     let mut flip = false;
@@ -438,14 +439,7 @@ fn bench(c: &mut Criterion) {
     report(&ps);
     let mut g = c.benchmark_group("repair_n10_m67");
     g.throughput(Throughput::Elements(ps.len() as u64));
-    let mut cold: Vec<Repairer> = ps
-        .iter()
-        .map(|p| {
-            let mut r = Repairer::new(&p.policy);
-            r.cold = true;
-            r
-        })
-        .collect();
+    let mut cold: Vec<Repairer> = ps.iter().map(|p| cold_repairer(&p.policy)).collect();
     g.bench_function("cold_alternating", |bench| {
         bench.iter(|| {
             for (p, r) in ps.iter().zip(cold.iter_mut()) {

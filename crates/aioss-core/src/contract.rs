@@ -4,11 +4,12 @@
 //! Why it exists: a proposal no repair can save used to cost the repair's whole work
 //! budget. The search tried every discrete node of every relaxation stage, each SQP
 //! finding out after a few linearisations that its node was infeasible (on the warehouse
-//! mix, 1.2–2.9 ms per blocked proposal, a third of the stream's time). Contracting the
-//! box of every action, real and discrete, over the rows a stage must satisfy settles part
-//! of them in about ten microseconds: when the box contracts to nothing, no node of that
-//! stage, and no point of any node, can pass. On the warehouse stream it settles 565 of the
-//! 1,338 blocked proposals that reach it. The others need what a box cannot express (two
+//! mix, milliseconds per blocked proposal and a large share of the stream's time).
+//! Contracting the box of every action, real and discrete, over the rows a stage must
+//! satisfy settles part of them at a small fraction of that cost: when the box contracts to
+//! nothing, no node of that stage, and no point of any node, can pass. On the warehouse
+//! stream it settles a large part of the blocked proposals that reach it (`BENCHMARKS.md`,
+//! "Tier 2's structure", has the figures). The others need what a box cannot express (two
 //! discs that do not meet although their bounding boxes do; the discrete choices inside
 //! boolean rows, which it leaves out), or have a solution the SQP does not find.
 //!

@@ -334,6 +334,93 @@ pub struct GovernorSettings {
     pub discrete_cost: Vec<f64>,
 }
 
+/// What an agent in the `fallback` mode of operation executes (`[monitor] fallback_mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FallbackMode {
+    /// The policy's certified fallback (the default).
+    #[default]
+    Fallback,
+    /// The agent's last certified action, when Tier 1 certifies it again at the current
+    /// state; else the fallback.
+    Freeze,
+}
+
+/// `[monitor]`: thresholds and windows of the runtime monitors (issue 20). Every default is
+/// documented in docs/monitors.md; `aioss policy check` prints them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MonitorSettings {
+    /// Clean decisions in a row (no failure mode named) after which an agent returns to the
+    /// normal mode of operation. Default 20.
+    pub recover_after: u32,
+    /// What an agent in the fallback mode executes. Default [`FallbackMode::Fallback`].
+    pub fallback_mode: FallbackMode,
+    /// The step of `[dynamics]`, in seconds: a proposal this long after the agent's last
+    /// decision is compared with that decision's prediction (`model_mismatch`). Default the
+    /// parameter `dt` when the policy has one; none compared without it.
+    pub dt: Option<f64>,
+    /// How far from `dt` the interval between two decisions may be and still be compared.
+    /// Default a tenth of `dt`.
+    pub dt_tolerance: f64,
+    /// `excessive_uncertainty` when more than this share of the active rows are UNCERTAIN,
+    /// with at least `min_active_rows` active. Default 0.5.
+    pub uncertain_share: f64,
+    /// See `uncertain_share`. Default 4.
+    pub min_active_rows: u32,
+    /// How many of an agent's last repairs the running non-convergence rate is over.
+    /// Default 20.
+    pub rate_window: u32,
+    /// `solver_non_convergence` when more than this share of the agent's last repairs
+    /// (at least half a window of them) did not converge. Default 0.5.
+    pub non_convergence_rate: f64,
+    /// `degenerate_geometry` when two binding rows of a repair have opposite normals (their
+    /// unit gradients' dot product below `-1 + degenerate_cos`): the feasible set is a slab
+    /// with no room across it. Default 1e-9.
+    pub degenerate_cos: f64,
+    /// `metric_not_convex` at decision time when the metric's condition number is above
+    /// this. Default 1e12.
+    pub max_metric_condition: f64,
+    /// At most this many decisions per agent within `rate_window_secs`; past it the
+    /// proposal is blocked. Default none (no limit).
+    pub rate_limit: Option<u32>,
+    /// The window of `rate_limit`, in seconds. Default 1.
+    pub rate_window_secs: f64,
+}
+
+impl Default for MonitorSettings {
+    fn default() -> Self {
+        MonitorSettings {
+            recover_after: 20,
+            fallback_mode: FallbackMode::Fallback,
+            dt: None,
+            dt_tolerance: 0.0,
+            uncertain_share: 0.5,
+            min_active_rows: 4,
+            rate_window: 20,
+            non_convergence_rate: 0.5,
+            degenerate_cos: 1e-9,
+            max_metric_condition: 1e12,
+            rate_limit: None,
+            rate_window_secs: 1.0,
+        }
+    }
+}
+
+impl MonitorSettings {
+    /// The defaults for a policy with these `[param]`s (`dt` from the parameter `dt`).
+    pub fn defaults_for(params: &[(String, f64)]) -> MonitorSettings {
+        let dt = params
+            .iter()
+            .find(|(n, _)| n == "dt")
+            .map(|(_, v)| *v)
+            .filter(|v| v.is_finite() && *v > 0.0);
+        MonitorSettings {
+            dt,
+            dt_tolerance: dt.map_or(0.0, |d| d / 10.0),
+            ..MonitorSettings::default()
+        }
+    }
+}
+
 /// `[dynamics]`: the one-step model.
 #[derive(Clone, Debug)]
 pub struct Dynamics {
@@ -365,6 +452,8 @@ pub struct Policy {
     pub default_verdict: Verdict,
     /// `[governor]`.
     pub governor: GovernorSettings,
+    /// `[monitor]`: the runtime monitors' thresholds and windows.
+    pub monitor: MonitorSettings,
     /// Action variables, in declaration order.
     pub actions: Vec<ActionVar>,
     /// State variables, in declaration order.

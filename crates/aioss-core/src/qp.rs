@@ -27,9 +27,8 @@
 //! A general conic solver such as Clarabel is an interior-point method: it builds sparse
 //! matrices and a KKT system of size `n + m` on every setup, allocates throughout, and runs
 //! about ten iterations, each factoring that system, however few rows end up active. For
-//! tiny dense problems that costs one to two orders of magnitude: in `benches/qp.rs`
-//! (n = 10, m = 67, 5–8 active rows) its setup and solve take about 40× as long as a cold
-//! solve here and about 110× as long as a warm re-solve. The tests in
+//! tiny dense problems that costs one to two orders of magnitude (`benches/qp.rs`; the
+//! figures are in `BENCHMARKS.md`, "Dense QP"). The tests in
 //! `tests/qp_differential.rs` check this solver against Clarabel on thousands of random
 //! problems, against brute-force enumeration of active sets, and warm against cold.
 //!
@@ -605,11 +604,12 @@ impl QpWorkspace {
 
     /// [`QpWorkspace::solve`] for the same `A` (the same `m`, `n` and entries) as the last
     /// call, with new `g`, `b` and warm start: it keeps the transposed copy of `A` and the
-    /// row norms that call computed, a fifth of a warm re-solve's work for `n = 10`,
-    /// `m = 87`. When `warm` is the last solve's final active set (of inequalities, as a
-    /// set) and that solve ended `Solved`, it also keeps the factorisation of that set
-    /// (which depends on `H` and the active rows only, not on `g` or `b`) instead of
-    /// building it again row by row: about half of what is left. Given another `m` or `n`,
+    /// row norms that call computed (a large part of a warm re-solve's work for small
+    /// dense problems; `BENCHMARKS.md`, "Tier 2's structure"). When `warm` is the last
+    /// solve's final active set (of inequalities, as a set) and that solve ended `Solved`,
+    /// it also keeps the factorisation of that set (which depends on `H` and the active
+    /// rows only, not on `g` or `b`) instead of building it again row by row, most of what
+    /// is left. Given another `m` or `n`,
     /// or after a call that did not get as far as computing them, it is
     /// [`QpWorkspace::solve`]. The caller answers for the entries: a different `A` of the
     /// same shape would be solved as if it were the old one (in the repairer that costs
@@ -671,7 +671,7 @@ impl QpWorkspace {
             Some(bad) => (bad, 0),
             None => {
                 let mut iterations = 0;
-                let status = match self.run(
+                let pb = Problem {
                     g,
                     a,
                     b,
@@ -679,10 +679,8 @@ impl QpWorkspace {
                     meq,
                     warm,
                     max_iter,
-                    reuse,
-                    kept,
-                    &mut iterations,
-                ) {
+                };
+                let status = match self.run(&pb, reuse, kept, &mut iterations) {
                     Ok(()) => QpStatus::Solved,
                     Err(s) => s,
                 };
@@ -790,21 +788,19 @@ impl QpWorkspace {
     }
 
     /// The Goldfarb–Idnani iteration. `Ok(())` means optimal.
-    #[expect(clippy::too_many_arguments, reason = "the problem data of `solve`")]
+    ///
+    /// Its steps: the rows' norms and the transposed copy of `A` ([`prepare_rows`], kept
+    /// from the last call by `solve_same_rows`), rows of zeros, then on an [`Iterate`]: the
+    /// start ([`Iterate::start`]), the equality rows ([`Iterate::add_equalities`]), the warm
+    /// start ([`Iterate::warm_start`]) and the main loop ([`Iterate::main_loop`]).
     fn run(
         &mut self,
-        g: &[f64],
-        a: &[f64],
-        b: &[f64],
-        m: usize,
-        meq: usize,
-        warm: &[usize],
-        max_iter: u32,
+        pb: &Problem<'_>,
         reuse: bool,
         kept: Option<usize>,
         iterations: &mut u32,
     ) -> Result<(), QpStatus> {
-        let n = self.n;
+        let (n, m) = (self.n, pb.m);
         let Self {
             j0,
             jm,
@@ -833,17 +829,6 @@ impl QpWorkspace {
         let nn = n.checked_mul(n).ok_or(INTERNAL)?;
         // INVARIANT (exact-lengths): from here on every buffer is cut to exactly the size of
         // this problem (n, n*n or m), so zipped iterators and chunks cover exactly the data.
-        let j0 = j0.get(..nn).ok_or(INTERNAL)?;
-        let jm = jm.get_mut(..nn).ok_or(INTERNAL)?;
-        let rm = rm.get_mut(..nn).ok_or(INTERNAL)?;
-        let x = x.get_mut(..n).ok_or(INTERNAL)?;
-        let z = z.get_mut(..n).ok_or(INTERNAL)?;
-        let d = d.get_mut(..n).ok_or(INTERNAL)?;
-        let rv = rv.get_mut(..n).ok_or(INTERNAL)?;
-        let u = u.get_mut(..n).ok_or(INTERNAL)?;
-        let sign = sign.get_mut(..n).ok_or(INTERNAL)?;
-        let act = act.get_mut(..n).ok_or(INTERNAL)?;
-        let hn = hn.get_mut(..n).ok_or(INTERNAL)?;
         let is_active = is_active.get_mut(..m).ok_or(INTERNAL)?;
         let row_norm = row_norm.get_mut(..m).ok_or(INTERNAL)?;
         let at = at.get_mut(..m * n).ok_or(INTERNAL)?;
@@ -857,39 +842,12 @@ impl QpWorkspace {
         // once and for all.
         // (Kept from the last call by `solve_same_rows`.)
         if !reuse {
-            // The suffix of rows with at most one non-zero entry.
             let unit = unit.get_mut(..m).ok_or(INTERNAL)?;
-            *dense_m = m;
-            for (row, u) in a.chunks_exact(n.max(1)).zip(unit.iter_mut()).rev() {
-                let mut nz = row.iter().enumerate().filter(|(_, v)| **v != 0.0);
-                match (nz.next(), nz.next()) {
-                    (first, None) => *u = first.map_or((0, 0.0), |(j, &v)| (j, v)),
-                    _ => break,
-                }
-                *dense_m -= 1;
-            }
-            if n == 0 {
-                row_norm.fill(0.0);
-            } else {
-                for (i, (nrm, row)) in row_norm.iter_mut().zip(a.chunks_exact(n)).enumerate() {
-                    *nrm = dot(row, row).sqrt();
-                    if i < *dense_m {
-                        for (col, &aij) in at.chunks_exact_mut(m).zip(row) {
-                            set_at(col, i, aij)?;
-                        }
-                    }
-                }
-            }
-            for (&nrm, inv) in row_norm.iter().zip(row_inv.iter_mut()) {
-                if !nrm.is_finite() {
-                    return Err(QpStatus::NumericalError);
-                }
-                *inv = if nrm > 0.0 { 1.0 / nrm } else { 0.0 };
-            }
+            prepare_rows(pb.a, n, m, unit, dense_m, row_norm, at, row_inv)?;
             *rows_of = Some((m, n));
         }
-        for (i, (&nrm, &bi)) in row_norm.iter().zip(b).enumerate() {
-            if nrm == 0.0 && ((i < meq && bi != 0.0) || bi < 0.0) {
+        for (i, (&nrm, &bi)) in row_norm.iter().zip(pb.b).enumerate() {
+            if nrm == 0.0 && ((i < pb.meq && bi != 0.0) || bi < 0.0) {
                 // 0 = 0·x <= b_i < 0 (or = b_i != 0): y = ∓e_i is a certificate.
                 lambda.fill(0.0);
                 set_at(lambda, i, if bi < 0.0 { 1.0 } else { -1.0 })?;
@@ -899,204 +857,377 @@ impl QpWorkspace {
         if n == 0 {
             return Ok(());
         }
+        let mut it = Iterate {
+            n,
+            j0: j0.get(..nn).ok_or(INTERNAL)?,
+            jm: jm.get_mut(..nn).ok_or(INTERNAL)?,
+            rm: rm.get_mut(..nn).ok_or(INTERNAL)?,
+            x: x.get_mut(..n).ok_or(INTERNAL)?,
+            z: z.get_mut(..n).ok_or(INTERNAL)?,
+            d: d.get_mut(..n).ok_or(INTERNAL)?,
+            rv: rv.get_mut(..n).ok_or(INTERNAL)?,
+            set: ActiveArrays {
+                act: act.get_mut(..n).ok_or(INTERNAL)?,
+                u: u.get_mut(..n).ok_or(INTERNAL)?,
+                sign: sign.get_mut(..n).ok_or(INTERNAL)?,
+                hn: hn.get_mut(..n).ok_or(INTERNAL)?,
+            },
+            q: *q,
+            neq: 0,
+            is_active,
+            lambda,
+            iterations: *iterations,
+            max_iter: pb.max_iter,
+        };
+        let unit = unit.get(*dense_m..m).ok_or(INTERNAL)?;
+        let result = it
+            .start(kept, pb.g)
+            .and_then(|()| it.add_equalities(pb, row_norm))
+            .and_then(|()| it.warm_start(pb, row_norm, kept.is_some_and(|kq| kq > 0)))
+            .and_then(|()| it.main_loop(pb, at, unit, row_inv, ax));
+        // The active set's size and the count are the workspace's, whatever the outcome.
+        *q = it.q;
+        *neq = it.neq;
+        *iterations = it.iterations;
+        result
+    }
+}
 
-        *neq = 0;
+/// One problem's data: the arguments of [`QpWorkspace::solve`].
+#[derive(Clone, Copy, Debug)]
+struct Problem<'p> {
+    g: &'p [f64],
+    a: &'p [f64],
+    b: &'p [f64],
+    m: usize,
+    meq: usize,
+    warm: &'p [usize],
+    max_iter: u32,
+}
+
+/// Row norms (`row_norm`, `row_inv`), the transposed copy `at` of the rows before the
+/// suffix of rows with at most one non-zero entry (`unit`, from `dense_m` on), of the
+/// `m × n` matrix `a`. A non-finite norm is a [`QpStatus::NumericalError`].
+#[expect(clippy::too_many_arguments, reason = "the workspace's row arrays")]
+fn prepare_rows(
+    a: &[f64],
+    n: usize,
+    m: usize,
+    unit: &mut [(usize, f64)],
+    dense_m: &mut usize,
+    row_norm: &mut [f64],
+    at: &mut [f64],
+    row_inv: &mut [f64],
+) -> Result<(), QpStatus> {
+    // The suffix of rows with at most one non-zero entry.
+    *dense_m = m;
+    for (row, u) in a.chunks_exact(n.max(1)).zip(unit.iter_mut()).rev() {
+        let mut nz = row.iter().enumerate().filter(|(_, v)| **v != 0.0);
+        match (nz.next(), nz.next()) {
+            (first, None) => *u = first.map_or((0, 0.0), |(j, &v)| (j, v)),
+            _ => break,
+        }
+        *dense_m -= 1;
+    }
+    if n == 0 {
+        row_norm.fill(0.0);
+    } else {
+        for (i, (nrm, row)) in row_norm.iter_mut().zip(a.chunks_exact(n)).enumerate() {
+            *nrm = dot(row, row).sqrt();
+            if i < *dense_m {
+                for (col, &aij) in at.chunks_exact_mut(m).zip(row) {
+                    set_at(col, i, aij)?;
+                }
+            }
+        }
+    }
+    for (&nrm, inv) in row_norm.iter().zip(row_inv.iter_mut()) {
+        if !nrm.is_finite() {
+            return Err(QpStatus::NumericalError);
+        }
+        *inv = if nrm > 0.0 { 1.0 / nrm } else { 0.0 };
+    }
+    Ok(())
+}
+
+/// The workspace's factorisation, iterate and active set, cut to one problem's sizes
+/// (INVARIANT (exact-lengths) of [`QpWorkspace::run`]), with the active set's size and the
+/// iteration count, which `run` writes back however the solve ends.
+struct Iterate<'w> {
+    n: usize,
+    /// `L⁻ᵀ` (the unconstrained start).
+    j0: &'w [f64],
+    /// The working `J = L⁻ᵀ Q`.
+    jm: &'w mut [f64],
+    /// The upper-triangular `R`.
+    rm: &'w mut [f64],
+    x: &'w mut [f64],
+    z: &'w mut [f64],
+    d: &'w mut [f64],
+    rv: &'w mut [f64],
+    set: ActiveArrays<'w>,
+    /// Number of active constraints.
+    q: usize,
+    /// Number of active equality rows (the prefix `act[..neq]`).
+    neq: usize,
+    is_active: &'w mut [bool],
+    lambda: &'w mut [f64],
+    iterations: u32,
+    max_iter: u32,
+}
+
+impl Iterate<'_> {
+    /// Count one iteration, or stop at the cap.
+    ///
+    /// INVARIANT (bounded): every addition and every pass of the dual step first checks and
+    /// counts an iteration, so a solve ends after at most `max_iter` of them whatever the
+    /// data.
+    fn count(&mut self) -> Result<(), QpStatus> {
+        if self.iterations >= self.max_iter {
+            return Err(QpStatus::MaxIterations);
+        }
+        self.iterations += 1;
+        Ok(())
+    }
+
+    /// The start: the last solve's final factorisation when `kept` (its rows active
+    /// again; the warm start recomputes `x` and `u` for this `g`, `b`), else the
+    /// unconstrained minimiser `x = -H⁻¹ g = -J₀ J₀ᵀ g` with `J = J₀` and no active row.
+    fn start(&mut self, kept: Option<usize>, g: &[f64]) -> Result<(), QpStatus> {
+        let n = self.n;
+        self.neq = 0;
         if let Some(kq) = kept {
-            // The last solve's final factorisation, of exactly the rows in `warm`: its rows
-            // are active again, and the warm start below recomputes x and u for this g, b.
-            *q = kq;
-            for &r in act.get(..kq).ok_or(INTERNAL)? {
-                set_at(is_active, r, true)?;
+            self.q = kq;
+            for &r in self.set.act.get(..kq).ok_or(INTERNAL)? {
+                set_at(self.is_active, r, true)?;
             }
         } else {
-            // Unconstrained minimiser x = -H⁻¹ g = -J₀ J₀ᵀ g; J = J₀, no active constraints.
-            jm.copy_from_slice(j0);
-            x.fill(0.0);
-            for col in jm.chunks_exact(n).take(n) {
-                axpy(x, -dot(col, g), col);
+            self.jm.copy_from_slice(self.j0);
+            self.x.fill(0.0);
+            for col in self.jm.chunks_exact(n).take(n) {
+                axpy(self.x, -dot(col, g), col);
             }
-            *q = 0;
+            self.q = 0;
         }
-        let mut set = ActiveArrays { act, u, sign, hn };
+        Ok(())
+    }
 
-        // Equality rows, each made active with a full step (their multipliers are free).
-        let rows = a.chunks_exact(n).zip(b).zip(row_norm.iter());
-        for (i, ((row, &bi), &nrm)) in rows.enumerate().take(meq) {
+    /// The equality rows, each made active with a full step (their multipliers are free).
+    fn add_equalities(&mut self, pb: &Problem<'_>, row_norm: &[f64]) -> Result<(), QpStatus> {
+        let n = self.n;
+        let rows = pb.a.chunks_exact(n).zip(pb.b).zip(row_norm.iter());
+        for (i, ((row, &bi), &nrm)) in rows.enumerate().take(pb.meq) {
             if nrm == 0.0 {
                 continue;
             }
-            if *iterations >= max_iter {
-                return Err(QpStatus::MaxIterations);
-            }
-            *iterations += 1;
-            let resid = dot(row, x) - bi;
+            self.count()?;
+            let q = self.q;
+            let resid = dot(row, self.x) - bi;
             // INVARIANT (equality-orientation): σ = sign(a·x - b) makes the Goldfarb–Idnani
             // slack s = -σ (a·x - b) <= 0, so the step t = -s / ‖d₂‖² is non-negative.
             let sigma = if resid >= 0.0 { 1.0 } else { -1.0 };
-            let (dd, d2) = compute_d(jm, n, *q, row, sigma, d);
-            rv.copy_from_slice(d);
-            back_substitute(rm, n, *q, rv).ok_or(INTERNAL)?;
-            if dependent(dd, d2, rv.get(..*q).ok_or(INTERNAL)?, set.hn) {
+            let (dd, d2) = compute_d(self.jm, n, q, row, sigma, self.d);
+            self.rv.copy_from_slice(self.d);
+            back_substitute(self.rm, n, q, self.rv).ok_or(INTERNAL)?;
+            if dependent(dd, d2, self.rv.get(..q).ok_or(INTERNAL)?, self.set.hn) {
                 // Dependent on the equalities already active: redundant or contradictory.
-                let xn = 1.0 + dot(x, x).sqrt();
+                let xn = 1.0 + dot(self.x, self.x).sqrt();
                 if resid.abs() <= FEAS_TOL * (nrm * xn + bi.abs()) {
                     continue;
                 }
-                let r = rv.get(..*q).ok_or(INTERNAL)?;
-                write_certificate(lambda, &set, r, i, sigma)?;
+                let r = self.rv.get(..q).ok_or(INTERNAL)?;
+                write_certificate(self.lambda, &self.set, r, i, sigma)?;
                 return Err(QpStatus::Infeasible);
             }
-            compute_z(jm, n, *q, d, z);
+            compute_z(self.jm, n, q, self.d, self.z);
             let t = resid.abs() / d2;
             if !t.is_finite() {
                 return Err(QpStatus::NumericalError);
             }
-            axpy(x, t, z);
-            for (uk, rk) in set.u.iter_mut().zip(rv.iter()).take(*q) {
+            axpy(self.x, t, self.z);
+            for (uk, rk) in self.set.u.iter_mut().zip(self.rv.iter()).take(q) {
                 *uk -= t * rk;
             }
-            add_to_factors(jm, rm, n, *q, d, z).ok_or(INTERNAL)?;
-            set.set(*q, i, t, sigma, dd.sqrt())?;
-            set_at(is_active, i, true)?;
-            *q += 1;
-            *neq += 1;
+            add_to_factors(self.jm, self.rm, n, q, self.d, self.z).ok_or(INTERNAL)?;
+            self.set.set(q, i, t, sigma, dd.sqrt())?;
+            set_at(self.is_active, i, true)?;
+            self.q += 1;
+            self.neq += 1;
         }
+        Ok(())
+    }
 
-        // Warm start: add the suggested inequality rows to the factorisation, then recompute
-        // the minimiser over the active set and drop rows with negative multipliers until
-        // the point is dual feasible again.
-        let mut warm_added = kept.is_some_and(|kq| kq > 0);
-        for &w in warm {
-            if *q >= n {
+    /// The warm start: add the suggested inequality rows to the factorisation, then
+    /// recompute the minimiser over the active set and drop rows with negative multipliers
+    /// until the point is dual feasible again.
+    /// `kept`: does the start hold a kept factorisation of at least one row (whose point
+    /// must be recomputed for this `g` and `b` like a warm start's)?
+    fn warm_start(
+        &mut self,
+        pb: &Problem<'_>,
+        row_norm: &[f64],
+        kept: bool,
+    ) -> Result<(), QpStatus> {
+        let (n, m, meq) = (self.n, pb.m, pb.meq);
+        let mut warm_added = kept;
+        for &w in pb.warm {
+            if self.q >= n {
                 break;
             }
-            if w < meq || w >= m || is_active.get(w).copied().unwrap_or(true) {
+            if w < meq || w >= m || self.is_active.get(w).copied().unwrap_or(true) {
                 continue;
             }
             if row_norm.get(w).copied().unwrap_or(0.0) == 0.0 {
                 continue;
             }
-            let row = a.get(w * n..w * n + n).ok_or(INTERNAL)?;
-            let (dd, d2) = compute_d(jm, n, *q, row, 1.0, d);
-            rv.copy_from_slice(d);
-            back_substitute(rm, n, *q, rv).ok_or(INTERNAL)?;
-            if dependent(dd, d2, rv.get(..*q).ok_or(INTERNAL)?, set.hn) {
+            let q = self.q;
+            let row = pb.a.get(w * n..w * n + n).ok_or(INTERNAL)?;
+            let (dd, d2) = compute_d(self.jm, n, q, row, 1.0, self.d);
+            self.rv.copy_from_slice(self.d);
+            back_substitute(self.rm, n, q, self.rv).ok_or(INTERNAL)?;
+            if dependent(dd, d2, self.rv.get(..q).ok_or(INTERNAL)?, self.set.hn) {
                 continue;
             }
-            add_to_factors(jm, rm, n, *q, d, z).ok_or(INTERNAL)?;
-            set.set(*q, w, 0.0, 1.0, dd.sqrt())?;
-            set_at(is_active, w, true)?;
-            *q += 1;
+            add_to_factors(self.jm, self.rm, n, q, self.d, self.z).ok_or(INTERNAL)?;
+            self.set.set(q, w, 0.0, 1.0, dd.sqrt())?;
+            set_at(self.is_active, w, true)?;
+            self.q += 1;
             warm_added = true;
         }
-        if warm_added {
-            loop {
-                active_set_minimiser(jm, rm, n, *q, &set, b, g, x, rv).ok_or(INTERNAL)?;
-                active_set_multipliers(jm, rm, n, *q, g, rv, set.u).ok_or(INTERNAL)?;
-                // INVARIANT (dual-feasible-start): the main loop needs u >= 0 on every active
-                // inequality; drop the most negative one (lowest position on ties) and repeat.
-                let mut worst: Option<(usize, f64)> = None;
-                for (k, &uk) in set.u.iter().enumerate().take(*q).skip(*neq) {
-                    if uk < worst.map_or(0.0, |(_, v)| v) {
-                        worst = Some((k, uk));
-                    }
-                }
-                let Some((k, _)) = worst else { break };
-                let row = *set.act.get(k).ok_or(INTERNAL)?;
-                drop_from_factors(jm, rm, n, *q, k).ok_or(INTERNAL)?;
-                set.remove(k, *q)?;
-                set_at(is_active, row, false)?;
-                *q -= 1;
-            }
+        if !warm_added {
+            return Ok(());
         }
-
-        // Main loop: add the most violated inequality until none is violated.
-        //
-        // INVARIANT (factorisation): J Jᵀ = H⁻¹ and Jᵀ N = [R; 0] for the active normals N,
-        // R upper triangular with a non-zero diagonal (rows are only added when independent).
-        // INVARIANT (dual-feasible): u_k >= 0 on every active inequality, and x minimises the
-        // objective over the active rows taken as equalities (with p, once chosen, held at its
-        // partial level); so every iterate's objective is a lower bound on the optimum.
-        // INVARIANT (equality-prefix): the equality rows are act[..neq] and are never
-        // dropped; t1 only looks at positions >= neq.
-        // INVARIANT (bounded): every pass through the inner loop first checks and counts an
-        // iteration, so a solve ends after at most max_iter passes whatever the data.
         loop {
-            let unit = unit.get(*dense_m..m).ok_or(INTERNAL)?;
-            let Some(p) = most_violated(at, unit, b, row_inv, is_active, x, ax, meq) else {
+            let q = self.q;
+            active_set_minimiser(
+                self.jm, self.rm, n, q, &self.set, pb.b, pb.g, self.x, self.rv,
+            )
+            .ok_or(INTERNAL)?;
+            active_set_multipliers(self.jm, self.rm, n, q, pb.g, self.rv, self.set.u)
+                .ok_or(INTERNAL)?;
+            // INVARIANT (dual-feasible-start): the main loop needs u >= 0 on every active
+            // inequality; drop the most negative one (lowest position on ties) and repeat.
+            let mut worst: Option<(usize, f64)> = None;
+            for (k, &uk) in self.set.u.iter().enumerate().take(q).skip(self.neq) {
+                if uk < worst.map_or(0.0, |(_, v)| v) {
+                    worst = Some((k, uk));
+                }
+            }
+            let Some((k, _)) = worst else {
                 return Ok(());
             };
-            let row_p = a.get(p * n..p * n + n).ok_or(INTERNAL)?;
-            let b_p = *b.get(p).ok_or(INTERNAL)?;
-            // Multiplier of p, growing from zero along the dual path.
-            let mut u_new = 0.0;
-            loop {
-                if *iterations >= max_iter {
-                    return Err(QpStatus::MaxIterations);
-                }
-                *iterations += 1;
-                let (dd, d2) = compute_d(jm, n, *q, row_p, 1.0, d);
-                rv.copy_from_slice(d);
-                back_substitute(rm, n, *q, rv).ok_or(INTERNAL)?;
-                let is_dependent = dependent(dd, d2, rv.get(..*q).ok_or(INTERNAL)?, set.hn);
-                // Partial (dual) step length: the first active inequality whose multiplier
-                // reaches zero along u - t r.
-                let mut t1 = f64::INFINITY;
-                let mut k_drop = None;
-                let pairs = set.u.iter().zip(rv.iter()).enumerate();
-                for (k, (&uk, &rk)) in pairs.take(*q).skip(*neq) {
-                    if rk > 0.0 {
-                        let ratio = (uk / rk).max(0.0);
-                        if ratio < t1 {
-                            t1 = ratio;
-                            k_drop = Some(k);
-                        }
+            self.drop_active(k)?;
+        }
+    }
+
+    /// Drop the active row at position `k`.
+    fn drop_active(&mut self, k: usize) -> Result<(), QpStatus> {
+        let row = *self.set.act.get(k).ok_or(INTERNAL)?;
+        drop_from_factors(self.jm, self.rm, self.n, self.q, k).ok_or(INTERNAL)?;
+        self.set.remove(k, self.q)?;
+        set_at(self.is_active, row, false)?;
+        self.q -= 1;
+        Ok(())
+    }
+
+    /// Main loop: add the most violated inequality until none is violated.
+    ///
+    /// INVARIANT (factorisation): J Jᵀ = H⁻¹ and Jᵀ N = [R; 0] for the active normals N,
+    /// R upper triangular with a non-zero diagonal (rows are only added when independent).
+    /// INVARIANT (dual-feasible): u_k >= 0 on every active inequality, and x minimises the
+    /// objective over the active rows taken as equalities (with p, once chosen, held at its
+    /// partial level); so every iterate's objective is a lower bound on the optimum.
+    /// INVARIANT (equality-prefix): the equality rows are act[..neq] and are never
+    /// dropped; t1 only looks at positions >= neq.
+    fn main_loop(
+        &mut self,
+        pb: &Problem<'_>,
+        at: &[f64],
+        unit: &[(usize, f64)],
+        row_inv: &[f64],
+        ax: &mut [f64],
+    ) -> Result<(), QpStatus> {
+        let n = self.n;
+        loop {
+            let violated =
+                most_violated(at, unit, pb.b, row_inv, self.is_active, self.x, ax, pb.meq);
+            let Some(p) = violated else {
+                return Ok(());
+            };
+            let row_p = pb.a.get(p * n..p * n + n).ok_or(INTERNAL)?;
+            let b_p = *pb.b.get(p).ok_or(INTERNAL)?;
+            self.add_violated(p, row_p, b_p)?;
+        }
+    }
+
+    /// Make the violated row `p` (`row_p · x <= b_p`) active along the dual path: partial
+    /// steps drop the active inequalities whose multipliers reach zero first, until a full
+    /// step makes `p` active; a dependent `p` with nothing left to drop proves the problem
+    /// infeasible.
+    fn add_violated(&mut self, p: usize, row_p: &[f64], b_p: f64) -> Result<(), QpStatus> {
+        let n = self.n;
+        // Multiplier of p, growing from zero along the dual path.
+        let mut u_new = 0.0;
+        loop {
+            self.count()?;
+            let q = self.q;
+            let (dd, d2) = compute_d(self.jm, n, q, row_p, 1.0, self.d);
+            self.rv.copy_from_slice(self.d);
+            back_substitute(self.rm, n, q, self.rv).ok_or(INTERNAL)?;
+            let is_dependent = dependent(dd, d2, self.rv.get(..q).ok_or(INTERNAL)?, self.set.hn);
+            // Partial (dual) step length: the first active inequality whose multiplier
+            // reaches zero along u - t r.
+            let mut t1 = f64::INFINITY;
+            let mut k_drop = None;
+            let pairs = self.set.u.iter().zip(self.rv.iter()).enumerate();
+            for (k, (&uk, &rk)) in pairs.take(q).skip(self.neq) {
+                if rk > 0.0 {
+                    let ratio = (uk / rk).max(0.0);
+                    if ratio < t1 {
+                        t1 = ratio;
+                        k_drop = Some(k);
                     }
                 }
-                let t = if is_dependent {
-                    // z = 0: only the dual variables move. With no multiplier to drop, the
-                    // dual is unbounded and the primal infeasible.
-                    if k_drop.is_none() {
-                        let r = rv.get(..*q).ok_or(INTERNAL)?;
-                        write_certificate(lambda, &set, r, p, 1.0)?;
-                        return Err(QpStatus::Infeasible);
-                    }
-                    t1
-                } else {
-                    compute_z(jm, n, *q, d, z);
-                    // Full step length: makes row p active; s = b_p - a_p·x < 0 while p is
-                    // violated.
-                    let s = b_p - dot(row_p, x);
-                    let t2 = (-s / d2).max(0.0);
-                    if t2 <= t1 {
-                        if !t2.is_finite() {
-                            return Err(QpStatus::NumericalError);
-                        }
-                        axpy(x, t2, z);
-                        for (uk, rk) in set.u.iter_mut().zip(rv.iter()).take(*q) {
-                            *uk -= t2 * rk;
-                        }
-                        add_to_factors(jm, rm, n, *q, d, z).ok_or(INTERNAL)?;
-                        set.set(*q, p, u_new + t2, 1.0, dd.sqrt())?;
-                        set_at(is_active, p, true)?;
-                        *q += 1;
-                        break;
-                    }
-                    axpy(x, t1, z);
-                    t1
-                };
-                // Partial step: move the multipliers, then drop the one that reached zero.
-                for (uk, rk) in set.u.iter_mut().zip(rv.iter()).take(*q) {
-                    *uk -= t * rk;
-                }
-                u_new += t;
-                let k = k_drop.ok_or(INTERNAL)?;
-                let row = *set.act.get(k).ok_or(INTERNAL)?;
-                drop_from_factors(jm, rm, n, *q, k).ok_or(INTERNAL)?;
-                set.remove(k, *q)?;
-                set_at(is_active, row, false)?;
-                *q -= 1;
             }
+            let t = if is_dependent {
+                // z = 0: only the dual variables move. With no multiplier to drop, the
+                // dual is unbounded and the primal infeasible.
+                if k_drop.is_none() {
+                    let r = self.rv.get(..q).ok_or(INTERNAL)?;
+                    write_certificate(self.lambda, &self.set, r, p, 1.0)?;
+                    return Err(QpStatus::Infeasible);
+                }
+                t1
+            } else {
+                compute_z(self.jm, n, q, self.d, self.z);
+                // Full step length: makes row p active; s = b_p - a_p·x < 0 while p is
+                // violated.
+                let s = b_p - dot(row_p, self.x);
+                let t2 = (-s / d2).max(0.0);
+                if t2 <= t1 {
+                    if !t2.is_finite() {
+                        return Err(QpStatus::NumericalError);
+                    }
+                    axpy(self.x, t2, self.z);
+                    for (uk, rk) in self.set.u.iter_mut().zip(self.rv.iter()).take(q) {
+                        *uk -= t2 * rk;
+                    }
+                    add_to_factors(self.jm, self.rm, n, q, self.d, self.z).ok_or(INTERNAL)?;
+                    self.set.set(q, p, u_new + t2, 1.0, dd.sqrt())?;
+                    set_at(self.is_active, p, true)?;
+                    self.q += 1;
+                    return Ok(());
+                }
+                axpy(self.x, t1, self.z);
+                t1
+            };
+            // Partial step: move the multipliers, then drop the one that reached zero.
+            for (uk, rk) in self.set.u.iter_mut().zip(self.rv.iter()).take(q) {
+                *uk -= t * rk;
+            }
+            u_new += t;
+            let k = k_drop.ok_or(INTERNAL)?;
+            self.drop_active(k)?;
         }
     }
 }

@@ -6,8 +6,18 @@
     clippy::indexing_slicing
 )]
 
-use aioss_core::repair::{RepairOutcome, Repairer};
+use aioss_core::repair::{RepairOutcome, RepairSettings, Repairer};
 use aioss_core::{Interval, Status};
+
+/// A repairer for `p` that never warm-starts (to compare with a warm one, or to time the
+/// search alone).
+fn cold_repairer(p: &aioss_core::Policy) -> Repairer {
+    let cold = RepairSettings {
+        cold: true,
+        ..RepairSettings::default()
+    };
+    Repairer::with_settings(p, cold).unwrap()
+}
 
 const POLICY: &str = r#"
 [policy]
@@ -127,8 +137,7 @@ fn curved_row_alone_converges_to_the_radial_projection() {
 fn warm_start_gives_the_same_answer_as_cold() {
     let (p, inputs) = setup(5.0);
     let mut warm = Repairer::new(&p);
-    let mut cold = Repairer::new(&p);
-    cold.cold = true;
+    let mut cold = cold_repairer(&p);
     for k in 0..20 {
         let u = [1.5 + 0.01 * f64::from(k), 0.8 - 0.02 * f64::from(k), 0.0];
         let a = warm.repair(&p, &inputs, &u, &[]);
@@ -164,8 +173,7 @@ fn both(
     u0: &[f64],
 ) -> (aioss_core::repair::Repair, aioss_core::repair::Repair) {
     let mut warm = Repairer::new(p);
-    let mut cold = Repairer::new(p);
-    cold.cold = true;
+    let mut cold = cold_repairer(p);
     (
         warm.repair(p, inputs, u0, &[]),
         cold.repair(p, inputs, u0, &[]),
@@ -315,8 +323,7 @@ when = "s0 >= 0.000"
     let s = p.states[0].slot.unwrap() as usize;
     inputs[s] = Interval::new(-0.29, 0.32);
     let mut warm = Repairer::new(&p);
-    let mut cold = Repairer::new(&p);
-    cold.cold = true;
+    let mut cold = cold_repairer(&p);
     for k in 0..12 {
         let t = f64::from(k);
         let u0 = [
@@ -609,8 +616,7 @@ fn a_re_repair_at_the_same_state_takes_one_qp_and_agrees_with_a_cold_repair() {
         let mut inputs = p.range_inputs();
         inputs[p.states[0].slot.unwrap() as usize] = Interval::around(1.0, 0.01);
         let mut warm = Repairer::new(&p);
-        let mut cold = Repairer::new(&p);
-        cold.cold = true;
+        let mut cold = cold_repairer(&p);
         let mut u: Vec<f64> = (0..6)
             .map(|j| 3.0 * ((seed as f64 + j as f64).sin()))
             .collect();
@@ -643,8 +649,7 @@ fn a_re_repair_at_the_same_state_takes_one_qp_and_agrees_with_a_cold_repair() {
 fn a_re_repair_at_another_state_is_a_full_repair() {
     let p = dense_policy(4242, 30);
     let mut warm = Repairer::new(&p);
-    let mut cold = Repairer::new(&p);
-    cold.cold = true;
+    let mut cold = cold_repairer(&p);
     let u = [4.0, -3.0, 2.5, 1.0, -2.0, 3.0];
     for k in 0..10 {
         let mut inputs = p.range_inputs();
@@ -667,8 +672,7 @@ fn a_re_repair_at_another_state_is_a_full_repair() {
 #[test]
 fn a_cold_repairer_reusing_its_qp_rows_answers_as_a_fresh_one() {
     let p = dense_policy(99, 40);
-    let mut reused = Repairer::new(&p);
-    reused.cold = true;
+    let mut reused = cold_repairer(&p);
     for k in 0..30 {
         let mut inputs = p.range_inputs();
         inputs[p.states[0].slot.unwrap() as usize] =
@@ -676,13 +680,16 @@ fn a_cold_repairer_reusing_its_qp_rows_answers_as_a_fresh_one() {
         let u: Vec<f64> = (0..6)
             .map(|j| 4.0 * (f64::from(k) * 0.7 + f64::from(j)).sin())
             .collect();
-        let mut fresh = Repairer::new(&p);
-        fresh.cold = true;
+        let mut fresh = cold_repairer(&p);
         let a = reused.repair(&p, &inputs, &u, &[]);
         let b = fresh.repair(&p, &inputs, &u, &[]);
         assert_eq!(format!("{a:?}"), format!("{b:?}"), "proposal {k}");
     }
-    assert!(reused.kept_rows_used() >= 20, "{}", reused.kept_rows_used());
+    assert!(
+        reused.info().kept_rows_used >= 20,
+        "{}",
+        reused.info().kept_rows_used
+    );
 }
 
 /// Caught: after a repair at a new state whose QP rows were the kept ones, the kept state
@@ -700,7 +707,7 @@ fn a_new_state_with_the_same_rows_becomes_the_kept_state() {
     let first = r.repair(&p, &at(0.5), &u, &[]);
     let moved = r.repair(&p, &at(0.9), &u, &[]);
     assert!(first.steps > 1 && moved.steps > 1, "{first:?}\n{moved:?}");
-    assert!(r.kept_rows_used() >= 1);
+    assert!(r.info().kept_rows_used >= 1);
     let near = [4.05, -3.0, 2.45, 1.0, -2.0, 3.02];
     let again = r.repair(&p, &at(0.9), &near, &[]);
     assert_eq!(again.outcome, RepairOutcome::Certified);
@@ -753,17 +760,27 @@ fn benchmark_like(p: &aioss_core::Policy, seed: &mut u64) -> (Vec<Interval>, Vec
     (inputs, u)
 }
 
-/// The warehouse policy and two cold repairers for it, to compare a search with and
-/// without one of its mechanisms.
-fn warehouse_pair() -> (aioss_core::Policy, Repairer, Repairer) {
+/// The warehouse policy and two cold repairers for it, the second with the switches of
+/// `second`, to compare a search with and without one of its mechanisms.
+fn warehouse_pair(second: RepairSettings) -> (aioss_core::Policy, Repairer, Repairer) {
     let p = aioss_core::load(
         "warehouse-robot.toml",
         include_str!("../../../policies/warehouse-robot.toml"),
     )
     .unwrap();
-    let (mut a, mut b) = (Repairer::new(&p), Repairer::new(&p));
-    a.cold = true;
-    b.cold = true;
+    let cold = RepairSettings {
+        cold: true,
+        ..RepairSettings::default()
+    };
+    let a = Repairer::with_settings(&p, cold).unwrap();
+    let b = Repairer::with_settings(
+        &p,
+        RepairSettings {
+            cold: true,
+            ..second
+        },
+    )
+    .unwrap();
     (p, a, b)
 }
 
@@ -773,8 +790,10 @@ fn warehouse_pair() -> (aioss_core::Policy, Repairer, Repairer) {
 /// with every column at once, up to rounding. Warehouse proposals like the benchmark's.
 #[test]
 fn certificate_slack_columns_give_the_answers_of_every_column() {
-    let (p, mut targeted, mut every) = warehouse_pair();
-    every.every_slack = true;
+    let (p, mut targeted, mut every) = warehouse_pair(RepairSettings {
+        every_slack: true,
+        ..RepairSettings::default()
+    });
     let mut seed = 11u64;
     let mut relaxed = 0;
     for _ in 0..400 {
@@ -794,10 +813,10 @@ fn certificate_slack_columns_give_the_answers_of_every_column() {
         relaxed += usize::from(a.outcome == RepairOutcome::Relaxed);
     }
     assert!(
-        targeted.targeted_retries() > 0,
+        targeted.info().targeted_retries > 0,
         "no QP was retried with the certificate's columns"
     );
-    assert_eq!(every.targeted_retries(), 0);
+    assert_eq!(every.info().targeted_retries, 0);
     assert!(relaxed >= 5, "only {relaxed} relaxed repairs");
 }
 
@@ -807,16 +826,18 @@ fn certificate_slack_columns_give_the_answers_of_every_column() {
 /// their ranges, states anywhere in theirs, `prev` near the action), cold repairers.
 #[test]
 fn a_search_the_contraction_ends_early_finds_nothing_without_it() {
-    let (p, mut with, mut without) = warehouse_pair();
-    without.no_contraction = true;
+    let (p, mut with, mut without) = warehouse_pair(RepairSettings {
+        no_contraction: true,
+        ..RepairSettings::default()
+    });
     let mut seed = 7u64;
     let (mut ruled_out, mut repaired) = (0, 0);
     for _ in 0..250 {
         let (inputs, u) = benchmark_like(&p, &mut seed);
-        let before = with.stages_ruled_out();
+        let before = with.info().stages_ruled_out;
         let a = with.repair(&p, &inputs, &u, &[]);
         let mut b = without.repair(&p, &inputs, &u, &[]);
-        if with.stages_ruled_out() > before {
+        if with.info().stages_ruled_out > before {
             ruled_out += 1;
             assert_eq!(b.outcome, RepairOutcome::Fallback, "{u:?} at {inputs:?}");
             assert_eq!(a.outcome, RepairOutcome::Fallback);

@@ -52,7 +52,10 @@ fn cases() -> Vec<Value> {
         .collect()
 }
 
+/// Each case decided alone: a case whose state left a barrier's safe set would otherwise
+/// latch the agent into the fallback mode for the cases after it.
 fn decide(g: &mut Governor, proposal: &Value) -> Value {
+    g.reset_agent("bench");
     let d = g.decide_line(&proposal.to_string()).unwrap();
     serde_json::from_str(&d.to_json(g.policy())).unwrap()
 }

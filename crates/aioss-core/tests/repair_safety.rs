@@ -38,10 +38,20 @@ mod common;
 use std::fmt::Write as _;
 
 use aioss_core::policy::{Criticality, Sense, VarType};
-use aioss_core::repair::{RepairOutcome, Repairer};
+use aioss_core::repair::{RepairOutcome, RepairSettings, Repairer};
 use aioss_core::{Interval, Policy, RowCheck, Status};
 use common::config;
 use proptest::prelude::*;
+
+/// A repairer for `p` that never warm-starts (to compare with a warm one, or to time the
+/// search alone).
+fn cold_repairer(p: &Policy) -> Repairer {
+    let cold = RepairSettings {
+        cold: true,
+        ..RepairSettings::default()
+    };
+    Repairer::with_settings(p, cold).unwrap()
+}
 
 /// The optional discrete action variable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -559,16 +569,14 @@ fn assert_safe(
 fn certified_and_independent_of_earlier_repairs(s: &Spec, cases: &[Case]) {
     let src = render(s);
     let p = aioss_core::load("gen.toml", &src).unwrap_or_else(|e| panic!("{e}\n{src}"));
-    let mut reused = Repairer::new(&p);
-    reused.cold = true;
+    let mut reused = cold_repairer(&p);
     let mut r = Repairer::new(&p);
     for c in cases {
         let (u0, inputs) = decode(&p, c);
         let rep = r.repair(&p, &inputs, &u0, &[]);
         assert_safe(&src, &p, &inputs, &u0, &rep);
         // Identical inputs, identical outputs, bit for bit.
-        let mut fresh = Repairer::new(&p);
-        fresh.cold = true;
+        let mut fresh = cold_repairer(&p);
         let once = fresh.repair(&p, &inputs, &u0, &[]);
         assert_safe(&src, &p, &inputs, &u0, &once);
         let twice = reused.repair(&p, &inputs, &u0, &[]);
@@ -703,8 +711,7 @@ proptest! {
         let src = render(&s);
         let p = aioss_core::load("gen.toml", &src).unwrap_or_else(|e| panic!("{e}\n{src}"));
         let mut warm = Repairer::new(&p);
-        let mut cold = Repairer::new(&p);
-        cold.cold = true;
+        let mut cold = cold_repairer(&p);
         let mut c = c;
         for d in &steps {
             for (u, du) in c.u.iter_mut().zip(d) {

@@ -42,6 +42,7 @@ use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
 
+use crate::who::Role;
 use crate::Error;
 
 /// Every setting of the server, with its default.
@@ -122,31 +123,12 @@ impl Default for Settings {
     }
 }
 
-/// Who a principal is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Proposes actions and reports outcomes.
-    Agent,
-    /// Answers holds and reloads the policy.
-    Operator,
-}
-
-impl Role {
-    /// `agent` or `operator`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Agent => "agent",
-            Role::Operator => "operator",
-        }
-    }
-}
-
 /// An agent or an operator of the configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Principal {
     /// The id (an agent's id is the `agent` of its proposals).
     pub id: String,
-    /// Agent or operator.
+    /// [`Role::Agent`] or [`Role::Operator`].
     pub role: Role,
     /// Attributes (`role`, `trust`, …) as JSON values, in the order given.
     pub attributes: serde_json::Map<String, serde_json::Value>,

@@ -2,7 +2,10 @@
 //! operators answer holds, and every answer is a durable record in the audit chain before
 //! anyone hears it.
 //!
-//! * [`http`]: the routes ([`http::ROUTES`]) and [`http::app`], the router;
+//! * [`http`]: the routes ([`http::ROUTES`], with who may call each) and [`http::app`],
+//!   the router that enforces them;
+//! * [`error`]: every error code the server answers, and the error body;
+//! * [`who`]: the roles, and the caller as records name it;
 //! * [`engine`]: the governor's thread (one ordered stream of work) and the audit
 //!   committer's thread (group commit, then the answers);
 //! * [`config`]: the settings, agents and operators of the configuration file;
@@ -10,19 +13,19 @@
 //! * [`listen`]: the accept loop, its connection caps and every connection's timeouts;
 //! * [`metrics`], [`openapi`]: `GET /metrics` and `GET /openapi.json`;
 //! * [`serve`]: the process: listening, signals (SIGHUP reloads, SIGTERM and Ctrl-C stop
-//!   gracefully), logs;
-//! * [`loadgen`]: the load generator of `aioss bench serve`.
+//!   gracefully), logs.
 #![deny(missing_docs)]
 
 pub mod config;
 pub mod engine;
+pub mod error;
 pub mod http;
 pub mod limit;
 pub mod listen;
-pub mod loadgen;
 pub mod metrics;
 pub mod openapi;
 pub mod serve;
+pub mod who;
 
 pub use http::{app, App};
 

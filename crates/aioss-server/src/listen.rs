@@ -30,8 +30,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::http::{header, HeaderValue, Request};
-use axum::response::Response;
+use axum::http::Request;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -41,7 +41,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Settings;
-use crate::engine::{error_json, Shared};
+use crate::engine::Shared;
+use crate::error::{ApiError, ErrorCode};
+use crate::metrics::Family;
 
 /// The peer address of a request's connection, as a request extension (logged with
 /// refusals that are not recorded).
@@ -277,17 +279,11 @@ type ServiceFuture =
 
 /// The 503 of a reserved connection for anything but health and metrics.
 fn too_many_connections() -> Response {
-    let mut r = crate::http::json_response(
-        503,
-        error_json(
-            "too_many_connections",
-            "the server holds max_connections connections: retry later (GET /healthz and /metrics are still answered)",
-            None,
-        ),
-    );
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    r
+    ApiError::new(
+        ErrorCode::TooManyConnections,
+        "the server holds max_connections connections: retry later (GET /healthz and /metrics are still answered)",
+    )
+    .into_response()
 }
 
 impl hyper::service::Service<Request<Incoming>> for ConnService {
@@ -407,14 +403,16 @@ pub async fn serve(
             }
         });
         if !admitted {
-            shared.metrics.count("connection", "refused_per_address");
+            shared
+                .metrics
+                .count(Family::Connection, "refused_per_address");
             drop(stream);
             continue;
         }
         let normal = Arc::clone(&normal).try_acquire_owned().ok();
         let reserved = normal.is_none();
         if reserved {
-            shared.metrics.count("connection", "reserved");
+            shared.metrics.count(Family::Connection, "reserved");
         }
         let slot = Slot {
             per_address: Arc::clone(&per_address),
@@ -466,7 +464,7 @@ pub async fn serve(
             if let Err(e) = ended {
                 tracing::debug!(error = %e, %peer, "connection ended");
                 if let Some(event) = failure(&e) {
-                    conn_shared.metrics.count("connection", event);
+                    conn_shared.metrics.count(Family::Connection, event);
                 }
             }
             drop(slot);

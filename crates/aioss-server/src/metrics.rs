@@ -9,6 +9,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 
+use aioss_core::governor::Outcome;
+
 /// Upper bounds of the latency buckets, seconds.
 pub const BUCKETS: [f64; 14] = [
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
@@ -57,19 +59,144 @@ impl Histogram {
     }
 }
 
-/// The stages whose latency is measured.
-pub const STAGES: [&str; 4] = ["queue", "decide", "commit", "request"];
+/// A stage whose latency is measured (`aioss_stage_latency_seconds{stage}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// A job's wait in the governor's queue.
+    Queue,
+    /// The governor's decision.
+    Decide,
+    /// One audit commit (per batch).
+    Commit,
+    /// A whole proposal request, as the agent waits for it.
+    Request,
+}
+
+impl Stage {
+    /// Every stage, in the order of [`Metrics::stages`].
+    pub const ALL: [Stage; 4] = [Stage::Queue, Stage::Decide, Stage::Commit, Stage::Request];
+
+    /// The `stage` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Queue => "queue",
+            Stage::Decide => "decide",
+            Stage::Commit => "commit",
+            Stage::Request => "request",
+        }
+    }
+}
+
+/// The final outcomes in the order `/metrics` shows them and [`Metrics::decisions`]
+/// counts them.
+pub const OUTCOMES: [Outcome; 6] = [
+    Outcome::Allow,
+    Outcome::AllowAfterRepair,
+    Outcome::HoldForConfirmation,
+    Outcome::BlockNoRepair,
+    Outcome::ReviewAudit,
+    Outcome::FailedGovernance,
+];
+
+/// A labelled counter's family: its metric name, help and label name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Family {
+    /// Failure modes, by mode.
+    FailureMode,
+    /// Bad input, by code.
+    InputError,
+    /// Refusals of authenticated requests, by code.
+    Refused,
+    /// 401s, by code.
+    Unauthenticated,
+    /// Refusals answered, not recorded, by code.
+    Unrecorded,
+    /// Connection events, by event.
+    Connection,
+    /// Answers to holds, by status.
+    Confirmation,
+    /// Outcomes re-evaluated, by evaluation.
+    Outcome,
+    /// Policy reloads, by result.
+    Reload,
+}
+
+impl Family {
+    /// Every family, in the order `/metrics` shows them.
+    pub const ALL: [Family; 9] = [
+        Family::FailureMode,
+        Family::InputError,
+        Family::Refused,
+        Family::Unauthenticated,
+        Family::Unrecorded,
+        Family::Connection,
+        Family::Confirmation,
+        Family::Outcome,
+        Family::Reload,
+    ];
+
+    /// The metric's name, its help and its label's name.
+    fn describe(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Family::FailureMode => (
+                "aioss_failure_modes_total",
+                "Failure modes detected, by mode.",
+                "mode",
+            ),
+            Family::InputError => (
+                "aioss_input_errors_total",
+                "Requests refused as bad input, by code.",
+                "code",
+            ),
+            Family::Refused => (
+                "aioss_refused_total",
+                "Refusals of authenticated requests (role, identity, unknown ids, bad bodies, unsafe approvals), by code; 401s are in aioss_unauthenticated_total.",
+                "code",
+            ),
+            Family::Unauthenticated => (
+                "aioss_unauthenticated_total",
+                "Requests refused with 401 (no or an unknown token), by code: counted, never recorded.",
+                "code",
+            ),
+            Family::Unrecorded => (
+                "aioss_refusals_unrecorded_total",
+                "Refusals answered but not recorded because their principal was over refusal_record_rate, by code.",
+                "code",
+            ),
+            Family::Connection => (
+                "aioss_connection_events_total",
+                "Connections closed at accept because their address held max_connections_per_address (refused_per_address), or accepted on a reserved slot past max_connections (reserved).",
+                "event",
+            ),
+            Family::Confirmation => (
+                "aioss_confirmations_total",
+                "Answers to holds, by status.",
+                "status",
+            ),
+            Family::Outcome => (
+                "aioss_outcomes_total",
+                "Observed outcomes re-evaluated, by evaluation.",
+                "evaluation",
+            ),
+            Family::Reload => (
+                "aioss_policy_reloads_total",
+                "Policy reloads, by result.",
+                "result",
+            ),
+        }
+    }
+}
 
 /// Every metric of the server.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Decisions by final outcome (index of [`OUTCOMES`]).
+    /// Decisions by final outcome (in the order of [`OUTCOMES`]).
     pub decisions: [AtomicU64; 6],
     /// Repairs applied (REPAIRED).
     pub repairs: AtomicU64,
     /// Constraints relaxed by the CRE.
     pub relaxations: AtomicU64,
-    /// Latency per stage (index of [`STAGES`]).
+    /// Latency per stage (in the order of [`Stage::ALL`]).
     pub stages: [Histogram; 4],
     /// Proposals shed by the full queue (503).
     pub overloaded: AtomicU64,
@@ -87,22 +214,12 @@ pub struct Metrics {
     pub audit_records: AtomicU64,
     /// The longest commit so far, nanoseconds.
     pub audit_commit_max_ns: AtomicU64,
-    labelled: Mutex<BTreeMap<(&'static str, String), u64>>,
+    labelled: Mutex<BTreeMap<(Family, String), u64>>,
 }
 
-/// The six final outcomes, in the order of [`Metrics::decisions`].
-pub const OUTCOMES: [&str; 6] = [
-    "ALLOW",
-    "ALLOW_AFTER_REPAIR",
-    "HOLD_FOR_CONFIRMATION",
-    "BLOCK_NO_REPAIR",
-    "REVIEW_AUDIT",
-    "FAILED_GOVERNANCE",
-];
-
 impl Metrics {
-    /// Count a decision with this outcome name.
-    pub fn decision(&self, outcome: &str) {
+    /// Count a decision with this final outcome.
+    pub fn decision(&self, outcome: Outcome) {
         if let Some(c) = OUTCOMES
             .iter()
             .position(|o| *o == outcome)
@@ -112,16 +229,20 @@ impl Metrics {
         }
     }
 
-    /// Observe a stage's latency (index of [`STAGES`]).
-    pub fn stage(&self, stage: usize, secs: f64) {
-        if let Some(h) = self.stages.get(stage) {
+    /// Observe a stage's latency.
+    pub fn stage(&self, stage: Stage, secs: f64) {
+        if let Some(h) = Stage::ALL
+            .iter()
+            .position(|s| *s == stage)
+            .and_then(|i| self.stages.get(i))
+        {
             h.observe(secs);
         }
     }
 
-    /// Add one to a labelled counter (`family` is one of a closed list; `label` is bounded
-    /// by the policy: a failure mode, an error code, a confirmation status).
-    pub fn count(&self, family: &'static str, label: &str) {
+    /// Add one to a labelled counter (`label` is bounded by the policy or a closed list:
+    /// a failure mode, an error code, a confirmation status).
+    pub fn count(&self, family: Family, label: &str) {
         if let Ok(mut m) = self.labelled.lock() {
             *m.entry((family, label.to_string())).or_insert(0) += 1;
         }
@@ -143,7 +264,8 @@ impl Metrics {
         for (o, c) in OUTCOMES.iter().zip(&self.decisions) {
             let _ = writeln!(
                 s,
-                "aioss_decisions_total{{outcome=\"{o}\"}} {}",
+                "aioss_decisions_total{{outcome=\"{}\"}} {}",
+                o.as_str(),
                 c.load(Relaxed)
             );
         }
@@ -207,63 +329,9 @@ impl Metrics {
             "Jobs waiting for the governor.",
             self.queue_depth.load(Relaxed),
         );
-        let families: [(&str, &str, &str); 9] = [
-            (
-                "failure_mode",
-                "aioss_failure_modes_total",
-                "Failure modes detected, by mode.",
-            ),
-            (
-                "input_error",
-                "aioss_input_errors_total",
-                "Requests refused as bad input, by code.",
-            ),
-            (
-                "refused",
-                "aioss_refused_total",
-                "Refusals of authenticated requests (role, identity, unknown ids, bad bodies, unsafe approvals), by code; 401s are in aioss_unauthenticated_total.",
-            ),
-            (
-                "unauthenticated",
-                "aioss_unauthenticated_total",
-                "Requests refused with 401 (no or an unknown token), by code: counted, never recorded.",
-            ),
-            (
-                "unrecorded",
-                "aioss_refusals_unrecorded_total",
-                "Refusals answered but not recorded because their principal was over refusal_record_rate, by code.",
-            ),
-            (
-                "connection",
-                "aioss_connection_events_total",
-                "Connections closed at accept because their address held max_connections_per_address (refused_per_address), or accepted on a reserved slot past max_connections (reserved).",
-            ),
-            (
-                "confirmation",
-                "aioss_confirmations_total",
-                "Answers to holds, by status.",
-            ),
-            (
-                "outcome",
-                "aioss_outcomes_total",
-                "Observed outcomes re-evaluated, by evaluation.",
-            ),
-            (
-                "reload",
-                "aioss_policy_reloads_total",
-                "Policy reloads, by result.",
-            ),
-        ];
         let labelled = self.labelled.lock().map(|m| m.clone()).unwrap_or_default();
-        for (fam, name, help) in families {
-            let label = match fam {
-                "failure_mode" => "mode",
-                "input_error" | "refused" | "unauthenticated" | "unrecorded" => "code",
-                "confirmation" => "status",
-                "outcome" => "evaluation",
-                "connection" => "event",
-                _ => "result",
-            };
+        for fam in Family::ALL {
+            let (name, help, label) = fam.describe();
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter");
             for ((f, l), v) in &labelled {
                 if *f == fam {
@@ -275,11 +343,11 @@ impl Metrics {
             s,
             "# HELP aioss_stage_latency_seconds Latency by stage: queue wait, governor decision, audit commit (per batch), whole request.\n# TYPE aioss_stage_latency_seconds histogram"
         );
-        for (name, h) in STAGES.iter().zip(&self.stages) {
+        for (stage, h) in Stage::ALL.iter().zip(&self.stages) {
             h.render(
                 &mut s,
                 "aioss_stage_latency_seconds",
-                &format!("stage=\"{name}\""),
+                &format!("stage=\"{}\"", stage.as_str()),
             );
         }
         let _ = writeln!(

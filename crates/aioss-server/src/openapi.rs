@@ -176,10 +176,10 @@ pub fn document() -> Value {
             .collect();
         let mut op = Map::new();
         op.insert("summary".into(), json!(r.summary));
-        op.insert("x-auth".into(), json!(r.auth));
+        op.insert("x-auth".into(), json!(r.auth()));
         op.insert("parameters".into(), Value::Array(params));
         op.insert("responses".into(), Value::Object(responses));
-        if r.auth != "none" {
+        if r.roles().is_some() {
             op.insert("security".into(), json!([{"bearer": []}]));
         }
         if let Some(s) = r.request {
@@ -189,7 +189,7 @@ pub fn document() -> Value {
             );
         }
         if let Value::Object(entry) = paths.entry(r.path.to_string()).or_insert_with(|| json!({})) {
-            entry.insert(r.method.to_ascii_lowercase(), Value::Object(op));
+            entry.insert(r.method.as_str().to_ascii_lowercase(), Value::Object(op));
         }
     }
     json!({

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use aioss_core::Governor;
 
 use crate::config::{Config, Settings};
-use crate::engine::{self, Job, Shared, Who};
+use crate::engine::{self, Job, Shared};
 use crate::http::{self, App};
+use crate::who::Who;
 use crate::Error;
 
 /// Options of `aioss serve`.
@@ -85,129 +86,6 @@ fn open_store(
         })
     });
     Ok((o.writer, o.notes, start))
-}
-
-/// A map of at most `cap` keys that remembers the latest write of each (the rest are
-/// forgotten, oldest first).
-struct Latest<V> {
-    map: std::collections::HashMap<String, (u64, V)>,
-    tick: u64,
-    cap: usize,
-}
-
-impl<V> Latest<V> {
-    fn new(cap: usize) -> Self {
-        Latest {
-            map: std::collections::HashMap::new(),
-            tick: 0,
-            cap: cap.max(1),
-        }
-    }
-
-    fn put(&mut self, k: String, v: V) {
-        self.tick += 1;
-        self.map.insert(k, (self.tick, v));
-        // INVARIANT (bounded-restore): at most twice `cap` entries while scanning.
-        if self.map.len() > 2 * self.cap {
-            let mut ticks: Vec<u64> = self.map.values().map(|(t, _)| *t).collect();
-            ticks.sort_unstable();
-            let keep_from = ticks
-                .get(ticks.len() - self.cap)
-                .copied()
-                .unwrap_or_default();
-            self.map.retain(|_, (t, _)| *t >= keep_from);
-        }
-    }
-
-    fn get(&self, k: &str) -> Option<&V> {
-        self.map.get(k).map(|(_, v)| v)
-    }
-
-    /// The latest `cap` entries, oldest first.
-    fn into_vec(self) -> Vec<(String, V)> {
-        let mut v: Vec<(u64, String, V)> =
-            self.map.into_iter().map(|(k, (t, v))| (t, k, v)).collect();
-        v.sort_by_key(|(t, _, _)| *t);
-        let skip = v.len().saturating_sub(self.cap);
-        v.into_iter().skip(skip).map(|(_, k, v)| (k, v)).collect()
-    }
-}
-
-/// What a start finds in `store` besides the governor state (see [`engine::Recovered`]):
-/// the holds decided under `policy` and never answered (at most `max_pending_holds`, the
-/// latest), each agent's latest report (at most `max_tracked_agents`), the holds that
-/// ended (at most `max_pending_holds`), and how many records follow the last snapshot.
-/// An unreadable store gives nothing (its holds then show as unanswered, a denial).
-pub fn recover(
-    store: &std::path::Path,
-    policy: &aioss_core::Policy,
-    settings: &Settings,
-) -> engine::Recovered {
-    use aioss_audit::Kind;
-    let mut out = engine::Recovered::default();
-    let Ok(mut s) = aioss_audit::SqliteStore::open_existing(store) else {
-        return out;
-    };
-    let keep = settings.max_pending_holds;
-    let mut held: Latest<engine::Restored> = Latest::new(keep);
-    let mut ended: Latest<bool> = Latest::new(keep);
-    let mut latest: Latest<String> = Latest::new(settings.max_tracked_agents);
-    let mut agent_of: Latest<String> = Latest::new(settings.decision_cache);
-    let fallback = aioss_core::governor::action_to_json(policy, &policy.fallback);
-    let _ = aioss_audit::Store::scan(&mut s, &mut |r| {
-        out.since_snapshot += 1;
-        match Kind::parse(&r.kind) {
-            Some(Kind::Decision) => {
-                let agent = serde_json::from_str::<serde_json::Value>(&r.proposal)
-                    .ok()
-                    .and_then(|v| v.get("agent")?.as_str().map(str::to_string));
-                if let Some(a) = agent {
-                    agent_of.put(r.decision_id.clone(), a.clone());
-                    latest.put(a, r.proposal.clone());
-                }
-                if r.policy_hash == policy.hash
-                    && r.decision
-                        .contains("\"final_outcome\":\"HOLD_FOR_CONFIRMATION\"")
-                {
-                    held.put(
-                        r.decision_id.clone(),
-                        engine::Restored {
-                            id: r.decision_id,
-                            proposal: r.proposal,
-                            decision: r.decision,
-                        },
-                    );
-                }
-            }
-            Some(Kind::Outcome) => {
-                // An observed state is a report too, as the engine keeps it.
-                let state = serde_json::from_str::<serde_json::Value>(&r.proposal)
-                    .ok()
-                    .and_then(|v| v.get("body")?.as_str().map(str::to_string))
-                    .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
-                    .and_then(|b| b.get("state").cloned());
-                if let (Some(a), Some(st)) = (agent_of.get(&r.decision_id).cloned(), state) {
-                    let line = format!(
-                        "{{\"agent\":{},\"action\":{fallback},\"state\":{st}}}",
-                        serde_json::Value::from(a.clone())
-                    );
-                    latest.put(a, line);
-                }
-            }
-            Some(Kind::Confirmation) => {
-                held.map.remove(&r.decision_id);
-                let expired = r.decision.contains("\"status\":\"expired\"");
-                ended.put(r.decision_id, expired);
-            }
-            Some(Kind::Snapshot) => out.since_snapshot = 0,
-            _ => {}
-        }
-        Ok(true)
-    });
-    out.holds = held.into_vec().into_iter().map(|(_, h)| h).collect();
-    out.latest = latest.into_vec();
-    out.ended = ended.into_vec();
-    out
 }
 
 /// Run the server until SIGTERM or Ctrl-C. Prints `aioss serve: listening on http://ADDR`
@@ -296,7 +174,7 @@ impl Running {
             .map(|c| c.settings.clone())
             .unwrap_or_default();
         let shared = Arc::new(Shared::new(Arc::new(g.policy().clone()), &settings));
-        let mut recovered = recover(&store_path, g.policy(), &settings);
+        let mut recovered = engine::recover(&store_path, g.policy(), &settings);
         recovered.start = start;
         let (jobs, threads) = engine::start(g, w, settings, Arc::clone(&shared), recovered);
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
@@ -413,11 +291,10 @@ async fn serve(
             tokio::spawn(async move {
                 while hup.recv().await.is_some() {
                     tracing::info!("SIGHUP: reloading the policy");
-                    let who = Who {
-                        id: "SIGHUP".into(),
-                        role: "operator",
-                    };
-                    let _ = http::reload(&a, who).await;
+                    let who = Who::signal();
+                    if let Err(e) = http::reload(&a, &who).await {
+                        a.refuse("POST", "/v1/policy/reload", &who, e).await;
+                    }
                 }
             });
         }

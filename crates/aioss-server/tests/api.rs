@@ -874,12 +874,12 @@ async fn a_line_parsed_under_another_policy_is_parsed_again() {
         let (tx, rx) = tokio::sync::oneshot::channel::<Reply>();
         let job = Job::Decide {
             raw: baseline().to_string(),
-            parsed: Some((tag.to_string(), Err(planted()))),
+            parsed: Some(aioss_server::engine::Parsed {
+                policy_hash: tag.to_string(),
+                result: Err(planted()),
+            }),
             enqueued: std::time::Instant::now(),
-            who: aioss_server::engine::Who {
-                id: "local".into(),
-                role: "local",
-            },
+            who: aioss_server::who::Who::local(),
             reply: tx,
         };
         app.shared

@@ -220,6 +220,9 @@ pub fn stream(
         let sparse_try = sparse.then_some(&fallback);
         let v = random_proposal(p, &mut rng, tries, sparse_try);
         let line = v.to_string();
+        // Each try is judged alone: a try whose state left a barrier's safe set would
+        // otherwise latch the generator's agent into the fallback mode for later tries.
+        g.reset_agent("bench");
         let Ok(d) = g.decide_line(&line) else {
             continue;
         };
@@ -237,6 +240,7 @@ pub fn stream(
                     o.insert("id".to_string(), json!(format!("b{tries}f")));
                 }
                 let fl = f.to_string();
+                g.reset_agent("bench");
                 if feasible.len() < d_ok
                     && g.decide_line(&fl)
                         .is_ok_and(|x| x.final_outcome == Outcome::Allow)
@@ -438,7 +442,7 @@ pub fn decide(o: &Options<'_>) -> ExitCode {
         let latency = if latencies.is_empty() {
             String::new()
         } else {
-            let [p50, p99, _, max] = aioss_server::loadgen::percentiles(latencies);
+            let [p50, p99, _, max] = crate::loadgen::percentiles(latencies);
             format!(", latency_us p50 {p50} p99 {p99} max {max}")
         };
         println!(

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod audit_cmd;
 mod bench_cmd;
 mod decide_cmd;
+mod loadgen;
 mod mcp_cmd;
 mod policy_cmd;
 mod progress;

@@ -160,7 +160,8 @@ fn metric(addr: std::net::SocketAddr, name: &str) -> Vec<String> {
 /// Per stage of the server (whole run): mean and the bucket holding the 99th percentile.
 fn stages(addr: std::net::SocketAddr) {
     let lines = metric(addr, "aioss_stage_latency_seconds");
-    for stage in aioss_server::metrics::STAGES {
+    for stage in aioss_server::metrics::Stage::ALL {
+        let stage = stage.as_str();
         let tag = format!("stage=\"{stage}\"");
         let val = |suffix: &str| -> Vec<(String, f64)> {
             lines
@@ -197,7 +198,7 @@ fn cpu_pressure_us() -> Option<f64> {
         .ok()
 }
 
-fn show(label: &str, r: &aioss_server::loadgen::Report, server_cpu: f64, stall_us: f64) {
+fn show(label: &str, r: &crate::loadgen::Report, server_cpu: f64, stall_us: f64) {
     println!(
         "{label}: {:.0} decisions/s ({} in {:.1} s{}); latency from send p50 {} µs, p99 {} µs, p99.9 {} µs, max {} µs",
         r.rate(),
@@ -232,7 +233,7 @@ fn show(label: &str, r: &aioss_server::loadgen::Report, server_cpu: f64, stall_u
 }
 
 /// `aioss bench serve`: the server as a child process with a fresh durable store, driven
-/// over loopback by `aioss_server::loadgen`.
+/// over loopback by `crate::loadgen`.
 pub fn bench(
     policy: &Path,
     connections: usize,
@@ -270,7 +271,7 @@ pub fn bench(
     let result = (|| -> Result<(), String> {
         let server = start_server(&exe, policy, &dir)?;
         let pid = server.child.id().to_string();
-        let server_cpu = || aioss_server::loadgen::cpu_secs(&pid).unwrap_or(f64::NAN);
+        let server_cpu = || crate::loadgen::cpu_secs(&pid).unwrap_or(f64::NAN);
         println!(
             "aioss bench serve: {} ({} distinct proposals, mix {}/{}/{} feasible/repairable/blocked), {connections} connections, durable SQLite store with signed checkpoints",
             policy.display(),
@@ -279,7 +280,7 @@ pub fn bench(
             mix.1,
             mix.2
         );
-        let mut o = aioss_server::loadgen::Options {
+        let mut o = crate::loadgen::Options {
             addr: server.addr,
             bodies,
             connections,
@@ -287,15 +288,15 @@ pub fn bench(
             rate: None,
             token: None,
         };
-        aioss_server::loadgen::run(&o).map_err(|e| e.to_string())?;
+        crate::loadgen::run(&o).map_err(|e| e.to_string())?;
         o.secs = secs;
         let psi = || cpu_pressure_us().unwrap_or(f64::NAN);
         let (c0, p0) = (server_cpu(), psi());
-        let peak = aioss_server::loadgen::run(&o).map_err(|e| e.to_string())?;
+        let peak = crate::loadgen::run(&o).map_err(|e| e.to_string())?;
         show("peak (closed loop)", &peak, server_cpu() - c0, psi() - p0);
         o.rate = Some(peak.rate() * fraction);
         let (c0, p0) = (server_cpu(), psi());
-        let at = aioss_server::loadgen::run(&o).map_err(|e| e.to_string())?;
+        let at = crate::loadgen::run(&o).map_err(|e| e.to_string())?;
         show(
             &format!(
                 "open loop at {:.0} % of the peak ({:.0}/s)",

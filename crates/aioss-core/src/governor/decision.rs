@@ -3,12 +3,13 @@
 
 use std::fmt::Write as _;
 
-use crate::failure::FailureModes;
+use crate::failure::{FailureMode, FailureModes, Guarantee};
 use crate::interval::Interval;
 use crate::policy::{Criticality, Policy, VarType, Verdict};
 use crate::repair::SolverStatus;
 use crate::tier1::Status;
 
+use super::agents::OperatingMode;
 use super::outcome::{Audit, Evaluation, Outcome, RepairStatus};
 
 /// A row's Tier 1 verdict at the proposal, as reported.
@@ -35,6 +36,144 @@ pub struct Guarantees {
     pub projection_stability: Option<bool>,
     /// G4: every Lyapunov row is SAT at the executed action.
     pub input_to_state_stability: Option<bool>,
+}
+
+/// What became of a guarantee in one decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuaranteeStatus {
+    /// It holds for this decision.
+    Held,
+    /// A failure mode suspended it (or, for G3, the CRE relaxed a row).
+    Suspended,
+    /// The policy does not offer it here (no barrier rows, no Lyapunov rows, no repair).
+    NotApplicable,
+    /// It did not hold: the executed action is not certified (FAILED_GOVERNANCE).
+    Failed,
+}
+
+impl GuaranteeStatus {
+    /// The name in decisions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuaranteeStatus::Held => "held",
+            GuaranteeStatus::Suspended => "suspended",
+            GuaranteeStatus::NotApplicable => "not_applicable",
+            GuaranteeStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One guarantee's line of the ledger.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LedgerEntry {
+    /// Which guarantee.
+    pub guarantee: Guarantee,
+    /// What became of it.
+    pub status: GuaranteeStatus,
+    /// The failure modes that suspended it.
+    pub modes: Vec<FailureMode>,
+    /// What the detectors saw, one line each.
+    pub evidence: Vec<String>,
+}
+
+/// The guarantee ledger of a decision (issue 20): G1–G4 each held, suspended, not
+/// applicable or failed, with the failure modes and evidence of each suspension. G5 stays in
+/// `timing` (measured). The boolean `guarantees` map says the same: a guarantee is `true`
+/// there exactly when it is held here.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ledger(pub Vec<LedgerEntry>);
+
+impl Ledger {
+    /// The ledger of a decision with `guarantees`, CRE slack `relaxed` and `notes`.
+    pub(crate) fn new(
+        _p: &Policy,
+        g: &Guarantees,
+        relaxed: &[(String, f64)],
+        notes: &super::Notes,
+    ) -> Ledger {
+        let failed = !g.pointwise_safety;
+        let entry = |guarantee: Guarantee, held: Option<bool>| {
+            let modes: Vec<FailureMode> = notes
+                .modes
+                .iter()
+                .filter(|m| m.suspends().contains(&guarantee))
+                .collect();
+            let mut evidence: Vec<String> = notes
+                .evidence
+                .iter()
+                .filter(|(m, _)| modes.contains(m))
+                .map(|(_, e)| e.clone())
+                .collect();
+            if guarantee == Guarantee::ProjectionStability && !relaxed.is_empty() {
+                evidence.extend(
+                    relaxed
+                        .iter()
+                        .map(|(id, s)| format!("the CRE relaxed `{id}` by {}", fmt_num(*s))),
+                );
+            }
+            let status = match held {
+                None => GuaranteeStatus::NotApplicable,
+                Some(true) => GuaranteeStatus::Held,
+                Some(false) if failed => GuaranteeStatus::Failed,
+                Some(false) => GuaranteeStatus::Suspended,
+            };
+            LedgerEntry {
+                guarantee,
+                status,
+                modes: if status == GuaranteeStatus::Suspended {
+                    modes
+                } else {
+                    Vec::new()
+                },
+                evidence: if status == GuaranteeStatus::Suspended {
+                    evidence
+                } else {
+                    Vec::new()
+                },
+            }
+        };
+        Ledger(vec![
+            entry(Guarantee::PointwiseSafety, Some(g.pointwise_safety)),
+            entry(Guarantee::ForwardInvariance, g.forward_invariance),
+            entry(Guarantee::ProjectionStability, g.projection_stability),
+            entry(Guarantee::InputToStateStability, g.input_to_state_stability),
+        ])
+    }
+
+    /// `,"guarantee_ledger":{"pointwise_safety":{"status":"held"}, ...}`.
+    fn write_json(&self, s: &mut String) {
+        s.push_str(",\"guarantee_ledger\":{");
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            json_str(s, e.guarantee.name());
+            s.push_str(":{\"status\":");
+            json_str(s, e.status.as_str());
+            if !e.modes.is_empty() {
+                s.push_str(",\"modes\":[");
+                for (k, m) in e.modes.iter().enumerate() {
+                    if k > 0 {
+                        s.push(',');
+                    }
+                    json_str(s, m.name());
+                }
+                s.push(']');
+            }
+            if !e.evidence.is_empty() {
+                s.push_str(",\"evidence\":[");
+                for (k, x) in e.evidence.iter().enumerate() {
+                    if k > 0 {
+                        s.push(',');
+                    }
+                    json_str(s, x);
+                }
+                s.push(']');
+            }
+            s.push('}');
+        }
+        s.push('}');
+    }
 }
 
 /// The solver's report, for decisions that ran Tier 2.
@@ -100,6 +239,10 @@ pub struct Decision {
     pub failure_modes: FailureModes,
     /// The guarantees that held.
     pub guarantees: Guarantees,
+    /// G1–G4: held, suspended (by which modes, on what evidence), not applicable, failed.
+    pub ledger: Ledger,
+    /// The agent's mode of operation after this decision.
+    pub operating_mode: OperatingMode,
     /// Tier 2's report, when it ran.
     pub solver: Option<SolverReport>,
     /// Wall time of the decision in microseconds (with [`Decision::deadline_met`], drawn
@@ -344,6 +487,9 @@ impl Decision {
             }
         }
         s.push('}');
+        self.ledger.write_json(&mut s);
+        s.push_str(",\"operating_mode\":");
+        json_str(&mut s, self.operating_mode.as_str());
         if let Some(sv) = &self.solver {
             let _ = write!(
                 s,

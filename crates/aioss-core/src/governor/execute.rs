@@ -2,13 +2,12 @@
 //! and the action that executes: only one Tier 1 certified, or the fallback under
 //! FAILED_GOVERNANCE, or the proposal in dry-run.
 
-use crate::failure::FailureMode;
+use crate::failure::{FailureMode, Guarantee};
 use crate::policy::{ConstraintKind, Criticality, Verdict};
 use crate::tier1::{Certified, Status};
 
 use super::classify::Classified;
 use super::decision::Guarantees;
-use super::monitor::Findings;
 use super::outcome::{final_outcome, Audit, Evaluation, Outcome, RepairStatus};
 use super::tier2::Repaired;
 use super::{Governor, Notes, Proposal};
@@ -18,6 +17,8 @@ use super::{Governor, Notes, Proposal};
 enum Exec {
     Proposal,
     Repaired,
+    /// The fallback, or with `fallback_mode = "freeze"` for an agent in the fallback mode
+    /// of operation, its last certified action when Tier 1 certifies it again here.
     Fallback,
 }
 
@@ -53,14 +54,20 @@ pub(super) struct Execution {
 }
 
 /// The audit before the executed action is known (DESIGN.md): INSUFFICIENT on missing
-/// evidence, QUESTIONABLE when a monitor suspended a trajectory guarantee or a BLOCK fell
-/// on a low-criticality cause, else VALID.
-pub(super) fn audit(c: &Classified, f: &Findings, missing: &[String], notes: &mut Notes) -> Audit {
+/// evidence, QUESTIONABLE when `questioned` (a monitor suspended a trajectory guarantee
+/// that applies, an adversarial flag, the agent's fallback mode) or a BLOCK fell on a
+/// low-criticality cause, else VALID.
+pub(super) fn audit(
+    c: &Classified,
+    questioned: bool,
+    missing: &[String],
+    notes: &mut Notes,
+) -> Audit {
     if !missing.is_empty() {
         notes.reasons.extend(missing.iter().cloned());
         notes.modes.add(FailureMode::InsufficientEvidence);
         Audit::Insufficient
-    } else if f.questions_the_audit() {
+    } else if questioned {
         Audit::Questionable
     } else if c.classification == Verdict::Block && c.block_cause == Some(Criticality::Low) {
         notes
@@ -106,7 +113,8 @@ fn verdicts(
 
 impl Governor {
     /// Choose what executes and certify it: the action the classification calls for, then,
-    /// unless the outcome is ALLOW or ALLOW_AFTER_REPAIR, the fallback.
+    /// unless the outcome is ALLOW or ALLOW_AFTER_REPAIR, the fallback (or `freeze`, the
+    /// action a frozen agent keeps when it certifies).
     #[expect(clippy::too_many_arguments, reason = "what each earlier stage found")]
     pub(super) fn execute(
         &mut self,
@@ -114,8 +122,8 @@ impl Governor {
         proposal_cert: Option<Certified>,
         c: &Classified,
         r: &Repaired,
-        f: &Findings,
         audit: Audit,
+        freeze: Option<&[f64]>,
         notes: &mut Notes,
     ) -> Execution {
         let dry_run = self.dry_run;
@@ -125,7 +133,7 @@ impl Governor {
             _ => Exec::Fallback,
         };
         let proposal_certified = proposal_cert.is_some();
-        let mut cert = self.certify(exec, &proposal_cert, r);
+        let mut cert = self.certify(exec, &proposal_cert, r, freeze);
         let (mut evaluation, mut audit_v, mut outcome) =
             verdicts(c, r, audit, dry_run, cert.is_some());
         // ...and the one the outcome executes: only ALLOW and ALLOW_AFTER_REPAIR run
@@ -133,7 +141,7 @@ impl Governor {
         if !matches!(outcome, Outcome::Allow | Outcome::AllowAfterRepair) && exec != Exec::Fallback
         {
             exec = Exec::Fallback;
-            cert = self.certify(exec, &proposal_cert, r);
+            cert = self.certify(exec, &proposal_cert, r, freeze);
             (evaluation, audit_v, outcome) = verdicts(c, r, audit, dry_run, cert.is_some());
         }
         let p = &self.policy;
@@ -176,7 +184,7 @@ impl Governor {
             Executed::Uncertified(_) => false,
         };
         let action = executed.into_action();
-        let guarantees = self.guarantees(&action, certified, outcome, r, f);
+        let guarantees = self.guarantees(&action, certified, outcome, r, notes);
         Execution {
             evaluation,
             audit: audit_v,
@@ -193,26 +201,35 @@ impl Governor {
         exec: Exec,
         proposal: &Option<Certified>,
         r: &Repaired,
+        freeze: Option<&[f64]>,
     ) -> Option<Certified> {
         match exec {
             Exec::Proposal => proposal.clone(),
             Exec::Repaired => r.cert.clone(),
             Exec::Fallback => {
                 let lat = &self.policy.lattice;
+                if let Some(kept) = freeze {
+                    self.t1.check(lat, &self.inputs, kept);
+                    if let Ok(c) = self.t1.certify(lat) {
+                        return Some(c);
+                    }
+                }
                 self.t1.check(lat, &self.inputs, &self.policy.fallback);
                 self.t1.certify(lat).ok()
             }
         }
     }
 
-    /// The guarantees that held for the executed `action`.
+    /// The guarantees that held for the executed `action`: G1 when it is certified; G2 and
+    /// G4 when their rows hold there and no named failure mode suspends them; G3 for a
+    /// repair that relaxed nothing and that no mode suspends.
     fn guarantees(
         &mut self,
         action: &[f64],
         certified: bool,
         outcome: Outcome,
         r: &Repaired,
-        f: &Findings,
+        notes: &Notes,
     ) -> Guarantees {
         let p = &self.policy;
         // The verdicts of what executes (no work when it is the action the checker saw
@@ -230,13 +247,17 @@ impl Governor {
             }
             any.then_some(ok && certified)
         };
+        let held = |g: Guarantee| !notes.modes.suspends(g);
         Guarantees {
             pointwise_safety: certified,
-            forward_invariance: kind_ok(ConstraintKind::Barrier).map(|g2| g2 && !f.suspends_g2()),
+            forward_invariance: kind_ok(ConstraintKind::Barrier)
+                .map(|g2| g2 && held(Guarantee::ForwardInvariance)),
             input_to_state_stability: kind_ok(ConstraintKind::Lyapunov)
-                .map(|g4| g4 && !f.suspends_g3_g4()),
+                .map(|g4| g4 && held(Guarantee::InputToStateStability)),
             projection_stability: (outcome == Outcome::AllowAfterRepair && r.needs_projection)
-                .then_some(r.relaxed.is_empty() && certified && !f.suspends_g3_g4()),
+                .then_some(
+                    r.relaxed.is_empty() && certified && held(Guarantee::ProjectionStability),
+                ),
         }
     }
 }

@@ -52,24 +52,35 @@ use std::fmt::Write as _;
 
 use crate::failure::{FailureMode, FailureModes};
 use crate::interval::Interval;
-use crate::policy::{Criticality, Mode, Policy, Verdict};
+use crate::policy::{Criticality, FallbackMode, Mode, Policy, Verdict};
 use crate::repair::Repairer;
 use crate::tier1::budget::Window;
 use crate::tier1::{Checker, Status};
 
+use agents::AgentMonitor;
 use decision::value_json;
+use monitor::Monitors;
 
+pub use agents::OperatingMode;
+
+mod agents;
 mod classify;
 mod decision;
 mod execute;
 mod monitor;
+mod observed;
 mod outcome;
 mod policy_tests;
 mod proposal;
 mod snapshot;
 mod tier2;
+mod watch;
 
-pub use decision::{action_to_json, Decision, Guarantees, RowReport, SolverReport};
+pub use decision::{
+    action_to_json, Decision, GuaranteeStatus, Guarantees, Ledger, LedgerEntry, RowReport,
+    SolverReport,
+};
+pub use observed::{Divergence, OutcomeEvaluation};
 pub use outcome::{final_outcome, Audit, Evaluation, Outcome, RepairStatus};
 pub use policy_tests::{json_matches, run_test, run_tests, TestResult};
 pub use proposal::{AttrValue, InputCode, InputError, Proposal, StateValue};
@@ -122,6 +133,12 @@ pub struct Governor {
     repairers: BTreeMap<String, Repairer>,
     shared: Repairer,
     last_action: BTreeMap<String, Vec<f64>>,
+    /// Each agent's monitor memory and mode of operation (at most [`MAX_AGENTS`]).
+    agents: BTreeMap<String, AgentMonitor>,
+    /// What the monitors know of the policy.
+    monitors: Monitors,
+    /// Working memory of the gradients the monitors take.
+    adj: Vec<f64>,
     windows: Vec<Window>,
     clock: f64,
     seq: u64,
@@ -154,11 +171,16 @@ impl Governor {
         let budget_values = Vec::with_capacity(policy.budgets.len());
         let dry_run = policy.mode == Mode::DryRun;
         let budget_ops = policy.lattice.tape.subset(&policy.lattice.budget_slots);
+        let monitors = Monitors::new(&policy);
+        let adj = vec![0.0; policy.lattice.tape.len()];
         Governor {
             policy,
             repairers: BTreeMap::new(),
             shared,
             last_action: BTreeMap::new(),
+            agents: BTreeMap::new(),
+            monitors,
+            adj,
             windows,
             clock: 0.0,
             seq: 0,
@@ -320,6 +342,12 @@ impl Governor {
                 h.update(x.to_bits().to_le_bytes());
             }
         }
+        for (agent, m) in &self.agents {
+            h.update(b"monitor");
+            h.update((agent.len() as u64).to_le_bytes());
+            h.update(agent.as_bytes());
+            m.hash_into(&mut |b: &[u8]| h.update(b));
+        }
         let d = h.finalize();
         let mut s = String::with_capacity(64);
         for b in d {
@@ -368,6 +396,23 @@ impl Governor {
         if same_actions {
             self.last_action = old.last_action.clone();
         }
+        // The agents' modes of operation and windows survive a reload; what the detectors
+        // compare with does only under the same policy text (it names its rows).
+        let same_text = self.policy.hash == old.policy.hash;
+        self.agents = old
+            .agents
+            .iter()
+            .map(|(a, m)| {
+                let mut m = m.clone();
+                if !same_text {
+                    m.last = None;
+                }
+                if !same_actions {
+                    m.last_certified = None;
+                }
+                (a.clone(), m)
+            })
+            .collect();
     }
 
     /// Record that `prop`'s action was executed outside a decision — an operator approved
@@ -523,12 +568,22 @@ impl Governor {
         self.clock = now;
         let missing = self.fill_inputs(prop, now);
         let mut notes = Notes::default();
+        let mut agent = self.take_agent(&prop.agent);
 
         // Tier 1 at the proposal, the monitors at its state, the rules' conditions.
         let p = &self.policy;
         self.t1.check(&p.lattice, &self.inputs, &prop.action);
         let proposal_cert = self.t1.certify(&p.lattice).ok();
         let findings = monitor::observe(p, prop, &self.t1);
+        let mut watch = Notes::default();
+        if let Some(last) = agent.last.as_ref() {
+            let m = &self.monitors;
+            monitor::lipschitz(p, m, last, &self.inputs, &self.t1, &mut watch);
+            monitor::model_mismatch(p, last, now, prop, &mut watch);
+        }
+        monitor::uncertain_rows(p, &self.t1, &mut watch);
+        let observed = self.observe_proposal(now);
+        let p = &self.policy;
         p.lattice
             .tape
             .eval_subset(&p.lattice.rule_ops, &self.inputs, &mut self.slots);
@@ -541,15 +596,37 @@ impl Governor {
                 .truth()
         };
         let mut c = classify::classify(p, truth, self.t1.rows(), &prop.action, &mut notes);
+        self.rate_limit(&mut agent, now, &mut c, &mut notes);
 
         let r = self.repair_stage(prop, &mut c, &mut notes);
         monitor::report(&self.policy, &findings, &mut notes);
-        let audit = execute::audit(&c, &findings, &missing, &mut notes);
-        let x = self.execute(prop, proposal_cert, &c, &r, &findings, audit, &mut notes);
+        notes.append(watch);
+        self.after_repair(&mut agent, &c, &r, &mut notes);
+        let questioned = findings.questions_the_audit()
+            || self.questions_the_audit(&notes)
+            || self.in_fallback_mode(&agent, &mut notes);
+        let audit = execute::audit(&c, questioned, &missing, &mut notes);
+        let freeze = (agent.mode == OperatingMode::Fallback
+            && self.policy.monitor.fallback_mode == FallbackMode::Freeze)
+            .then(|| agent.last_certified.clone())
+            .flatten();
+        let x = self.execute(
+            prop,
+            proposal_cert,
+            &c,
+            &r,
+            audit,
+            freeze.as_deref(),
+            &mut notes,
+        );
 
-        // Governor state: budgets and the agent's last action follow what was executed.
+        // Governor state: budgets, the agent's last action and its monitors follow what
+        // was executed.
         self.charge(&prop.agent, &x.action, now, &mut notes);
-        self.decision(prop, seq, now, c, r, x, notes)
+        self.remember(&mut agent, seq, observed, &x, &notes);
+        let mode = agent.mode;
+        self.put_agent(&prop.agent, agent);
+        self.decision(prop, seq, now, c, r, x, mode, notes)
     }
 
     /// The decision the stages found.
@@ -565,9 +642,11 @@ impl Governor {
         c: classify::Classified,
         r: tier2::Repaired,
         x: execute::Execution,
+        mode: OperatingMode,
         mut notes: Notes,
     ) -> Decision {
         let outcome = x.outcome;
+        let ledger = decision::Ledger::new(&self.policy, &x.guarantees, &r.relaxed, &notes);
         // A candidate is reported when it is offered to a human, not when it executes.
         let candidate = r
             .candidate
@@ -618,18 +697,40 @@ impl Governor {
                 .flatten(),
             failure_modes: notes.modes,
             guarantees: x.guarantees,
+            ledger,
+            operating_mode: mode,
             solver: r.solver,
             latency_us: 0,
         }
     }
 }
 
-/// What the stages of one decision say, in the order they say it: the decision's reasons
-/// and failure modes.
+/// What the stages of one decision say, in the order they say it: the decision's reasons,
+/// its failure modes and each mode's evidence.
 #[derive(Debug, Default)]
 pub(crate) struct Notes {
     pub reasons: Vec<String>,
     pub modes: FailureModes,
+    /// What a detector saw, per mode it named (for the guarantee ledger).
+    pub evidence: Vec<(FailureMode, String)>,
+}
+
+impl Notes {
+    /// Add `other`'s reasons, modes and evidence after this one's.
+    pub fn append(&mut self, other: Notes) {
+        self.reasons.extend(other.reasons);
+        for m in other.modes.iter() {
+            self.modes.add(m);
+        }
+        self.evidence.extend(other.evidence);
+    }
+
+    /// A detector's finding: the mode, a reason for people, and the evidence.
+    pub fn flag(&mut self, mode: FailureMode, reason: String, evidence: String) {
+        self.modes.add(mode);
+        self.reasons.push(reason);
+        self.evidence.push((mode, evidence));
+    }
 }
 
 /// The agent's repairer (its warm start), or the shared one past [`MAX_AGENTS`].

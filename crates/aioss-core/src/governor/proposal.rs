@@ -538,7 +538,35 @@ fn state_value(
     }
 }
 
+/// A proposal's `state` object, one entry per state variable (`None` where not given),
+/// every value validated as under `state` in a proposal (errors name `state.<var>`).
+fn state_object(p: &Policy, sv: &J<'_>) -> Result<Vec<Option<StateValue>>, InputError> {
+    let mut state: Vec<Option<StateValue>> = vec![None; p.states.len()];
+    for (k, x) in object(sv, &"state")? {
+        let i = p.states.iter().position(|s| s.name == k).ok_or_else(|| {
+            let names: Vec<&str> = p.states.iter().map(|s| s.name.as_str()).collect();
+            unknown(format!("state.{k}"), "state variables", &names)
+        })?;
+        if let (Some(s), Some(slot)) = (p.states.get(i), state.get_mut(i)) {
+            *slot = Some(state_value(s, x, &Dot(&"state", k))?);
+        }
+    }
+    Ok(state)
+}
+
 impl Proposal {
+    /// Parse the JSON text of a `state` object alone (an observed next state, as the
+    /// server's outcome reports carry it): exactly the validation of a proposal's `state`,
+    /// with the same errors (`state.<var>`). One entry per state variable.
+    pub fn parse_state(p: &Policy, text: &str) -> Result<Vec<Option<StateValue>>, InputError> {
+        let v: J<'_> = serde_json::from_str(text).map_err(|e| InputError {
+            code: InputCode::MalformedJson,
+            message: format!("malformed JSON: {e}"),
+            field: None,
+        })?;
+        state_object(p, &v)
+    }
+
     /// Parse one JSON line.
     pub fn parse(p: &Policy, line: &str) -> Result<Proposal, InputError> {
         let v: J<'_> = serde_json::from_str(line).map_err(|e| InputError {
@@ -655,18 +683,10 @@ impl Proposal {
         }
 
         // The state: under `state`, or flat at the top level (I2OS transitions).
-        let mut state: Vec<Option<StateValue>> = vec![None; p.states.len()];
-        if let Some(sv) = o.get("state") {
-            let so = object(sv, &"state")?;
-            for (k, x) in so {
-                let i = state_names.iter().position(|n| *n == k).ok_or_else(|| {
-                    unknown(format!("state.{k}"), "state variables", &state_names)
-                })?;
-                if let (Some(s), Some(slot)) = (p.states.get(i), state.get_mut(i)) {
-                    *slot = Some(state_value(s, x, &Dot(&"state", k))?);
-                }
-            }
-        }
+        let mut state = match o.get("state") {
+            Some(sv) => state_object(p, sv)?,
+            None => vec![None; p.states.len()],
+        };
         let mut transition = None;
         for (k, x) in o {
             let i = state_names.iter().position(|n| *n == k);

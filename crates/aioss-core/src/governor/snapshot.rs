@@ -10,6 +10,7 @@ use crate::repair::Repairer;
 use crate::tier1::budget::Window;
 use crate::tier1::Checker;
 
+use super::agents::AgentMonitor;
 use super::{Governor, InputCode, InputError, PrevSource, MAX_AGENTS};
 
 // Snapshots of the governor state (issue 18, item 5): one self-contained block, added by
@@ -68,13 +69,20 @@ impl Governor {
                 )
             })
             .collect();
+        let agents: serde_json::Map<String, Value> = self
+            .agents
+            .iter()
+            .map(|(agent, m)| (agent.clone(), m.to_json()))
+            .collect();
         serde_json::json!({
             "format": Self::SNAPSHOT_FORMAT,
             "seq": self.seq,
             "clock": f(self.clock),
+            "policy_hash": self.policy.hash,
             "actions": self.snapshot_layout(),
             "budgets": budgets,
             "last_action": last,
+            "agents": agents,
         })
         .to_string()
     }
@@ -191,10 +199,34 @@ impl Governor {
                 last.insert(agent.clone(), xs);
             }
         }
+        // The agents' monitors (a snapshot written before they existed has none): what the
+        // detectors compare with only under the same policy text, the last certified
+        // action only under the same action variables, as a reload carries them.
+        let same_text =
+            v.get("policy_hash").and_then(Value::as_str) == Some(self.policy.hash.as_str());
+        let same_actions = layout == self.snapshot_layout();
+        let mut agents = BTreeMap::new();
+        if let Some(given) = v.get("agents") {
+            let given = given
+                .as_object()
+                .ok_or_else(|| bad("`agents` is not an object"))?;
+            for (agent, m) in given.iter().take(MAX_AGENTS) {
+                let mut m = AgentMonitor::from_json(m)
+                    .ok_or_else(|| bad("an agent's monitors cannot be read"))?;
+                if !same_text {
+                    m.last = None;
+                }
+                if !same_actions {
+                    m.last_certified = None;
+                }
+                agents.insert(agent.clone(), m);
+            }
+        }
         self.seq = seq;
         self.clock = clock;
         self.windows = windows;
         self.last_action = last;
+        self.agents = agents;
         self.reset_warm_starts();
         Ok(())
     }

@@ -7,6 +7,9 @@
 //! rate: the latency at that rate). In open loop, latency is reported both from the moment
 //! a request was sent and from the moment it was scheduled (which also counts any time the
 //! generator itself fell behind).
+//!
+//! Why here and not in `aioss_server`: it is a client, and the server library has no
+//! business with hyper's client side; only the benchmark drives the server this way.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -14,7 +17,22 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 
-use crate::Error;
+/// What can go wrong driving the load.
+#[derive(Debug)]
+pub enum Error {
+    /// The runtime, a connection or a request failed; the message says which.
+    Io(String),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Io(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
 
 /// What to run.
 #[derive(Clone, Debug)]
