@@ -188,6 +188,10 @@ pub struct StateVar {
     pub max: f64,
     /// Default half-width of a reported value.
     pub noise: f64,
+    /// The widest half-width a reported box may have (`max_noise`); a wider one is
+    /// `excessive_uncertainty`. Default none (no bound: a proposal's own `noise` above
+    /// `noise` is normal).
+    pub max_noise: Option<f64>,
     /// Is the variable required evidence? A required variable missing from a proposal (or a
     /// blank required text) makes the audit INSUFFICIENT. Default true.
     pub required: bool,
@@ -384,6 +388,10 @@ pub struct MonitorSettings {
     pub rate_limit: Option<u32>,
     /// The window of `rate_limit`, in seconds. Default 1.
     pub rate_window_secs: f64,
+    /// Failure modes the policy makes stricter: each also sends the decision for review
+    /// (audit QUESTIONABLE, the fallback executes) and moves the agent to the fallback
+    /// mode of operation. Default none.
+    pub review: Vec<crate::failure::FailureMode>,
 }
 
 impl Default for MonitorSettings {
@@ -401,6 +409,7 @@ impl Default for MonitorSettings {
             max_metric_condition: 1e12,
             rate_limit: None,
             rate_window_secs: 1.0,
+            review: Vec::new(),
         }
     }
 }

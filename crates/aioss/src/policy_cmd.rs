@@ -81,12 +81,60 @@ pub fn summary(p: &Policy) -> String {
     s
 }
 
+/// The monitors' settings (`[monitor]`, with their defaults), as `policy check` prints them.
+fn monitors(p: &Policy) -> String {
+    let m = &p.monitor;
+    let mut s = format!(
+        "recover_after {}, fallback_mode {}",
+        m.recover_after,
+        match m.fallback_mode {
+            aioss_core::policy::FallbackMode::Fallback => "fallback",
+            aioss_core::policy::FallbackMode::Freeze => "freeze",
+        }
+    );
+    match m.dt {
+        Some(dt) => {
+            let _ = write!(s, ", model_mismatch at dt {dt} s (± {} s)", m.dt_tolerance);
+        }
+        None => s.push_str(", model_mismatch off (no dt)"),
+    }
+    let _ = write!(
+        s,
+        ", uncertain_share {} (of at least {} active rows), non_convergence_rate {} over {} repairs, degenerate_cos {:e}, max_metric_condition {:e}",
+        m.uncertain_share, m.min_active_rows, m.non_convergence_rate, m.rate_window, m.degenerate_cos, m.max_metric_condition
+    );
+    match m.rate_limit {
+        Some(n) => {
+            let _ = write!(s, ", rate_limit {n} per {} s", m.rate_window_secs);
+        }
+        None => s.push_str(", rate_limit off"),
+    }
+    let lipschitz = p
+        .constraints
+        .iter()
+        .filter(|c| c.lipschitz.is_some())
+        .count();
+    let noisy = p.states.iter().filter(|v| v.max_noise.is_some()).count();
+    let _ = write!(
+        s,
+        ", lipschitz on {lipschitz} constraints, max_noise on {noisy} states"
+    );
+    if !m.review.is_empty() {
+        let names: Vec<&str> = m.review.iter().map(|f| f.name()).collect();
+        let _ = write!(s, ", review {}", names.join(" "));
+    }
+    s
+}
+
 /// `aioss policy check FILE...`
 pub fn check(files: &[PathBuf]) -> ExitCode {
     let mut failed = 0usize;
     for f in files {
         match load_file(f) {
-            Ok(p) => println!("{}: ok: {}", f.display(), summary(&p)),
+            Ok(p) => {
+                println!("{}: ok: {}", f.display(), summary(&p));
+                println!("  monitors: {}", monitors(&p));
+            }
             Err(e) => {
                 failed += 1;
                 eprintln!("{e}");

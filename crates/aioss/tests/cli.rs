@@ -38,15 +38,26 @@ fn policy_check_accepts_every_bundled_policy() {
     let files = bundled();
     assert!(files.len() >= 3, "{files:?}");
     let stdout = stdout_of(aioss().arg("policy").arg("check").args(&files));
-    assert_eq!(stdout.lines().count(), files.len(), "{stdout}");
-    for (line, f) in stdout.lines().zip(&files) {
+    // Each policy's summary line, then its monitors' settings (issue 20).
+    assert_eq!(stdout.lines().count(), 2 * files.len(), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    for (pair, f) in lines.chunks(2).zip(&files) {
+        let (line, monitors) = (pair[0], pair[1]);
         assert!(
             line.starts_with(&format!("{}: ok: ", f.display())),
             "{line}"
         );
         assert!(line.contains("fallback certified on"), "{line}");
         assert!(line.ends_with(" µs (reported)"), "{line}");
+        assert!(
+            monitors.starts_with("  monitors: recover_after "),
+            "{monitors}"
+        );
     }
+    assert!(
+        stdout.contains("model_mismatch at dt 0.1 s"),
+        "the warehouse's dt: {stdout}"
+    );
     // A policy that enforces its deadline says so.
     let dir = common::tmpdir("cli", "enforce");
     let text = std::fs::read_to_string(repo().join("policies/warehouse-robot.toml")).unwrap();
@@ -59,7 +70,8 @@ fn policy_check_accepts_every_bundled_policy() {
         ),
     )
     .unwrap();
-    let line = stdout_of(aioss().arg("policy").arg("check").arg(&f));
+    let out = stdout_of(aioss().arg("policy").arg("check").arg(&f));
+    let line = out.lines().next().unwrap();
     assert!(
         line.trim_end()
             .ends_with("; deadline 800 µs (enforced: bounds the repair search)"),

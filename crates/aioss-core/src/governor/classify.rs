@@ -119,7 +119,10 @@ fn lattice(p: &Policy, rows: &[RowCheck], c: &mut Classified, notes: &mut Notes)
                 continue;
             };
             if chk.fault {
-                notes.modes.add(FailureMode::NumericalFault);
+                notes.named(
+                    FailureMode::NumericalFault,
+                    format!("row `{}`: margin undefined", row.name),
+                );
             }
             let v = match con.on_violation {
                 OnViolation::Repair => Verdict::Repair,

@@ -111,6 +111,15 @@ impl Ledger {
                         .map(|(id, s)| format!("the CRE relaxed `{id}` by {}", fmt_num(*s))),
                 );
             }
+            // G3 is claimed of an agent's repairs, not only of this decision's: a mode
+            // that suspends it is recorded even on a decision with no projection (the
+            // agent is degraded, and its next repair does not claim G3).
+            let held = match held {
+                None if guarantee == Guarantee::ProjectionStability && !modes.is_empty() => {
+                    Some(false)
+                }
+                h => h,
+            };
             let status = match held {
                 None => GuaranteeStatus::NotApplicable,
                 Some(true) => GuaranteeStatus::Held,

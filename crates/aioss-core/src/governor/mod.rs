@@ -459,7 +459,10 @@ impl Governor {
                     .copied()
                     .unwrap_or(Interval::INVALID);
                 if !w.charge(now, add) {
-                    notes.modes.add(FailureMode::NumericalFault);
+                    notes.named(
+                        FailureMode::NumericalFault,
+                        format!("budget `{}`: the amount is undefined", b.name),
+                    );
                     notes.reasons.push(format!(
                         "budget `{}`: the amount is undefined here, so the budget counts as unbounded until this action leaves its window",
                         b.name
@@ -723,6 +726,12 @@ impl Notes {
             self.modes.add(m);
         }
         self.evidence.extend(other.evidence);
+    }
+
+    /// Name `mode` with its evidence (the reason for people is written apart).
+    pub fn named(&mut self, mode: FailureMode, evidence: String) {
+        self.modes.add(mode);
+        self.evidence.push((mode, evidence));
     }
 
     /// A detector's finding: the mode, a reason for people, and the evidence.

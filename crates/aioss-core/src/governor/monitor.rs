@@ -18,6 +18,8 @@ pub(super) struct Findings {
     pub out_of_range: Vec<(usize, Interval)>,
     /// Barrier rows whose safe set the state box may have left (row index, `h(x)`).
     pub outside: Vec<(usize, Interval)>,
+    /// States reported with a half-width above their `max_noise` (index, the box given).
+    pub too_noisy: Vec<(usize, Interval)>,
 }
 
 impl Findings {
@@ -25,7 +27,7 @@ impl Findings {
     /// outside its declared range does even where G2 and G4 do not apply (issue 18, item
     /// 11).
     pub fn questions_the_audit(&self) -> bool {
-        !self.outside.is_empty() || !self.out_of_range.is_empty()
+        !self.outside.is_empty() || !self.out_of_range.is_empty() || !self.too_noisy.is_empty()
     }
 }
 
@@ -34,7 +36,27 @@ pub(super) fn observe(p: &Policy, prop: &Proposal, t1: &Checker) -> Findings {
     Findings {
         out_of_range: out_of_range(p, prop),
         outside: outside_safe_sets(p, t1),
+        too_noisy: too_noisy(p, prop),
     }
+}
+
+/// `excessive_uncertainty` from `max_noise`: a box wider than the widest the policy
+/// accepts for that state. TOLERANCE: the box's ends were rounded outward when it was
+/// read, so a width within four ulps of the larger end above `2 × max_noise` is not a
+/// finding.
+fn too_noisy(p: &Policy, prop: &Proposal) -> Vec<(usize, Interval)> {
+    p.states
+        .iter()
+        .zip(&prop.state)
+        .enumerate()
+        .filter_map(|(k, (s, v))| match (s.max_noise, v) {
+            (Some(m), Some(StateValue::Num(x))) => {
+                let slack = 4.0 * f64::EPSILON * x.lo.abs().max(x.hi.abs());
+                (x.is_invalid() || x.width() > 2.0 * m + slack).then_some((k, *x))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// `excessive_uncertainty` (issue 18, item 11): a state whose value lies outside the range
@@ -73,16 +95,27 @@ fn outside_safe_sets(p: &Policy, t1: &Checker) -> Vec<(usize, Interval)> {
 pub(super) fn report(p: &Policy, f: &Findings, notes: &mut Notes) {
     for (i, h) in &f.outside {
         let name = p.lattice.rows.get(*i).map_or("?", |r| r.name.as_str());
+        notes.named(
+            FailureMode::LeftSafeSet,
+            format!("barrier `{name}`: h(x) in {}", fmt_margin(*h)),
+        );
         notes.reasons.push(format!(
             "the state may be outside the safe set of barrier `{name}` (h(x) in {}): forward invariance (G2) is suspended",
             fmt_margin(*h)
         ));
     }
-    if !f.outside.is_empty() {
-        notes.modes.add(FailureMode::LeftSafeSet);
-    }
     for (k, x) in &f.out_of_range {
         if let Some(s) = p.states.get(*k) {
+            notes.named(
+                FailureMode::ExcessiveUncertainty,
+                format!(
+                    "`{}` = {} outside [{}, {}]",
+                    s.name,
+                    fmt_margin(*x),
+                    fmt_num(s.min),
+                    fmt_num(s.max)
+                ),
+            );
             notes.reasons.push(format!(
                 "state `{}` = {} is outside its declared range [{}, {}]: the decision is sent for review and G2, G3 and G4 are suspended",
                 s.name,
@@ -92,8 +125,25 @@ pub(super) fn report(p: &Policy, f: &Findings, notes: &mut Notes) {
             ));
         }
     }
-    if !f.out_of_range.is_empty() {
-        notes.modes.add(FailureMode::ExcessiveUncertainty);
+    for (k, x) in &f.too_noisy {
+        if let Some(s) = p.states.get(*k) {
+            notes.named(
+                FailureMode::ExcessiveUncertainty,
+                format!(
+                    "`{}`: half-width {} > max_noise {}",
+                    s.name,
+                    fmt_num(x.width() / 2.0),
+                    fmt_num(s.max_noise.unwrap_or(f64::NAN))
+                ),
+            );
+            notes.reasons.push(format!(
+                "state `{}` = {} is reported with a half-width of {}, above its max_noise {}: the decision is sent for review and G2, G3 and G4 are suspended",
+                s.name,
+                fmt_margin(*x),
+                fmt_num(x.width() / 2.0),
+                fmt_num(s.max_noise.unwrap_or(f64::NAN))
+            ));
+        }
     }
 }
 

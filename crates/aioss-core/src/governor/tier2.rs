@@ -147,7 +147,10 @@ impl Governor {
             RepairOutcome::Certified | RepairOutcome::Relaxed if r.cert.is_none() => {
                 c.classification = Verdict::Block;
                 r.status = RepairStatus::NoRepairAvailable;
-                notes.modes.add(FailureMode::SolverNonConvergence);
+                notes.named(
+                    FailureMode::SolverNonConvergence,
+                    "the search's candidate is not certified by Tier 1".to_string(),
+                );
                 notes.reasons.push(format!(
                     "the repair search offered {}, which Tier 1 does not certify: escalated to BLOCK",
                     describe_change(p, &prop.action, &rep.action)
@@ -206,12 +209,22 @@ fn accept(p: &Policy, prop: &Proposal, rep: &Repair, r: &mut Repaired, notes: &m
 
 /// No certified repair within the budgets: name why, and escalate to BLOCK.
 fn no_repair(p: &Policy, rep: &Repair, notes: &mut Notes) {
-    notes.modes.add(match rep.status {
+    let mode = match rep.status {
         SolverStatus::Infeasible => FailureMode::InfeasibleConstraintSet,
         SolverStatus::MaxIterations => FailureMode::SolverNonConvergence,
         SolverStatus::Deadline => FailureMode::DeadlineOverrun,
         _ => FailureMode::NumericalFault,
-    });
+    };
+    notes.named(
+        mode,
+        format!(
+            "solver {} after {} iterations in {} steps over {} nodes",
+            rep.status.as_str(),
+            rep.iterations,
+            rep.steps,
+            rep.nodes
+        ),
+    );
     if let (SolverStatus::Deadline, Some(budget)) =
         (rep.status, crate::repair::search_budget(&p.governor))
     {

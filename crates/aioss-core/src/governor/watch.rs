@@ -136,14 +136,16 @@ impl Governor {
     /// not ([`FailureMode::questions_the_audit`]).
     pub(super) fn questions_the_audit(&self, notes: &Notes) -> bool {
         let offers = |k: ConstraintKind| self.policy.lattice.rows.iter().any(|r| r.kind == k);
+        let review = &self.policy.monitor.review;
         notes.modes.iter().any(|m| {
-            m.questions_the_audit()
-                && (m == FailureMode::AdversarialProbing
-                    || m == FailureMode::ExcessiveUncertainty
-                    || (m.suspends().contains(&Guarantee::ForwardInvariance)
-                        && offers(ConstraintKind::Barrier))
-                    || (m.suspends().contains(&Guarantee::InputToStateStability)
-                        && offers(ConstraintKind::Lyapunov)))
+            review.contains(&m)
+                || m.questions_the_audit()
+                    && (m == FailureMode::AdversarialProbing
+                        || m == FailureMode::ExcessiveUncertainty
+                        || (m.suspends().contains(&Guarantee::ForwardInvariance)
+                            && offers(ConstraintKind::Barrier))
+                        || (m.suspends().contains(&Guarantee::InputToStateStability)
+                            && offers(ConstraintKind::Lyapunov)))
         })
     }
 
@@ -176,7 +178,10 @@ impl Governor {
         let to = notes
             .modes
             .iter()
-            .filter_map(|m| mode_for(m, self.questions_the_audit_mode(m)).map(|o| (o, m)))
+            .filter_map(|m| {
+                let review = self.policy.monitor.review.contains(&m);
+                mode_for(m, self.questions_the_audit_mode(m), review).map(|o| (o, m))
+            })
             .max_by_key(|(o, _)| *o);
         if notes.modes.is_empty() {
             agent.clean = agent.clean.saturating_add(1);
@@ -195,7 +200,9 @@ impl Governor {
                 agent.since = Some((seq, m));
             }
         }
-        if x.guarantees.pointwise_safety {
+        // What `freeze` holds: the last action certified while the agent was not in the
+        // fallback mode (in it, what executes is the fallback or the frozen action itself).
+        if x.guarantees.pointwise_safety && agent.mode != OperatingMode::Fallback {
             agent.last_certified = Some(x.action.clone());
         }
         observed.predicted = self.predict_executed(&x.action);
@@ -255,8 +262,13 @@ impl Governor {
 /// The mode of operation a failure mode moves an agent to: fallback for one that sends the
 /// decision for review (a trajectory guarantee suspended, or adversarial), degraded for one
 /// that suspends G3 or G5 alone, none for the others.
-fn mode_for(m: FailureMode, questioned: bool) -> Option<OperatingMode> {
-    if questioned && m != FailureMode::ExcessiveUncertainty {
+///
+/// `excessive_uncertainty` sends its own decision for review without latching the
+/// fallback mode: it is a property of one reading (a state outside its range, a box too
+/// wide), and the next reading that is within bounds is judged on its own; a policy that
+/// wants it latched lists it in `[monitor] review` (`review`).
+fn mode_for(m: FailureMode, questioned: bool, review: bool) -> Option<OperatingMode> {
+    if review || (questioned && m != FailureMode::ExcessiveUncertainty) {
         Some(OperatingMode::Fallback)
     } else if m
         .suspends()

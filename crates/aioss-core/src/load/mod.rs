@@ -13,7 +13,7 @@
 //!   `duration`, `required`, `check_keys`, ...), each reporting a bad value where it is
 //!   written, so a section validates a key in one line and a new key stays in its section.
 //! - `policy`, `actions`, `states`, `params`, `budgets` (declarations, then each `add`),
-//!   `dynamics`, `governor`, `fallback`, `rules`, `constraints` and `tests`: the sections,
+//!   `dynamics`, `governor`, `monitor`, `fallback`, `rules`, `constraints` and `tests`: the sections,
 //!   in the order they are read.
 //! - `scope`: name resolution for the type checker, over the declarations (`Names`,
 //!   shared by every section with expressions).
@@ -36,6 +36,7 @@ mod constraints;
 mod dynamics;
 mod fallback;
 mod governor;
+mod monitor;
 mod params;
 mod policy;
 mod reader;
@@ -110,6 +111,7 @@ fn load_here(file: &str, source: &str) -> Result<Policy, PolicyErrors> {
 const TOP: &[&str] = &[
     "policy",
     "governor",
+    "monitor",
     "action",
     "state",
     "param",
@@ -156,6 +158,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
     names.next = next;
     let budgets = budgets::budgets(l, declared, &mut names);
     let governor = governor::settings(l, root, &names.actions);
+    let monitor = monitor::settings(l, root, &names.params);
     let fallback = fallback::fallback(l, root, &names.actions);
     let (rules, rule_ids) = rules::rules(l, root, &mut names);
     let constraints = constraints::constraints(l, root, &mut names, &rule_ids);
@@ -169,7 +172,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
         mode: header.mode,
         default_verdict: header.default_verdict,
         governor,
-        monitor: crate::policy::MonitorSettings::defaults_for(&names.params),
+        monitor,
         actions: names.actions,
         states: names.states,
         params: names.params,

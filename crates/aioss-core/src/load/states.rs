@@ -13,6 +13,7 @@ const KEYS: &[&str] = &[
     "max",
     "values",
     "noise",
+    "max_noise",
     "description",
     "unit",
     "required",
@@ -54,6 +55,7 @@ pub(super) fn states(
             continue;
         };
         let (min, max, noise) = range(l, st, n, &ty, &section);
+        let max_noise = max_noise(l, st, n, &ty, &section, noise);
         let eid = if let VarType::Enum(vals) = &ty {
             Some(enums.id(n, vals))
         } else {
@@ -66,6 +68,7 @@ pub(super) fn states(
             min,
             max,
             noise,
+            max_noise,
             required,
             slot: None,
         });
@@ -137,4 +140,40 @@ fn range(
         }
     }
     (min, max, noise)
+}
+
+/// `max_noise` of state variable `n`: a half-width, at least its `noise`, for real and int
+/// state only.
+fn max_noise(
+    l: &mut Loader<'_>,
+    st: &DeTable<'_>,
+    n: &str,
+    ty: &VarType,
+    section: &str,
+    noise: f64,
+) -> Option<f64> {
+    let (x, at) = l.number(st, "max_noise", section)?;
+    if !matches!(ty, VarType::Real | VarType::Int) {
+        l.err(PolicyError::new(
+            ErrorKind::InvalidValue,
+            at,
+            format!(
+                "`max_noise` is only for real and int state, and `{n}` is {}",
+                ty.name()
+            ),
+        ));
+        return None;
+    }
+    if x.is_nan() || x < noise {
+        l.err(
+            PolicyError::new(
+                ErrorKind::InvalidValue,
+                at,
+                format!("`max_noise` of `{n}` is below its `noise`"),
+            )
+            .help("max_noise is the widest half-width a proposal may report: at least `noise`"),
+        );
+        return None;
+    }
+    Some(x)
 }
