@@ -34,6 +34,9 @@ pub enum Kind {
     /// and who asked. Not re-decided by replay (which starts the repairers' warm starts
     /// afresh here, as the server's new governor did).
     PolicyReload,
+    /// An operator reset an agent's mode of operation to normal (`POST
+    /// /v1/agents/{id}/reset`); `decision_id` is the agent's id. Replay resets it there too.
+    AgentReset,
     /// The governor state (`Governor::snapshot`) as the server had it here, written
     /// periodically, at start and at shutdown; `proposal` says why. A restart restores the
     /// last one and re-decides only the records after it; replay compares its own state
@@ -51,6 +54,7 @@ impl Kind {
             Kind::Confirmation => "confirmation",
             Kind::Outcome => "outcome",
             Kind::PolicyReload => "policy_reload",
+            Kind::AgentReset => "agent_reset",
             Kind::Snapshot => "snapshot",
         }
     }
@@ -64,6 +68,7 @@ impl Kind {
             "confirmation" => Some(Kind::Confirmation),
             "outcome" => Some(Kind::Outcome),
             "policy_reload" => Some(Kind::PolicyReload),
+            "agent_reset" => Some(Kind::AgentReset),
             "snapshot" => Some(Kind::Snapshot),
             _ => None,
         }

@@ -231,6 +231,10 @@ fn replay_records(
     let mut rep = Replay::default();
     let policy_hash = g.policy().hash.clone();
     let mut last_digest: Option<String> = None;
+    // Decisions an outcome record may report on, as the writer kept them (the server keeps
+    // its last `decision_cache`, `aioss decide` its last 4,096; replay keeps as many as the
+    // larger default, so every outcome the writer accepted is found).
+    let mut recent = aioss_core::governor::RecentDecisions::new(OUTCOME_WINDOW);
     // The proposals of pending holds, by decision id: an approval executes the held
     // action, which the governor charges to its budgets (`Governor::record_execution`).
     store.scan_from(from, &mut |r| {
@@ -256,13 +260,33 @@ fn replay_records(
                     diffs.push(("snapshot".into(), "(unreadable)".into(), e.to_string()));
                 }
             }
-            Some(Kind::Refused | Kind::Confirmation | Kind::Outcome | Kind::PolicyReload) => {
+            Some(
+                Kind::Refused
+                | Kind::Confirmation
+                | Kind::Outcome
+                | Kind::PolicyReload
+                | Kind::AgentReset,
+            ) => {
                 // Events of the server that do not go through the governor: nothing to
                 // re-decide, but the state they recorded must still be the governor's. An
                 // approved hold executed its action: charged again here.
                 rep.events += 1;
                 if kind == Some(Kind::PolicyReload) {
                     g.reset_warm_starts();
+                }
+                if kind == Some(Kind::AgentReset) {
+                    g.reset_agent(&r.decision_id);
+                }
+                if kind == Some(Kind::Outcome) {
+                    // An outcome moves its agent's mode of operation: re-evaluated here as
+                    // its writer evaluated it.
+                    if let Some(diff) =
+                        replay_outcome(g, &mut recent, &r.decision_id, &r.proposal, &r.decision)
+                    {
+                        if compare {
+                            diffs.push(diff);
+                        }
+                    }
                 }
                 if kind == Some(Kind::Confirmation) {
                     if let Some(text) = held.remove(&r.decision_id) {
@@ -283,7 +307,19 @@ fn replay_records(
                 // At the recorded time, whatever the line's own `timestamp` says: where
                 // the governor kept the time (`serve`, `decide --clock wall`) it was not
                 // the line's.
-                let decided = g.decide_line_with(&r.proposal, Clock::Recorded(now));
+                // The line answered as its writer answered it (`aioss decide` takes outcome
+                // lines too; one refused is an input error record).
+                let decided = match g.answer_line(&mut recent, &r.proposal, Clock::Recorded(now)) {
+                    Ok(aioss_core::governor::Answer::Decision(d)) => Ok(*d),
+                    Ok(aioss_core::governor::Answer::Outcome(json)) => {
+                        Err(aioss_core::InputError {
+                            code: aioss_core::InputCode::InvalidValue,
+                            message: format!("an outcome line answered {json}"),
+                            field: None,
+                        })
+                    }
+                    Err(e) => Err(e),
+                };
                 g.set_prev_source(source);
                 match (kind, &decided) {
                     (Some(Kind::Decision), Ok(d)) => {
@@ -343,6 +379,43 @@ fn replay_records(
         }
     }
     Ok(rep)
+}
+
+/// Decisions replay keeps for the outcome records after them: at least as many as any
+/// writer keeps (the server's default `decision_cache`, `aioss decide`'s window).
+pub const OUTCOME_WINDOW: usize = 65_536;
+
+/// Re-apply an outcome record: the observed state in its request's body, re-evaluated
+/// against the decision it reports on. A difference from the recorded failure modes is
+/// returned; an outcome whose decision replay no longer holds (the server reads old
+/// decisions from its store) applies the failure modes its answer recorded.
+fn replay_outcome(
+    g: &mut Governor,
+    recent: &mut aioss_core::governor::RecentDecisions,
+    decision_id: &str,
+    request: &str,
+    answer: &str,
+) -> Option<(String, String, String)> {
+    let body: serde_json::Value = serde_json::from_str(request).ok()?;
+    let body: serde_json::Value = serde_json::from_str(body.get("body")?.as_str()?).ok()?;
+    let state = body.get("state")?.to_string();
+    let observed = aioss_core::Proposal::parse_state(g.policy(), &state).ok()?;
+    let Some((decided, executed)) = recent.take(decision_id) else {
+        g.apply_recorded_outcome(answer);
+        return None;
+    };
+    let ev = g.observe_outcome(&decided, &executed, &observed);
+    let recorded = aioss_core::governor::recorded_modes(answer);
+    (recorded != ev.failure_modes).then(|| {
+        let names = |m: &aioss_core::failure::FailureModes| {
+            m.iter().map(|f| f.name()).collect::<Vec<_>>().join(",")
+        };
+        (
+            "outcome.failure_modes".to_string(),
+            names(&recorded),
+            names(&ev.failure_modes),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -143,7 +143,13 @@ pub fn gather(store: &mut dyn Store, name: &str) -> Result<Stats, Error> {
         let v: Value = serde_json::from_str(&r.decision).unwrap_or(Value::Null);
         if matches!(
             Kind::parse(&r.kind),
-            Some(Kind::Confirmation | Kind::Outcome | Kind::PolicyReload | Kind::Snapshot)
+            Some(
+                Kind::Confirmation
+                    | Kind::Outcome
+                    | Kind::PolicyReload
+                    | Kind::AgentReset
+                    | Kind::Snapshot,
+            )
         ) {
             *s.events.entry(r.kind.clone()).or_insert(0) += 1;
             return Ok(true);

@@ -137,6 +137,18 @@ pub fn schemas() -> Map<String, Value> {
         ),
     );
     m.insert(
+        "AgentResetAnswer".into(),
+        obj(
+            json!({"agent": {"type": "string"},
+                   "operating_mode": {"enum": ["normal"]},
+                   "was": {"enum": ["normal", "degraded", "fallback"]},
+                   "since": {"type": ["string", "null"], "description": "the failure mode that set the mode it had"},
+                   "by": {"type": "object"},
+                   "record": {"$ref": "#/components/schemas/Record"}}),
+            &["agent", "operating_mode", "was"],
+        ),
+    );
+    m.insert(
         "Health".into(),
         obj(
             json!({

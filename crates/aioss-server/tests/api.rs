@@ -589,6 +589,30 @@ async fn outcomes_are_effective_or_failed() {
     assert_eq!(o["evaluation"], "FAILED", "{o}");
     assert_eq!(o["failure_modes"], json!(["model_mismatch"]));
     assert_eq!(o["diverged"][0]["state"], "px");
+    let agent = o["agent"].as_str().unwrap().to_string();
+    // Issue 20: the model no longer describes this robot, so its trajectory guarantees do
+    // not hold: the agent is in the fallback mode until an operator resets it.
+    let (st, d) = call(
+        &s,
+        "POST",
+        "/v1/decisions",
+        Some(R1),
+        &baseline().to_string(),
+    )
+    .await;
+    assert_eq!(st, 200, "{d}");
+    assert_eq!(d["operating_mode"], "fallback", "{d}");
+    assert_eq!(d["final_outcome"], "REVIEW_AUDIT", "{d}");
+    assert_eq!(d["action"]["vx"], 0.0, "the fallback executes: {d}");
+    let reset = format!("/v1/agents/{agent}/reset");
+    let (st, v) = call(&s, "POST", &reset, Some(R1), "").await;
+    assert_recorded_error(&s, st, &v, 403, "forbidden");
+    let (st, r) = call(&s, "POST", &reset, Some(ALICE), "").await;
+    assert_eq!(st, 200, "{r}");
+    assert_eq!(r["was"], "fallback", "{r}");
+    assert_eq!(r["since"], "model_mismatch", "{r}");
+    assert_eq!(r["operating_mode"], "normal", "{r}");
+    assert_eq!(record_of(&s.store, &r).kind, "agent_reset");
     // Inside pillar A's keep-out disc: out of the safe set.
     let id = decide().await;
     state["px"] = json!(10.0);

@@ -161,6 +161,7 @@ fn produce(
     let mut stats = RunStats::default();
     let mut lineno = 0u64;
     let mut done = false;
+    let mut recent = aioss_core::governor::RecentDecisions::new(crate::decide_cmd::OUTCOME_WINDOW);
     while !done {
         let mut items = Vec::with_capacity(64);
         let started = Instant::now();
@@ -185,10 +186,34 @@ fn produce(
             } else {
                 Clock::Logical
             };
-            let decided = g.decide_line_with(&raw, clock);
+            let decided = crate::decide_cmd::answer(g, &mut recent, &raw, clock);
             let mut t = Instant::now();
             let item = match decided {
-                Ok(d) => {
+                Ok(crate::decide_cmd::Answer::Outcome(json)) => {
+                    // Recorded as the server records an outcome report: the line as the
+                    // request's body, the re-evaluation as the answer.
+                    let id = serde_json::from_str::<serde_json::Value>(&json)
+                        .ok()
+                        .and_then(|v| Some(v.get("decision_id")?.as_str()?.to_string()))
+                        .unwrap_or_default();
+                    let request = serde_json::json!({"by": {"cli": true}, "body": raw}).to_string();
+                    let r = aioss_audit::event_record(
+                        aioss_audit::Kind::Outcome,
+                        g.policy(),
+                        &id,
+                        &request,
+                        &json,
+                        wall_now(),
+                        g.state_digest(),
+                    );
+                    let o = if explain {
+                        Out::Text(format!("outcome of `{id}`: {json}\n"))
+                    } else {
+                        Out::Json(json)
+                    };
+                    (r, o)
+                }
+                Ok(crate::decide_cmd::Answer::Decision(d)) => {
                     let json = d.to_json(g.policy());
                     t = Instant::now();
                     let o = if explain {

@@ -11,8 +11,23 @@ use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use aioss_core::governor::{Clock, PrevSource};
-use aioss_core::Governor;
+use aioss_core::governor::{Clock, PrevSource, RecentDecisions};
+use aioss_core::{Governor, InputError};
+
+/// Decisions an outcome line may still report on (the most recent ones).
+pub const OUTCOME_WINDOW: usize = 4096;
+
+pub use aioss_core::governor::Answer;
+
+/// Answer one line ([`Governor::answer_line`]).
+pub fn answer(
+    g: &mut Governor,
+    recent: &mut RecentDecisions,
+    text: &str,
+    clock: Clock,
+) -> Result<Answer, InputError> {
+    g.answer_line(recent, text, clock)
+}
 
 /// Options of `aioss decide`.
 pub struct Options<'a> {
@@ -61,6 +76,7 @@ pub fn run(
     let mut line = String::new();
     let mut lineno = 0u64;
     let mut errors = 0u64;
+    let mut recent = RecentDecisions::new(OUTCOME_WINDOW);
     loop {
         line.clear();
         if input.read_line(&mut line)? == 0 {
@@ -80,8 +96,12 @@ pub fn run(
         } else {
             Clock::Logical
         };
-        match g.decide_line_with(text, clock) {
-            Ok(d) => {
+        match answer(g, &mut recent, text, clock) {
+            Ok(Answer::Outcome(json)) => {
+                output.write_all(json.as_bytes())?;
+                output.write_all(b"\n")?;
+            }
+            Ok(Answer::Decision(d)) => {
                 if explain {
                     output.write_all(d.explain(g.policy()).as_bytes())?;
                     output.write_all(b"\n")?;

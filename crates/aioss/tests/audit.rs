@@ -815,3 +815,80 @@ fn verify_is_read_only_and_with_a_key_demands_a_signed_head() {
     assert_eq!(files(&dir), before);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 20: `aioss decide` takes outcome lines (`{"outcome_of": ID, "state": {...}}`), and
+/// what they find moves the agent's mode of operation, recorded and replayed as the
+/// server's outcome reports are.
+#[test]
+fn outcome_lines_feed_the_monitors_and_replay_agrees() {
+    let dir = tmpdir("outcome-lines");
+    let policy = dir.join("wall.toml");
+    std::fs::write(
+        &policy,
+        "[policy]\nname = \"wall\"\nversion = \"1\"\n\
+         [action.vx]\ntype = \"real\"\nmin = -2.0\nmax = 2.0\n\
+         [state.px]\nmin = 0.0\nmax = 10.0\nnoise = 0.0\n\
+         [param]\ndt = 0.1\n\
+         [dynamics]\npx = \"px + dt * vx\"\nerror_bound = { px = 0.001 }\n\
+         [fallback]\nvx = -2.0\n\
+         [[constraint]]\nid = \"wall\"\nkind = \"barrier\"\nbarrier = \"5 - px\"\ngamma = 0.5\n",
+    )
+    .unwrap();
+    let store = dir.join("a.db");
+    let _ = std::fs::remove_file(&store);
+    let mut child = aioss()
+        .args(["decide", "--clock", "logical", "--policy"])
+        .arg(&policy)
+        .arg("--audit")
+        .arg(&store)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut ask = |line: &str| -> serde_json::Value {
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+        let mut answer = String::new();
+        out.read_line(&mut answer).unwrap();
+        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"))
+    };
+    let first =
+        ask(r#"{"id":"w1","agent":"m","timestamp":100,"action":{"vx":1},"state":{"px":1}}"#);
+    assert_eq!(first["final_outcome"], "ALLOW", "{first}");
+    let id = first["decision_id"].as_str().unwrap().to_string();
+    // The plant did not do what the model says (1.1 ± 0.001).
+    let ev = ask(&format!(r#"{{"outcome_of":"{id}","state":{{"px":3}}}}"#));
+    assert_eq!(ev["evaluation"], "FAILED", "{ev}");
+    assert_eq!(
+        ev["failure_modes"],
+        serde_json::json!(["model_mismatch"]),
+        "{ev}"
+    );
+    assert_eq!(ev["agent"], "m", "{ev}");
+    assert!(ev["record"]["seq"].is_u64(), "recorded: {ev}");
+    // The agent is now in the fallback mode: a clean proposal is reviewed, the fallback runs.
+    let next = ask(r#"{"id":"w2","agent":"m","timestamp":101,"action":{"vx":1},"state":{"px":1}}"#);
+    assert_eq!(next["final_outcome"], "REVIEW_AUDIT", "{next}");
+    assert_eq!(next["operating_mode"], "fallback", "{next}");
+    assert_eq!(next["action"], serde_json::json!({"vx": -2}), "{next}");
+    // One outcome per decision; an unknown decision is an input error naming the field.
+    let again = ask(&format!(r#"{{"outcome_of":"{id}","state":{{"px":3}}}}"#));
+    assert_eq!(again["error"]["field"], "outcome_of", "{again}");
+    let bad = ask(r#"{"outcome_of":"x","state":{"px":"far"}}"#);
+    assert_eq!(bad["error"]["field"], "state.px", "{bad}");
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+
+    let (code, text) = verify(&store, &[]);
+    assert_eq!(code, 0, "{text}");
+    let r = replay(&store, &policy);
+    let text = String::from_utf8_lossy(&r.stdout).to_string() + &String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{text}");
+    assert!(
+        text.contains(" 0 differ") || text.contains("agree"),
+        "{text}"
+    );
+}

@@ -70,6 +70,7 @@ mod execute;
 mod monitor;
 mod observed;
 mod outcome;
+mod outcomes;
 mod policy_tests;
 mod proposal;
 mod snapshot;
@@ -82,6 +83,7 @@ pub use decision::{
 };
 pub use observed::{Divergence, OutcomeEvaluation};
 pub use outcome::{final_outcome, Audit, Evaluation, Outcome, RepairStatus};
+pub use outcomes::{outcome_json, recorded_modes, Answer, OutcomeLine, RecentDecisions};
 pub use policy_tests::{json_matches, run_test, run_tests, TestResult};
 pub use proposal::{AttrValue, InputCode, InputError, Proposal, StateValue};
 

@@ -239,6 +239,30 @@ impl Governor {
             .collect()
     }
 
+    /// What an observed outcome found (`modes`) moves the agent's mode of operation, as a
+    /// decision naming them would; a failed outcome is not a clean decision.
+    pub(super) fn outcome_moves_agent(
+        &mut self,
+        agent: &str,
+        modes: &crate::failure::FailureModes,
+    ) {
+        if modes.is_empty() {
+            return;
+        }
+        let mut m = self.take_agent(agent);
+        m.clean = 0;
+        for mode in modes.iter() {
+            let review = self.policy.monitor.review.contains(&mode);
+            if let Some(to) = mode_for(mode, self.questions_the_audit_mode(mode), review) {
+                if to > m.mode {
+                    m.mode = to;
+                    m.since = Some((self.seq, mode));
+                }
+            }
+        }
+        self.put_agent(agent, m);
+    }
+
     /// An operator's reset of `agent`'s mode of operation (recorded by the caller): back to
     /// normal, its monitors' windows kept.
     pub fn reset_agent(&mut self, agent: &str) {

@@ -39,6 +39,7 @@ use crate::config::Settings;
 use crate::error::ApiError;
 use crate::who::Who;
 
+mod agents;
 mod bounded;
 mod commit;
 mod decide;
@@ -129,6 +130,15 @@ pub enum Job {
     Answer {
         /// The answer.
         answer: Answer,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Reply>,
+    },
+    /// An operator's reset of an agent's mode of operation.
+    ResetAgent {
+        /// The agent's id.
+        agent: String,
+        /// Who asked.
+        who: Who,
         /// Where the answer goes.
         reply: oneshot::Sender<Reply>,
     },
@@ -252,6 +262,7 @@ impl Engine {
             } => self.record_refusal(&request, error, reply, items),
             Job::Outcome { report, reply } => self.outcome(report, reply, items),
             Job::Answer { answer, reply } => self.answer(answer, reply, items),
+            Job::ResetAgent { agent, who, reply } => self.reset_agent(&agent, &who, reply, items),
             Job::Reload { policy, who, reply } => self.reload(*policy, &who, reply, items),
             Job::Shutdown => return true,
         }

@@ -5,13 +5,13 @@
 
 use aioss_audit::Kind;
 use aioss_core::governor::{OutcomeEvaluation, StateValue};
-use aioss_core::{InputCode, Interval, Policy, Proposal};
+use aioss_core::{InputCode, Policy, Proposal};
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use super::commit::{Effect, Item};
-use super::{rows_json, Engine, Head, Parsed, Reply, Report, RequestRecord};
+use super::{Engine, Head, Parsed, Reply, Report, RequestRecord};
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::Family;
 use crate::who::{Role, Who};
@@ -99,10 +99,6 @@ pub struct OutcomeReport {
     pub who: Who,
 }
 
-fn interval_json(x: Interval) -> Value {
-    json!([x.lo, x.hi])
-}
-
 impl Engine {
     /// Re-evaluate and record an outcome report, or refuse it.
     pub(super) fn outcome(
@@ -131,13 +127,13 @@ impl Engine {
             Ok(x) => x,
             Err(e) => return self.refuse(items, Some(reply), &req, e.about(&id)),
         };
-        let ev = self.g.evaluate_outcome(&r.proposal, &r.executed, &observed);
+        let ev = self.g.observe_outcome(&r.proposal, &r.executed, &observed);
         for f in ev.failure_modes.iter() {
             self.shared.metrics.count(Family::FailureMode, f.name());
         }
         let evaluation = ev.evaluation.as_str();
         self.shared.metrics.count(Family::Outcome, evaluation);
-        let answer = self.outcome_answer(&id, &ev, &who);
+        let answer = self.outcome_answer(&id, &r.proposal.agent, &ev, &who);
         tracing::info!(decision_id = %id, evaluation, "outcome");
         if let Some(rr) = self.recent.get_mut(&id) {
             rr.outcome_reported = true;
@@ -190,27 +186,14 @@ impl Engine {
         Ok(r.clone())
     }
 
-    /// The answer (and record) of an evaluated outcome.
-    fn outcome_answer(&self, id: &str, ev: &OutcomeEvaluation, who: &Who) -> String {
-        let diverged: Vec<Value> = ev
-            .diverged
-            .iter()
-            .map(|d| {
-                json!({"state": d.state, "predicted": interval_json(d.predicted), "observed": interval_json(d.observed)})
-            })
-            .collect();
-        let failure_modes: Vec<&str> = ev.failure_modes.iter().map(|f| f.name()).collect();
-        let p = self.policy();
-        json!({
-            "decision_id": id,
-            "evaluation": ev.evaluation.as_str(),
-            "left_safe_set": rows_json(&ev.left_safe_set),
-            "diverged": diverged,
-            "failure_modes": failure_modes,
-            "reasons": ev.reasons,
-            "by": who.json(),
-            "policy": {"name": p.name, "version": p.version, "hash": p.hash},
-        })
-        .to_string()
+    /// The answer (and record) of an evaluated outcome: the core's
+    /// ([`aioss_core::governor::outcome_json`], as `aioss decide` writes it) and who
+    /// reported it.
+    fn outcome_answer(&self, id: &str, agent: &str, ev: &OutcomeEvaluation, who: &Who) -> String {
+        let mut answer = aioss_core::governor::outcome_json(self.policy(), id, agent, ev);
+        if let Some(o) = answer.as_object_mut() {
+            o.insert("by".into(), who.json());
+        }
+        answer.to_string()
     }
 }

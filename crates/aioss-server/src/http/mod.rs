@@ -40,6 +40,7 @@ use crate::metrics::Stage;
 
 pub mod access;
 mod admin;
+mod agents;
 mod body;
 mod decisions;
 mod holds;

@@ -12,7 +12,7 @@ use axum::extract::Request;
 use axum::response::Response;
 use axum::routing::MethodFilter;
 
-use super::{admin, decisions, holds, outcomes, App, Call};
+use super::{admin, agents, decisions, holds, outcomes, App, Call};
 use crate::engine::AnswerKind;
 use crate::error::ApiError;
 use crate::who::Role;
@@ -225,6 +225,20 @@ pub static ROUTES: &[Route] = &[
         handler: Handler::Roles(&[Role::Operator], |a, c| {
             Box::pin(holds::answer(a, c, AnswerKind::Reject))
         }),
+    },
+    Route {
+        method: Method::Post,
+        path: "/v1/agents/{agent}/reset",
+        summary: "return an agent to the normal mode of operation (docs/monitors.md); recorded",
+        request: None,
+        responses: &[
+            (200, "AgentResetAnswer"),
+            (401, ERR),
+            (403, ERR),
+            (503, "Overloaded"),
+        ],
+        timed: false,
+        handler: Handler::Roles(&[Role::Operator], |a, c| Box::pin(agents::reset(a, c))),
     },
     Route {
         method: Method::Post,
