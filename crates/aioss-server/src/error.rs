@@ -242,6 +242,9 @@ pub enum Detail {
         action: String,
         /// The hash of the policy in force.
         policy_hash: String,
+        /// Whether Tier 1 certified the fallback at the proposal's state (budgets and
+        /// `prev.` over their declared ranges); `None` where no state was given.
+        certified: Option<bool>,
     },
 }
 
@@ -331,9 +334,14 @@ impl ApiError {
             Some(Detail::Fallback {
                 action,
                 policy_hash,
+                certified,
             }) => {
                 s.push_str(",\"execute\":\"fallback\",\"fallback\":");
                 s.push_str(action);
+                if let Some(c) = certified {
+                    s.push_str(",\"fallback_certified\":");
+                    s.push_str(if *c { "true" } else { "false" });
+                }
                 s.push_str(",\"policy\":{\"hash\":");
                 s.push_str(&Value::from(policy_hash.as_str()).to_string());
                 s.push('}');
@@ -385,6 +393,7 @@ mod tests {
         let e = ApiError::new(ErrorCode::Overloaded, "full").detail(Detail::Fallback {
             action: r#"{"vx":0,"mode":"stop"}"#.into(),
             policy_hash: "sha256:ab".into(),
+            certified: None,
         });
         assert_eq!(
             e.body(),

@@ -63,7 +63,9 @@ pub fn schemas() -> Map<String, Value> {
     m.insert(
         "Overloaded".into(),
         obj(
-            json!({"error": {"type": "object"}, "execute": {"const": "fallback"}, "fallback": {"type": "object"}}),
+            json!({"error": {"type": "object"}, "execute": {"const": "fallback"}, "fallback": {"type": "object"},
+                   "fallback_certified": {"type": "boolean", "description": "for a proposal shed: whether Tier 1 certifies the fallback at the state it reports (budgets and prev. over their declared ranges); false means stop and retry"},
+                   "policy": {"type": "object"}}),
             &["error", "execute", "fallback"],
         ),
     );

@@ -690,6 +690,32 @@ async fn a_full_queue_answers_503_with_the_fallback() {
     assert_eq!(v["error"]["code"], "overloaded");
     assert_eq!(v["execute"], "fallback");
     assert_eq!(v["fallback"], fallback);
+    assert_eq!(v["fallback_certified"], true, "{v}");
+    // Issue 20: the fallback is checked at the state the shed proposal reports. Inside
+    // pillar A's keep-out disc a stop does not bring the robot back into the safe set.
+    let mut inside = baseline();
+    inside["state"]["px"] = serde_json::json!(10.0);
+    inside["state"]["py"] = serde_json::json!(5.5);
+    let r = router
+        .clone()
+        .oneshot(
+            axum::http::Request::post("/v1/decisions")
+                .body(axum::body::Body::from(inside.to_string()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let b = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+    let v: Value = serde_json::from_slice(&b).unwrap();
+    assert_eq!(v["fallback_certified"], false, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("does not certify"),
+        "{v}"
+    );
     first.abort();
 }
 

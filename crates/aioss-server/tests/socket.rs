@@ -134,6 +134,19 @@ async fn every_endpoint_over_a_real_socket() {
     assert_eq!(st, 200, "{b}");
     assert_eq!(record_of(&s.store, &j(&b)).kind, "policy_reload");
     cover("POST", "/v1/policy/reload");
+    let agent = d["agent"].as_str().unwrap();
+    let (st, b) = req(
+        addr,
+        "POST",
+        format!("/v1/agents/{agent}/reset"),
+        Some(ALICE),
+        String::new(),
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(j(&b)["was"], "normal", "{b}");
+    assert_eq!(record_of(&s.store, &j(&b)).kind, "agent_reset");
+    cover("POST", "/v1/agents/{agent}/reset");
     let (st, b) = req(addr, "GET", "/healthz".into(), None, String::new()).await;
     assert_eq!(st, 200);
     assert_eq!(j(&b)["status"], "ok");

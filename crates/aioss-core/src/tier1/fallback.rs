@@ -2,8 +2,37 @@
 //! declared range (see [`crate::policy::Policy::range_inputs`]).
 
 use crate::error::{ErrorKind, PolicyError};
+use crate::governor::Proposal;
 use crate::policy::{Criticality, Policy};
+use crate::tier1::interval::Interval;
 use crate::tier1::{Checker, Status};
+
+/// Is the fallback certified at `prop`'s state whatever the governor's own state is: its
+/// budgets and the agent's `prev.` taken over their whole declared ranges? What a server
+/// worker that cannot reach the governor (the 503 of a full queue) may tell an agent to
+/// execute: the load-time certificate covers the declared ranges, but not a barrier row
+/// (certified at decision time) nor a state outside its range.
+pub fn certified_at(p: &Policy, prop: &Proposal) -> bool {
+    let range = p.range_inputs();
+    let at = |slot: u32| {
+        range
+            .get(slot as usize)
+            .copied()
+            .unwrap_or(Interval::ENTIRE)
+    };
+    let budgets: Vec<Interval> = p.budgets.iter().map(|b| at(b.slot)).collect();
+    let mut inputs = Vec::new();
+    let _ = crate::tier1::inputs::assemble(p, prop, &p.fallback, &budgets, &mut inputs);
+    // INVARIANT (whole-prev): `prev.` is not known here, so each is its declared range.
+    for a in &p.actions {
+        if let Some(s) = inputs.get_mut(a.prev_slot as usize) {
+            *s = at(a.prev_slot);
+        }
+    }
+    let mut checker = Checker::new(&p.lattice);
+    checker.check(&p.lattice, &inputs, &p.fallback);
+    checker.certify(&p.lattice).is_ok()
+}
 
 /// Certify the fallback: every critical row (except barrier and Lyapunov rows, certified at
 /// decision time) must be SAT over [`Policy::range_inputs`]. One error per failing row.

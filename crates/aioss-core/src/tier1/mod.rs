@@ -64,7 +64,7 @@ pub mod tape;
 pub mod verdict;
 
 pub use check::{ActionRange, Certified, Checker, NotCertified};
-pub use fallback::certify_fallback;
+pub use fallback::{certified_at as fallback_certified_at, certify_fallback};
 pub use verdict::{status_of, RowCheck, Status, Summary};
 
 #[cfg(test)]

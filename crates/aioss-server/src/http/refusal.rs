@@ -16,7 +16,8 @@ use crate::who::Who;
 
 /// Why a job was not queued.
 enum Enqueue {
-    Full,
+    /// The queue is full; the job comes back (its proposal's state is read for the 503).
+    Full(Box<Job>),
     Closed,
 }
 
@@ -28,24 +29,40 @@ impl App {
             Err(e) => {
                 self.shared.metrics.queue_depth.fetch_sub(1, Relaxed);
                 Err(match e {
-                    TrySendError::Full(_) => Enqueue::Full,
+                    TrySendError::Full(job) => Enqueue::Full(Box::new(job)),
                     TrySendError::Disconnected(_) => Enqueue::Closed,
                 })
             }
         }
     }
 
-    /// The 503 of a full queue: the agent executes its fallback.
-    fn overloaded(&self) -> ApiError {
+    /// The 503 of a full queue: the agent executes its fallback. For a proposal, the
+    /// fallback is first checked by Tier 1 at the state it reports (issue 20: the
+    /// load-time certificate does not cover a barrier row or a state outside its range),
+    /// and the answer says whether it holds there.
+    fn overloaded(&self, job: &Job) -> ApiError {
         self.shared.metrics.overloaded.fetch_add(1, Relaxed);
         let p = self.shared.policy();
-        ApiError::new(
-            ErrorCode::Overloaded,
-            "the governor's queue is full: execute your fallback action and retry later",
-        )
-        .detail(Detail::Fallback {
+        let certified = match job {
+            Job::Decide {
+                parsed: Some(parsed),
+                ..
+            } if parsed.policy_hash == p.hash => parsed
+                .result
+                .as_ref()
+                .ok()
+                .map(|prop| aioss_core::tier1::fallback_certified_at(&p, prop)),
+            _ => None,
+        };
+        let message = if certified == Some(false) {
+            "the governor's queue is full, and Tier 1 does not certify the fallback at the state you reported: stop, and retry later"
+        } else {
+            "the governor's queue is full: execute your fallback action and retry later"
+        };
+        ApiError::new(ErrorCode::Overloaded, message).detail(Detail::Fallback {
             action: aioss_core::governor::action_to_json(&p, &p.fallback),
             policy_hash: p.hash.clone(),
+            certified,
         })
     }
 
@@ -63,7 +80,7 @@ impl App {
                     "the governor stopped before answering: execute your fallback",
                 )
             }),
-            Err(Enqueue::Full) => Err(self.overloaded()),
+            Err(Enqueue::Full(job)) => Err(self.overloaded(&job)),
             Err(Enqueue::Closed) if *self.stopping.borrow() => Err(ApiError::new(
                 ErrorCode::ShuttingDown,
                 "the server is stopping: execute your fallback",
