@@ -43,6 +43,8 @@ pub struct DecideOptions<'a> {
     pub wall_clock: bool,
     /// Take `prev.` from the governor's record ([`PrevSource::Governor`]).
     pub untrusted: bool,
+    /// Decide in the critical-rows-only mode ([`Governor::set_critical_only`]).
+    pub critical_only: bool,
     /// Sign over records at the end of the store that no signature of the key covers.
     pub accept_unsigned_tail: bool,
 }
@@ -354,6 +356,7 @@ pub fn decide(o: &DecideOptions<'_>) -> ExitCode {
     if o.untrusted {
         g.set_prev_source(PrevSource::Governor);
     }
+    g.set_critical_only(o.critical_only);
     let rx = reader_thread();
     let mut read_error: Option<std::io::Error> = None;
     let mut pending: std::collections::VecDeque<String> = std::collections::VecDeque::new();

@@ -55,6 +55,11 @@ enum Command {
         /// another `prev` is refused (`prev_mismatch`).
         #[arg(long)]
         untrusted: bool,
+        /// Decide in the critical-rows-only mode that `aioss serve` enters under overload
+        /// (a repair keeps every critical row and may relax the others without first
+        /// trying to keep them); each decision says `"decision_mode": "critical_only"`.
+        #[arg(long)]
+        critical_only: bool,
         /// Record every decision in this audit store (an SQLite file, created if missing;
         /// an existing one is continued). A decision is printed only once its record is
         /// durable.
@@ -334,6 +339,7 @@ fn main() -> ExitCode {
             dry_run,
             clock,
             untrusted,
+            critical_only,
             audit: Some(audit),
             key,
             checkpoint_every,
@@ -347,6 +353,7 @@ fn main() -> ExitCode {
             dry_run,
             wall_clock: clock == "wall",
             untrusted,
+            critical_only,
             accept_unsigned_tail,
         }),
         Command::Audit(AuditCommand::Keygen { file }) => audit_cmd::keygen(&file),
@@ -380,6 +387,7 @@ fn main() -> ExitCode {
             dry_run,
             clock,
             untrusted,
+            critical_only,
             ..
         } => decide_cmd::decide(&decide_cmd::Options {
             policy: &policy,
@@ -387,6 +395,7 @@ fn main() -> ExitCode {
             dry_run,
             wall_clock: clock == "wall",
             untrusted,
+            critical_only,
         }),
     }
 }

@@ -892,3 +892,41 @@ fn outcome_lines_feed_the_monitors_and_replay_agrees() {
         "{text}"
     );
 }
+
+/// Issue 20: decisions made in the critical-rows-only mode (the server's overload mode,
+/// `decide --critical-only` here) say so, and replay re-decides them in it.
+#[test]
+fn critical_only_decisions_are_named_and_replay_agrees() {
+    let dir = tmpdir("critical-only");
+    let store = dir.join("c.db");
+    let _ = std::fs::remove_file(&store);
+    let mut input = fixture("warehouse-robot").join("\n");
+    input.push('\n');
+    let mut cmd = aioss();
+    cmd.args([
+        "decide",
+        "--clock",
+        "logical",
+        "--critical-only",
+        "--policy",
+    ])
+    .arg(policy("warehouse-robot"))
+    .arg("--audit")
+    .arg(&store)
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let named = text
+        .lines()
+        .filter(|l| l.contains("\"decision_mode\":\"critical_only\""))
+        .count();
+    assert!(named > 0, "{text}");
+    let r = replay(&store, &policy("warehouse-robot"));
+    let said = String::from_utf8_lossy(&r.stdout).to_string() + &String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{said}");
+}

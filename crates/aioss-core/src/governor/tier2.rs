@@ -76,13 +76,20 @@ impl Governor {
         }
         // A hold offers the approver a certified repair of the lattice's violations.
         if c.classification == Verdict::Hold && c.lattice_verdict != Verdict::Go {
-            let rep = repairer_of(
-                &mut self.repairers,
-                &mut self.shared,
+            let critical_only = self.critical_only;
+            let rep = repair_in_mode(
+                repairer_of(
+                    &mut self.repairers,
+                    &mut self.shared,
+                    &self.policy,
+                    &prop.agent,
+                ),
+                critical_only,
                 &self.policy,
-                &prop.agent,
-            )
-            .repair(&self.policy, &self.inputs, &prop.action, &[]);
+                &self.inputs,
+                &prop.action,
+                &[],
+            );
             if rep.outcome != RepairOutcome::Fallback {
                 r.distance = Some(crate::repair::distance(
                     &self.policy,
@@ -117,14 +124,21 @@ impl Governor {
                 r.transition.clone_from(&rule.repaired_transition);
             }
         }
+        let critical_only = self.critical_only;
         #[cfg_attr(not(test), expect(unused_mut, reason = "a test sabotages it"))]
-        let mut rep = repairer_of(
-            &mut self.repairers,
-            &mut self.shared,
+        let mut rep = repair_in_mode(
+            repairer_of(
+                &mut self.repairers,
+                &mut self.shared,
+                &self.policy,
+                &prop.agent,
+            ),
+            critical_only,
             &self.policy,
-            &prop.agent,
-        )
-        .repair(&self.policy, &self.inputs, &start, &preferred);
+            &self.inputs,
+            &start,
+            &preferred,
+        );
         #[cfg(test)]
         if let Some(sabotage) = self.sabotage_repair {
             sabotage(&mut rep);
@@ -169,6 +183,23 @@ impl Governor {
                 c.block_cause = c.block_cause.max(c.violated_crit);
             }
         }
+    }
+}
+
+/// The repairer's answer, in the governor's mode: the critical-rows-only mode (overload)
+/// searches only the CRE's most relaxed stage.
+fn repair_in_mode(
+    r: &mut crate::repair::Repairer,
+    critical_only: bool,
+    p: &crate::Policy,
+    inputs: &[crate::Interval],
+    start: &[f64],
+    preferred: &[(usize, f64)],
+) -> Repair {
+    if critical_only {
+        r.repair_critical_only(p, inputs, start, preferred)
+    } else {
+        r.repair(p, inputs, start, preferred)
     }
 }
 
