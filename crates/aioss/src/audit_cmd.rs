@@ -585,18 +585,39 @@ pub fn export(store: &str) -> ExitCode {
 }
 
 /// `aioss report STORE --format md|html|json [--output FILE]`
-pub fn report_cmd(store: &str, format: &str, output: Option<&Path>) -> ExitCode {
+pub fn report_cmd(
+    store: &str,
+    format: &str,
+    output: Option<&Path>,
+    policy: Option<&Path>,
+) -> ExitCode {
+    let p = match policy.map(crate::policy_cmd::load_file).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(exit::BAD_INPUT);
+        }
+    };
     let mut s = match open_watched(store, "report") {
         Ok(s) => s,
         Err(c) => return c,
     };
-    let stats = match report::gather(&mut s, store) {
+    let mut stats = match report::gather(&mut s, store) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(exit::INTERNAL);
         }
     };
+    if let Some(p) = &p {
+        match crate::tier3_cmd::estimate(p, &mut s) {
+            Ok(est) => stats.tier3 = est.describe(p),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(exit::INTERNAL);
+            }
+        }
+    }
     let text = match format {
         "html" => report::to_html(&stats),
         "json" => report::to_json(&stats),

@@ -66,6 +66,7 @@ pub use agents::OperatingMode;
 mod agents;
 mod classify;
 mod decision;
+mod estimates;
 mod execute;
 mod monitor;
 mod observed;
@@ -81,6 +82,7 @@ pub use decision::{
     action_to_json, Decision, GuaranteeStatus, Guarantees, Ledger, LedgerEntry, RowReport,
     SolverReport,
 };
+pub use estimates::{EquationEstimate, Estimator, RowEstimate, MAX_ESTIMATED_AGENTS};
 pub use observed::{Divergence, OutcomeEvaluation};
 pub use outcome::{final_outcome, Audit, Evaluation, Outcome, RepairStatus};
 pub use outcomes::{outcome_json, recorded_modes, Answer, OutcomeLine, RecentDecisions};
