@@ -67,6 +67,12 @@ impl Engine {
         } else {
             None
         };
+        self.to_tier3(|policy| crate::tier3::Sample::Decision {
+            policy,
+            proposal: p.clone(),
+            executed: d.action.clone(),
+            time: d.time,
+        });
         let recent = Recent {
             executed: d.action.clone(),
             policy_hash: self.g.policy().hash.clone(),
