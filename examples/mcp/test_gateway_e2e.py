@@ -13,6 +13,12 @@ example MCP server it starts, and for the operator test a real `aioss serve`.
   rejected).
 * test_a_mapping_error_is_reported_at_start: a bad argument path stops the gateway before
   it serves, with the file, line and column.
+* test_streamable_http_agents_by_bearer_token: `aioss mcp --listen` over streamable HTTP
+  (the SDK's `streamable_http_client`), two agents of an `aioss serve` configuration: an
+  allowed call and a blocked one (never reaching the tool) proposed as the token's agent,
+  another agent's `tools/list` without the tool its role may not call, and requests
+  without a token, with an unknown one or with an operator's refused with nothing
+  recorded.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ import httpx
 import mcp.types as types
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 ROOT = Path(__file__).resolve().parents[2]
 AIOSS = os.environ.get("AIOSS_BIN", str(ROOT / "target" / "debug" / "aioss"))
@@ -266,3 +274,116 @@ def test_a_mapping_error_is_reported_at_start(tmp_path: Path) -> None:
     assert f"{bad}:{line}:" in p.stderr
     assert "did you mean `amount`?" in p.stderr
     assert not (tmp_path / "a.db").exists()  # nothing was served or recorded
+
+
+def _wait_http(url: str, proc: subprocess.Popen[str], expect: int) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        try:
+            if httpx.get(url, timeout=1).status_code == expect:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not come up"
+        time.sleep(0.1)
+
+
+def test_streamable_http_agents_by_bearer_token(tmp_path: Path) -> None:
+    admin_token, support_token, operator_token = "fleet-admin-secret", "fleet-support-secret", "op-secret"
+    config = tmp_path / "fleet.toml"
+    config.write_text(
+        f"""
+[[agent]]
+id = "fleet-admin"
+token_sha256 = "{_sha(admin_token)}"
+attributes = {{ role = "admin", status = "active", trust = 0.9 }}
+
+[[agent]]
+id = "fleet-support"
+token_sha256 = "{_sha(support_token)}"
+attributes = {{ role = "support", status = "active", trust = 0.8 }}
+
+[[operator]]
+id = "alice"
+token_sha256 = "{_sha(operator_token)}"
+"""
+    )
+    store, log = tmp_path / "audit.db", tmp_path / "executed.jsonl"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    env = dict(os.environ)
+    env["AIOSS_DEMO_LOG"] = str(log)
+    gw = subprocess.Popen(
+        [AIOSS, "mcp", "--policy", POLICY, "--tools", TOOLS, "--audit", str(store), "--listen",
+         f"127.0.0.1:{port}", "--config", str(config), "--", sys.executable, SERVER],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=str(ROOT),
+    )
+    try:
+        _wait_http(url, gw, 401)
+
+        async def session(token: str, calls: list[tuple[str, dict[str, Any]]]) -> tuple[set[str], list[types.CallToolResult]]:
+            client = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+            async with client:
+                async with streamable_http_client(url, http_client=client) as (read, write):
+                    async with ClientSession(read, write) as s:
+                        await s.initialize()
+                        listed = {t.name for t in (await s.list_tools()).tools}
+                        return listed, [await s.call_tool(name, args) for name, args in calls]
+
+        listed, (allowed, blocked) = anyio.run(
+            session,
+            admin_token,
+            [("transfer", {"amount": 500.0, "to": "supplier-a"}), ("transfer", {"amount": 20000.0, "to": "attacker"})],
+        )
+        assert listed == {"read_file", "delete_file", "transfer", "send_email"}
+        assert not allowed.is_error and _meta(allowed)["final_outcome"] == "ALLOW", allowed.content
+        assert blocked.is_error and _meta(blocked)["final_outcome"] == "BLOCK_NO_REPAIR"
+
+        # The support agent's role may not transfer: hidden from its tools/list, and a call
+        # of it refused before it is a proposal.
+        listed, (refused,) = anyio.run(session, support_token, [("transfer", {"amount": 5.0, "to": "x"})])
+        assert "transfer" not in listed and "send_email" in listed
+        assert refused.is_error and "not offered" in refused.content[0].text
+
+        # Without a valid agent token nothing is served, and nothing is recorded.
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "x", "version": "0"}}}
+        hdrs = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+        for auth, code in [(None, 401), ("Bearer not-a-token", 401), ("Basic abc", 401),
+                           (f"Bearer {operator_token}", 403)]:
+            h = dict(hdrs)
+            if auth:
+                h["Authorization"] = auth
+            r = httpx.post(url, json=init, headers=h, timeout=10)
+            assert r.status_code == code, (auth, r.status_code, r.text)
+            assert "error" in r.json()
+        try:
+            anyio.run(session, "not-a-token", [("transfer", {"amount": 1.0, "to": "x"})])
+            raise AssertionError("an unknown token was served")
+        except Exception as e:  # the SDK raises on the 401 (the exact type is its own)
+            assert not isinstance(e, AssertionError), e
+
+        # SIGTERM: the gateway stops, committing the store.
+        gw.terminate()
+        assert gw.wait(timeout=30) == 0, gw.stderr.read() if gw.stderr else ""
+    finally:
+        if gw.poll() is None:
+            gw.kill()
+            gw.wait(timeout=30)
+    assert gw.stdout is not None and gw.stdout.read() == ""
+
+    # Only the admin's allowed transfer reached the tool.
+    assert _executed(log) == [{"tool": "transfer", "arguments": {"amount": 500.0, "to": "supplier-a"}}]
+    recs = _check_store(store, decisions=2)
+    decisions = [json.loads(x["proposal"]) for x in recs if x["kind"] == "decision"]
+    # The proposals' agent and attributes are the token's, not the mapping's [session].
+    assert [d["agent"] for d in decisions] == ["fleet-admin", "fleet-admin"]
+    assert all(d["agent_attributes"]["role"] == "admin" for d in decisions)
+    refused_recs = [json.loads(x["proposal"]) for x in recs if x["kind"] == "refused"]
+    assert [(r["by"]["id"], r["tool"]) for r in refused_recs] == [("fleet-support", "transfer")]

@@ -12,18 +12,20 @@
 #![deny(missing_docs)]
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::ServiceExt;
 
 pub mod gateway;
 pub mod govern;
+pub mod listen;
 pub mod mapping;
 pub mod operator;
 pub mod reach;
 mod toml_tree;
 
-pub use gateway::{Gateway, Hidden, Holds, Offered, Upstream};
+pub use gateway::{Caller, Callers, Gateway, Hidden, Holds, Offered, Upstream};
 pub use govern::Governance;
 pub use mapping::{Mapping, MappingErrors};
 
@@ -50,6 +52,9 @@ pub enum Error {
     /// The downstream connection failed.
     #[error("downstream: {0}")]
     Downstream(String),
+    /// The `--listen` configuration file is bad (the message names the field).
+    #[error("{0}")]
+    Config(String),
     /// The `--server` could not be used.
     #[error("server: {0}")]
     Server(String),
@@ -90,6 +95,30 @@ pub struct Options {
     pub server: Option<(String, Option<String>)>,
     /// The upstream servers.
     pub upstream: Vec<Command>,
+    /// Serve MCP over streamable HTTP instead of standard input and output.
+    pub listen: Option<Listen>,
+}
+
+/// Where and to whom `aioss mcp --listen` serves.
+#[derive(Clone, Debug)]
+pub struct Listen {
+    /// `HOST:PORT` to listen on.
+    pub addr: String,
+    /// The `aioss serve` configuration file whose `[[agent]]` tokens admit requests.
+    pub config: PathBuf,
+}
+
+/// A gateway ready to serve, and what it needs kept alive.
+#[derive(Debug)]
+pub struct Started {
+    /// The gateway.
+    pub gateway: Gateway,
+    /// The upstream servers (keep them alive; cancel them at the end).
+    pub upstreams: Vec<Upstream>,
+    /// Over HTTP: the agents of the configuration.
+    pub agents: Option<listen::Agents>,
+    /// What the operator should know: the store's state, the hidden tools.
+    pub notes: Vec<String>,
 }
 
 /// Start the upstream servers.
@@ -114,12 +143,9 @@ pub async fn connect(commands: &[Command]) -> Result<Vec<Upstream>, Error> {
 }
 
 /// Load and check everything, connect the upstream servers, and build the gateway: every
-/// error in the policy or the mapping (against the policy, then against the upstream
-/// tools) is reported here, before anything is served. Returns the gateway, the
-/// upstreams (keep them alive), the hidden tools and notes for the operator.
-pub async fn start(
-    o: &Options,
-) -> Result<(Gateway, Vec<Upstream>, Vec<Hidden>, Vec<String>), Error> {
+/// error in the policy, the mapping (against the policy, then against the upstream
+/// tools) or the `--listen` configuration is reported here, before anything is served.
+pub async fn start(o: &Options) -> Result<Started, Error> {
     let read = |p: &PathBuf| {
         std::fs::read_to_string(p).map_err(|e| Error::Read {
             path: p.display().to_string(),
@@ -129,6 +155,13 @@ pub async fn start(
     let src = read(&o.policy)?;
     let policy = aioss_core::load(&o.policy.display().to_string(), &src).map_err(Error::Policy)?;
     let mut mapping = Mapping::read(&o.tools, &policy).map_err(Error::Mapping)?;
+    let config = match &o.listen {
+        Some(l) => Some(
+            aioss_server::config::Config::read(&l.config)
+                .map_err(|e| Error::Config(e.to_string()))?,
+        ),
+        None => None,
+    };
     let server = match &o.server {
         Some((url, token)) => {
             let s = operator::Server::new(url, token.clone())?;
@@ -153,53 +186,91 @@ pub async fn start(
         Some(k) => Some(aioss_audit::Key::read(k)?),
         None => None,
     };
-    let (gov, notes) = Governance::open(policy.clone(), &o.audit, key, o.checkpoint_every)?;
-    let (offered, hidden) = Gateway::offer(&policy, &mapping, tools);
+    let (gov, mut notes) = Governance::open(policy.clone(), &o.audit, key, o.checkpoint_every)?;
+    let (mapped, unmapped) = Gateway::mapped(&mapping, tools);
+    for h in &unmapped {
+        notes.push(format!("aioss mcp: `{}` is hidden: {}", h.tool, h.why));
+    }
+    let caller = |session| Caller::new(&policy, &mapping, session, &mapped);
+    let (callers, agents) = match &o.listen {
+        None => (Callers::One(Arc::new(caller(mapping.session()))), None),
+        Some(l) => {
+            let Some(cfg) = &config else {
+                return Err(Error::Internal("the configuration was not read".into()));
+            };
+            let agents = listen::Agents::new(cfg, caller);
+            if agents.callers().is_empty() {
+                return Err(Error::Config(format!(
+                    "`{}` has no `[[agent]]`: nobody could call",
+                    l.config.display()
+                )));
+            }
+            (Callers::Bearer, Some(agents))
+        }
+    };
+    let who: Vec<Arc<Caller>> = match (&callers, &agents) {
+        (Callers::One(c), _) => vec![Arc::clone(c)],
+        (_, Some(a)) => a.callers(),
+        _ => Vec::new(),
+    };
+    for c in who {
+        for h in &c.hidden {
+            notes.push(format!("aioss mcp: `{}` is hidden: {}", h.tool, h.why));
+        }
+    }
     let holds = Holds {
         wait: o.hold_wait,
         server,
     };
-    Ok((
-        Gateway::new(policy, mapping, gov, offered, holds),
+    Ok(Started {
+        gateway: Gateway::new(policy, mapping, gov, mapped, callers, holds),
         upstreams,
-        hidden,
+        agents,
         notes,
-    ))
+    })
 }
 
-/// Serve MCP on standard input and output until the client closes it, then sign and
-/// commit the store's head and stop the upstream servers. `log` receives what the
-/// operator should know (on standard error: standard output carries MCP only).
-pub async fn serve_stdio(o: &Options, log: &mut dyn FnMut(&str)) -> Result<(), Error> {
-    let (gw, upstreams, hidden, notes) = start(o).await?;
+/// Serve MCP until the client closes standard input (or, with `--listen`, until Ctrl-C
+/// or SIGTERM), then sign and commit the store's head and stop the upstream servers.
+/// `log` receives what the operator should know (on standard error: standard output
+/// carries MCP only).
+pub async fn serve(o: &Options, log: &mut dyn FnMut(&str)) -> Result<(), Error> {
+    let Started {
+        gateway,
+        upstreams,
+        agents,
+        notes,
+    } = start(o).await?;
     for n in notes {
         log(&n);
     }
-    for h in &hidden {
-        log(&format!("aioss mcp: `{}` is hidden: {}", h.tool, h.why));
-    }
-    let running = gw
-        .clone()
-        .serve(rmcp::transport::stdio())
-        .await
-        .map_err(|e| Error::Downstream(e.to_string()))?;
-    let ended = running.waiting().await;
-    let finished = gw.finish().await;
+    let ended = match (&o.listen, agents) {
+        (Some(l), Some(agents)) => listen::serve(gateway.clone(), agents, &l.addr, log).await,
+        _ => match gateway.clone().serve(rmcp::transport::stdio()).await {
+            Ok(running) => running
+                .waiting()
+                .await
+                .map(|_| ())
+                .map_err(|e| Error::Downstream(e.to_string())),
+            Err(e) => Err(Error::Downstream(e.to_string())),
+        },
+    };
+    let finished = gateway.finish().await;
     for u in upstreams {
         let _ = u.service.cancel().await;
     }
-    ended.map_err(|e| Error::Downstream(e.to_string()))?;
+    ended?;
     finished
 }
 
-/// [`serve_stdio`] on a runtime of its own (what `aioss mcp` runs).
-pub fn run_stdio(o: &Options, log: &mut dyn FnMut(&str)) -> Result<(), Error> {
+/// [`serve`] on a runtime of its own (what `aioss mcp` runs).
+pub fn run(o: &Options, log: &mut dyn FnMut(&str)) -> Result<(), Error> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
-    let r = rt.block_on(serve_stdio(o, log));
+    let r = rt.block_on(serve(o, log));
     // Upstream children and pending requests go with the runtime.
     rt.shutdown_timeout(Duration::from_secs(2));
     r

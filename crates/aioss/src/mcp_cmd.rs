@@ -1,5 +1,5 @@
 //! `aioss mcp`: the governing MCP gateway (the `aioss-mcp` crate), on standard input and
-//! output.
+//! output, or over streamable HTTP with `--listen`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -33,6 +33,14 @@ pub struct McpArgs {
     /// elicitation (http://HOST:PORT; the agent's bearer token in `AIOSS_SERVER_TOKEN`).
     #[arg(long, value_name = "URL")]
     server: Option<String>,
+    /// Serve MCP over streamable HTTP at http://HOST:PORT/mcp instead of standard input
+    /// and output, each request authenticated by an agent's bearer token of `--config`.
+    #[arg(long, value_name = "HOST:PORT", requires = "config")]
+    listen: Option<String>,
+    /// With `--listen`: an `aioss serve` configuration file; its `[[agent]]` tokens admit
+    /// requests, and a token's agent id and attributes are those of the calls it makes.
+    #[arg(long, value_name = "FILE", requires = "listen")]
+    config: Option<std::path::PathBuf>,
     /// Another upstream MCP server, as one word-split command line (`"python3 more.py"`;
     /// no quoting): repeat for more. Their tools are offered together.
     #[arg(long, value_name = "COMMAND")]
@@ -43,7 +51,8 @@ pub struct McpArgs {
     command: Vec<String>,
 }
 
-/// Run the gateway until the client closes standard input.
+/// Run the gateway until the client closes standard input (with `--listen`: until
+/// Ctrl-C or SIGTERM).
 pub fn run(a: McpArgs) -> ExitCode {
     let mut words = a.command.into_iter();
     let Some(program) = words.next() else {
@@ -72,8 +81,12 @@ pub fn run(a: McpArgs) -> ExitCode {
             })
         }))
         .collect(),
+        listen: a
+            .listen
+            .zip(a.config)
+            .map(|(addr, config)| aioss_mcp::Listen { addr, config }),
     };
-    match aioss_mcp::run_stdio(&o, &mut |line| eprintln!("{line}")) {
+    match aioss_mcp::run(&o, &mut |line| eprintln!("{line}")) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");
@@ -81,6 +94,7 @@ pub fn run(a: McpArgs) -> ExitCode {
                 aioss_mcp::Error::Policy(_)
                 | aioss_mcp::Error::Mapping(_)
                 | aioss_mcp::Error::Read { .. }
+                | aioss_mcp::Error::Config(_)
                 | aioss_mcp::Error::Server(_) => exit::BAD_INPUT,
                 _ => exit::INTERNAL,
             })
