@@ -19,6 +19,9 @@ example MCP server it starts, and for the operator test a real `aioss serve`.
   another agent's `tools/list` without the tool its role may not call, and requests
   without a token, with an unknown one or with an operator's refused with nothing
   recorded.
+* test_upstream_by_url: the same tools server run with `--http`, reached by `aioss mcp`
+  as `-- http://HOST:PORT/mcp` (rmcp's streamable HTTP client): an allowed call reaches
+  it, a blocked one does not.
 """
 
 from __future__ import annotations
@@ -387,3 +390,56 @@ token_sha256 = "{_sha(operator_token)}"
     assert all(d["agent_attributes"]["role"] == "admin" for d in decisions)
     refused_recs = [json.loads(x["proposal"]) for x in recs if x["kind"] == "refused"]
     assert [(r["by"]["id"], r["tool"]) for r in refused_recs] == [("fleet-support", "transfer")]
+
+
+def test_upstream_by_url(tmp_path: Path) -> None:
+    store, log = tmp_path / "audit.db", tmp_path / "executed.jsonl"
+    port = _free_port()
+    env = dict(os.environ)
+    env["AIOSS_DEMO_LOG"] = str(log)
+    tools = subprocess.Popen(
+        [sys.executable, SERVER, "--http", f"127.0.0.1:{port}"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        # The SDK's server answers a GET without a session with 4xx once it is up.
+        deadline = time.monotonic() + 60
+        while True:
+            assert tools.poll() is None, tools.stderr.read() if tools.stderr else ""
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "the tools server did not come up"
+                time.sleep(0.1)
+
+        async def run() -> tuple[set[str], types.CallToolResult, types.CallToolResult]:
+            params = StdioServerParameters(
+                command=AIOSS,
+                args=["mcp", "--policy", POLICY, "--tools", TOOLS, "--audit", str(store), "--",
+                      f"http://127.0.0.1:{port}/mcp"],
+                cwd=str(ROOT),
+            )
+            async with stdio_client(params) as (read, write):
+                async with ClientSession(read, write) as s:
+                    await s.initialize()
+                    listed = {t.name for t in (await s.list_tools()).tools}
+                    a = await s.call_tool("transfer", {"amount": 500.0, "to": "supplier-a"})
+                    b = await s.call_tool("transfer", {"amount": 20000.0, "to": "attacker"})
+                    return listed, a, b
+
+        listed, allowed, blocked = anyio.run(run)
+    finally:
+        tools.terminate()
+        tools.wait(timeout=30)
+    assert listed == {"read_file", "delete_file", "transfer", "send_email"}
+    assert not allowed.is_error and _meta(allowed)["final_outcome"] == "ALLOW", allowed.content
+    assert "transferred 500.0 EUR to supplier-a" in allowed.content[0].text
+    assert _meta(allowed)["upstream"]["result_sha256"].startswith("sha256:")
+    assert blocked.is_error and _meta(blocked)["final_outcome"] == "BLOCK_NO_REPAIR"
+    assert _executed(log) == [{"tool": "transfer", "arguments": {"amount": 500.0, "to": "supplier-a"}}]
+    _check_store(store, decisions=2)

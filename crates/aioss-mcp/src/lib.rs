@@ -76,6 +76,41 @@ pub struct Command {
     pub args: Vec<String>,
 }
 
+/// Where an upstream MCP server is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// A command the gateway starts (MCP on its standard input and output).
+    Command(Command),
+    /// A running server's streamable HTTP endpoint (`http://` or `https://`).
+    Url(String),
+}
+
+impl Endpoint {
+    /// A command line's words: one `http://` or `https://` word is a URL, anything else a
+    /// command. `None` for no words.
+    pub fn parse(words: Vec<String>) -> Option<Endpoint> {
+        let mut w = words.into_iter();
+        let program = w.next()?;
+        let args: Vec<String> = w.collect();
+        let is_url = program.starts_with("http://") || program.starts_with("https://");
+        Some(if is_url && args.is_empty() {
+            Endpoint::Url(program)
+        } else {
+            Endpoint::Command(Command { program, args })
+        })
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Endpoint::Command(c) => std::iter::once(c.program.as_str())
+                .chain(c.args.iter().map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" "),
+            Endpoint::Url(u) => u.clone(),
+        }
+    }
+}
+
 /// Everything `aioss mcp` needs.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -94,7 +129,7 @@ pub struct Options {
     /// A running `aioss serve` whose operators answer holds, and the agent's token there.
     pub server: Option<(String, Option<String>)>,
     /// The upstream servers.
-    pub upstream: Vec<Command>,
+    pub upstream: Vec<Endpoint>,
     /// Serve MCP over streamable HTTP instead of standard input and output.
     pub listen: Option<Listen>,
 }
@@ -121,25 +156,49 @@ pub struct Started {
     pub notes: Vec<String>,
 }
 
-/// Start the upstream servers.
-pub async fn connect(commands: &[Command]) -> Result<Vec<Upstream>, Error> {
+/// Start (or reach) the upstream servers.
+pub async fn connect(endpoints: &[Endpoint]) -> Result<Vec<Upstream>, Error> {
     let mut out = Vec::new();
-    for c in commands {
-        let name = std::iter::once(c.program.as_str())
-            .chain(c.args.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let mut cmd = tokio::process::Command::new(&c.program);
-        cmd.args(&c.args);
-        let transport = rmcp::transport::TokioChildProcess::new(cmd)
-            .map_err(|e| Error::Upstream(format!("cannot start `{name}`: {e}")))?;
-        let service = ()
-            .serve(transport)
-            .await
-            .map_err(|e| Error::Upstream(format!("`{name}` did not start an MCP session: {e}")))?;
+    for e in endpoints {
+        let name = e.name();
+        let service = match e {
+            Endpoint::Command(c) => {
+                let mut cmd = tokio::process::Command::new(&c.program);
+                cmd.args(&c.args);
+                let transport = rmcp::transport::TokioChildProcess::new(cmd)
+                    .map_err(|e| Error::Upstream(format!("cannot start `{name}`: {e}")))?;
+                ().serve(transport).await
+            }
+            Endpoint::Url(url) => ().serve(http_transport(url)?).await,
+        }
+        .map_err(|e| Error::Upstream(format!("`{name}` did not start an MCP session: {e}")))?;
         out.push(Upstream { name, service });
     }
     Ok(out)
+}
+
+/// rmcp's streamable HTTP client transport to `url`, on a reqwest client of our own (TLS
+/// by rustls with the ring provider and the platform's roots; no redirects followed).
+fn http_transport(
+    url: &str,
+) -> Result<rmcp::transport::StreamableHttpClientTransport<reqwest::Client>, Error> {
+    // Only the first installation counts; another (an embedding program's) is kept.
+    #[expect(
+        deprecated,
+        reason = "ring has no post-quantum key exchange; aws-lc-rs, which has, is a much larger C build"
+    )]
+    let provider = rustls::crypto::ring::default_provider();
+    let _ = provider.install_default();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| Error::Upstream(format!("`{url}`: cannot build an HTTP client: {e}")))?;
+    let config =
+        rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url);
+    Ok(rmcp::transport::StreamableHttpClientTransport::with_client(
+        client, config,
+    ))
 }
 
 /// Load and check everything, connect the upstream servers, and build the gateway: every
@@ -274,4 +333,41 @@ pub fn run(o: &Options, log: &mut dyn FnMut(&str)) -> Result<(), Error> {
     // Upstream children and pending requests go with the runtime.
     rt.shutdown_timeout(Duration::from_secs(2));
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn an_upstream_is_a_url_only_as_one_http_word() {
+        assert_eq!(
+            Endpoint::parse(words("https://tools.example/mcp")),
+            Some(Endpoint::Url("https://tools.example/mcp".into()))
+        );
+        assert_eq!(
+            Endpoint::parse(words("http://127.0.0.1:8091/mcp")),
+            Some(Endpoint::Url("http://127.0.0.1:8091/mcp".into()))
+        );
+        // A command whose first word looks like a URL but has arguments stays a command.
+        assert_eq!(
+            Endpoint::parse(words("http://x y")),
+            Some(Endpoint::Command(Command {
+                program: "http://x".into(),
+                args: vec!["y".into()]
+            }))
+        );
+        assert_eq!(
+            Endpoint::parse(words("python3 examples/mcp/tools_server.py")),
+            Some(Endpoint::Command(Command {
+                program: "python3".into(),
+                args: vec!["examples/mcp/tools_server.py".into()]
+            }))
+        );
+        assert_eq!(Endpoint::parse(Vec::new()), None);
+    }
 }

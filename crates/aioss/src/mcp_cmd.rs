@@ -41,24 +41,34 @@ pub struct McpArgs {
     /// requests, and a token's agent id and attributes are those of the calls it makes.
     #[arg(long, value_name = "FILE", requires = "listen")]
     config: Option<std::path::PathBuf>,
-    /// Another upstream MCP server, as one word-split command line (`"python3 more.py"`;
-    /// no quoting): repeat for more. Their tools are offered together.
+    /// Another upstream MCP server: a running server's streamable HTTP endpoint
+    /// (`http://HOST:PORT/mcp` or `https://…`), or one word-split command line
+    /// (`"python3 more.py"`; no quoting). Repeat for more; their tools are offered together.
     #[arg(long, value_name = "COMMAND")]
     upstream: Vec<String>,
     /// The upstream MCP server's command and its arguments (after `--`); it inherits this
-    /// process's environment, and its standard input and output carry MCP.
-    #[arg(last = true, required = true, value_name = "COMMAND")]
+    /// process's environment, and its standard input and output carry MCP. One
+    /// `http://` or `https://` URL instead: a running server's streamable HTTP endpoint.
+    /// May be left out when `--upstream` names one.
+    #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
 }
 
 /// Run the gateway until the client closes standard input (with `--listen`: until
 /// Ctrl-C or SIGTERM).
 pub fn run(a: McpArgs) -> ExitCode {
-    let mut words = a.command.into_iter();
-    let Some(program) = words.next() else {
-        eprintln!("error: no upstream command after `--`");
+    let upstream: Vec<aioss_mcp::Endpoint> = aioss_mcp::Endpoint::parse(a.command)
+        .into_iter()
+        .chain(a.upstream.iter().filter_map(|line| {
+            aioss_mcp::Endpoint::parse(line.split_whitespace().map(String::from).collect())
+        }))
+        .collect();
+    if upstream.is_empty() {
+        eprintln!(
+            "error: no upstream MCP server: give its command after `--`, or `--upstream URL`"
+        );
         return ExitCode::from(exit::BAD_INPUT);
-    };
+    }
     let o = aioss_mcp::Options {
         policy: a.policy,
         tools: a.tools,
@@ -69,18 +79,7 @@ pub fn run(a: McpArgs) -> ExitCode {
         server: a
             .server
             .map(|u| (u, std::env::var("AIOSS_SERVER_TOKEN").ok())),
-        upstream: std::iter::once(aioss_mcp::Command {
-            program,
-            args: words.collect(),
-        })
-        .chain(a.upstream.iter().filter_map(|line| {
-            let mut w = line.split_whitespace().map(String::from);
-            w.next().map(|program| aioss_mcp::Command {
-                program,
-                args: w.collect(),
-            })
-        }))
-        .collect(),
+        upstream,
         listen: a
             .listen
             .zip(a.config)
