@@ -15,10 +15,14 @@ example MCP server it starts, and for the operator test a real `aioss serve`.
   it serves, with the file, line and column.
 * test_streamable_http_agents_by_bearer_token: `aioss mcp --listen` over streamable HTTP
   (the SDK's `streamable_http_client`), two agents of an `aioss serve` configuration: an
-  allowed call and a blocked one (never reaching the tool) proposed as the token's agent,
+  allowed call, a blocked one (never reaching the tool) and a held one approved through
+  elicitation over HTTP, all proposed as the token's agent,
   another agent's `tools/list` without the tool its role may not call, and requests
   without a token, with an unknown one or with an operator's refused with nothing
   recorded.
+* test_streamable_http_hold_answered_at_aioss_serve_as_the_caller: over `--listen`, a
+  client without elicitation; its held call is put to a real `aioss serve` (reading the
+  same configuration) with the caller's own token, and that server's operator approves it.
 * test_upstream_by_url: the same tools server run with `--http`, reached by `aioss mcp`
   as `-- http://HOST:PORT/mcp` (rmcp's streamable HTTP client): an allowed call reaches
   it, a blocked one does not.
@@ -330,23 +334,34 @@ token_sha256 = "{_sha(operator_token)}"
     try:
         _wait_http(url, gw, 401)
 
+        asked: list[str] = []
+
+        async def elicit(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+            asked.append(params.message)
+            return types.ElicitResult(action="accept", content={"reason": "over http"})
+
         async def session(token: str, calls: list[tuple[str, dict[str, Any]]]) -> tuple[set[str], list[types.CallToolResult]]:
             client = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
             async with client:
                 async with streamable_http_client(url, http_client=client) as (read, write):
-                    async with ClientSession(read, write) as s:
+                    async with ClientSession(read, write, elicitation_callback=elicit) as s:
                         await s.initialize()
                         listed = {t.name for t in (await s.list_tools()).tools}
                         return listed, [await s.call_tool(name, args) for name, args in calls]
 
-        listed, (allowed, blocked) = anyio.run(
+        listed, (allowed, blocked, held) = anyio.run(
             session,
             admin_token,
-            [("transfer", {"amount": 500.0, "to": "supplier-a"}), ("transfer", {"amount": 20000.0, "to": "attacker"})],
+            [("transfer", {"amount": 500.0, "to": "supplier-a"}), ("transfer", {"amount": 20000.0, "to": "attacker"}),
+             ("delete_file", {"path": "/tmp/held.txt"})],
         )
         assert listed == {"read_file", "delete_file", "transfer", "send_email"}
         assert not allowed.is_error and _meta(allowed)["final_outcome"] == "ALLOW", allowed.content
         assert blocked.is_error and _meta(blocked)["final_outcome"] == "BLOCK_NO_REPAIR"
+        # A hold asked through elicitation on the request's event stream, and approved.
+        assert _meta(held)["final_outcome"] == "HOLD_FOR_CONFIRMATION"
+        assert not held.is_error and _meta(held)["confirmation"]["status"] == "approved", held.content
+        assert len(asked) == 1 and "delete_file" in asked[0]
 
         # The support agent's role may not transfer: hidden from its tools/list, and a call
         # of it refused before it is a proposal.
@@ -381,12 +396,15 @@ token_sha256 = "{_sha(operator_token)}"
             gw.wait(timeout=30)
     assert gw.stdout is not None and gw.stdout.read() == ""
 
-    # Only the admin's allowed transfer reached the tool.
-    assert _executed(log) == [{"tool": "transfer", "arguments": {"amount": 500.0, "to": "supplier-a"}}]
-    recs = _check_store(store, decisions=2)
+    # Only the admin's allowed transfer and approved deletion reached the tool.
+    assert _executed(log) == [
+        {"tool": "transfer", "arguments": {"amount": 500.0, "to": "supplier-a"}},
+        {"tool": "delete_file", "arguments": {"path": "/tmp/held.txt"}},
+    ]
+    recs = _check_store(store, decisions=3)
     decisions = [json.loads(x["proposal"]) for x in recs if x["kind"] == "decision"]
     # The proposals' agent and attributes are the token's, not the mapping's [session].
-    assert [d["agent"] for d in decisions] == ["fleet-admin", "fleet-admin"]
+    assert [d["agent"] for d in decisions] == ["fleet-admin"] * 3
     assert all(d["agent_attributes"]["role"] == "admin" for d in decisions)
     refused_recs = [json.loads(x["proposal"]) for x in recs if x["kind"] == "refused"]
     assert [(r["by"]["id"], r["tool"]) for r in refused_recs] == [("fleet-support", "transfer")]
@@ -443,3 +461,86 @@ def test_upstream_by_url(tmp_path: Path) -> None:
     assert blocked.is_error and _meta(blocked)["final_outcome"] == "BLOCK_NO_REPAIR"
     assert _executed(log) == [{"tool": "transfer", "arguments": {"amount": 500.0, "to": "supplier-a"}}]
     _check_store(store, decisions=2)
+
+
+def test_streamable_http_hold_answered_at_aioss_serve_as_the_caller(tmp_path: Path) -> None:
+    # One configuration for both processes: `aioss mcp --listen` puts a held call to
+    # `aioss serve` with the calling agent's own token (no AIOSS_SERVER_TOKEN), so the
+    # server sees the same agent, and its operator answers.
+    agent_token, operator_token = "fleet-agent-2", "fleet-operator-2"
+    config = tmp_path / "fleet.toml"
+    config.write_text(
+        f"""
+[server]
+hold_expiry_secs = 60
+
+[[agent]]
+id = "fleet-admin"
+token_sha256 = "{_sha(agent_token)}"
+attributes = {{ role = "admin", status = "active", trust = 0.9 }}
+
+[[operator]]
+id = "bob"
+token_sha256 = "{_sha(operator_token)}"
+"""
+    )
+    serve_port, mcp_port = _free_port(), _free_port()
+    server = f"http://127.0.0.1:{serve_port}"
+    url = f"http://127.0.0.1:{mcp_port}/mcp"
+    store, log = tmp_path / "audit.db", tmp_path / "executed.jsonl"
+    env = {k: v for k, v in os.environ.items() if k != "AIOSS_SERVER_TOKEN"}
+    env["AIOSS_DEMO_LOG"] = str(log)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        serve = subprocess.Popen(
+            [AIOSS, "serve", "--policy", POLICY, "--config", str(config), "--audit", str(tmp_path / "serve.db"),
+             "--listen", f"127.0.0.1:{serve_port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        procs.append(serve)
+        _wait_http(f"{server}/healthz", serve, 200)
+        gw = subprocess.Popen(
+            [AIOSS, "mcp", "--policy", POLICY, "--tools", TOOLS, "--audit", str(store), "--listen",
+             f"127.0.0.1:{mcp_port}", "--config", str(config), "--server", server, "--hold-wait", "30",
+             "--", sys.executable, SERVER],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env=env, cwd=str(ROOT),
+        )
+        procs.append(gw)
+        _wait_http(url, gw, 401)
+
+        op = {"Authorization": f"Bearer {operator_token}"}
+        answered: list[dict[str, Any]] = []
+
+        def operator() -> None:
+            end = time.monotonic() + 40
+            while not answered and time.monotonic() < end:
+                for h in httpx.get(f"{server}/v1/confirmations", headers=op, timeout=5).json()["pending"]:
+                    r = httpx.post(f"{server}/v1/confirmations/{h['id']}/approve", headers=op, json={}, timeout=5)
+                    assert r.status_code == 200, r.text
+                    answered.append(h)
+                time.sleep(0.1)
+
+        t = threading.Thread(target=operator, daemon=True)
+        t.start()
+
+        async def run() -> types.CallToolResult:
+            client = create_mcp_http_client(headers={"Authorization": f"Bearer {agent_token}"})
+            async with client:
+                async with streamable_http_client(url, http_client=client) as (read, write):
+                    async with ClientSession(read, write) as s:  # no elicitation
+                        await s.initialize()
+                        return await s.call_tool("delete_file", {"path": "/tmp/by-operator.txt"})
+
+        held = anyio.run(run)
+        t.join(timeout=5)
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(timeout=30)
+    assert len(answered) == 1
+    assert not held.is_error, held.content
+    c = _meta(held)["confirmation"]
+    assert c["status"] == "approved" and c["by"]["id"] == "bob"
+    assert _executed(log) == [{"tool": "delete_file", "arguments": {"path": "/tmp/by-operator.txt"}}]
+    _check_store(store, decisions=1)
