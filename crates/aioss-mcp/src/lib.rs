@@ -7,6 +7,11 @@
 //! forwarded, forwarded repaired, held for a human, or refused ([`gateway`]). `tools/list`
 //! hides what no rule or constraint could ever allow for the agent ([`reach`]).
 //!
+//! Downstream the gateway speaks MCP on standard input and output (one agent: the
+//! mapping's `[session]`), or over streamable HTTP to agents each known by its bearer
+//! token ([`listen`]). Upstream servers are commands it starts or URLs it reaches
+//! ([`Endpoint`]).
+//!
 //! The format of the mapping file and the behaviour on each outcome are documented in
 //! `docs/mcp.md`.
 #![deny(missing_docs)]
