@@ -257,8 +257,9 @@ fn every_complete_policy_in_the_reference_loads() {
     }
 }
 
-/// Every key the loader accepts is in the reference (as `` `key` ``), so a new key cannot
-/// be added without documenting it. The keys are read from the loader's `KEYS` lists.
+/// Every key the loader accepts, and every kind of load error, is in the reference (as
+/// `` `key` ``), so neither can be added without documenting it. The keys are read from
+/// the loader's `KEYS` lists, the kinds from `ErrorKind`.
 #[test]
 fn the_reference_names_every_key_the_loader_accepts() {
     let text = std::fs::read_to_string(repo().join("docs/policy-language.md")).unwrap();
@@ -279,6 +280,22 @@ fn the_reference_names_every_key_the_loader_accepts() {
         }
     }
     assert!(seen >= 40, "read only {seen} keys from {}", load.display());
+    // And every kind of load error.
+    let error = std::fs::read_to_string(repo().join("crates/aioss-core/src/error.rs")).unwrap();
+    let start = error.find("pub enum ErrorKind {").unwrap();
+    let body = &error[start..start + error[start..].find("\n}").unwrap()];
+    let kinds: Vec<&str> = body
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.ends_with(',') && l.starts_with(|c: char| c.is_ascii_uppercase()))
+        .map(|l| l.trim_end_matches(','))
+        .collect();
+    assert!(kinds.len() >= 15, "{kinds:?}");
+    for k in kinds {
+        if !text.contains(&format!("`{k}`")) {
+            missing.push(format!("ErrorKind::{k}"));
+        }
+    }
     assert!(
         missing.is_empty(),
         "undocumented keys:\n{}",
