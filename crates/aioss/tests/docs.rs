@@ -611,6 +611,25 @@ fn every_bundled_policy_has_an_example_stream_that_decides_without_input_errors(
             assert!(d.get("error").is_none(), "{stream}: input error {d}");
             outcomes.insert(d["final_outcome"].as_str().unwrap().to_string());
         }
+        // What policies/README.md says each new stream shows, line by line.
+        let (a, r, h, b) = (
+            "ALLOW",
+            "ALLOW_AFTER_REPAIR",
+            "HOLD_FOR_CONFIRMATION",
+            "BLOCK_NO_REPAIR",
+        );
+        let said: &[&str] = match stream {
+            "policies/examples/agent-tools.jsonl" => &[a, r, r, r, h, h, h, b, b, b],
+            "policies/examples/i2os.jsonl" => &[a, h, r, b, h, h],
+            _ => &[],
+        };
+        if !said.is_empty() {
+            let got: Vec<&str> = out
+                .iter()
+                .map(|d| d["final_outcome"].as_str().unwrap())
+                .collect();
+            assert_eq!(got, said, "{stream}");
+        }
         // Each stream shows more than one kind of answer; the two new ones show all four.
         assert!(outcomes.len() >= 3, "{stream}: only {outcomes:?}");
         if !stream.ends_with("warehouse.jsonl") {
@@ -981,4 +1000,40 @@ fn the_server_answers_as_the_quickstart_and_the_schemas_say() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// The Dockerfile (no container engine here: what can be checked without building it)
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn the_dockerfile_builds_what_exists_and_runs_as_a_user() {
+    let text = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    let from = text.lines().filter(|l| l.starts_with("FROM ")).count();
+    assert!(from >= 2, "not multi-stage");
+    assert!(
+        text.contains("cargo build --release --locked -p aioss"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nUSER aioss\n") && text.contains("useradd"),
+        "not non-root"
+    );
+    assert!(text.contains("VOLUME [\"/data\"]") && text.contains("--audit\", \"/data/"));
+    // What it copies from the repository and the policy it serves exist.
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+    {
+        let src = line.split_whitespace().nth(1).unwrap();
+        assert!(src == "." || repo().join(src).exists(), "{line}");
+    }
+    let policy = text
+        .split("/etc/aioss/policies/")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap();
+    assert!(repo().join("policies").join(policy).exists(), "{policy}");
+    // `--listen 0.0.0.0` is refused without `--config`: the image must give one.
+    assert!(text.contains("\"--config\""), "{text}");
 }
