@@ -570,3 +570,40 @@ fn monitor_settings_are_read_and_bad_ones_refused_with_positions() {
         "{e}"
     );
 }
+
+#[test]
+fn an_outcome_names_one_of_the_recent_decisions_once() {
+    use aioss_core::governor::{Answer, RecentDecisions};
+    let mut g = load(WALL);
+    let mut recent = RecentDecisions::new(2);
+    let mut ids = Vec::new();
+    for k in 0..3 {
+        let line = p(
+            &format!("d{k}"),
+            "r",
+            100.0 + f64::from(k),
+            json!({"vx": 0}),
+            json!({"px": 1}),
+        );
+        match g
+            .answer_line(&mut recent, &line.to_string(), Clock::Logical)
+            .unwrap()
+        {
+            Answer::Decision(d) => ids.push(d.decision_id),
+            Answer::Outcome(o) => panic!("{o}"),
+        }
+    }
+    let outcome = |id: &str| json!({"outcome_of": id, "state": {"px": 1}}).to_string();
+    let mut ask = |id: &str| g.answer_line(&mut recent, &outcome(id), Clock::Logical);
+    // The oldest fell out of a window of two.
+    assert_eq!(
+        ask(&ids[0]).unwrap_err().field.as_deref(),
+        Some("outcome_of")
+    );
+    assert!(matches!(ask(&ids[2]), Ok(Answer::Outcome(_))));
+    assert!(matches!(ask(&ids[1]), Ok(Answer::Outcome(_))));
+    // Once each; and an id of no decision.
+    assert!(ask(&ids[1]).is_err());
+    assert!(ask("000000000000-1").is_err());
+    assert!(ask("x").is_err());
+}

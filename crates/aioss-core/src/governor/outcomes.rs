@@ -5,7 +5,7 @@
 //! "state": {...}}`) both come here, and `audit replay` re-applies each recorded outcome,
 //! so the agents' modes stay re-derivable from the log.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use serde_json::Value;
 
@@ -86,12 +86,19 @@ impl OutcomeLine {
     }
 }
 
+/// A decision as an outcome needs it: the proposal as decided and the executed action.
+type Kept = (Proposal, Vec<f64>);
+
 /// The decisions an outcome may still be reported for: the proposal as decided and the
-/// executed action, by decision id, the most recent `cap` (bounded memory), each once.
+/// executed action of the most recent `cap` decisions, each taken once. A ring by decision
+/// sequence number (a decision id is `<policy>-<seq>`): keeping it costs no hashing and no
+/// copy of the id on a decision's path, where every line of `aioss decide` passes.
 #[derive(Debug)]
 pub struct RecentDecisions {
-    map: HashMap<String, (Proposal, Vec<f64>)>,
-    order: VecDeque<String>,
+    /// `(seq, (proposal, executed))`, oldest first, `seq` increasing; `None` once taken.
+    ring: VecDeque<(u64, Option<Kept>)>,
+    /// The policy part of the ids (`<policy>-`), set by the first decision kept.
+    prefix: Option<String>,
     cap: usize,
 }
 
@@ -99,29 +106,42 @@ impl RecentDecisions {
     /// At most `cap` decisions kept.
     pub fn new(cap: usize) -> RecentDecisions {
         RecentDecisions {
-            map: HashMap::new(),
-            order: VecDeque::new(),
+            ring: VecDeque::new(),
+            prefix: None,
             cap: cap.max(1),
         }
     }
 
     /// Keep decision `d` of `prop`.
     pub fn remember(&mut self, prop: Proposal, d: &Decision) {
-        while self.order.len() >= self.cap {
-            if let Some(old) = self.order.pop_front() {
-                self.map.remove(&old);
-            }
+        let prefix = d
+            .decision_id
+            .strip_suffix(&d.seq.to_string())
+            .unwrap_or_default();
+        if self.prefix.as_deref() != Some(prefix) {
+            // Another policy's ids (a reload): the older decisions cannot be named by them.
+            self.ring.clear();
+            self.prefix = Some(prefix.to_string());
         }
-        self.order.push_back(d.decision_id.clone());
-        self.map
-            .insert(d.decision_id.clone(), (prop, d.action.clone()));
+        if self.ring.back().is_some_and(|(s, _)| *s >= d.seq) {
+            self.ring.clear();
+        }
+        while self.ring.len() >= self.cap {
+            self.ring.pop_front();
+        }
+        self.ring.push_back((d.seq, Some((prop, d.action.clone()))));
     }
 
     /// The decision `id`, taken out (one outcome per decision).
     pub fn take(&mut self, id: &str) -> Option<(Proposal, Vec<f64>)> {
-        let found = self.map.remove(id)?;
-        self.order.retain(|x| x != id);
-        Some(found)
+        let seq: u64 = id.strip_prefix(self.prefix.as_deref()?)?.parse().ok()?;
+        let front = self.ring.front()?.0;
+        let at = usize::try_from(seq.checked_sub(front)?).ok()?;
+        let (s, kept) = self.ring.get_mut(at)?;
+        if *s != seq {
+            return None;
+        }
+        kept.take()
     }
 }
 
