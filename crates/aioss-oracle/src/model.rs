@@ -290,6 +290,8 @@ impl Model {
                 "constraint",
                 "budget",
                 "test",
+                // Runtime monitor thresholds: they never change what a row means.
+                "monitor",
             ],
             "the policy",
         )?;
@@ -386,7 +388,9 @@ fn read_actions(root: &DeTable<'_>) -> Result<Vec<Var>, ReadError> {
     Ok(actions)
 }
 
-/// `[state.*]`: each state's type, range and default noise.
+/// `[state.*]`: each state's type, range and default noise. `max_noise` (the runtime
+/// monitor's limit on a reported half-width) is accepted and ignored: it refuses states,
+/// it never changes what a row means.
 fn read_states(root: &DeTable<'_>) -> Result<Vec<Var>, ReadError> {
     let mut states = Vec::new();
     let Some(v) = root.get("state") else {
@@ -403,6 +407,7 @@ fn read_states(root: &DeTable<'_>) -> Result<Vec<Var>, ReadError> {
                 "max",
                 "values",
                 "noise",
+                "max_noise",
                 "description",
                 "unit",
                 "required",
@@ -664,3 +669,50 @@ fn push_rows(c: &Constraint, ci: usize, rows: &mut Vec<Row>) {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::Model;
+
+    const BASE: &str = r#"
+[policy]
+name = "t"
+
+[action.speed]
+min = 0
+max = 2
+
+[state.x]
+min = -10
+max = 10
+noise = 0.1
+
+[fallback]
+speed = 0
+
+[[constraint]]
+id = "near"
+expr = "x + speed <= 5 and speed >= 0"
+"#;
+
+    /// `[monitor]` and a state's `max_noise` are runtime-monitor settings: the oracle
+    /// accepts them and reads the same model as without them.
+    #[test]
+    fn monitor_settings_are_accepted_and_change_nothing() {
+        let with = BASE.replace("noise = 0.1\n", "noise = 0.1\nmax_noise = 0.5\n")
+            + "\n[monitor]\nrecover_after = 10\nfallback_mode = \"freeze\"\n";
+        assert_ne!(with, BASE);
+        let plain = Model::read(BASE).map(|m| format!("{m:?}"));
+        let monitored = Model::read(&with).map(|m| format!("{m:?}"));
+        assert!(plain.is_ok(), "{plain:?}");
+        assert_eq!(plain, monitored);
+    }
+
+    /// Other unknown keys are still refused.
+    #[test]
+    fn an_unknown_section_or_state_key_is_still_refused() {
+        let section = BASE.to_string() + "\n[monitors]\nrecover_after = 10\n";
+        assert!(Model::read(&section).is_err());
+        let key = BASE.replace("noise = 0.1\n", "noise = 0.1\nmax_nois = 0.5\n");
+        assert!(Model::read(&key).is_err());
+    }
+}
