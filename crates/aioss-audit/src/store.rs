@@ -118,9 +118,9 @@ const SMALL_TAIL_FRAMES: i64 = 64;
 /// Why: SQLite's automatic checkpoint runs inside the commit that crosses the threshold
 /// and stalls it (and every request waiting on it) for tens of milliseconds. And why the
 /// background sync: SQLite syncs the database file only in the pass that empties the WAL,
-/// the writer's, which then flushed everything the background had copied (5–6 ms per
-/// 8 MiB on this disk, the main source of the server's p99); synced in 2 MiB steps in the
-/// background, the writer's pass takes ~1 ms.
+/// the writer's, which then flushed everything the background had copied (the main source
+/// of the server's p99); synced in 2 MiB steps in the background, the writer's pass is
+/// short. The figures are in BENCHMARKS.md ("Figures moved out of comments").
 #[derive(Debug)]
 struct Background {
     request: std::sync::mpsc::Sender<()>,

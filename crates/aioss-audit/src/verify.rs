@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::record::{Kind, GENESIS};
-use crate::{Error, Store};
+use crate::{Checkpoint, Error, Store};
 
 /// What is wrong at the first bad place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,20 +130,74 @@ pub fn verify_with(store: &mut dyn Store, o: &Options<'_>) -> Result<Report, Err
     Ok(r)
 }
 
+/// Verify what a read view shows: the chain, then the signatures, then what `o` demands.
 fn verify_view(store: &mut dyn Store, o: &Options<'_>) -> Result<Report, Error> {
     let public_key = o.public_key;
     let cps = store.checkpoints()?;
     let head_sig = store.signed_head()?;
-    let wanted: std::collections::HashSet<u64> =
-        cps.iter().chain(&head_sig).map(|c| c.seq).collect();
-    let mut at_checkpoint: HashMap<u64, String> = HashMap::new();
     let mut rep = Report {
         checkpoints: cps.len(),
         ..Report::default()
     };
+    let (problem, at_checkpoint) = scan_chain(store, &cps, head_sig.as_ref(), &mut rep)?;
+    if let Some((p, prev_hash)) = problem {
+        rep.problem = Some(match prev_hash {
+            Some(ph) => explain_unlinked(store, p, &ph)?,
+            None => p,
+        });
+        return Ok(rep);
+    }
+    let key = public_key
+        .map(str::to_ascii_lowercase)
+        .or_else(|| cps.first().map(|c| c.public_key.clone()))
+        .or_else(|| head_sig.as_ref().map(|c| c.public_key.clone()));
+    check_signatures(
+        &cps,
+        head_sig.as_ref(),
+        key.as_deref(),
+        &at_checkpoint,
+        &mut rep,
+    );
+    if rep.problem.is_some() {
+        return Ok(rep);
+    }
+    if let Some(k) = public_key {
+        if let Some(p) = uncovered(k, &rep) {
+            rep.problem = Some(p);
+            return Ok(rep);
+        }
+    }
+    if rep.count < o.min_records {
+        rep.problem = Some(Problem {
+            seq: rep.count,
+            kind: ProblemKind::TooFew,
+            message: format!(
+                "the store holds {} records, fewer than the {} expected at least (truncated back to an earlier signed head?)",
+                rep.count, o.min_records
+            ),
+        });
+    }
+    Ok(rep)
+}
+
+/// A chain break: the problem, and for a record whose `prev_hash` names no predecessor,
+/// that hash (explained by [`explain_unlinked`]).
+type Break = (Problem, Option<String>);
+
+/// Read every record in order: counts, the head, the hash of each record a signature
+/// names, and the first break of the chain.
+fn scan_chain(
+    store: &mut dyn Store,
+    cps: &[Checkpoint],
+    head_sig: Option<&Checkpoint>,
+    rep: &mut Report,
+) -> Result<(Option<Break>, HashMap<u64, String>), Error> {
+    let wanted: std::collections::HashSet<u64> =
+        cps.iter().chain(head_sig).map(|c| c.seq).collect();
+    let mut at_checkpoint: HashMap<u64, String> = HashMap::new();
     let mut expected = 0u64;
     let mut prev = GENESIS.to_string();
-    let mut problem: Option<(Problem, Option<String>)> = None;
+    let mut problem: Option<Break> = None;
     store.scan(&mut |r| {
         rep.count += 1;
         let computed = r.compute_hash();
@@ -222,48 +276,56 @@ fn verify_view(store: &mut dyn Store, o: &Options<'_>) -> Result<Report, Error> 
         expected += 1;
         Ok(true)
     })?;
-    if let Some((mut p, prev_hash)) = problem {
-        if let Some(ph) = prev_hash {
-            let mut found: Option<u64> = None;
-            store.scan(&mut |r| {
-                if r.hash == ph {
-                    found = Some(r.seq);
-                    return Ok(false);
-                }
-                Ok(true)
-            })?;
-            p.message = match (found, p.kind) {
-                (Some(m), _) => {
-                    p.kind = ProblemKind::Reordered;
-                    format!(
-                        "record {} is out of order (reordered): its prev_hash is the hash of the record stored at {m}, not of record {}",
-                        p.seq,
-                        p.seq.saturating_sub(1)
-                    )
-                }
-                (None, ProblemKind::Edited) => format!(
-                    "record {} does not match its hash and does not link to record {} (a field was edited)",
-                    p.seq,
-                    p.seq.saturating_sub(1)
-                ),
-                (None, _) => format!(
-                    "record {}'s prev_hash is not the hash of record {}: record {} was edited and rehashed, or replaced",
-                    p.seq,
-                    p.seq.saturating_sub(1),
-                    p.seq.saturating_sub(1)
-                ),
-            };
+    Ok((problem, at_checkpoint))
+}
+
+/// A record whose `prev_hash` is not its predecessor's hash: reordered (the hash names
+/// another stored record), edited, or rehashed/replaced.
+fn explain_unlinked(store: &mut dyn Store, mut p: Problem, ph: &str) -> Result<Problem, Error> {
+    let mut found: Option<u64> = None;
+    store.scan(&mut |r| {
+        if r.hash == ph {
+            found = Some(r.seq);
+            return Ok(false);
         }
-        rep.problem = Some(p);
-        return Ok(rep);
-    }
-    let key = public_key
-        .map(str::to_ascii_lowercase)
-        .or_else(|| cps.first().map(|c| c.public_key.clone()))
-        .or_else(|| head_sig.as_ref().map(|c| c.public_key.clone()));
+        Ok(true)
+    })?;
+    p.message = match (found, p.kind) {
+        (Some(m), _) => {
+            p.kind = ProblemKind::Reordered;
+            format!(
+                "record {} is out of order (reordered): its prev_hash is the hash of the record stored at {m}, not of record {}",
+                p.seq,
+                p.seq.saturating_sub(1)
+            )
+        }
+        (None, ProblemKind::Edited) => format!(
+            "record {} does not match its hash and does not link to record {} (a field was edited)",
+            p.seq,
+            p.seq.saturating_sub(1)
+        ),
+        (None, _) => format!(
+            "record {}'s prev_hash is not the hash of record {}: record {} was edited and rehashed, or replaced",
+            p.seq,
+            p.seq.saturating_sub(1),
+            p.seq.saturating_sub(1)
+        ),
+    };
+    Ok(p)
+}
+
+/// Check every checkpoint and the signed head: signature, key, that its record exists
+/// and has the hash it signs. The earliest failure becomes the report's problem.
+fn check_signatures(
+    cps: &[Checkpoint],
+    head_sig: Option<&Checkpoint>,
+    key: Option<&str>,
+    at_checkpoint: &HashMap<u64, String>,
+    rep: &mut Report,
+) {
     let last = rep.head.as_ref().map(|h| h.0);
     let n_cps = cps.len();
-    for (i, c) in cps.iter().chain(&head_sig).enumerate() {
+    for (i, c) in cps.iter().chain(head_sig).enumerate() {
         let what = if i < n_cps {
             "checkpoint"
         } else {
@@ -287,14 +349,14 @@ fn verify_view(store: &mut dyn Store, o: &Options<'_>) -> Result<Report, Error> 
                     c.seq
                 ),
             )
-        } else if key.as_deref().is_some_and(|k| k != c.public_key) {
+        } else if key.is_some_and(|k| k != c.public_key) {
             fail(
                 ProblemKind::WrongKey,
                 format!(
                     "the {what} at record {} is signed by {}, not by the expected key {}",
                     c.seq,
                     c.public_key,
-                    key.as_deref().unwrap_or("")
+                    key.unwrap_or("")
                 ),
             )
         } else if last.is_none_or(|l| c.seq > l) {
@@ -336,46 +398,32 @@ fn verify_view(store: &mut dyn Store, o: &Options<'_>) -> Result<Report, Error> 
             }
         }
     }
-    if rep.problem.is_some() {
-        return Ok(rep);
-    }
-    if let Some(k) = public_key {
-        // INVARIANT (covered-head): with a key, every record is under one of its
-        // signatures; removing signatures, or appending without the key, shows.
-        let k = k.to_ascii_lowercase();
-        let problem = match (last, rep.covered) {
-            (None, _) => Some((
-                0,
-                "the store holds no record and no signed head: nothing shows what it held (emptied, or never written with this key)".to_string(),
-            )),
-            (Some(l), None) => Some((
-                0,
-                format!("no record of 0..{l} is covered by a signature of key {k}: the checkpoints and the signed head are missing (removed, or the store was written without this key)"),
-            )),
-            (Some(l), Some(c)) if c < l => Some((
-                c + 1,
-                format!("records {}..{l} are not covered by a signature of key {k}: appended after the last signed head (by someone without the key?), or their signatures were removed", c + 1),
-            )),
-            _ => None,
-        };
-        if let Some((seq, message)) = problem {
-            rep.problem = Some(Problem {
-                seq,
-                kind: ProblemKind::Unsigned,
-                message,
-            });
-            return Ok(rep);
-        }
-    }
-    if rep.count < o.min_records {
-        rep.problem = Some(Problem {
-            seq: rep.count,
-            kind: ProblemKind::TooFew,
-            message: format!(
-                "the store holds {} records, fewer than the {} expected at least (truncated back to an earlier signed head?)",
-                rep.count, o.min_records
-            ),
-        });
-    }
-    Ok(rep)
+}
+
+/// With the key `k`, the records no signature of it covers, if any.
+fn uncovered(k: &str, rep: &Report) -> Option<Problem> {
+    let last = rep.head.as_ref().map(|h| h.0);
+    // INVARIANT (covered-head): with a key, every record is under one of its
+    // signatures; removing signatures, or appending without the key, shows.
+    let k = k.to_ascii_lowercase();
+    let (seq, message) = match (last, rep.covered) {
+        (None, _) => (
+            0,
+            "the store holds no record and no signed head: nothing shows what it held (emptied, or never written with this key)".to_string(),
+        ),
+        (Some(l), None) => (
+            0,
+            format!("no record of 0..{l} is covered by a signature of key {k}: the checkpoints and the signed head are missing (removed, or the store was written without this key)"),
+        ),
+        (Some(l), Some(c)) if c < l => (
+            c + 1,
+            format!("records {}..{l} are not covered by a signature of key {k}: appended after the last signed head (by someone without the key?), or their signatures were removed", c + 1),
+        ),
+        _ => return None,
+    };
+    Some(Problem {
+        seq,
+        kind: ProblemKind::Unsigned,
+        message,
+    })
 }

@@ -4,8 +4,8 @@
 //! over every declared range at their declared noise, actions over their ranges, the
 //! shape of `aioss bench decide`'s stream) checked in turn, each a whole check since the
 //! state changes every time. Repeating one input (`warehouse_all_rows`) lets the branch
-//! predictor learn every data-dependent branch of the rounding, and measured 1.8 µs where
-//! a stream costs about three times that.
+//! predictor learn every data-dependent branch of the rounding, and measures a fraction of
+//! what a stream costs (figures in BENCHMARKS.md).
 //!
 //! Run: `cargo bench -p aioss-core --bench tier1`. Figures go to BENCHMARKS.md.
 #![allow(

@@ -1,4 +1,6 @@
-//! Forward-mode derivatives of the tape (`Tape::eval_grad`).
+//! Derivatives of the tape: forward mode (`Tape::eval_grad`) and reverse mode
+//! (`Tape::grad_reverse`, the path repair and the monitors use in production, linearised at
+//! the midpoints of an interval evaluation at the point). Every check below is made on both.
 //!
 //! * Random smooth terms over three action inputs, at random points away from kinks: each
 //!   partial derivative must match a Richardson-extrapolated central finite difference, and
@@ -148,6 +150,26 @@ fn tape_grad(tape: &Tape, root: u32, x: &[f64], wrt: &[u32]) -> (f64, Vec<f64>) 
     (vals[r], grads[r * n..(r + 1) * n].to_vec())
 }
 
+/// The reverse-mode gradient (with respect to `wrt`) of `root` at `x`, as production
+/// computes it: an interval evaluation at the point, the root's cone, `grad_reverse` over
+/// it, and each input's adjoint (summed over its slots).
+fn tape_grad_reverse(tape: &Tape, root: u32, x: &[f64], wrt: &[u32]) -> Vec<f64> {
+    let inputs: Vec<Interval> = x.iter().map(|&v| Interval::point(v)).collect();
+    let mut slots = tape.slots();
+    tape.eval(&inputs, &mut slots);
+    let cone = tape.cone(root);
+    let mut adj = vec![0.0; tape.len()];
+    tape.grad_reverse(&slots, &cone, root, &mut adj);
+    wrt.iter()
+        .map(|&k| {
+            cone.iter()
+                .filter(|&&i| matches!(tape.insts()[i as usize], Inst::Input(j) if j == k))
+                .map(|&i| adj[i as usize])
+                .sum()
+        })
+        .collect()
+}
+
 /// What a plain f64 evaluation saw besides the value.
 #[derive(Debug, PartialEq)]
 struct Trace {
@@ -276,11 +298,15 @@ fn check_against_finite_differences(t: &Term, x: &[f64], wrt: &[u32]) -> Result<
         "a constant folded to an interval of positive width"
     );
     let (v, g) = tape_grad(&tape, root, x, wrt);
+    let g_rev = tape_grad_reverse(&tape, root, x, wrt);
     let (v_ref, tr0) = eval_f64(t, x);
     prop_assume!(tr0.finite, "a non-finite intermediate value");
     prop_assume!(tr0.margin > 1e-6, "too close to a kink");
     prop_assume!(v.is_finite() && v_ref.is_finite() && v.abs() < 1e8);
-    prop_assume!(g.iter().all(|d| d.is_finite() && d.abs() < 1e8));
+    prop_assume!(g
+        .iter()
+        .chain(&g_rev)
+        .all(|d| d.is_finite() && d.abs() < 1e8));
     prop_assert!(
         (v - v_ref).abs() <= 1e-9 * (1.0 + v_ref.abs()),
         "value {v} != f64 evaluation {v_ref} for {t:?} at {x:?}"
@@ -314,6 +340,13 @@ fn check_against_finite_differences(t: &Term, x: &[f64], wrt: &[u32]) -> Result<
             (g[j] - rich).abs() <= tol,
             "d/dx{i}: forward mode {} vs finite differences {rich} (h: {}, h/2: {})\nterm {t:?}\nat {x:?}",
             g[j],
+            fd[0],
+            fd[1],
+        );
+        prop_assert!(
+            (g_rev[j] - rich).abs() <= tol,
+            "d/dx{i}: reverse mode {} vs finite differences {rich} (h: {}, h/2: {})\nterm {t:?}\nat {x:?}",
+            g_rev[j],
             fd[0],
             fd[1],
         );
@@ -464,6 +497,7 @@ fn check_polynomial(
     prop_assume!(mv.is_finite() && mv < 1e100 && mg.iter().all(|m| m.is_finite() && *m < 1e100));
     let (tape, root) = compile(t);
     let (v, g) = tape_grad(&tape, root, x, wrt);
+    let g_rev = tape_grad_reverse(&tape, root, x, wrt);
     let scale = |e: &BigRational, m: f64| {
         if pure_relative {
             e.abs().to_f64().unwrap_or(f64::INFINITY)
@@ -483,6 +517,14 @@ fn check_polynomial(
             close(g[j], e, 1e-12 * scale(e, mg[i as usize])),
             "d/dx{i}: forward mode {} vs exact {} (~{:e}, magnitude {:e})\nterm {t:?}\nat {x:?}",
             g[j],
+            e,
+            e.to_f64().unwrap_or(f64::NAN),
+            mg[i as usize]
+        );
+        prop_assert!(
+            close(g_rev[j], e, 1e-12 * scale(e, mg[i as usize])),
+            "d/dx{i}: reverse mode {} vs exact {} (~{:e}, magnitude {:e})\nterm {t:?}\nat {x:?}",
+            g_rev[j],
             e,
             e.to_f64().unwrap_or(f64::NAN),
             mg[i as usize]
@@ -614,6 +656,15 @@ fn known_derivatives() {
                 (g[j] - want[j]).abs() <= 1e-12 * (1.0 + want[j].abs()),
                 "{t:?} at {p:?}: d/dx{j} = {} , want {}",
                 g[j],
+                want[j]
+            );
+        }
+        let g_rev = tape_grad_reverse(&tape, root, &p, &[0, 1, 2]);
+        for j in 0..3 {
+            assert!(
+                (g_rev[j] - want[j]).abs() <= 1e-12 * (1.0 + want[j].abs()),
+                "{t:?} at {p:?}: reverse mode d/dx{j} = {} , want {}",
+                g_rev[j],
                 want[j]
             );
         }

@@ -22,7 +22,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use aioss_core::error::line_col;
-use aioss_core::policy::VarType;
+use aioss_core::policy::{ActionVar, VarType};
 use aioss_core::{Policy, Span};
 use serde_json::{Map, Value};
 
@@ -962,10 +962,7 @@ fn schema_types(s: &Value) -> Vec<String> {
     out
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "one pass over the sections, in the order the documentation lists them"
-)]
+/// Read a mapping: one reader per section, in the order the documentation lists them.
 fn load_inner(l: &mut Loader<'_>, file: &str, text: &str, dir: Option<&Path>) -> Option<Mapping> {
     let root = match toml_tree::parse(text) {
         Ok(r) => r,
@@ -977,10 +974,27 @@ fn load_inner(l: &mut Loader<'_>, file: &str, text: &str, dir: Option<&Path>) ->
             return None;
         }
     };
-    let p = l.policy;
     l.check_keys(&root, TOP, "the mapping file");
+    let (tool_var, disclosure) = read_gateway(l, &root);
+    let (agent, attributes) = read_session(l, &root);
+    let (state, state_file) = read_state(l, &root, file, dir, disclosure);
+    let tools = read_tools(l, &root, tool_var);
+    Some(Mapping {
+        file: file.to_string(),
+        text: text.to_string(),
+        tool_var: tool_var?,
+        disclosure,
+        agent,
+        attributes,
+        state,
+        state_file,
+        tools,
+    })
+}
 
-    // [gateway]
+/// `[gateway]`: the tool variable (an enum action variable) and the disclosure.
+fn read_gateway(l: &mut Loader<'_>, root: &Node) -> (Option<usize>, Disclosure) {
+    let p = l.policy;
     let mut tool_var = None;
     let mut disclosure = Disclosure::default();
     match root.get("gateway") {
@@ -1044,7 +1058,11 @@ fn load_inner(l: &mut Loader<'_>, file: &str, text: &str, dir: Option<&Path>) ->
         }
     }
 
-    // [session]
+    (tool_var, disclosure)
+}
+
+/// `[session]`: the agent's name and attributes.
+fn read_session(l: &mut Loader<'_>, root: &Node) -> (String, Vec<(String, Attr)>) {
     let mut agent = String::from("mcp-agent");
     let mut attributes = Vec::new();
     if let Some(s) = root.get("session") {
@@ -1078,7 +1096,19 @@ fn load_inner(l: &mut Loader<'_>, file: &str, text: &str, dir: Option<&Path>) ->
         }
     }
 
-    // [state]
+    (agent, attributes)
+}
+
+/// `[state]`: fixed state values, and the state file (read once now, so that a bad one is
+/// an error at start).
+fn read_state(
+    l: &mut Loader<'_>,
+    root: &Node,
+    file: &str,
+    dir: Option<&Path>,
+    disclosure: Disclosure,
+) -> (Map<String, Value>, Option<PathBuf>) {
+    let p = l.policy;
     let mut state = Map::new();
     let mut state_file = None;
     if let Some(s) = root.get("state") {
@@ -1165,7 +1195,12 @@ fn load_inner(l: &mut Loader<'_>, file: &str, text: &str, dir: Option<&Path>) ->
         }
     }
 
-    // [tools.NAME]
+    (state, state_file)
+}
+
+/// `[tools.NAME]`: each tool's enum value and where each action variable comes from.
+fn read_tools(l: &mut Loader<'_>, root: &Node, tool_var: Option<usize>) -> Vec<ToolMap> {
+    let p = l.policy;
     let mut tools = Vec::new();
     let values: Vec<String> = match tool_var.and_then(|i| p.actions.get(i)).map(|a| &a.ty) {
         Some(VarType::Enum(v)) => v.clone(),
@@ -1234,100 +1269,8 @@ fn load_inner(l: &mut Loader<'_>, file: &str, text: &str, dir: Option<&Path>) ->
                     let Some(a) = p.actions.get(i) else {
                         continue;
                     };
-                    let source = match &v.v {
-                        Val::Table(_) => {
-                            l.check_keys(v, &["arg", "len", "default"], &format!("`{name}.{k}`"));
-                            let Some(arg) = v.get("arg") else {
-                                l.err(
-                                    MappingError::new(
-                                        MappingErrorKind::MissingField,
-                                        v.span,
-                                        format!("`{name}.{k}` has no `arg`"),
-                                    )
-                                    .help("write `{ arg = \"PATH\" }`, or a constant"),
-                                );
-                                continue;
-                            };
-                            let Some(path) = l.string(arg, "`arg`") else {
-                                continue;
-                            };
-                            let parts: Vec<String> = path.split('.').map(String::from).collect();
-                            if parts.iter().any(String::is_empty) {
-                                l.err(
-                                    MappingError::new(
-                                        MappingErrorKind::InvalidValue,
-                                        arg.span,
-                                        format!("`{path}` is not an argument path"),
-                                    )
-                                    .help("name an argument, or a field of an object argument as `arg.field`"),
-                                );
-                                continue;
-                            }
-                            let len = match v.get("len").map(|n| &n.v) {
-                                None => false,
-                                Some(Val::Bool(b)) => *b,
-                                Some(other) => {
-                                    l.err(MappingError::new(
-                                        MappingErrorKind::InvalidValue,
-                                        v.get("len").map_or(v.span, |n| n.span),
-                                        format!(
-                                            "`len` must be true or false, found {}",
-                                            other.type_name()
-                                        ),
-                                    ));
-                                    continue;
-                                }
-                            };
-                            if len && !matches!(a.ty, VarType::Int | VarType::Real) {
-                                l.err(MappingError::new(
-                                    MappingErrorKind::TypeMismatch,
-                                    arg.span,
-                                    format!(
-                                        "a length does not fit the {} variable `{k}`",
-                                        a.ty.name()
-                                    ),
-                                ));
-                                continue;
-                            }
-                            let default = v.get("default").map(to_json);
-                            if let (Some(d), Some(dn)) = (&default, v.get("default")) {
-                                let checked = if len {
-                                    length(d).map(Value::from)
-                                } else {
-                                    Ok(d.clone())
-                                };
-                                if let Err(m) = checked.and_then(|x| fits(&a.ty, a.min, a.max, &x))
-                                {
-                                    l.err(MappingError::new(
-                                        MappingErrorKind::TypeMismatch,
-                                        dn.span,
-                                        format!("the default of `{name}.{k}`: {m}"),
-                                    ));
-                                    continue;
-                                }
-                            }
-                            Source::Arg {
-                                path: parts,
-                                len,
-                                default,
-                                span: arg.span,
-                            }
-                        }
-                        _ => {
-                            let j = to_json(v);
-                            if let Err(m) = fits(&a.ty, a.min, a.max, &j) {
-                                l.err(
-                                    MappingError::new(
-                                        MappingErrorKind::TypeMismatch,
-                                        v.span,
-                                        format!("the constant for `{k}`: {m}"),
-                                    )
-                                    .help("write a constant of the variable's type, or `{ arg = \"PATH\" }`"),
-                                );
-                                continue;
-                            }
-                            Source::Const(j)
-                        }
+                    let Some(source) = read_source(l, name, k, v, a) else {
+                        continue;
                     };
                     vars.push(VarMap {
                         var: i,
@@ -1344,15 +1287,96 @@ fn load_inner(l: &mut Loader<'_>, file: &str, text: &str, dir: Option<&Path>) ->
             }
         }
     }
-    Some(Mapping {
-        file: file.to_string(),
-        text: text.to_string(),
-        tool_var: tool_var?,
-        disclosure,
-        agent,
-        attributes,
-        state,
-        state_file,
-        tools,
+    tools
+}
+
+/// Where the action variable `k` of tool `name` comes from: an argument (`{ arg, len,
+/// default }`) or a constant; `None` after reporting why neither.
+fn read_source(l: &mut Loader<'_>, name: &str, k: &str, v: &Node, a: &ActionVar) -> Option<Source> {
+    Some(match &v.v {
+        Val::Table(_) => {
+            l.check_keys(v, &["arg", "len", "default"], &format!("`{name}.{k}`"));
+            let Some(arg) = v.get("arg") else {
+                l.err(
+                    MappingError::new(
+                        MappingErrorKind::MissingField,
+                        v.span,
+                        format!("`{name}.{k}` has no `arg`"),
+                    )
+                    .help("write `{ arg = \"PATH\" }`, or a constant"),
+                );
+                return None;
+            };
+            let path = l.string(arg, "`arg`")?;
+            let parts: Vec<String> = path.split('.').map(String::from).collect();
+            if parts.iter().any(String::is_empty) {
+                l.err(
+                    MappingError::new(
+                        MappingErrorKind::InvalidValue,
+                        arg.span,
+                        format!("`{path}` is not an argument path"),
+                    )
+                    .help("name an argument, or a field of an object argument as `arg.field`"),
+                );
+                return None;
+            }
+            let len = match v.get("len").map(|n| &n.v) {
+                None => false,
+                Some(Val::Bool(b)) => *b,
+                Some(other) => {
+                    l.err(MappingError::new(
+                        MappingErrorKind::InvalidValue,
+                        v.get("len").map_or(v.span, |n| n.span),
+                        format!("`len` must be true or false, found {}", other.type_name()),
+                    ));
+                    return None;
+                }
+            };
+            if len && !matches!(a.ty, VarType::Int | VarType::Real) {
+                l.err(MappingError::new(
+                    MappingErrorKind::TypeMismatch,
+                    arg.span,
+                    format!("a length does not fit the {} variable `{k}`", a.ty.name()),
+                ));
+                return None;
+            }
+            let default = v.get("default").map(to_json);
+            if let (Some(d), Some(dn)) = (&default, v.get("default")) {
+                let checked = if len {
+                    length(d).map(Value::from)
+                } else {
+                    Ok(d.clone())
+                };
+                if let Err(m) = checked.and_then(|x| fits(&a.ty, a.min, a.max, &x)) {
+                    l.err(MappingError::new(
+                        MappingErrorKind::TypeMismatch,
+                        dn.span,
+                        format!("the default of `{name}.{k}`: {m}"),
+                    ));
+                    return None;
+                }
+            }
+            Source::Arg {
+                path: parts,
+                len,
+                default,
+                span: arg.span,
+            }
+        }
+        _ => {
+            let j = to_json(v);
+            if let Err(m) = fits(&a.ty, a.min, a.max, &j) {
+                l.err(
+                    MappingError::new(
+                        MappingErrorKind::TypeMismatch,
+                        v.span,
+                        format!("the constant for `{k}`: {m}"),
+                    )
+                    .help("write a constant of the variable's type, or `{ arg = \"PATH\" }`"),
+                );
+                return None;
+            }
+            Source::Const(j)
+        }
     })
 }

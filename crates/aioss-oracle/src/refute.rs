@@ -18,7 +18,7 @@ use crate::eval::{eval_row, AttrPt, Point, Pt, Why, B};
 use crate::exact::{qf, Ex, Q};
 use crate::expr::E;
 use crate::gen::Rng;
-use crate::model::{Body, Model};
+use crate::model::{Body, Model, Row};
 
 /// Full corner enumeration up to this many combinations; random corners beyond it.
 pub const CORNER_CAP: usize = 512;
@@ -211,7 +211,8 @@ enum Cand {
     Attr(AttrPt),
 }
 
-/// Search the box for a counterexample to `claim` about row `r`.
+/// Search the box for a counterexample to `claim` about row `r`: the corners (all of them,
+/// or random ones when too many), then the center and random interior points.
 pub fn refute(
     m: &Model,
     r: usize,
@@ -222,86 +223,241 @@ pub fn refute(
     let Some(row) = m.rows.get(r) else {
         return Err(format!("no row {r}"));
     };
-    let ids = row_reads(m, r);
-    let err_dims: Vec<Dim> = m
-        .dynamics
-        .as_ref()
-        .map(|d| {
-            d.iter()
-                .map(|(_, _, e)| Dim::Span(-qf(*e), qf(*e)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let dim_of = |id: &DimId| -> Option<Dim> {
+    let mut search = Search::new(m, row, row_reads(m, r), bx)?;
+    let mut p = search.base_point();
+    if let Some(found) = search.corners(&mut p, rng, cc)? {
+        return Ok(Outcome::Refuted(found));
+    }
+    if let Some(found) = search.interior(&mut p, rng, cc)? {
+        return Ok(Outcome::Refuted(found));
+    }
+    Ok(match search.undecided {
+        Some(u) => Outcome::Undecided(u),
+        None => Outcome::Held,
+    })
+}
+
+/// One row's search: the inputs it reads, their candidates, and the first reason a point
+/// could not be decided.
+struct Search<'a> {
+    m: &'a Model,
+    row: &'a Row,
+    bx: &'a BoxIn,
+    /// The inputs the row reads.
+    ids: Vec<DimId>,
+    /// Per dynamics equation: its error's range.
+    err_dims: Vec<Dim>,
+    /// Candidates (corners) per read input.
+    cands: Vec<(DimId, Vec<Cand>)>,
+    undecided: Option<String>,
+}
+
+impl<'a> Search<'a> {
+    fn new(m: &'a Model, row: &'a Row, ids: Vec<DimId>, bx: &'a BoxIn) -> Result<Self, String> {
+        let err_dims: Vec<Dim> = m
+            .dynamics
+            .as_ref()
+            .map(|d| {
+                d.iter()
+                    .map(|(_, _, e)| Dim::Span(-qf(*e), qf(*e)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut search = Search {
+            m,
+            row,
+            bx,
+            ids,
+            err_dims,
+            cands: Vec::new(),
+            undecided: None,
+        };
+        search.cands = search
+            .ids
+            .iter()
+            .map(|id| {
+                let c = match id {
+                    DimId::Attr(a) => search.attr_cands(a).into_iter().map(Cand::Attr).collect(),
+                    _ => search
+                        .dim_of(id)
+                        .map(|d| corners(&d).into_iter().map(Cand::Pt).collect())
+                        .unwrap_or_default(),
+                };
+                (id.clone(), c)
+            })
+            .collect();
+        for (id, c) in &search.cands {
+            if c.is_empty() {
+                return Err(format!("the box gives no value for {id:?}"));
+            }
+        }
+        Ok(search)
+    }
+
+    /// The range of a numeric (or enum/bool) input; `None` for attributes.
+    fn dim_of(&self, id: &DimId) -> Option<Dim> {
         match id {
-            DimId::State(j) => bx.states.get(*j).cloned().flatten(),
-            DimId::Prev(i) => bx.prev.get(*i).cloned(),
-            DimId::Budget(k) => bx.budgets.get(*k).cloned(),
-            DimId::Err(k) => err_dims.get(*k).cloned(),
+            DimId::State(j) => self.bx.states.get(*j).cloned().flatten(),
+            DimId::Prev(i) => self.bx.prev.get(*i).cloned(),
+            DimId::Budget(k) => self.bx.budgets.get(*k).cloned(),
+            DimId::Err(k) => self.err_dims.get(*k).cloned(),
             DimId::Attr(_) => None,
         }
-    };
-    let attr_cands = |name: &str| -> Vec<AttrPt> {
-        bx.attrs
+    }
+
+    /// The candidate values of an agent attribute.
+    fn attr_cands(&self, name: &str) -> Vec<AttrPt> {
+        self.bx
+            .attrs
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, c)| c.clone())
             .unwrap_or_default()
-    };
-    // The base point: every input at its first corner.
-    let first = |d: &Dim| corners(d).into_iter().next();
-    let base = Point {
-        actions: bx.actions.clone(),
-        states: bx
-            .states
-            .iter()
-            .map(|d| d.as_ref().and_then(first))
-            .collect(),
-        prev: bx
-            .prev
-            .iter()
-            .map(|d| first(d).unwrap_or(Pt::Num(Q::zero())))
-            .collect(),
-        budgets: bx
-            .budgets
-            .iter()
-            .map(|d| match first(d) {
-                Some(Pt::Num(x)) => x,
-                _ => Q::zero(),
-            })
-            .collect(),
-        attrs: bx
-            .attrs
-            .iter()
-            .filter_map(|(n, c)| c.first().map(|a| (n.clone(), a.clone())))
-            .collect(),
-        errs: err_dims
-            .iter()
-            .map(|d| match first(d) {
-                Some(Pt::Num(x)) => x,
-                _ => Q::zero(),
-            })
-            .collect(),
-    };
-    // Candidates per read input.
-    let cands: Vec<(DimId, Vec<Cand>)> = ids
-        .iter()
-        .map(|id| {
-            let c = match id {
-                DimId::Attr(a) => attr_cands(a).into_iter().map(Cand::Attr).collect(),
-                _ => dim_of(id)
-                    .map(|d| corners(&d).into_iter().map(Cand::Pt).collect())
-                    .unwrap_or_default(),
-            };
-            (id.clone(), c)
-        })
-        .collect();
-    for (id, c) in &cands {
-        if c.is_empty() {
-            return Err(format!("the box gives no value for {id:?}"));
+    }
+
+    /// The base point: every input at its first corner.
+    fn base_point(&self) -> Point {
+        let bx = self.bx;
+        let first = |d: &Dim| corners(d).into_iter().next();
+        let num = |d: &Dim| match first(d) {
+            Some(Pt::Num(x)) => x,
+            _ => Q::zero(),
+        };
+        Point {
+            actions: bx.actions.clone(),
+            states: bx
+                .states
+                .iter()
+                .map(|d| d.as_ref().and_then(first))
+                .collect(),
+            prev: bx
+                .prev
+                .iter()
+                .map(|d| first(d).unwrap_or(Pt::Num(Q::zero())))
+                .collect(),
+            budgets: bx.budgets.iter().map(num).collect(),
+            attrs: bx
+                .attrs
+                .iter()
+                .filter_map(|(n, c)| c.first().map(|a| (n.clone(), a.clone())))
+                .collect(),
+            errs: self.err_dims.iter().map(num).collect(),
         }
     }
-    let set = |p: &mut Point, id: &DimId, c: &Cand| match (id, c) {
+
+    /// Every corner when there are at most [`CORNER_CAP`], else [`RANDOM_CORNERS`] random
+    /// ones.
+    fn corners(
+        &mut self,
+        p: &mut Point,
+        rng: &mut Rng,
+        cc: &mut Ctx,
+    ) -> Result<Option<Refutation>, String> {
+        let total = self
+            .cands
+            .iter()
+            .try_fold(1usize, |acc, (_, c)| acc.checked_mul(c.len()))
+            .unwrap_or(usize::MAX);
+        if total <= CORNER_CAP {
+            for mut k in 0..total {
+                for (id, c) in &self.cands {
+                    let n = c.len();
+                    if let Some(v) = c.get(k % n) {
+                        set(p, id, v);
+                    }
+                    k /= n;
+                }
+                if let Some(r) = self.try_point(p, cc)? {
+                    return Ok(Some(r));
+                }
+            }
+        } else {
+            for _ in 0..RANDOM_CORNERS {
+                for (id, c) in &self.cands {
+                    set_random(p, id, c, rng);
+                }
+                if let Some(r) = self.try_point(p, cc)? {
+                    return Ok(Some(r));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The center, then [`INTERIOR`] random interior points (discrete inputs at random
+    /// candidates).
+    fn interior(
+        &mut self,
+        p: &mut Point,
+        rng: &mut Rng,
+        cc: &mut Ctx,
+    ) -> Result<Option<Refutation>, String> {
+        for t in 0..=INTERIOR {
+            for (id, c) in &self.cands {
+                let span = match id {
+                    DimId::Attr(_) => None,
+                    _ => match self.dim_of(id) {
+                        Some(Dim::Span(a, b)) if a != b => Some((a, b)),
+                        _ => None,
+                    },
+                };
+                match span {
+                    Some((a, b)) => {
+                        let v = if t == 0 {
+                            (&a + &b) / Q::from_integer(BigInt::from(2))
+                        } else {
+                            interior(&a, &b, rng)
+                        };
+                        set(p, id, &Cand::Pt(Pt::Num(v)));
+                    }
+                    None => set_random(p, id, c, rng),
+                }
+            }
+            if let Some(r) = self.try_point(p, cc)? {
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Evaluate the row at one point: a refutation, or nothing (noting why the point was
+    /// undecided, the first time).
+    fn try_point(&mut self, p: &Point, cc: &mut Ctx) -> Result<Option<Refutation>, String> {
+        let at = match eval_row(self.m, self.row, p, cc) {
+            Ok(at) => at,
+            Err(Why::Bad(w)) => return Err(format!("row `{}`: {w}", self.row.name)),
+            Err(w) => {
+                self.undecided.get_or_insert(format!("{w:?}"));
+                return Ok(None);
+            }
+        };
+        let applies = matches!(at.guard, B::T | B::Undef);
+        let fails = matches!(at.holds, B::F | B::Undef);
+        if applies && fails {
+            return Ok(Some(Refutation {
+                at: describe(self.m, p, &self.ids),
+                margin: at
+                    .margin
+                    .as_ref()
+                    .map_or_else(|| "undefined".to_string(), Ex::show),
+                how: if at.holds == B::Undef {
+                    "undefined"
+                } else {
+                    "violated"
+                },
+            }));
+        }
+        if (at.guard == B::Undec && fails) || (applies && at.holds == B::Undec) {
+            self.undecided
+                .get_or_insert_with(|| "an enclosure straddles the bound".to_string());
+        }
+        Ok(None)
+    }
+}
+
+/// Set one input of a point to a candidate.
+fn set(p: &mut Point, id: &DimId, c: &Cand) {
+    match (id, c) {
         (DimId::State(j), Cand::Pt(v)) => {
             if let Some(s) = p.states.get_mut(*j) {
                 *s = Some(v.clone());
@@ -327,106 +483,16 @@ pub fn refute(
             None => p.attrs.push((a.clone(), v.clone())),
         },
         _ => {}
-    };
-    let total = cands
-        .iter()
-        .try_fold(1usize, |acc, (_, c)| acc.checked_mul(c.len()))
-        .unwrap_or(usize::MAX);
-    let mut undecided: Option<String> = None;
-    let mut try_point = |p: &Point, cc: &mut Ctx| -> Result<Option<Refutation>, String> {
-        let at = match eval_row(m, row, p, cc) {
-            Ok(at) => at,
-            Err(Why::Bad(w)) => return Err(format!("row `{}`: {w}", row.name)),
-            Err(w) => {
-                undecided.get_or_insert(format!("{w:?}"));
-                return Ok(None);
-            }
-        };
-        let applies = matches!(at.guard, B::T | B::Undef);
-        let fails = matches!(at.holds, B::F | B::Undef);
-        if applies && fails {
-            return Ok(Some(Refutation {
-                at: describe(m, p, &ids),
-                margin: at
-                    .margin
-                    .as_ref()
-                    .map_or_else(|| "undefined".to_string(), Ex::show),
-                how: if at.holds == B::Undef {
-                    "undefined"
-                } else {
-                    "violated"
-                },
-            }));
-        }
-        if (at.guard == B::Undec && fails) || (applies && at.holds == B::Undec) {
-            undecided.get_or_insert_with(|| "an enclosure straddles the bound".to_string());
-        }
-        Ok(None)
-    };
-    let mut p = base.clone();
-    if total <= CORNER_CAP {
-        for mut k in 0..total {
-            for (id, c) in &cands {
-                let n = c.len();
-                if let Some(v) = c.get(k % n) {
-                    set(&mut p, id, v);
-                }
-                k /= n;
-            }
-            if let Some(r) = try_point(&p, cc)? {
-                return Ok(Outcome::Refuted(r));
-            }
-        }
-    } else {
-        for _ in 0..RANDOM_CORNERS {
-            for (id, c) in &cands {
-                let n = u64::try_from(c.len()).unwrap_or(1);
-                let k = usize::try_from(rng.below(n)).unwrap_or(0);
-                if let Some(v) = c.get(k) {
-                    set(&mut p, id, v);
-                }
-            }
-            if let Some(r) = try_point(&p, cc)? {
-                return Ok(Outcome::Refuted(r));
-            }
-        }
     }
-    // The center, then random interior points (discrete inputs at random candidates).
-    for t in 0..=INTERIOR {
-        for (id, c) in &cands {
-            let span = match id {
-                DimId::Attr(_) => None,
-                _ => match dim_of(id) {
-                    Some(Dim::Span(a, b)) if a != b => Some((a, b)),
-                    _ => None,
-                },
-            };
-            match span {
-                Some((a, b)) => {
-                    let v = if t == 0 {
-                        (&a + &b) / Q::from_integer(BigInt::from(2))
-                    } else {
-                        interior(&a, &b, rng)
-                    };
-                    set(&mut p, id, &Cand::Pt(Pt::Num(v)));
-                }
-                None => {
-                    let n = u64::try_from(c.len()).unwrap_or(1);
-                    let k = usize::try_from(rng.below(n)).unwrap_or(0);
-                    if let Some(v) = c.get(k) {
-                        set(&mut p, id, v);
-                    }
-                }
-            }
-        }
-        if let Some(r) = try_point(&p, cc)? {
-            return Ok(Outcome::Refuted(r));
-        }
+}
+
+/// Set one input of a point to a random one of its candidates.
+fn set_random(p: &mut Point, id: &DimId, c: &[Cand], rng: &mut Rng) {
+    let n = u64::try_from(c.len()).unwrap_or(1);
+    let k = usize::try_from(rng.below(n)).unwrap_or(0);
+    if let Some(v) = c.get(k) {
+        set(p, id, v);
     }
-    Ok(match undecided {
-        Some(u) => Outcome::Undecided(u),
-        None => Outcome::Held,
-    })
 }
 
 fn show_pt(p: &Pt) -> String {

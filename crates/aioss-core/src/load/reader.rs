@@ -396,8 +396,9 @@ impl<'s> Loader<'s> {
                     return None;
                 };
                 let mut vals: Vec<String> = Vec::with_capacity(arr.len());
-                // Duplicates are found by hash: a linear search per value made a list
-                // of 200,000 values take 34 s to load.
+                // Duplicates are found by hash: a linear search per value made a long
+                // list load in quadratic time (BENCHMARKS.md, "Figures moved out of
+                // comments").
                 let mut seen: std::collections::HashSet<&str> =
                     std::collections::HashSet::with_capacity(arr.len());
                 for item in arr.iter() {
@@ -575,8 +576,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     /// Caught: duplicate enum values were found by a linear search per value, so a policy
-    /// with 200,000 values took 34 s to load (release). Linear now: well under a second in
-    /// release; the bound below leaves room for a debug build on a loaded machine.
+    /// with 200,000 values loaded in quadratic time (figures in BENCHMARKS.md). Linear now;
+    /// the bound below leaves room for a debug build on a loaded machine.
     #[test]
     fn an_enum_of_200000_values_loads_in_linear_time() {
         let values: Vec<String> = (0..200_000).map(|i| format!("\"v{i}\"")).collect();

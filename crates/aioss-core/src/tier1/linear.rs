@@ -147,8 +147,8 @@ pub(crate) fn linear_row(sense: Sense, lhs: &Term, rhs: &Term, margin: u32) -> O
         .collect();
     // Short rows stay on the tape: with one to three terms it is as fast (their
     // subexpressions are often shared with other rows there), and the fast path's fixed
-    // cost per row (the bound, the rounding) made the warehouse check slower (2.40 µs
-    // against 2.26 µs). A constant row (no input) stays there too, folded.
+    // cost per row (the bound, the rounding) made the warehouse check slower (BENCHMARKS.md,
+    // "Figures moved out of comments"). A constant row (no input) stays there too, folded.
     (terms.len() >= MIN_TERMS).then(|| LinearRow::new(margin, c, terms))
 }
 

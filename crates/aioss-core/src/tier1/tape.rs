@@ -200,7 +200,8 @@ impl Op {
 
 /// Fuse `(a - k)^2` pairs (adjacent in the tape, the square reading the difference just
 /// computed) into one instruction: policies are full of `(x - x0)^2` distances, and one
-/// dispatch and one slot read fewer per pair is measurable on a 2 µs check. The same
+/// dispatch and one slot read fewer per pair is measurable on a check that short
+/// (BENCHMARKS.md, "Tier 1"). The same
 /// interval operations on the same values, so results stay bit-identical.
 fn fuse(ops: Vec<(u32, Op)>) -> Vec<(u32, Op)> {
     let mut out: Vec<(u32, Op)> = Vec::with_capacity(ops.len());
