@@ -315,7 +315,7 @@ fn replay_records(
                 let answered = g.answer_line(&mut recent, &r.proposal, Clock::Recorded(now));
                 g.set_critical_only(false);
                 let decided = match answered {
-                    Ok(aioss_core::governor::Answer::Decision(d)) => Ok(*d),
+                    Ok(aioss_core::governor::Answer::Decision(d)) => Ok(d),
                     Ok(aioss_core::governor::Answer::Outcome(json)) => {
                         Err(aioss_core::InputError {
                             code: aioss_core::InputCode::InvalidValue,
@@ -405,7 +405,7 @@ fn replay_outcome(
     let body: serde_json::Value = serde_json::from_str(body.get("body")?.as_str()?).ok()?;
     let state = body.get("state")?.to_string();
     let observed = aioss_core::Proposal::parse_state(g.policy(), &state).ok()?;
-    let Some((decided, executed)) = recent.take(decision_id) else {
+    let Some((decided, executed)) = recent.take(g.policy(), decision_id) else {
         g.apply_recorded_outcome(answer);
         return None;
     };

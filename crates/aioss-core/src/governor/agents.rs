@@ -57,9 +57,10 @@ pub(crate) struct Observation {
     /// The margin's midpoint of each row with a declared `lipschitz` (in the order of
     /// `Monitors::lipschitz`), `None` where inactive or undefined.
     pub margins: Vec<Option<f64>>,
-    /// The `[dynamics]` prediction for the executed action, per equation: `(state index,
-    /// box)`, widened by the equation's error bound.
-    pub predicted: Vec<(usize, Interval)>,
+    /// What the `[dynamics]` equations read at this decision (the executed action in
+    /// place of the proposal's): `(input slot, value)`, from which the next decision one
+    /// `dt` later predicts.
+    pub model_inputs: Vec<(u32, Interval)>,
 }
 
 /// An agent's monitor memory.
@@ -117,8 +118,8 @@ impl AgentMonitor {
             for m in &o.margins {
                 f(h, m.unwrap_or(f64::NAN));
             }
-            for (si, x) in &o.predicted {
-                h(&(*si as u64).to_le_bytes());
+            for (slot, x) in &o.model_inputs {
+                h(&u64::from(*slot).to_le_bytes());
                 f(h, x.lo);
                 f(h, x.hi);
             }
@@ -146,7 +147,7 @@ impl AgentMonitor {
                 "time": f(o.time),
                 "inputs": fs(&o.inputs),
                 "margins": o.margins.iter().map(|m| m.map(f)).collect::<Vec<_>>(),
-                "predicted": o.predicted.iter().map(|(si, x)| serde_json::json!([si, f(x.lo), f(x.hi)])).collect::<Vec<_>>(),
+                "model_inputs": o.model_inputs.iter().map(|(slot, x)| serde_json::json!([slot, f(x.lo), f(x.hi)])).collect::<Vec<_>>(),
             })),
             "repairs": self.repairs.iter().collect::<Vec<_>>(),
             "recent": self.recent.iter().map(|t| f(*t)).collect::<Vec<_>>(),
@@ -189,14 +190,14 @@ impl AgentMonitor {
                         }
                     })
                     .collect::<Option<Vec<_>>>()?,
-                predicted: o
-                    .get("predicted")?
+                model_inputs: o
+                    .get("model_inputs")?
                     .as_array()?
                     .iter()
                     .map(|p| {
                         let a = p.as_array()?;
-                        let si = usize::try_from(a.first()?.as_u64()?).ok()?;
-                        Some((si, Interval::new(num(a.get(1)?)?, num(a.get(2)?)?)))
+                        let slot = u32::try_from(a.first()?.as_u64()?).ok()?;
+                        Some((slot, Interval::new(num(a.get(1)?)?, num(a.get(2)?)?)))
                     })
                     .collect::<Option<Vec<_>>>()?,
             }),

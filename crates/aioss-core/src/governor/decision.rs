@@ -151,21 +151,29 @@ impl Ledger {
 
     /// `,"guarantee_ledger":{"pointwise_safety":{"status":"held"}, ...}`.
     fn write_json(&self, s: &mut String) {
+        // The guarantees', statuses' and modes' names are fixed ASCII identifiers (no byte
+        // JSON escapes): written as they are, not through `json_str`, since every decision
+        // writes this.
+        let name = |s: &mut String, n: &str| {
+            s.push('"');
+            s.push_str(n);
+            s.push('"');
+        };
         s.push_str(",\"guarantee_ledger\":{");
         for (i, e) in self.0.iter().enumerate() {
             if i > 0 {
                 s.push(',');
             }
-            json_str(s, e.guarantee.name());
+            name(s, e.guarantee.name());
             s.push_str(":{\"status\":");
-            json_str(s, e.status.as_str());
+            name(s, e.status.as_str());
             if !e.modes.is_empty() {
                 s.push_str(",\"modes\":[");
                 for (k, m) in e.modes.iter().enumerate() {
                     if k > 0 {
                         s.push(',');
                     }
-                    json_str(s, m.name());
+                    name(s, m.name());
                 }
                 s.push(']');
             }
@@ -607,6 +615,26 @@ impl Decision {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
     use super::*;
+
+    #[test]
+    fn the_ledger_names_need_no_escaping() {
+        // `Ledger::write_json` writes them unescaped.
+        let plain = |n: &str| n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        for g in crate::failure::Guarantee::ALL {
+            assert!(plain(g.name()), "{}", g.name());
+        }
+        for m in crate::failure::FailureMode::ALL {
+            assert!(plain(m.name()), "{}", m.name());
+        }
+        for st in [
+            GuaranteeStatus::Held,
+            GuaranteeStatus::Suspended,
+            GuaranteeStatus::NotApplicable,
+            GuaranteeStatus::Failed,
+        ] {
+            assert!(plain(st.as_str()), "{}", st.as_str());
+        }
+    }
 
     #[test]
     fn json_strings_are_escaped() {

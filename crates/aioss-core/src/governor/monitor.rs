@@ -156,6 +156,9 @@ pub(crate) struct Monitors {
     /// The input slots some row with a declared `lipschitz` reads, sorted: what an agent's
     /// last proposal keeps of its inputs (not the whole box).
     pub watched: Vec<u32>,
+    /// The input slots the `[dynamics]` equations read, sorted (empty without a `dt` to
+    /// compare at): what an agent's last decision keeps for `model_mismatch`.
+    pub model_slots: Vec<u32>,
     /// The metric's condition number (its largest eigenvalue over its smallest).
     pub metric_condition: f64,
 }
@@ -186,9 +189,18 @@ impl Monitors {
                 (i, l, at)
             })
             .collect();
+        let mut model_slots = Vec::new();
+        if let (Some(dy), Some(_)) = (&p.dynamics, p.monitor.dt) {
+            for (_, term) in &dy.equations {
+                term.inputs(&mut |s| model_slots.push(s));
+            }
+        }
+        model_slots.sort_unstable();
+        model_slots.dedup();
         Monitors {
             lipschitz,
             watched,
+            model_slots,
             metric_condition: condition(&p.governor.metric),
         }
     }
@@ -342,11 +354,22 @@ pub(super) fn model_mismatch(
     notes: &mut Notes,
 ) {
     let s = &p.monitor;
-    let Some(dt) = s.dt else { return };
-    if last.predicted.is_empty() || ((now - last.time) - dt).abs() > s.dt_tolerance {
+    let (Some(dt), Some(dy)) = (s.dt, &p.dynamics) else {
+        return;
+    };
+    if last.model_inputs.is_empty() || ((now - last.time) - dt).abs() > s.dt_tolerance {
         return;
     }
-    for (si, predicted) in &last.predicted {
+    // The last decision's inputs the equations read; every other slot is unread.
+    let mut from = vec![Interval::ENTIRE; p.layout.len as usize];
+    for (slot, x) in &last.model_inputs {
+        if let Some(v) = from.get_mut(*slot as usize) {
+            *v = *x;
+        }
+    }
+    for (k, (si, term)) in dy.equations.iter().enumerate() {
+        let e = dy.error_bound.get(k).copied().unwrap_or(0.0);
+        let predicted = crate::tape::interpret(term, &from).add(Interval::new(-e, e));
         let Some(Some(StateValue::Num(x))) = prop.state.get(*si) else {
             continue;
         };
@@ -358,9 +381,9 @@ pub(super) fn model_mismatch(
                 format!(
                     "state `{name}` = {} is outside the {} the dynamics predicted one step ago: G2 and G4 are suspended",
                     fmt_margin(*x),
-                    fmt_margin(*predicted)
+                    fmt_margin(predicted)
                 ),
-                format!("`{name}`: observed {} outside predicted {}", fmt_margin(*x), fmt_margin(*predicted)),
+                format!("`{name}`: observed {} outside predicted {}", fmt_margin(*x), fmt_margin(predicted)),
             );
         }
     }

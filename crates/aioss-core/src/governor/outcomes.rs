@@ -86,17 +86,25 @@ impl OutcomeLine {
     }
 }
 
-/// A decision as an outcome needs it: the proposal as decided and the executed action.
-type Kept = (Proposal, Vec<f64>);
+/// One decision an outcome may name: its sequence number, its proposal line and the
+/// action it executed, or `None` once its outcome was taken.
+#[derive(Debug, Default)]
+struct Kept {
+    seq: u64,
+    line: String,
+    executed: Vec<f64>,
+    taken: bool,
+}
 
-/// The decisions an outcome may still be reported for: the proposal as decided and the
-/// executed action of the most recent `cap` decisions, each taken once. A ring by decision
-/// sequence number (a decision id is `<policy>-<seq>`): keeping it costs no hashing and no
-/// copy of the id on a decision's path, where every line of `aioss decide` passes.
+/// The decisions an outcome may still be reported for: the proposal line as decided and
+/// the executed action of the most recent `cap` decisions, each taken once. A ring by
+/// decision sequence number (a decision id is `<policy>-<seq>`) whose slots are reused:
+/// every line of `aioss decide` passes here, and keeping it costs no allocation, no
+/// hashing and no parsing (a proposal is parsed again only when an outcome names it).
 #[derive(Debug)]
 pub struct RecentDecisions {
-    /// `(seq, (proposal, executed))`, oldest first, `seq` increasing; `None` once taken.
-    ring: VecDeque<(u64, Option<Kept>)>,
+    /// Oldest first, `seq` increasing.
+    ring: VecDeque<Kept>,
     /// The policy part of the ids (`<policy>-`), set by the first decision kept.
     prefix: Option<String>,
     cap: usize,
@@ -112,8 +120,8 @@ impl RecentDecisions {
         }
     }
 
-    /// Keep decision `d` of `prop`.
-    pub fn remember(&mut self, prop: Proposal, d: &Decision) {
+    /// Keep decision `d` of the proposal line `line`.
+    pub fn remember(&mut self, line: &str, d: &Decision) {
         let prefix = d
             .decision_id
             .strip_suffix(&d.seq.to_string())
@@ -123,33 +131,48 @@ impl RecentDecisions {
             self.ring.clear();
             self.prefix = Some(prefix.to_string());
         }
-        if self.ring.back().is_some_and(|(s, _)| *s >= d.seq) {
+        if self.ring.back().is_some_and(|k| k.seq >= d.seq) {
             self.ring.clear();
         }
-        while self.ring.len() >= self.cap {
-            self.ring.pop_front();
-        }
-        self.ring.push_back((d.seq, Some((prop, d.action.clone()))));
+        let mut slot = if self.ring.len() >= self.cap {
+            self.ring.pop_front().unwrap_or_default()
+        } else {
+            Kept::default()
+        };
+        slot.seq = d.seq;
+        slot.line.clear();
+        slot.line.push_str(line);
+        slot.executed.clear();
+        slot.executed.extend_from_slice(&d.action);
+        slot.taken = false;
+        self.ring.push_back(slot);
     }
 
-    /// The decision `id`, taken out (one outcome per decision).
-    pub fn take(&mut self, id: &str) -> Option<(Proposal, Vec<f64>)> {
+    /// The decision `id` (its proposal, parsed again under `p`, and the executed action),
+    /// taken out: one outcome per decision.
+    pub fn take(&mut self, p: &crate::Policy, id: &str) -> Option<(Proposal, Vec<f64>)> {
         let seq: u64 = id.strip_prefix(self.prefix.as_deref()?)?.parse().ok()?;
-        let front = self.ring.front()?.0;
+        let front = self.ring.front()?.seq;
         let at = usize::try_from(seq.checked_sub(front)?).ok()?;
-        let (s, kept) = self.ring.get_mut(at)?;
-        if *s != seq {
+        let k = self.ring.get_mut(at)?;
+        if k.seq != seq || k.taken {
             return None;
         }
-        kept.take()
+        let prop = Proposal::parse(p, &k.line).ok()?;
+        k.taken = true;
+        Some((prop, k.executed.clone()))
     }
 }
 
 /// What one input line of `aioss decide` is answered with.
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "nearly every line is a decision: boxing it would cost an allocation per line"
+)]
 pub enum Answer {
     /// A proposal's decision.
-    Decision(Box<Decision>),
+    Decision(Decision),
     /// An outcome line's re-evaluation (its JSON).
     Outcome(String),
 }
@@ -165,10 +188,29 @@ impl Governor {
         text: &str,
         clock: super::Clock,
     ) -> Result<Answer, InputError> {
-        if OutcomeLine::is_outcome(text) {
-            let o = OutcomeLine::parse(self.policy(), text)?;
-            let Some((decided, executed)) = recent.take(&o.decision_id) else {
-                return Err(InputError::new(
+        // A proposal first: an outcome line is not one (its `outcome_of` is no proposal
+        // field), so only a line that fails as a proposal is looked at again, and the
+        // proposals' path pays nothing for outcome lines.
+        let prop = match Proposal::parse(self.policy(), text) {
+            Ok(prop) => prop,
+            Err(e) if !OutcomeLine::is_outcome(text) => return Err(e),
+            Err(_) => return self.outcome_line(recent, text),
+        };
+        let d = self.decide_with(&prop, clock)?;
+        recent.remember(text, &d);
+        Ok(Answer::Decision(d))
+    }
+
+    /// An outcome line: `outcome_of` taken from `recent`, re-evaluated, fed to the
+    /// agent's monitors.
+    fn outcome_line(
+        &mut self,
+        recent: &mut RecentDecisions,
+        text: &str,
+    ) -> Result<Answer, InputError> {
+        let o = OutcomeLine::parse(self.policy(), text)?;
+        let Some((decided, executed)) = recent.take(self.policy(), &o.decision_id) else {
+            return Err(InputError::new(
                     InputCode::InvalidValue,
                     "outcome_of",
                     format!(
@@ -176,15 +218,10 @@ impl Governor {
                         o.decision_id
                     ),
                 ));
-            };
-            let ev = self.observe_outcome(&decided, &executed, &o.state);
-            let json = outcome_json(self.policy(), &o.decision_id, &decided.agent, &ev);
-            return Ok(Answer::Outcome(json.to_string()));
-        }
-        let prop = Proposal::parse(self.policy(), text)?;
-        let d = self.decide_with(&prop, clock)?;
-        recent.remember(prop, &d);
-        Ok(Answer::Decision(Box::new(d)))
+        };
+        let ev = self.observe_outcome(&decided, &executed, &o.state);
+        let json = outcome_json(self.policy(), &o.decision_id, &decided.agent, &ev);
+        Ok(Answer::Outcome(json.to_string()))
     }
 
     /// Re-evaluate an executed decision from the state observed after it

@@ -37,7 +37,7 @@ impl Governor {
     }
 
     /// What the proposal's check leaves for the next decision's detectors (the executed
-    /// action's prediction is added by [`Governor::remember`]).
+    /// action's inputs to the `[dynamics]` model are added by [`Governor::remember`]).
     pub(super) fn observe_proposal(&self, now: f64) -> Observation {
         let margins = self
             .monitors
@@ -61,7 +61,7 @@ impl Governor {
             time: now,
             inputs,
             margins,
-            predicted: Vec::new(),
+            model_inputs: Vec::new(),
         }
     }
 
@@ -206,7 +206,7 @@ impl Governor {
         if x.guarantees.pointwise_safety && agent.mode != OperatingMode::Fallback {
             agent.last_certified = Some(x.action.clone());
         }
-        observed.predicted = self.predict_executed(&x.action);
+        observed.model_inputs = self.model_inputs(&x.action);
         agent.last = Some(observed);
     }
 
@@ -217,25 +217,26 @@ impl Governor {
         self.questions_the_audit(&n)
     }
 
-    /// The `[dynamics]` prediction for the executed `action` from the current state box,
-    /// each equation widened by its error bound.
-    fn predict_executed(&mut self, action: &[f64]) -> Vec<(usize, Interval)> {
+    /// What the `[dynamics]` equations read at this decision, with the executed `action`
+    /// in place of the proposal's: `(slot, value)` for each slot in `Monitors::model_slots`.
+    /// The prediction itself is made only when the agent's next proposal comes one `dt`
+    /// later ([`monitor::model_mismatch`]), not on every decision.
+    fn model_inputs(&self, action: &[f64]) -> Vec<(u32, Interval)> {
         let p = &self.policy;
-        let Some(dy) = &p.dynamics else {
-            return Vec::new();
-        };
-        for (a, u) in p.actions.iter().zip(action) {
-            if let Some(s) = self.inputs.get_mut(a.slot as usize) {
-                *s = Interval::point(*u);
-            }
-        }
-        dy.equations
+        self.monitors
+            .model_slots
             .iter()
-            .enumerate()
-            .map(|(k, (si, term))| {
-                let e = dy.error_bound.get(k).copied().unwrap_or(0.0);
-                let x = crate::tape::interpret(term, &self.inputs);
-                (*si, x.add(Interval::new(-e, e)))
+            .map(|&s| {
+                let executed = p
+                    .actions
+                    .iter()
+                    .zip(action)
+                    .find(|(a, _)| a.slot == s)
+                    .map(|(_, u)| Interval::point(*u));
+                let x = executed
+                    .or_else(|| self.inputs.get(s as usize).copied())
+                    .unwrap_or(Interval::ENTIRE);
+                (s, x)
             })
             .collect()
     }
