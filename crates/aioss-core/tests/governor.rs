@@ -254,17 +254,61 @@ fn row_1_an_uncertifiable_fallback_is_failed_governance() {
     assert!(fm.contains("left_safe_set"), "{d:#}");
 }
 
+/// The verdict fields a dry-run reports as enforce mode's (issue 23, item 1).
+const VERDICT_FIELDS: [&str; 9] = [
+    "final_outcome",
+    "classification",
+    "evaluation",
+    "audit",
+    "repair_status",
+    "report_type",
+    "human_action_required",
+    "guarantees",
+    "failure_modes",
+];
+
+/// Issue 23, item 1: `--dry-run` changed the verdict (a FAILED_GOVERNANCE in enforce mode
+/// was BLOCK_NO_REPAIR/NEUTRAL in dry-run). Every verdict field is enforce mode's; `action`
+/// is the proposal, which goes out; `enforce_action` is what enforce mode executes.
 #[test]
-fn dry_run_passes_the_proposal_through_and_is_neutral() {
-    let mut g = Governor::new(outcomes());
-    g.set_dry_run(true);
-    let d = decide(&mut g, &prop(1.2, "auto", 5.0, "none"));
-    assert_eq!(d["evaluation"], "NEUTRAL");
-    assert_eq!(d["classification"], "REPAIR");
-    assert_eq!(d["action"], json!({"vx": 1.2, "mode": "auto"}));
-    let d = decide(&mut g, &prop(0.5, "auto", 5.0, "stop"));
-    assert_eq!(d["evaluation"], "NEUTRAL");
-    assert_eq!(d["action"], json!({"vx": 0.5, "mode": "auto"}));
+fn dry_run_changes_the_verdict() {
+    let cases = [
+        prop(1.2, "auto", 5.0, "none"),
+        prop(0.5, "auto", 5.0, "stop"),
+        prop(0.5, "auto", 5.0, "none"),
+        prop(0.5, "auto", 8.5, "none"),
+    ];
+    for case in &cases {
+        let mut enforce = Governor::new(outcomes());
+        let mut dry = Governor::new(outcomes());
+        dry.set_dry_run(true);
+        let e = decide(&mut enforce, case);
+        let d = decide(&mut dry, case);
+        for f in VERDICT_FIELDS {
+            assert_eq!(d[f], e[f], "`{f}` differs in dry-run\n{e:#}\n{d:#}");
+        }
+        let reasons = |v: &Value| -> Vec<String> {
+            v["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap().to_string())
+                .filter(|r| !r.contains("the fallback"))
+                .collect()
+        };
+        assert_eq!(reasons(&d), reasons(&e), "{e:#}\n{d:#}");
+        assert_eq!(d["action"], case["action"], "{d:#}");
+        assert_eq!(d["dry_run"], true, "{d:#}");
+        assert_eq!(d["enforce_action"], e["action"], "{d:#}");
+        assert!(e.get("dry_run").is_none() && e.get("enforce_action").is_none());
+    }
+    // The third case of the list above is the one the issue saw: FAILED_GOVERNANCE in
+    // both modes.
+    let mut dry = Governor::new(outcomes());
+    dry.set_dry_run(true);
+    let d = decide(&mut dry, &prop(0.5, "auto", 8.5, "none"));
+    assert_eq!(d["final_outcome"], "FAILED_GOVERNANCE", "{d:#}");
+    assert_eq!(d["evaluation"], "FAILED", "{d:#}");
 }
 
 #[test]
@@ -277,8 +321,10 @@ fn dry_run_mode_in_the_policy_file() {
     .replace("version = \"1\"", "version = \"1\"\nmode = \"dry-run\"");
     let mut g = Governor::new(aioss_core::load("dry.toml", &text).unwrap());
     let d = decide(&mut g, &prop(1.2, "auto", 5.0, "none"));
-    assert_eq!(d["evaluation"], "NEUTRAL");
+    assert_eq!(d["classification"], "REPAIR");
+    assert_eq!(d["dry_run"], true);
     assert_eq!(d["action"]["vx"], 1.2);
+    assert_ne!(d["enforce_action"]["vx"], 1.2);
 }
 
 fn transfer(amount: f64, t: f64) -> Value {

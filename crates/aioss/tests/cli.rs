@@ -634,3 +634,51 @@ fn decide_keeps_the_time_and_with_untrusted_the_prev() {
     let d = decide_lines(&w, &[], &[&line]);
     assert!(d[0]["final_outcome"].is_string(), "{d:?}");
 }
+
+/// The README's example stream under `--explain` (and any further flags).
+fn explain_examples(args: &[&str]) -> String {
+    let input = std::fs::read_to_string(repo().join("policies/examples/warehouse.jsonl")).unwrap();
+    let mut all = vec!["--explain"];
+    all.extend_from_slice(args);
+    let (out, err, _) = run_decide(&all, &input);
+    assert!(err.is_empty(), "{err}");
+    out
+}
+
+/// Issue 23, item 2: `--dry-run --explain` said `executes: … (the repaired action)` for the
+/// unchanged proposal, and "passes through unchanged", "the fallback is executed now" and
+/// "(the proposal (dry-run))" for one decision.
+#[test]
+fn dry_run_explain_contradicts_itself() {
+    let out = explain_examples(&["--dry-run"]);
+    for bad in [
+        "executes:",
+        "passes through unchanged",
+        "the fallback is executed now",
+        "(the proposal (dry-run))",
+    ] {
+        assert!(!out.contains(bad), "`{bad}` in\n{out}");
+    }
+    assert_eq!(out.matches("goes out:").count(), 3, "{out}");
+    assert_eq!(
+        out.matches("(dry-run: the proposal, unchanged)").count(),
+        3,
+        "{out}"
+    );
+    assert!(out.contains("(the repaired action: `vx` 0.9 →"), "{out}");
+    assert!(out.contains("FAILED_GOVERNANCE"), "{out}");
+}
+
+/// Issue 23, item 3: "the executed action is not certified … executes: … (the certified
+/// fallback)".
+#[test]
+fn explain_calls_an_uncertified_fallback_certified() {
+    let out = explain_examples(&[]);
+    let third = out.split("\n\n").nth(2).unwrap();
+    assert!(third.contains("is not certified at this state"), "{third}");
+    assert!(!third.contains("(the certified fallback)"), "{third}");
+    assert!(
+        third.contains("(the fallback, which Tier 1 could NOT certify at this state)"),
+        "{third}"
+    );
+}

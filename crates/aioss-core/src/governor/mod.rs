@@ -669,8 +669,13 @@ impl Governor {
         };
         if outcome == Outcome::HoldForConfirmation || outcome == Outcome::BlockNoRepair {
             notes.reasons.push(format!(
-                "{}: the fallback is executed now{}",
+                "{}: {} now{}",
                 outcome.as_str(),
+                if x.enforce_action.is_some() {
+                    "enforce mode executes the fallback"
+                } else {
+                    "the fallback is executed"
+                },
                 if outcome.human_action_required() && outcome != Outcome::BlockNoRepair {
                     " and the proposal waits for a human"
                 } else {
@@ -691,6 +696,7 @@ impl Governor {
             repair_status: r.status,
             action: x.action,
             proposed: prop.action.clone(),
+            enforce_action: x.enforce_action,
             candidate,
             distance,
             constraints: c.constraints,
