@@ -173,6 +173,10 @@ pub struct ActionVar {
     pub slot: u32,
     /// Input slot of `prev.<name>`.
     pub prev_slot: u32,
+    /// May the repair search choose another value than the proposal's (`repairable`;
+    /// default: no for an enum, whose value is the user's choice, yes otherwise)? A rule's
+    /// `set` changes it regardless.
+    pub repairable: bool,
 }
 
 /// A state variable.

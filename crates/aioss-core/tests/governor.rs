@@ -1041,3 +1041,73 @@ fn a_state_outside_its_declared_range_is_flagged_and_the_fallback_executes() {
         "{d:#}"
     );
 }
+
+/// A `finance` agent deleting a file nobody confirmed (agent-tools): the rule holds it, and
+/// the `write-authority` row (critical) is VIOLATED.
+fn finance_deletes_a_file() -> Value {
+    json!({
+        "agent": "agent-1", "timestamp": 1_735_722_000,
+        "agent_attributes": {"role": "finance", "trust": 0.9, "status": "active"},
+        "action": {"tool": "delete_file", "amount": 0, "recipients": 0, "file_count": 1,
+                   "write_mb": 0, "tokens": 100, "external": false, "preview": false},
+        "state": {"session_risk": "low", "user_confirmed": false, "sandboxed": true,
+                  "protected_dir": false, "pii_detected": false, "injection_score": 0.05,
+                  "balance": 100000, "task_description": "clean up"}
+    })
+}
+
+/// Issue 23, item 5: a HOLD whose critical row is VIOLATED could never be approved (the
+/// approval re-checks the held action: 409 `unsafe_now`). With no certified repair to hold
+/// instead, it is a BLOCK.
+#[test]
+fn a_hold_whose_critical_row_is_violated_can_never_be_approved() {
+    let mut g = Governor::new(load("../../policies/agent-tools.toml"));
+    let d = decide(&mut g, &finance_deletes_a_file());
+    assert_eq!(d["rule"], "rule-delete-unconfirmed", "{d:#}");
+    assert_eq!(d["final_outcome"], "BLOCK_NO_REPAIR", "{d:#}");
+    assert_eq!(d["classification"], "BLOCK", "{d:#}");
+    assert_eq!(d["repair_status"], "NO_REPAIR_AVAILABLE", "{d:#}");
+    assert_eq!(d["evaluation"], "EFFECTIVE", "{d:#}");
+    assert!(d.get("candidate").is_none(), "{d:#}");
+    // A hold whose proposal is safe stays a hold (a developer may delete files).
+    let mut dev = finance_deletes_a_file();
+    dev["agent_attributes"]["role"] = json!("developer");
+    let d = decide(&mut g, &dev);
+    assert_eq!(d["final_outcome"], "HOLD_FOR_CONFIRMATION", "{d:#}");
+}
+
+/// Issue 23, item 6: an unconfirmed `delete_file` was "repaired" into `read_file`. A repair
+/// keeps an enum's value (the tool the user asked for) unless the policy says
+/// `repairable = true` for it (or a rule's `set` changes it).
+#[test]
+fn a_repair_changes_the_tool_the_user_asked_for() {
+    let mut g = Governor::new(load("../../policies/agent-tools.toml"));
+    let d = decide(&mut g, &finance_deletes_a_file());
+    for a in [&d["action"], &d["candidate"]] {
+        assert_ne!(a["tool"], "read_file", "{d:#}");
+    }
+    // Said explicitly, the search may choose another tool again.
+    let text = std::fs::read_to_string(format!(
+        "{}/../../policies/agent-tools.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .replace(
+        "description = \"the tool the agent calls\"",
+        "description = \"the tool the agent calls\"\nrepairable = true",
+    );
+    let p = aioss_core::load("agent-tools-repairable.toml", &text).unwrap();
+    let mut g = Governor::new(p);
+    let d = decide(&mut g, &finance_deletes_a_file());
+    assert_eq!(d["final_outcome"], "HOLD_FOR_CONFIRMATION", "{d:#}");
+    assert_ne!(d["candidate"]["tool"], "delete_file", "{d:#}");
+    // `repairable` on a real variable is an error naming it.
+    let bad = text
+        .replace("repairable = true", "")
+        .replace("[action.amount]", "[action.amount]\nrepairable = false");
+    let e = aioss_core::load("bad.toml", &bad).unwrap_err().to_string();
+    assert!(
+        e.contains("`repairable` applies to enum, bool and int"),
+        "{e}"
+    );
+}

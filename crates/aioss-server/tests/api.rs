@@ -1804,3 +1804,35 @@ async fn a_huge_long_poll_setting_does_not_panic_a_handler() {
     assert_eq!(st, 200, "{g}");
     finish(s);
 }
+
+/// Issue 23, item 5: a hold whose proposal fails a critical row could never be approved
+/// (the approval re-checks the held action: `unsafe_now`). The warehouse's battery hold
+/// (1 % charge at 0.5 m/s breaks critical rows) is a hold of the offered repair:
+/// it is listed with the repair's action and digest, and approving it executes the repair.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_whose_critical_row_is_violated_can_never_be_approved() {
+    let s = server("hold-of-repair", Some(&config_text()));
+    let mut b = baseline();
+    b["action"]["vx"] = json!(0.5);
+    b["state"]["battery"] = json!(1.0);
+    let (st, h) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
+    assert_eq!(st, 200, "{h}");
+    assert_eq!(h["final_outcome"], "HOLD_FOR_CONFIRMATION", "{h:#}");
+    assert!(h["candidate"].is_object(), "{h:#}");
+    let id = h["decision_id"].as_str().unwrap().to_string();
+    let p = pending(&s, &id).await;
+    assert_eq!(p["action"], h["candidate"], "{p:#}");
+    let body = json!({"action_digest": p["action_digest"], "reason": "crawl to the charger"});
+    let (st, a) = call(
+        &s,
+        "POST",
+        &format!("/v1/confirmations/{id}/approve"),
+        Some(ALICE),
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(st, 200, "{a}");
+    assert_eq!(a["status"], "approved");
+    assert_eq!(a["action"], h["candidate"], "{a:#}");
+    finish(s);
+}
