@@ -491,6 +491,8 @@ pub struct Policy {
     pub lattice: crate::lattice::Lattice,
     /// `sha256:` and the hex SHA-256 of the policy text.
     pub hash: String,
+    /// The policy text itself (what an audit store keeps by `hash`, for replay).
+    pub source: std::sync::Arc<str>,
     /// The policy's own `[[test]]` cases.
     pub tests: Vec<PolicyTest>,
 }

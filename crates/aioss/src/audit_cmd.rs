@@ -496,9 +496,9 @@ pub fn verify(store: &str, public_key: Option<&str>, min_records: u64) -> ExitCo
     }
 }
 
-/// `aioss audit replay STORE --policy FILE`
-pub fn replay_cmd(store: &str, policy: &Path, limit: usize, dry_run: bool) -> ExitCode {
-    let p = match crate::policy_cmd::load_file(policy) {
+/// `aioss audit replay STORE [--policy FILE]`
+pub fn replay_cmd(store: &str, policy: Option<&Path>, limit: usize, dry_run: bool) -> ExitCode {
+    let given = match policy.map(crate::policy_cmd::load_file).transpose() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
@@ -509,11 +509,33 @@ pub fn replay_cmd(store: &str, policy: &Path, limit: usize, dry_run: bool) -> Ex
         Ok(s) => s,
         Err(c) => return c,
     };
+    let follow = given.is_none();
+    let p = match given {
+        Some(p) => p,
+        None => match replay::first_policy(&mut s) {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                eprintln!(
+                    "error: `{store}` keeps no policy text for its first record (written by an older aioss, or empty): give the policy with `--policy FILE`"
+                );
+                return ExitCode::from(exit::BAD_INPUT);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(exit::INTERNAL);
+            }
+        },
+    };
     let mut g = Governor::new(p);
     if dry_run {
         g.set_dry_run(true);
     }
-    let rep = match replay::replay(&mut s, &mut g, true) {
+    let replayed = if follow {
+        replay::replay_following(&mut s, &mut g, true)
+    } else {
+        replay::replay(&mut s, &mut g, true)
+    };
+    let rep = match replayed {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -539,8 +561,13 @@ pub fn replay_cmd(store: &str, policy: &Path, limit: usize, dry_run: bool) -> Ex
     }
     if rep.other_policy > 0 {
         println!(
-            "note: {} records were made under another policy hash",
-            rep.other_policy
+            "note: {} records were made under {}",
+            rep.other_policy,
+            if follow {
+                "a policy the store does not keep (replayed under the one before it)"
+            } else {
+                "another policy hash"
+            }
         );
     }
     println!(

@@ -155,13 +155,15 @@ enum AuditCommand {
         min_records: u64,
     },
     /// Re-decide every record from its proposal with the governor state rebuilt from the
-    /// log; report every difference; exit 0 only if all agree.
+    /// log; report every difference; exit 0 only if all agree. Each record is re-decided
+    /// under the policy it was made under (the store keeps every policy text its writers
+    /// used), across reloads and restarts under other policies.
     Replay {
         /// The audit store.
         store: String,
-        /// The policy file (TOML).
+        /// Re-decide every record under this policy instead: what it would have decided.
         #[arg(long)]
-        policy: std::path::PathBuf,
+        policy: Option<std::path::PathBuf>,
         /// Print at most this many differences.
         #[arg(long, default_value_t = 1000)]
         limit: usize,
@@ -360,7 +362,7 @@ fn main() -> ExitCode {
             policy,
             limit,
             dry_run,
-        }) => audit_cmd::replay_cmd(&store, &policy, limit, dry_run),
+        }) => audit_cmd::replay_cmd(&store, policy.as_deref(), limit, dry_run),
         Command::Audit(AuditCommand::Export { store }) => audit_cmd::export(&store),
         Command::Report {
             store,

@@ -892,3 +892,52 @@ fn outcome_lines_feed_the_monitors_and_replay_agrees() {
         "{text}"
     );
 }
+
+/// `aioss audit replay STORE` with no `--policy`.
+fn replay_following(store: &Path) -> std::process::Output {
+    aioss()
+        .args(["audit", "replay"])
+        .arg(store)
+        .env_remove("AIOSS_PROGRESS_MS")
+        .output()
+        .unwrap()
+}
+
+/// Issue 23, item 10: a log spanning a policy change (a second `decide --audit` run on the
+/// same store with another policy, and back) could not be replayed: replay under the old
+/// policy and under the new one both reported DIFFER. The store keeps every policy text
+/// by hash, and `audit replay STORE` re-decides each record under its own policy.
+#[test]
+fn a_log_that_spans_a_policy_change_cannot_be_replayed() {
+    let dir = tmpdir("policy-change");
+    let store = dir.join("audit.db");
+    let a = policy("agent-tools");
+    let b = dir.join("agent-tools-changed.toml");
+    let t = std::fs::read_to_string(&a).unwrap();
+    std::fs::write(
+        &b,
+        t.replace("max = 50000", "max = 20000")
+            .replace("<= 50000", "<= 20000"),
+    )
+    .unwrap();
+    let lines = fixture("agent-tools");
+    let (first, second) = lines.split_at(lines.len() / 2);
+    let (second, third) = second.split_at(second.len() / 2);
+    decide(&a, &store, None, 0, &(first.join("\n") + "\n"));
+    decide(&b, &store, None, 0, &(second.join("\n") + "\n"));
+    decide(&a, &store, None, 0, &(third.join("\n") + "\n"));
+    let out = replay_following(&store);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("AGREE"), "{text}");
+    assert!(!text.contains("note:"), "{text}");
+    // `--policy` still answers "what would this policy have decided".
+    for p in [&a, &b] {
+        let out = replay(&store, p);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{text}");
+        assert!(text.contains("another policy hash"), "{text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -215,6 +215,11 @@ impl Governor {
         self.dry_run = on;
     }
 
+    /// Does this governor decide in dry-run (the policy's `mode`, or forced)?
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
     /// The current value of each budget, as of the logical clock.
     pub fn budgets(&self) -> Vec<(String, f64)> {
         self.policy
