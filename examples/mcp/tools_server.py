@@ -6,13 +6,16 @@ executes is appended, as one JSON line ``{"tool": ..., "arguments": {...}}``, to
 named by the environment variable ``AIOSS_DEMO_LOG`` (if set), so a test can see exactly
 what reached the tools.
 
-Built on the official Python SDK (``mcp`` 2.x); speaks MCP on standard input and output:
+Built on the official Python SDK (``mcp`` 2.x); speaks MCP on standard input and output,
+or with ``--http HOST:PORT`` over streamable HTTP at ``http://HOST:PORT/mcp``:
 
     python3 examples/mcp/tools_server.py
+    python3 examples/mcp/tools_server.py --http 127.0.0.1:8091
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from typing import Any
@@ -61,4 +64,11 @@ def send_email(to: list[str], subject: str, body: str, preview: bool = False) ->
 
 
 if __name__ == "__main__":
-    server.run()
+    cli = argparse.ArgumentParser(description="the AIOSS example MCP tools server")
+    cli.add_argument("--http", metavar="HOST:PORT", help="serve streamable HTTP at /mcp instead of stdio")
+    opts = cli.parse_args()
+    if opts.http:
+        host, _, port = opts.http.rpartition(":")
+        server.run(transport="streamable-http", host=host, port=int(port))
+    else:
+        server.run()

@@ -404,7 +404,7 @@ impl Writer {
         self.head_hash = r.hash.clone();
         self.next_seq += 1;
         self.pending.push(r);
-        if self.checkpoint_every > 0 && self.next_seq % self.checkpoint_every == 0 {
+        if self.checkpoint_every > 0 && self.next_seq.is_multiple_of(self.checkpoint_every) {
             self.checkpoint();
         }
         rr

@@ -129,7 +129,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// Bytes of lower-case or upper-case hex; `None` if not hex.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let digit = |c: u8| -> Option<u8> {

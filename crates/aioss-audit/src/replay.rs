@@ -422,7 +422,12 @@ fn replay_records(
                 // the line's.
                 // The line answered as its writer answered it (`aioss decide` takes outcome
                 // lines too; one refused is an input error record).
-                let decided = match g.answer_line(&mut recent, &r.proposal, Clock::Recorded(now)) {
+                // A decision made in the critical-rows-only mode (the server's overload
+                // mode) is re-decided in it.
+                g.set_critical_only(r.decision.contains("\"decision_mode\":\"critical_only\""));
+                let answered = g.answer_line(&mut recent, &r.proposal, Clock::Recorded(now));
+                g.set_critical_only(false);
+                let decided = match answered {
                     Ok(aioss_core::governor::Answer::Decision(d)) => Ok(*d),
                     Ok(aioss_core::governor::Answer::Outcome(json)) => {
                         Err(aioss_core::InputError {

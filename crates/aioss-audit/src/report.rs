@@ -87,6 +87,9 @@ pub struct Stats {
     pub latency: Vec<(String, u64)>,
     /// The verification of chain and signatures.
     pub verification: Verification,
+    /// Tier 3's estimates against what the policy declares, one line each (filled when
+    /// the report is given the policy: `aioss report --policy`).
+    pub tier3: Vec<String>,
 }
 
 /// A field of a JSON object, or `null`.
@@ -369,6 +372,7 @@ pub fn to_json(s: &Stats) -> String {
         },
         "relaxations": s.relaxed.iter().map(|(k, n, t)| json!({"id": k, "count": n, "total_slack": t})).collect::<Vec<_>>(),
         "failure_modes": s.failure_modes.iter().map(|(k, n)| json!({"mode": k, "count": n})).collect::<Vec<_>>(),
+        "tier3": s.tier3,
         "latency_us": s.latency.iter().map(|(k, n)| (k.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "verification": {
             "ok": v.ok(),
@@ -529,6 +533,10 @@ pub fn to_markdown(s: &Stats) -> String {
         &mut o,
         s.failure_modes.iter().map(|(k, n)| format!("`{k}`: {n}")),
     );
+    if !s.tier3.is_empty() {
+        let _ = writeln!(o, "\n## Tier 3: observed against declared\n");
+        list_md(&mut o, s.tier3.iter().cloned());
+    }
     let _ = writeln!(o, "\n## Input errors\n");
     list_md(
         &mut o,
@@ -857,6 +865,13 @@ pub fn to_html(s: &Stats) -> String {
             .iter()
             .map(|(k, n)| (k.clone(), n.to_string())),
     );
+    if !s.tier3.is_empty() {
+        o.push_str("<h2>Tier 3: observed against declared</h2><ul>");
+        for l in &s.tier3 {
+            let _ = write!(o, "<li>{}</li>", esc(l));
+        }
+        o.push_str("</ul>");
+    }
     html_table(
         &mut o,
         "input error",

@@ -71,7 +71,7 @@ fn main() {
                 while checks.load(Ordering::Relaxed) < target {
                     k += 1;
                     let mut st = Stats::default();
-                    if k % 64 == 0 {
+                    if k.is_multiple_of(64) {
                         // A bundled policy: direct checks and whole decisions.
                         let s = &bundled[(k / 64) as usize % bundled.len()];
                         for _ in 0..20 {
@@ -87,7 +87,7 @@ fn main() {
                                     let case = random_case(&s, &mut rng, &mut cc);
                                     check_case(&s, &case, &mut rng, &mut cc, &mut st);
                                 }
-                                if k % 16 == 0 {
+                                if k.is_multiple_of(16) {
                                     run_decisions(&s, 10, json, &mut rng, &mut cc, &mut st);
                                 }
                             }

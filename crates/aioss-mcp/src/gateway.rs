@@ -30,7 +30,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::govern::{Answer, Decided, Governance, Status};
-use crate::mapping::{Disclosure, Mapping};
+use crate::mapping::{Disclosure, Mapping, Session};
 use crate::operator::Server;
 use crate::Error;
 
@@ -78,11 +78,69 @@ pub struct Holds {
     pub server: Option<Server>,
 }
 
+/// Who calls, with the tools `tools/list` hides from it.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The agent and its attributes.
+    pub session: Session,
+    /// The mapped tools no rule or constraint could ever allow for it.
+    pub hidden: Vec<Hidden>,
+}
+
+impl Caller {
+    /// `session` and the `tools` (mapped) it may never be allowed to call.
+    pub fn new(policy: &Policy, mapping: &Mapping, session: Session, tools: &[Offered]) -> Caller {
+        let hidden = tools
+            .iter()
+            .filter_map(|o| {
+                let name = o.tool.name.to_string();
+                crate::reach::reachable(policy, mapping, &session, &name)
+                    .err()
+                    .map(|u| Hidden {
+                        why: format!(
+                            "`{}` blocks every call of it for agent `{}`",
+                            u.by, session.agent
+                        ),
+                        tool: name,
+                    })
+            })
+            .collect();
+        Caller { session, hidden }
+    }
+
+    fn sees(&self, tool: &str) -> bool {
+        !self.hidden.iter().any(|h| h.tool == tool)
+    }
+}
+
+/// Where the caller of a request comes from.
+#[derive(Clone, Debug)]
+pub enum Callers {
+    /// One caller for the whole connection (standard input and output: the mapping's
+    /// `[session]`).
+    One(Arc<Caller>),
+    /// Each HTTP request's bearer token: the request's [`Caller`] and [`Bearer`] are in
+    /// its extensions, put there by [`crate::listen`]'s authentication. A request without
+    /// them is refused.
+    Bearer,
+}
+
+/// The bearer token of an HTTP request (its caller's token at `--server`).
+#[derive(Clone)]
+pub struct Bearer(pub String);
+
+impl std::fmt::Debug for Bearer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Bearer(..)")
+    }
+}
+
 struct Inner {
     policy: Policy,
     mapping: Mapping,
     gov: Mutex<Governance>,
-    offered: Vec<Offered>,
+    tools: Vec<Offered>,
+    callers: Callers,
     holds: Holds,
     next: std::sync::atomic::AtomicU64,
     run: String,
@@ -146,12 +204,14 @@ fn record_json(r: &aioss_audit::RecordRef) -> Value {
 }
 
 impl Gateway {
-    /// A gateway over `offered` tools (already bound to the mapping and filtered).
+    /// A gateway over the mapped upstream `tools` (already bound to the mapping), each
+    /// caller seeing those its [`Caller::hidden`] does not name.
     pub fn new(
         policy: Policy,
         mapping: Mapping,
         gov: Governance,
-        offered: Vec<Offered>,
+        tools: Vec<Offered>,
+        callers: Callers,
         holds: Holds,
     ) -> Gateway {
         let run = format!("{:08x}", std::process::id());
@@ -160,7 +220,8 @@ impl Gateway {
                 policy,
                 mapping,
                 gov: Mutex::new(gov),
-                offered,
+                tools,
+                callers,
                 holds,
                 next: std::sync::atomic::AtomicU64::new(0),
                 run,
@@ -168,36 +229,37 @@ impl Gateway {
         }
     }
 
-    /// The upstream tools the agent may see: mapped, and allowed by some rule for this
-    /// agent. Returns the offered tools and the hidden ones with why.
-    pub fn offer(
-        policy: &Policy,
+    /// The upstream tools the mapping maps (the others are hidden from every caller).
+    pub fn mapped(
         mapping: &Mapping,
         upstream: Vec<(Tool, Peer<RoleClient>)>,
     ) -> (Vec<Offered>, Vec<Hidden>) {
         let mut offered = Vec::new();
         let mut hidden = Vec::new();
         for (tool, peer) in upstream {
-            let name = tool.name.to_string();
-            if mapping.tool(&name).is_none() {
+            if mapping.tool(&tool.name).is_some() {
+                offered.push(Offered { tool, peer });
+            } else {
                 hidden.push(Hidden {
-                    tool: name,
+                    tool: tool.name.to_string(),
                     why: "the mapping does not map it".into(),
                 });
-                continue;
-            }
-            match crate::reach::reachable(policy, mapping, &name) {
-                Ok(()) => offered.push(Offered { tool, peer }),
-                Err(u) => hidden.push(Hidden {
-                    tool: name,
-                    why: format!(
-                        "`{}` blocks every call of it for agent `{}`",
-                        u.by, mapping.agent
-                    ),
-                }),
             }
         }
         (offered, hidden)
+    }
+
+    /// The caller of a request, and its bearer token when it came over HTTP. `None`: a
+    /// request over HTTP without an authenticated agent (never served).
+    fn caller(&self, ctx: &RequestContext<RoleServer>) -> Option<(Arc<Caller>, Option<Bearer>)> {
+        match &self.inner.callers {
+            Callers::One(c) => Some((Arc::clone(c), None)),
+            Callers::Bearer => {
+                let parts = ctx.extensions.get::<axum::http::request::Parts>()?;
+                let c = parts.extensions.get::<Arc<Caller>>()?;
+                Some((Arc::clone(c), parts.extensions.get::<Bearer>().cloned()))
+            }
+        }
     }
 
     /// Run `f` on the governance, off the async threads (commits wait for the disk).
@@ -279,17 +341,29 @@ impl Gateway {
     ) -> CallToolResult {
         let tool = params.name.to_string();
         let args: Map<String, Value> = params.arguments.clone().unwrap_or_default();
+        let Some((caller, bearer)) = self.caller(&ctx) else {
+            // Unreachable through `aioss mcp --listen` (its authentication answers 401
+            // first); nothing is recorded for a caller nobody authenticated.
+            return error_result(
+                "AIOSS: the request carries no authenticated agent".into(),
+                json!({"error": "unauthenticated"}),
+            );
+        };
+        let via = match self.inner.callers {
+            Callers::One(_) => "mcp",
+            Callers::Bearer => "mcp-http",
+        };
         let request = json!({
             "method": "tools/call",
-            "by": {"id": self.inner.mapping.agent, "via": "mcp"},
+            "by": {"id": caller.session.agent, "via": via},
             "tool": tool,
             "arguments_sha256": sha256_hex(Value::Object(args.clone()).to_string().as_bytes()),
         });
         let Some(offered) = self
             .inner
-            .offered
+            .tools
             .iter()
-            .find(|o| o.tool.name == tool)
+            .find(|o| o.tool.name == tool && caller.sees(&tool))
             .cloned()
         else {
             let why = if self.inner.mapping.tool(&tool).is_some() {
@@ -304,11 +378,13 @@ impl Gateway {
             .next
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let id = format!("mcp-{}-{n}", self.inner.run);
-        let line = match self
-            .inner
-            .mapping
-            .proposal(&self.inner.policy, &id, &tool, &args)
-        {
+        let line = match self.inner.mapping.proposal(
+            &self.inner.policy,
+            &caller.session,
+            &id,
+            &tool,
+            &args,
+        ) {
             Ok(l) => l,
             Err(e) => return self.refuse_call(request, e.to_string(), "bad_call").await,
         };
@@ -396,7 +472,7 @@ impl Gateway {
                 }
             }
             Outcome::HoldForConfirmation => {
-                let answer = self.ask_human(&tool, &args, &d, &line, &ctx).await;
+                let answer = self.ask_human(&tool, &args, &d, &line, &ctx, bearer).await;
                 let recorded = self
                     .with_gov({
                         let id = d.decision_id.clone();
@@ -434,7 +510,7 @@ impl Gateway {
             }
             Outcome::BlockNoRepair | Outcome::ReviewAudit | Outcome::FailedGovernance => {
                 let text = self.refusal_text(&d, "");
-                match self.fallback_call(&d) {
+                match self.fallback_call(&d, &caller) {
                     Some((ftool, fargs, fpeer)) => {
                         let r = self
                             .forward(&fpeer, &ftool, fargs, &d, meta.clone(), "fallback")
@@ -451,7 +527,11 @@ impl Gateway {
 
     /// The fallback as a call, when the executed action names a mapped tool whose other
     /// variables are all constants or the fallback's values.
-    fn fallback_call(&self, d: &Decision) -> Option<(String, Map<String, Value>, Offered)> {
+    fn fallback_call(
+        &self,
+        d: &Decision,
+        caller: &Caller,
+    ) -> Option<(String, Map<String, Value>, Offered)> {
         let p = &self.inner.policy;
         let m = &self.inner.mapping;
         let decoded = crate::mapping::decode_action(p, &d.action);
@@ -468,9 +548,9 @@ impl Gateway {
         }
         let o = self
             .inner
-            .offered
+            .tools
             .iter()
-            .find(|o| o.tool.name == t.name)?
+            .find(|o| o.tool.name == t.name && caller.sees(&t.name))?
             .clone();
         Some((t.name.clone(), Map::new(), o))
     }
@@ -483,6 +563,7 @@ impl Gateway {
         d: &Decision,
         line: &str,
         ctx: &RequestContext<RoleServer>,
+        bearer: Option<Bearer>,
     ) -> (Answer, String) {
         let wait = self.inner.holds.wait;
         if ctx
@@ -565,6 +646,12 @@ impl Gateway {
             return (a, "elicitation".into());
         }
         if let Some(s) = &self.inner.holds.server {
+            // Over HTTP the server is asked with the caller's own token, so that it sees
+            // the same agent (both read the same configuration).
+            let s = match bearer {
+                Some(Bearer(t)) => s.with_token(t),
+                None => s.clone(),
+            };
             return (s.ask(line, wait).await, "server".into());
         }
         (
@@ -665,10 +752,21 @@ impl ServerHandler for Gateway {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        let Some((caller, _)) = self.caller(&context) else {
+            return Err(ErrorData::invalid_request(
+                "the request carries no authenticated agent",
+                None,
+            ));
+        };
         Ok(ListToolsResult::with_all_items(
-            self.inner.offered.iter().map(|o| o.tool.clone()).collect(),
+            self.inner
+                .tools
+                .iter()
+                .filter(|o| caller.sees(&o.tool.name))
+                .map(|o| o.tool.clone())
+                .collect(),
         ))
     }
 

@@ -202,6 +202,18 @@ pub enum Attr {
     Str(String),
 }
 
+/// Who calls: the `agent` and `agent_attributes` of every proposal a call becomes. On
+/// standard input and output it is the mapping's `[session]` ([`Mapping::session`]); over
+/// streamable HTTP it is the agent the request's bearer token names
+/// ([`crate::listen::Agents`]). Never the call's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Session {
+    /// The agent id.
+    pub agent: String,
+    /// Its attributes, as the proposal carries them.
+    pub attributes: Map<String, Value>,
+}
+
 /// A loaded, checked mapping.
 #[derive(Clone, Debug)]
 pub struct Mapping {
@@ -509,6 +521,27 @@ impl Mapping {
         }
     }
 
+    /// The mapping's `[session]`: who calls on standard input and output.
+    pub fn session(&self) -> Session {
+        let attributes = self
+            .attributes
+            .iter()
+            .map(|(k, v)| {
+                let x = match v {
+                    Attr::Num(n) => {
+                        serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number)
+                    }
+                    Attr::Str(s) => Value::from(s.as_str()),
+                };
+                (k.clone(), x)
+            })
+            .collect();
+        Session {
+            agent: self.agent.clone(),
+            attributes,
+        }
+    }
+
     /// The mapped tool named `name`.
     pub fn tool(&self, name: &str) -> Option<&ToolMap> {
         self.tools.iter().find(|t| t.name == name)
@@ -693,11 +726,12 @@ impl Mapping {
         Ok(s)
     }
 
-    /// The proposal line for a call of `tool` with `args`, decided for the session's
+    /// The proposal line for a call of `tool` with `args`, decided for the `session`'s
     /// agent in the state now. `id` becomes the proposal's `id`.
     pub fn proposal(
         &self,
         policy: &Policy,
+        session: &Session,
         id: &str,
         tool: &str,
         args: &Map<String, Value>,
@@ -741,23 +775,13 @@ impl Mapping {
             action.insert(a.name.clone(), x);
         }
         let state = self.state_now()?;
-        let attrs: Map<String, Value> = self
-            .attributes
-            .iter()
-            .map(|(k, v)| {
-                let x = match v {
-                    Attr::Num(n) => {
-                        serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number)
-                    }
-                    Attr::Str(s) => Value::from(s.as_str()),
-                };
-                (k.clone(), x)
-            })
-            .collect();
         let mut p = Map::new();
         p.insert("id".into(), Value::from(id));
-        p.insert("agent".into(), Value::from(self.agent.as_str()));
-        p.insert("agent_attributes".into(), Value::Object(attrs));
+        p.insert("agent".into(), Value::from(session.agent.as_str()));
+        p.insert(
+            "agent_attributes".into(),
+            Value::Object(session.attributes.clone()),
+        );
         p.insert("action".into(), Value::Object(action));
         p.insert("state".into(), Value::Object(state));
         Ok(Value::Object(p).to_string())

@@ -52,6 +52,14 @@ impl Server {
         Ok(Server { host, port, token })
     }
 
+    /// The same server, asked with another agent's bearer token.
+    pub fn with_token(&self, token: String) -> Server {
+        Server {
+            token: Some(token),
+            ..self.clone()
+        }
+    }
+
     async fn request(
         &self,
         method: &str,

@@ -23,7 +23,7 @@ use aioss_core::policy::{OnViolation, Sense, Verdict};
 use aioss_core::tape::interpret;
 use aioss_core::{Interval, Policy, Truth};
 
-use crate::mapping::{Mapping, Source};
+use crate::mapping::{Mapping, Session, Source};
 
 /// Why a tool can never be allowed for the session's agent: the rule or constraint id.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,25 +32,13 @@ pub struct Unreachable {
     pub by: String,
 }
 
-/// The input box of every call of `tool` for the session (see the module documentation).
-fn call_box(p: &Policy, m: &Mapping, tool: &str) -> Option<Vec<Interval>> {
+/// The input box of every call of `tool` for `session` (see the module documentation).
+fn call_box(p: &Policy, m: &Mapping, session: &Session, tool: &str) -> Option<Vec<Interval>> {
     let t = m.tool(tool)?;
     // The session's attributes and static state, encoded as the governor encodes them.
     let mut line = serde_json::Map::new();
-    line.insert("agent".into(), m.agent.clone().into());
-    let attrs: serde_json::Map<String, serde_json::Value> = m
-        .attributes
-        .iter()
-        .map(|(k, v)| {
-            let x = match v {
-                crate::mapping::Attr::Num(n) => serde_json::Number::from_f64(*n)
-                    .map_or(serde_json::Value::Null, serde_json::Value::Number),
-                crate::mapping::Attr::Str(s) => s.clone().into(),
-            };
-            (k.clone(), x)
-        })
-        .collect();
-    line.insert("agent_attributes".into(), attrs.into());
+    line.insert("agent".into(), session.agent.clone().into());
+    line.insert("agent_attributes".into(), session.attributes.clone().into());
     line.insert(
         "action".into(),
         crate::mapping::decode_action(p, &p.fallback).into(),
@@ -104,10 +92,15 @@ fn fixed_value(p: &Policy, t: &crate::mapping::ToolMap, k: usize) -> Option<f64>
     }
 }
 
-/// Whether a call of `tool` could ever be allowed for the session's agent; `Err` names
+/// Whether a call of `tool` could ever be allowed for `session`'s agent; `Err` names
 /// what blocks it everywhere.
-pub fn reachable(p: &Policy, m: &Mapping, tool: &str) -> Result<(), Unreachable> {
-    let Some(inputs) = call_box(p, m, tool) else {
+pub fn reachable(
+    p: &Policy,
+    m: &Mapping,
+    session: &Session,
+    tool: &str,
+) -> Result<(), Unreachable> {
+    let Some(inputs) = call_box(p, m, session, tool) else {
         return Ok(());
     };
     for r in &p.rules {

@@ -283,7 +283,7 @@ fn a_call_becomes_a_proposal_and_a_repair_becomes_arguments() {
     };
     let to: Vec<String> = (0..12).map(|i| format!("p{i}@x")).collect();
     let call = args(json!({"to": to, "subject": "s", "body": "b"}));
-    let line = match m.proposal(&p, "c1", "send_email", &call) {
+    let line = match m.proposal(&p, &m.session(), "c1", "send_email", &call) {
         Ok(l) => l,
         Err(e) => panic!("{e}"),
     };
@@ -335,7 +335,7 @@ fn a_call_becomes_a_proposal_and_a_repair_becomes_arguments() {
     let paths: Vec<String> = (0..501).map(|i| format!("/f{i}")).collect();
     let call = args(json!({"paths": paths}));
     let line = m2
-        .proposal(&p2, "c2", "read_file", &call)
+        .proposal(&p2, &m.session(), "c2", "read_file", &call)
         .unwrap_or_default();
     let d = match g.decide_line(&line) {
         Ok(d) => d,
@@ -346,9 +346,12 @@ fn a_call_becomes_a_proposal_and_a_repair_becomes_arguments() {
     assert!(matches!(&e, Err(n) if n.variable == "file_count"), "{e:?}");
 
     // Calls that are not proposals.
-    assert!(m.proposal(&p, "c3", "shell", &Map::new()).is_err());
+    assert!(m
+        .proposal(&p, &m.session(), "c3", "shell", &Map::new())
+        .is_err());
     let bad = m.proposal(
         &p,
+        &m.session(),
         "c4",
         "transfer",
         &args(json!({"amount": "lots", "to": "x"})),
@@ -359,6 +362,7 @@ fn a_call_becomes_a_proposal_and_a_repair_becomes_arguments() {
     );
     let neg = m.proposal(
         &p,
+        &m.session(),
         "c5",
         "transfer",
         &args(json!({"amount": -5.0, "to": "x"})),
@@ -379,7 +383,7 @@ fn tools_list_hides_only_what_can_never_be_allowed_for_the_agent() {
         };
         m.tools
             .iter()
-            .filter(|t| aioss_mcp::reach::reachable(&p, &m, &t.name).is_err())
+            .filter(|t| aioss_mcp::reach::reachable(&p, &m, &m.session(), &t.name).is_err())
             .map(|t| t.name.clone())
             .collect()
     };
@@ -396,7 +400,7 @@ fn tools_list_hides_only_what_can_never_be_allowed_for_the_agent() {
     // A suspended agent: the first rule blocks everything.
     let suspended = EXAMPLE.replace("status = \"active\"", "status = \"suspended\"");
     let m = bound(&suspended).unwrap_or_else(|e| panic!("{e}"));
-    let why = aioss_mcp::reach::reachable(&p, &m, "read_file");
+    let why = aioss_mcp::reach::reachable(&p, &m, &m.session(), "read_file");
     assert!(
         matches!(&why, Err(u) if u.by == "rule-agent-suspended"),
         "{why:?}"

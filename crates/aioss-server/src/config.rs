@@ -8,6 +8,7 @@
 //! ```toml
 //! [server]
 //! queue_bound = 4096          # proposals waiting for the governor; past it: 503
+//! critical_only_depth = 1024  # jobs waiting at which decisions turn critical-rows-only (0: never)
 //! hold_expiry_secs = 300      # a pending hold not answered by then is a denial
 //! max_pending_holds = 10000   # past it, a new hold is denied at once (recorded)
 //! decision_cache = 10000      # decisions kept in memory; older ones are read from the store
@@ -97,6 +98,11 @@ pub struct Settings {
     /// and SHA-256); a bad proposal longer than this is recorded as `refused`, not as a
     /// replayable `input_error`. Default 1024.
     pub refusal_body_bytes: usize,
+    /// Jobs waiting for the governor at which it decides in its critical-rows-only mode
+    /// (`Governor::set_critical_only`: a repair keeps every critical row and may relax the
+    /// others without first trying to keep them), until the queue is below it again; 0
+    /// turns the mode off. Default 1024 (a quarter of the default `queue_bound`).
+    pub critical_only_depth: usize,
 }
 
 impl Default for Settings {
@@ -119,6 +125,7 @@ impl Default for Settings {
             refusal_record_rate: 5.0,
             refusal_record_burst: 20.0,
             refusal_body_bytes: 1024,
+            critical_only_depth: 1024,
         }
     }
 }
@@ -282,6 +289,9 @@ impl Config {
             let f = format!("server.{k}");
             match k.as_str() {
                 "queue_bound" => s.queue_bound = to_usize(positive_int(v, &f)?, &f)?.max(1),
+                "critical_only_depth" => {
+                    s.critical_only_depth = to_usize(positive_int(v, &f)?, &f)?
+                }
                 "hold_expiry_secs" => s.hold_expiry_secs = number(v, &f)?,
                 "max_pending_holds" => s.max_pending_holds = to_usize(positive_int(v, &f)?, &f)?,
                 "decision_cache" => s.decision_cache = to_usize(positive_int(v, &f)?, &f)?,

@@ -25,6 +25,7 @@ pub mod listen;
 pub mod metrics;
 pub mod openapi;
 pub mod serve;
+pub mod tier3;
 pub mod who;
 
 pub use http::{app, App};

@@ -215,6 +215,10 @@ pub struct Metrics {
     /// The longest commit so far, nanoseconds.
     pub audit_commit_max_ns: AtomicU64,
     labelled: Mutex<BTreeMap<(Family, String), u64>>,
+    /// Tier 3's estimates, as its thread last published them.
+    pub tier3: Mutex<Vec<crate::tier3::Gauge>>,
+    /// Samples the Tier 3 thread's full queue dropped.
+    pub tier3_dropped: AtomicU64,
 }
 
 impl Metrics {
@@ -246,6 +250,52 @@ impl Metrics {
         if let Ok(mut m) = self.labelled.lock() {
             *m.entry((family, label.to_string())).or_insert(0) += 1;
         }
+    }
+
+    /// Tier 3's gauges: observed against declared, per row and per dynamics equation.
+    fn render_tier3(&self, s: &mut String) {
+        let gauges = self.tier3.lock().map(|g| g.clone()).unwrap_or_default();
+        for (what, label, about) in [
+            (
+                "lipschitz",
+                "row",
+                "a row's largest Lipschitz quotient between an agent's successive proposals",
+            ),
+            (
+                "dynamics_error",
+                "state",
+                "a dynamics equation's largest error against the state observed after a decision",
+            ),
+        ] {
+            for (suffix, help) in [
+                ("observed", about),
+                (
+                    "declared",
+                    "what the policy declares (lipschitz, error_bound)",
+                ),
+                ("samples", "the samples behind the observed value"),
+            ] {
+                let name = format!("aioss_tier3_{what}_{suffix}");
+                let _ = writeln!(s, "# HELP {name} Tier 3: {help}.\n# TYPE {name} gauge");
+                for g in gauges.iter().filter(|g| g.what == what) {
+                    let v = match suffix {
+                        "observed" => Some(g.observed),
+                        "declared" => g.declared,
+                        #[expect(clippy::cast_precision_loss, reason = "a count as a gauge")]
+                        _ => Some(g.samples as f64),
+                    };
+                    if let Some(v) = v {
+                        let _ = writeln!(s, "{name}{{{label}=\"{}\"}} {v}", escape(&g.label));
+                    }
+                }
+            }
+        }
+        let name = "aioss_tier3_samples_dropped_total";
+        let _ = writeln!(
+            s,
+            "# HELP {name} Tier 3 samples dropped because its queue was full.\n# TYPE {name} counter\n{name} {}",
+            self.tier3_dropped.load(Relaxed)
+        );
     }
 
     /// The Prometheus text exposition.
@@ -329,6 +379,7 @@ impl Metrics {
             "Jobs waiting for the governor.",
             self.queue_depth.load(Relaxed),
         );
+        self.render_tier3(&mut s);
         let labelled = self.labelled.lock().map(|m| m.clone()).unwrap_or_default();
         for fam in Family::ALL {
             let (name, help, label) = fam.describe();

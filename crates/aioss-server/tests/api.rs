@@ -640,6 +640,26 @@ async fn outcomes_are_effective_or_failed() {
     );
     assert!(m.contains("aioss_outcomes_total{evaluation=\"FAILED\"} 2"));
     assert!(m.contains("aioss_failure_modes_total{mode=\"model_mismatch\"}"));
+    // Tier 3 (issue 20), from its own thread: the dynamics of `px` were seen 0.5 off (a
+    // declared error_bound of 0.01).
+    let mut seen = String::new();
+    for _ in 0..100 {
+        let (_, m) = call(&s, "GET", "/metrics", None, "").await;
+        seen = m.as_str().unwrap().to_string();
+        if seen.contains("aioss_tier3_dynamics_error_samples{state=\"px\"} 3") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let observed = seen
+        .lines()
+        .find_map(|l| l.strip_prefix("aioss_tier3_dynamics_error_observed{state=\"px\"} "))
+        .and_then(|v| v.parse::<f64>().ok());
+    assert!(observed.is_some_and(|x| x > 0.4), "{seen}");
+    assert!(
+        seen.contains("aioss_tier3_dynamics_error_declared{state=\"px\"} 0.01"),
+        "{seen}"
+    );
     finish(s);
 }
 

@@ -43,6 +43,8 @@ pub struct DecideOptions<'a> {
     pub wall_clock: bool,
     /// Take `prev.` from the governor's record ([`PrevSource::Governor`]).
     pub untrusted: bool,
+    /// Decide in the critical-rows-only mode ([`Governor::set_critical_only`]).
+    pub critical_only: bool,
     /// Sign over records at the end of the store that no signature of the key covers.
     pub accept_unsigned_tail: bool,
 }
@@ -354,6 +356,7 @@ pub fn decide(o: &DecideOptions<'_>) -> ExitCode {
     if o.untrusted {
         g.set_prev_source(PrevSource::Governor);
     }
+    g.set_critical_only(o.critical_only);
     let rx = reader_thread();
     let mut read_error: Option<std::io::Error> = None;
     let mut pending: std::collections::VecDeque<String> = std::collections::VecDeque::new();
@@ -609,18 +612,39 @@ pub fn export(store: &str) -> ExitCode {
 }
 
 /// `aioss report STORE --format md|html|json [--output FILE]`
-pub fn report_cmd(store: &str, format: &str, output: Option<&Path>) -> ExitCode {
+pub fn report_cmd(
+    store: &str,
+    format: &str,
+    output: Option<&Path>,
+    policy: Option<&Path>,
+) -> ExitCode {
+    let p = match policy.map(crate::policy_cmd::load_file).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(exit::BAD_INPUT);
+        }
+    };
     let mut s = match open_watched(store, "report") {
         Ok(s) => s,
         Err(c) => return c,
     };
-    let stats = match report::gather(&mut s, store) {
+    let mut stats = match report::gather(&mut s, store) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(exit::INTERNAL);
         }
     };
+    if let Some(p) = &p {
+        match crate::tier3_cmd::estimate(p, &mut s) {
+            Ok(est) => stats.tier3 = est.describe(p),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(exit::INTERNAL);
+            }
+        }
+    }
     let text = match format {
         "html" => report::to_html(&stats),
         "json" => report::to_json(&stats),

@@ -207,7 +207,7 @@ pub fn stream(
                 );
             }
         }
-        if tries % 1024 == 0 && shown.elapsed().as_secs() >= 5 {
+        if tries.is_multiple_of(1024) && shown.elapsed().as_secs() >= 5 {
             shown = Instant::now();
             eprintln!(
                 "  {tries} tries, {:.0} s: {} feasible, {} repairable, {} blocked (of {d_ok}, {d_rep}, {d_blk} distinct)",

@@ -42,6 +42,8 @@ pub struct Options<'a> {
     /// Take `prev.` from the governor's record, refusing other claims
     /// ([`PrevSource::Governor`]).
     pub untrusted: bool,
+    /// Decide in the critical-rows-only mode ([`Governor::set_critical_only`]).
+    pub critical_only: bool,
 }
 
 /// A line source that can tell, without blocking, whether a complete next line is already
@@ -149,6 +151,7 @@ pub fn decide(o: &Options<'_>) -> ExitCode {
     if o.untrusted {
         g.set_prev_source(PrevSource::Governor);
     }
+    g.set_critical_only(o.critical_only);
     let mut input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
     let stdout = std::io::stdout();
     let mut output = BufWriter::with_capacity(1 << 16, stdout.lock());

@@ -12,6 +12,7 @@ mod mcp_cmd;
 mod policy_cmd;
 mod progress;
 mod serve_cmd;
+mod tier3_cmd;
 
 /// mimalloc instead of the system allocator. Why: records and decision JSON are built on
 /// one thread and freed on another (the audit committer, the HTTP workers), and glibc's
@@ -55,6 +56,11 @@ enum Command {
         /// another `prev` is refused (`prev_mismatch`).
         #[arg(long)]
         untrusted: bool,
+        /// Decide in the critical-rows-only mode that `aioss serve` enters under overload
+        /// (a repair keeps every critical row and may relax the others without first
+        /// trying to keep them); each decision says `"decision_mode": "critical_only"`.
+        #[arg(long)]
+        critical_only: bool,
         /// Record every decision in this audit store (an SQLite file, created if missing;
         /// an existing one is continued). A decision is printed only once its record is
         /// durable.
@@ -84,6 +90,11 @@ enum Command {
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<std::path::PathBuf>,
+        /// The policy the records were made under: adds Tier 3's estimates (each row's
+        /// observed Lipschitz quotient, each dynamics equation's observed error) against
+        /// what it declares.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<std::path::PathBuf>,
     },
     /// Benchmarks run in one process, with a baseline measured in the same run.
     #[command(subcommand)]
@@ -277,6 +288,17 @@ enum PolicyCommand {
         #[arg(long, short)]
         verbose: bool,
     },
+    /// Tier 3: from an audit store's decisions and outcomes, each row's observed Lipschitz
+    /// quotient and each dynamics equation's observed error, printed against the policy's
+    /// `lipschitz` and `error_bound`, and a unified diff of the policy with the values the
+    /// records support (for an operator to review; nothing is changed).
+    Suggest {
+        /// The audit store.
+        #[arg(long = "from", value_name = "STORE")]
+        from: String,
+        /// The policy file the records were made under.
+        file: std::path::PathBuf,
+    },
 }
 
 /// Exit codes of the interface contract.
@@ -312,6 +334,7 @@ fn main() -> ExitCode {
             fraction,
         }) => serve_cmd::bench(&policy, connections.max(1), secs, mix, fraction),
         Command::Policy(PolicyCommand::Check { files }) => policy_cmd::check(&files),
+        Command::Policy(PolicyCommand::Suggest { from, file }) => tier3_cmd::suggest(&file, &from),
         Command::Policy(PolicyCommand::Test { files, verbose }) => {
             policy_cmd::test(&files, verbose)
         }
@@ -336,6 +359,7 @@ fn main() -> ExitCode {
             dry_run,
             clock,
             untrusted,
+            critical_only,
             audit: Some(audit),
             key,
             checkpoint_every,
@@ -349,6 +373,7 @@ fn main() -> ExitCode {
             dry_run,
             wall_clock: clock == "wall",
             untrusted,
+            critical_only,
             accept_unsigned_tail,
         }),
         Command::Audit(AuditCommand::Keygen { file }) => audit_cmd::keygen(&file),
@@ -368,7 +393,8 @@ fn main() -> ExitCode {
             store,
             format,
             output,
-        } => audit_cmd::report_cmd(&store, &format, output.as_deref()),
+            policy,
+        } => audit_cmd::report_cmd(&store, &format, output.as_deref(), policy.as_deref()),
         Command::Bench(BenchCommand::Audit {
             policy,
             n,
@@ -382,6 +408,7 @@ fn main() -> ExitCode {
             dry_run,
             clock,
             untrusted,
+            critical_only,
             ..
         } => decide_cmd::decide(&decide_cmd::Options {
             policy: &policy,
@@ -389,6 +416,7 @@ fn main() -> ExitCode {
             dry_run,
             wall_clock: clock == "wall",
             untrusted,
+            critical_only,
         }),
     }
 }

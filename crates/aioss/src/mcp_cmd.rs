@@ -1,5 +1,5 @@
 //! `aioss mcp`: the governing MCP gateway (the `aioss-mcp` crate), on standard input and
-//! output.
+//! output, or over streamable HTTP with `--listen`.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -33,23 +33,42 @@ pub struct McpArgs {
     /// elicitation (http://HOST:PORT; the agent's bearer token in `AIOSS_SERVER_TOKEN`).
     #[arg(long, value_name = "URL")]
     server: Option<String>,
-    /// Another upstream MCP server, as one word-split command line (`"python3 more.py"`;
-    /// no quoting): repeat for more. Their tools are offered together.
+    /// Serve MCP over streamable HTTP at http://HOST:PORT/mcp instead of standard input
+    /// and output, each request authenticated by an agent's bearer token of `--config`.
+    #[arg(long, value_name = "HOST:PORT", requires = "config")]
+    listen: Option<String>,
+    /// With `--listen`: an `aioss serve` configuration file; its `[[agent]]` tokens admit
+    /// requests, and a token's agent id and attributes are those of the calls it makes.
+    #[arg(long, value_name = "FILE", requires = "listen")]
+    config: Option<std::path::PathBuf>,
+    /// Another upstream MCP server: a running server's streamable HTTP endpoint
+    /// (`http://HOST:PORT/mcp` or `https://…`), or one word-split command line
+    /// (`"python3 more.py"`; no quoting). Repeat for more; their tools are offered together.
     #[arg(long, value_name = "COMMAND")]
     upstream: Vec<String>,
     /// The upstream MCP server's command and its arguments (after `--`); it inherits this
-    /// process's environment, and its standard input and output carry MCP.
-    #[arg(last = true, required = true, value_name = "COMMAND")]
+    /// process's environment, and its standard input and output carry MCP. One
+    /// `http://` or `https://` URL instead: a running server's streamable HTTP endpoint.
+    /// May be left out when `--upstream` names one.
+    #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
 }
 
-/// Run the gateway until the client closes standard input.
+/// Run the gateway until the client closes standard input (with `--listen`: until
+/// Ctrl-C or SIGTERM).
 pub fn run(a: McpArgs) -> ExitCode {
-    let mut words = a.command.into_iter();
-    let Some(program) = words.next() else {
-        eprintln!("error: no upstream command after `--`");
+    let upstream: Vec<aioss_mcp::Endpoint> = aioss_mcp::Endpoint::parse(a.command)
+        .into_iter()
+        .chain(a.upstream.iter().filter_map(|line| {
+            aioss_mcp::Endpoint::parse(line.split_whitespace().map(String::from).collect())
+        }))
+        .collect();
+    if upstream.is_empty() {
+        eprintln!(
+            "error: no upstream MCP server: give its command after `--`, or `--upstream URL`"
+        );
         return ExitCode::from(exit::BAD_INPUT);
-    };
+    }
     let o = aioss_mcp::Options {
         policy: a.policy,
         tools: a.tools,
@@ -60,20 +79,13 @@ pub fn run(a: McpArgs) -> ExitCode {
         server: a
             .server
             .map(|u| (u, std::env::var("AIOSS_SERVER_TOKEN").ok())),
-        upstream: std::iter::once(aioss_mcp::Command {
-            program,
-            args: words.collect(),
-        })
-        .chain(a.upstream.iter().filter_map(|line| {
-            let mut w = line.split_whitespace().map(String::from);
-            w.next().map(|program| aioss_mcp::Command {
-                program,
-                args: w.collect(),
-            })
-        }))
-        .collect(),
+        upstream,
+        listen: a
+            .listen
+            .zip(a.config)
+            .map(|(addr, config)| aioss_mcp::Listen { addr, config }),
     };
-    match aioss_mcp::run_stdio(&o, &mut |line| eprintln!("{line}")) {
+    match aioss_mcp::run(&o, &mut |line| eprintln!("{line}")) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");
@@ -81,6 +93,7 @@ pub fn run(a: McpArgs) -> ExitCode {
                 aioss_mcp::Error::Policy(_)
                 | aioss_mcp::Error::Mapping(_)
                 | aioss_mcp::Error::Read { .. }
+                | aioss_mcp::Error::Config(_)
                 | aioss_mcp::Error::Server(_) => exit::BAD_INPUT,
                 _ => exit::INTERNAL,
             })

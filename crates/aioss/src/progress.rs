@@ -35,7 +35,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -112,7 +112,7 @@ impl Progress {
         self.done += 1;
         // The clock is read every 256 records: a record costs microseconds, a read of the
         // clock tens of nanoseconds.
-        if self.done % 256 != 0 {
+        if !self.done.is_multiple_of(256) {
             return;
         }
         let now = Instant::now();

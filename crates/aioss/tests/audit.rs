@@ -941,3 +941,139 @@ fn a_log_that_spans_a_policy_change_cannot_be_replayed() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 20: decisions made in the critical-rows-only mode (the server's overload mode,
+/// `decide --critical-only` here) say so, and replay re-decides them in it.
+#[test]
+fn critical_only_decisions_are_named_and_replay_agrees() {
+    let dir = tmpdir("critical-only");
+    let store = dir.join("c.db");
+    let _ = std::fs::remove_file(&store);
+    let mut input = fixture("warehouse-robot").join("\n");
+    input.push('\n');
+    let mut cmd = aioss();
+    cmd.args([
+        "decide",
+        "--clock",
+        "logical",
+        "--critical-only",
+        "--policy",
+    ])
+    .arg(policy("warehouse-robot"))
+    .arg("--audit")
+    .arg(&store)
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let named = text
+        .lines()
+        .filter(|l| l.contains("\"decision_mode\":\"critical_only\""))
+        .count();
+    assert!(named > 0, "{text}");
+    let r = replay(&store, &policy("warehouse-robot"));
+    let said = String::from_utf8_lossy(&r.stdout).to_string() + &String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{said}");
+}
+
+/// Issue 20, Tier 3: from a store's decisions and outcomes, `aioss report --policy` sets
+/// each row's observed Lipschitz quotient and each dynamics equation's observed error
+/// against the declared ones, and `aioss policy suggest --from` prints a diff with the
+/// bounds the records support.
+#[test]
+fn tier3_estimates_are_reported_and_suggested() {
+    let dir = tmpdir("tier3");
+    let policy = dir.join("cart.toml");
+    std::fs::write(
+        &policy,
+        "[policy]\nname = \"cart\"\nversion = \"1\"\n\
+         [action.vx]\ntype = \"real\"\nmin = -2.0\nmax = 2.0\n\
+         [state.px]\nmin = 0.0\nmax = 100.0\nnoise = 0.0\n\
+         [param]\ndt = 0.1\n\
+         [dynamics]\npx = \"px + dt * vx\"\nerror_bound = { px = 0.001 }\n\
+         [fallback]\nvx = 0.0\n\
+         [[constraint]]\nid = \"track\"\nkind = \"physical\"\ncriticality = \"critical\"\nexpr = \"px + 10 * vx <= 200\"\nlipschitz = 2.0\n",
+    )
+    .unwrap();
+    let store = dir.join("t.db");
+    let _ = std::fs::remove_file(&store);
+    let mut child = aioss()
+        .args(["decide", "--clock", "logical", "--policy"])
+        .arg(&policy)
+        .arg("--audit")
+        .arg(&store)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut ask = |line: &str| -> serde_json::Value {
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+        let mut answer = String::new();
+        out.read_line(&mut answer).unwrap();
+        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"))
+    };
+    // A cart whose plant drifts 0.004 past the model each step (declared 0.001), and a
+    // controller whose speed changes ten times as fast as its position.
+    let mut px = 1.0f64;
+    for k in 0..12 {
+        let vx = if k % 2 == 0 { 1.0 } else { -1.0 };
+        let d = ask(&format!(
+            r#"{{"id":"c{k}","agent":"cart","timestamp":{},"action":{{"vx":{vx}}},"state":{{"px":{px}}}}}"#,
+            100 + 2 * k
+        ));
+        let executed = d["action"]["vx"].as_f64().unwrap();
+        px += 0.1 * executed + 0.004;
+        let id = d["decision_id"].as_str().unwrap();
+        let o = ask(&format!(r#"{{"outcome_of":"{id}","state":{{"px":{px}}}}}"#));
+        assert!(o["evaluation"].is_string(), "{o}");
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+
+    let out = aioss()
+        .arg("report")
+        .arg(&store)
+        .args(["--format", "json", "--policy"])
+        .arg(&policy)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lines = j["tier3"].to_string();
+    assert!(
+        lines.contains("dynamics of `px`: observed error up to 0.004"),
+        "{lines}"
+    );
+    assert!(
+        lines.contains("declared error_bound 0.001 (exceeded)"),
+        "{lines}"
+    );
+    assert!(
+        lines.contains("row `track`: observed Lipschitz quotient up to"),
+        "{lines}"
+    );
+
+    let out = aioss()
+        .args(["policy", "suggest", "--from"])
+        .arg(&store)
+        .arg(&policy)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("-error_bound = { px = 0.001 }"), "{text}");
+    assert!(text.contains("+error_bound = { px = 0.0044 }"), "{text}");
+    assert!(text.contains("-lipschitz = 2.0\n+lipschitz = "), "{text}");
+    assert!(text.contains("--- "), "{text}");
+}

@@ -255,6 +255,9 @@ pub struct Decision {
     pub ledger: Ledger,
     /// The agent's mode of operation after this decision.
     pub operating_mode: OperatingMode,
+    /// Made in the critical-rows-only mode ([`super::Governor::set_critical_only`]):
+    /// written as `"decision_mode": "critical_only"` (absent otherwise).
+    pub critical_only: bool,
     /// Tier 2's report, when it ran.
     pub solver: Option<SolverReport>,
     /// Wall time of the decision in microseconds (with [`Decision::deadline_met`], drawn
@@ -506,6 +509,9 @@ impl Decision {
         self.ledger.write_json(&mut s);
         s.push_str(",\"operating_mode\":");
         json_str(&mut s, self.operating_mode.as_str());
+        if self.critical_only {
+            s.push_str(",\"decision_mode\":\"critical_only\"");
+        }
         if let Some(sv) = &self.solver {
             let _ = write!(
                 s,

@@ -66,6 +66,7 @@ pub use agents::OperatingMode;
 mod agents;
 mod classify;
 mod decision;
+mod estimates;
 mod execute;
 mod monitor;
 mod observed;
@@ -81,6 +82,7 @@ pub use decision::{
     action_to_json, Decision, GuaranteeStatus, Guarantees, Ledger, LedgerEntry, RowReport,
     SolverReport,
 };
+pub use estimates::{EquationEstimate, Estimator, RowEstimate, MAX_ESTIMATED_AGENTS};
 pub use observed::{Divergence, OutcomeEvaluation};
 pub use outcome::{final_outcome, Audit, Evaluation, Outcome, RepairStatus};
 pub use outcomes::{outcome_json, recorded_modes, Answer, OutcomeLine, RecentDecisions};
@@ -153,6 +155,9 @@ pub struct Governor {
     prev: Vec<f64>,
     budget_values: Vec<Interval>,
     dry_run: bool,
+    /// The critical-rows-only decision mode (overload; a global mode, named in each
+    /// decision it shapes): repairs search only the CRE's most relaxed stage.
+    critical_only: bool,
     prev_source: PrevSource,
     /// A test's stand-in for a repairer bug: applied to every repair's result.
     #[cfg(test)]
@@ -192,6 +197,7 @@ impl Governor {
             prev,
             budget_values,
             dry_run,
+            critical_only: false,
             prev_source: PrevSource::Body,
             #[cfg(test)]
             sabotage_repair: None,
@@ -207,6 +213,20 @@ impl Governor {
     /// Decisions made so far (the next decision's sequence number).
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// Turn the critical-rows-only decision mode on or off (the server turns it on while
+    /// its queue is deep; each decision it shapes says `"decision_mode":
+    /// "critical_only"`, from which replay turns it on again). Tier 1 and what it certifies
+    /// are unchanged; a repair keeps every critical row and may relax any other without
+    /// first trying to keep it.
+    pub fn set_critical_only(&mut self, on: bool) {
+        self.critical_only = on;
+    }
+
+    /// Is the critical-rows-only mode on?
+    pub fn critical_only(&self) -> bool {
+        self.critical_only
     }
 
     /// Force dry-run (decide and report, but pass the proposal through) whatever the
@@ -608,6 +628,11 @@ impl Governor {
         let mut c = classify::classify(p, truth, self.t1.rows(), &prop.action, &mut notes);
         self.rate_limit(&mut agent, now, &mut c, &mut notes);
 
+        if self.critical_only && c.classification != Verdict::Go {
+            notes.reasons.push(
+                "the governor is in its critical-rows-only mode (overload): a repair keeps every critical row and may relax the others without first trying to keep them".into(),
+            );
+        }
         let r = self.repair_stage(prop, &mut c, &mut notes);
         monitor::report(&self.policy, &findings, &mut notes);
         notes.append(watch);
@@ -715,6 +740,7 @@ impl Governor {
             guarantees: x.guarantees,
             ledger,
             operating_mode: mode,
+            critical_only: self.critical_only,
             solver: r.solver,
             latency_us: 0,
         }

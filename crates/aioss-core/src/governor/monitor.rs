@@ -159,7 +159,6 @@ pub(crate) struct Monitors {
 impl Monitors {
     /// The monitors of `p`.
     pub fn new(p: &Policy) -> Monitors {
-        let tape = &p.lattice.tape;
         let lipschitz = p
             .lattice
             .rows
@@ -167,18 +166,7 @@ impl Monitors {
             .enumerate()
             .filter_map(|(i, row)| {
                 let l = p.constraints.get(row.constraint)?.lipschitz?;
-                let mut slots: Vec<u32> = row
-                    .cone
-                    .iter()
-                    .chain(row.guard.iter())
-                    .filter_map(|&k| match tape.insts().get(k as usize) {
-                        Some(crate::tape::Inst::Input(s)) => Some(*s),
-                        _ => None,
-                    })
-                    .collect();
-                slots.sort_unstable();
-                slots.dedup();
-                Some((i, l, slots))
+                Some((i, l, row_reads(p, row)))
             })
             .collect();
         Monitors {
@@ -186,6 +174,23 @@ impl Monitors {
             metric_condition: condition(&p.governor.metric),
         }
     }
+}
+
+/// The input slots `row` reads (its margin's cone and its guard), sorted, once each.
+pub(crate) fn row_reads(p: &Policy, row: &crate::lattice::Row) -> Vec<u32> {
+    let tape = &p.lattice.tape;
+    let mut slots: Vec<u32> = row
+        .cone
+        .iter()
+        .chain(row.guard.iter())
+        .filter_map(|&k| match tape.insts().get(k as usize) {
+            Some(crate::tape::Inst::Input(s)) => Some(*s),
+            _ => None,
+        })
+        .collect();
+    slots.sort_unstable();
+    slots.dedup();
+    slots
 }
 
 /// The condition number of a symmetric positive definite matrix, by cyclic Jacobi rotations

@@ -76,13 +76,20 @@ impl Governor {
         }
         // A hold offers the approver a certified repair of the lattice's violations.
         if c.classification == Verdict::Hold && c.lattice_verdict != Verdict::Go {
-            let rep = repairer_of(
-                &mut self.repairers,
-                &mut self.shared,
+            let critical_only = self.critical_only;
+            let rep = repair_in_mode(
+                repairer_of(
+                    &mut self.repairers,
+                    &mut self.shared,
+                    &self.policy,
+                    &prop.agent,
+                ),
+                critical_only,
                 &self.policy,
-                &prop.agent,
-            )
-            .repair(&self.policy, &self.inputs, &prop.action, &[]);
+                &self.inputs,
+                &prop.action,
+                &[],
+            );
             // Offered only when Tier 1 certifies it, like any repair.
             self.t1
                 .check(&self.policy.lattice, &self.inputs, &rep.action);
@@ -123,14 +130,21 @@ impl Governor {
                 r.transition.clone_from(&rule.repaired_transition);
             }
         }
+        let critical_only = self.critical_only;
         #[cfg_attr(not(test), expect(unused_mut, reason = "a test sabotages it"))]
-        let mut rep = repairer_of(
-            &mut self.repairers,
-            &mut self.shared,
+        let mut rep = repair_in_mode(
+            repairer_of(
+                &mut self.repairers,
+                &mut self.shared,
+                &self.policy,
+                &prop.agent,
+            ),
+            critical_only,
             &self.policy,
-            &prop.agent,
-        )
-        .repair(&self.policy, &self.inputs, &start, &preferred);
+            &self.inputs,
+            &start,
+            &preferred,
+        );
         #[cfg(test)]
         if let Some(sabotage) = self.sabotage_repair {
             sabotage(&mut rep);
@@ -207,6 +221,23 @@ fn unapprovable_hold(
     notes.reasons.push(
         "the proposal fails a critical constraint and no certified repair exists, so no approval could execute it: a BLOCK, not a hold".to_string(),
     );
+}
+
+/// The repairer's answer, in the governor's mode: the critical-rows-only mode (overload)
+/// searches only the CRE's most relaxed stage.
+fn repair_in_mode(
+    r: &mut crate::repair::Repairer,
+    critical_only: bool,
+    p: &crate::Policy,
+    inputs: &[crate::Interval],
+    start: &[f64],
+    preferred: &[(usize, f64)],
+) -> Repair {
+    if critical_only {
+        r.repair_critical_only(p, inputs, start, preferred)
+    } else {
+        r.repair(p, inputs, start, preferred)
+    }
 }
 
 /// A certified repair: REPAIRED within `repair_limit`, else offered to a human.

@@ -325,6 +325,24 @@ impl Repairer {
         }
         self.stages(p, inputs, proposal, preferred)
     }
+
+    /// [`Repairer::repair`] for the governor's critical-rows-only mode (overload): the
+    /// search goes straight to the CRE's most relaxed stage, where every non-critical row
+    /// may be relaxed, with the whole work budget. The answer keeps every critical row (it
+    /// is certified by Tier 1 as any other); what it gives up is the earlier stages'
+    /// attempt to keep the non-critical rows too, which is most of a hard repair's cost.
+    pub fn repair_critical_only(
+        &mut self,
+        p: &Policy,
+        inputs: &[Interval],
+        proposal: &[f64],
+        preferred: &[(usize, f64)],
+    ) -> Repair {
+        self.ws.critical_only = true;
+        let r = self.repair(p, inputs, proposal, preferred);
+        self.ws.critical_only = false;
+        r
+    }
 }
 
 /// The constraint lattice row `i` comes from.

@@ -94,7 +94,14 @@ impl Repairer {
             .saturating_mul(self.settings.work_factor);
         let mut work = total;
         let mut dead = Vec::new();
-        for (k, stage) in STAGES.into_iter().enumerate() {
+        // In the critical-rows-only mode only the most relaxed stage is searched (it is
+        // then also the last, and takes the whole budget).
+        let first = if self.ws.critical_only {
+            STAGES.len().saturating_sub(1)
+        } else {
+            0
+        };
+        for (k, stage) in STAGES.into_iter().enumerate().skip(first) {
             // INVARIANT (modeled-deadline): no stage starts past the modeled deadline.
             if self.ws.counts.past_deadline() {
                 last = SolverStatus::Deadline;

@@ -84,6 +84,8 @@ pub(super) struct Workspace {
     pub(super) contraction: Contraction,
     /// The running counts of the current search.
     pub(super) counts: SearchCounts,
+    /// This repair searches only the most relaxed stage ([`super::Repairer::repair_critical_only`]).
+    pub(super) critical_only: bool,
 }
 
 impl Workspace {
@@ -105,6 +107,7 @@ impl Workspace {
             quick: None,
             contraction: Contraction::new(p),
             counts: SearchCounts::default(),
+            critical_only: false,
         }
     }
 

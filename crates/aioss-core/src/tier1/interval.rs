@@ -522,7 +522,7 @@ impl Interval {
         if n == 2 {
             return self.sq();
         }
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             self.abs().pow_nonneg(n)
         } else if self.lo >= 0.0 {
             self.pow_nonneg(n)

@@ -41,8 +41,15 @@ impl Engine {
         // expiries is this server's clock (a `timestamp` counts only within the policy's
         // `max_clock_skew_secs` of it), and `prev.` is what this governor executed: a body
         // claiming another `prev` is refused (`prev_mismatch`), changing no state.
+        // Under overload (a deep queue) the governor decides in its critical-rows-only mode,
+        // named in the decision (replay re-decides it so).
+        let depth = self.shared.metrics.queue_depth.load(Relaxed);
+        let threshold = self.settings.critical_only_depth as u64;
+        self.g
+            .set_critical_only(threshold > 0 && depth >= threshold);
         let decided =
             parsed.and_then(|p| self.g.decide_with(&p, Clock::Trusted(now)).map(|d| (p, d)));
+        self.g.set_critical_only(false);
         let (p, d) = match decided {
             Ok(x) => x,
             Err(e) => return self.refuse_input(&raw, &e, counted, now, who, reply, items),
@@ -60,6 +67,12 @@ impl Engine {
         } else {
             None
         };
+        self.to_tier3(|policy| crate::tier3::Sample::Decision {
+            policy,
+            proposal: p.clone(),
+            executed: d.action.clone(),
+            time: d.time,
+        });
         let recent = Recent {
             executed: d.action.clone(),
             policy_hash: self.g.policy().hash.clone(),

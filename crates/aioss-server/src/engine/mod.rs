@@ -192,6 +192,22 @@ struct Engine {
     /// Holds that ended, by id: true if by expiry (bounded like the pending holds).
     ended: Bounded<bool>,
     shared: Arc<Shared>,
+    /// Where Tier 3's samples go (never waited on; `None` without its thread).
+    tier3: Option<std::sync::mpsc::SyncSender<crate::tier3::Sample>>,
+}
+
+impl Engine {
+    /// Hand a sample to Tier 3 without waiting (dropped and counted when its queue is
+    /// full).
+    fn to_tier3(&self, s: impl FnOnce(Arc<Policy>) -> crate::tier3::Sample) {
+        let Some(tx) = &self.tier3 else { return };
+        // INVARIANT (tier3-layout): a sample goes with the policy its proposal was encoded
+        // under (the shared policy lags a reload until its record is durable).
+        let policy = self.shared.policy();
+        if policy.hash == self.g.policy().hash {
+            crate::tier3::offer(tx, &self.shared, s(policy));
+        }
+    }
 }
 
 fn wall_now() -> f64 {

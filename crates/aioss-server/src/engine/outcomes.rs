@@ -128,6 +128,12 @@ impl Engine {
             Err(e) => return self.refuse(items, Some(reply), &req, e.about(&id)),
         };
         let ev = self.g.observe_outcome(&r.proposal, &r.executed, &observed);
+        self.to_tier3(|policy| crate::tier3::Sample::Outcome {
+            policy,
+            proposal: r.proposal.clone(),
+            executed: r.executed.clone(),
+            observed: observed.clone(),
+        });
         for f in ev.failure_modes.iter() {
             self.shared.metrics.count(Family::FailureMode, f.name());
         }

@@ -33,6 +33,7 @@ impl Drop for Alive<'_> {
 pub struct Threads {
     engine: std::thread::JoinHandle<()>,
     committer: std::thread::JoinHandle<Result<(), String>>,
+    tier3: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Threads {
@@ -45,6 +46,10 @@ impl Threads {
             .join()
             .map_err(|_| "the committer thread failed".to_string())?;
         e.map_err(|_| "the governor thread failed".to_string())?;
+        // Its queue closed with the governor thread; it ends when it is drained.
+        if let Some(t) = self.tier3 {
+            let _ = t.join();
+        }
         c
     }
 }
@@ -60,7 +65,17 @@ pub fn start(
 ) -> (SyncSender<Job>, Threads) {
     let (jobs_tx, jobs_rx) = std::sync::mpsc::sync_channel::<Job>(settings.queue_bound);
     let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel::<Batch>(BATCH);
-    let (engine, denied) = Engine::recovered(g, settings, Arc::clone(&shared), recovered);
+    let (tier3_tx, tier3_rx) =
+        std::sync::mpsc::sync_channel::<crate::tier3::Sample>(crate::tier3::QUEUE);
+    let (mut engine, denied) = Engine::recovered(g, settings, Arc::clone(&shared), recovered);
+    engine.tier3 = Some(tier3_tx);
+    let tier3_shared = Arc::clone(&shared);
+    // Tier 3 is an estimate for operators: a server that cannot start its thread runs
+    // without it (its metrics stay empty) rather than not at all.
+    let tier3 = std::thread::Builder::new()
+        .name("aioss-tier3".into())
+        .spawn(move || crate::tier3::run(&tier3_rx, &tier3_shared))
+        .ok();
     // Set before the threads start, cleared by their guards when they end.
     shared.governor_alive.store(true, Relaxed);
     shared.committer_alive.store(true, Relaxed);
@@ -79,6 +94,7 @@ pub fn start(
     let threads = Threads {
         engine: engine.expect("spawning the governor thread"),
         committer: committer.expect("spawning the audit thread"),
+        tier3,
     };
     (jobs_tx, threads)
 }
@@ -107,6 +123,7 @@ impl Engine {
             holds: HashMap::new(),
             next_expiry: f64::INFINITY,
             shared,
+            tier3: None,
         };
         for (agent, report) in recovered.latest {
             engine.latest.put(&agent, report);
