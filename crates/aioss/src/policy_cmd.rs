@@ -181,9 +181,17 @@ pub fn test(files: &[PathBuf], verbose: bool) -> ExitCode {
         }
     }
     println!("--------------------------------------------------------------------------------");
-    println!("PASS: {passed}/{}", passed + failed);
+    if passed + failed > 0 || refused == 0 {
+        println!("PASS: {passed}/{}", passed + failed);
+    }
     if failed > 0 {
         println!("FAIL: {failed}/{}", passed + failed);
+    }
+    if refused > 0 {
+        println!(
+            "REFUSED: {refused} of {} policy files did not load: their tests did not run",
+            files.len()
+        );
     }
     if refused > 0 {
         ExitCode::from(crate::exit::BAD_INPUT)
