@@ -121,6 +121,15 @@ pub fn compare_json(recorded: &str, replayed: &str) -> Vec<(String, String, Stri
             }
         }
     }
+    // A log written before the decision counter was renamed `decision_seq` (issue 23,
+    // item 9) still replays.
+    if let Some(o) = rec.as_object_mut() {
+        if o.contains_key("decision_id") && !o.contains_key("decision_seq") {
+            if let Some(v) = o.remove("seq") {
+                o.insert("decision_seq".to_string(), v);
+            }
+        }
+    }
     let mut out = Vec::new();
     diff_values("", &rec, &parse(replayed), &mut out);
     out

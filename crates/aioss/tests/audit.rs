@@ -151,7 +151,9 @@ fn replay_agrees_for_every_bundled_policy_across_a_restart() {
         // Decision sequence numbers continue across the restart too.
         let seqs: Vec<u64> = all
             .iter()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"].as_u64())
+            .filter_map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["decision_seq"].as_u64()
+            })
             .collect();
         assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>(), "{name}");
         if name == "agent-tools" {
@@ -1076,4 +1078,21 @@ fn tier3_estimates_are_reported_and_suggested() {
     assert!(text.contains("+error_bound = { px = 0.0044 }"), "{text}");
     assert!(text.contains("-lipschitz = 2.0\n+lipschitz = "), "{text}");
     assert!(text.contains("--- "), "{text}");
+}
+
+/// Issue 23, item 9: a response carried two `seq` values (the decision counter and the
+/// log position). The counter is `decision_seq`; `record.seq` stays.
+#[test]
+fn a_response_carries_two_seq_values() {
+    let dir = tmpdir("two-seqs");
+    let store = dir.join("s.db");
+    let input = std::fs::read_to_string(repo().join("policies/examples/warehouse.jsonl")).unwrap();
+    let out = decide(&policy("warehouse-robot"), &store, None, 0, &input);
+    for (i, l) in out.iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        assert!(v.get("seq").is_none(), "{v:#}");
+        assert_eq!(v["decision_seq"], i, "{v:#}");
+        assert_eq!(v["record"]["seq"], i, "{v:#}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

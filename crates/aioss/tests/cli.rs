@@ -689,11 +689,18 @@ fn policy_test_on_a_file_that_does_not_load_prints_pass() {
     let dir = std::env::temp_dir().join(format!("aioss-test-refused-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let bad = dir.join("bad.toml");
-    std::fs::write(&bad, "[policy]\nname = \"x\"\nversion = \"1\"\n[action.vx]\nmin = 0\n").unwrap();
+    std::fs::write(
+        &bad,
+        "[policy]\nname = \"x\"\nversion = \"1\"\n[action.vx]\nmin = 0\n",
+    )
+    .unwrap();
     let out = aioss().args(["policy", "test"]).arg(&bad).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "{stdout}");
     assert!(!stdout.contains("PASS"), "{stdout}");
-    assert!(stdout.contains("REFUSED: 1 of 1 policy files did not load"), "{stdout}");
+    assert!(
+        stdout.contains("REFUSED: 1 of 1 policy files did not load"),
+        "{stdout}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

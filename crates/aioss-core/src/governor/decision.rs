@@ -407,7 +407,9 @@ impl Decision {
         }
         s.push_str("\"decision_id\":");
         json_str(&mut s, &self.decision_id);
-        let _ = write!(s, ",\"seq\":{}", self.seq);
+        // `decision_seq`, not `seq`: the record's position in the log is `record.seq`, and
+        // a hold is named by `decision_id` (issue 23, item 9).
+        let _ = write!(s, ",\"decision_seq\":{}", self.seq);
         s.push_str(",\"time\":");
         json_num(&mut s, self.time);
         s.push_str(",\"agent\":");
