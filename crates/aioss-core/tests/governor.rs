@@ -1111,3 +1111,29 @@ fn a_repair_changes_the_tool_the_user_asked_for() {
         "{e}"
     );
 }
+
+/// Issue 23, item 4: a missing attribute was explained as a fact ("the agent is
+/// suspended") instead of "`agent.status` was not given, so this fails closed".
+#[test]
+fn a_missing_attribute_is_explained_as_a_fact() {
+    let mut g = Governor::new(load("../../policies/agent-tools.toml"));
+    let mut p = finance_deletes_a_file();
+    p["action"]["tool"] = json!("search");
+    p["action"]["file_count"] = json!(0);
+    p["agent_attributes"] = json!({"role": "admin", "trust": 0.9});
+    let d = decide(&mut g, &p);
+    assert_eq!(d["final_outcome"], "BLOCK_NO_REPAIR", "{d:#}");
+    let first = d["reasons"][0].as_str().unwrap();
+    assert!(
+        first.starts_with("rule `rule-agent-suspended`: `agent.status` was not given, so its condition may hold and this fails closed"),
+        "{first}"
+    );
+    // Given, the rule's own reason is the fact.
+    p["agent_attributes"]["status"] = json!("suspended");
+    let d = decide(&mut g, &p);
+    let first = d["reasons"][0].as_str().unwrap();
+    assert!(
+        first.starts_with("rule `rule-agent-suspended`: the agent is suspended"),
+        "{first}"
+    );
+}

@@ -625,7 +625,7 @@ impl Governor {
                 .unwrap_or(Interval::INVALID)
                 .truth()
         };
-        let mut c = classify::classify(p, truth, self.t1.rows(), &prop.action, &mut notes);
+        let mut c = classify::classify(p, truth, self.t1.rows(), prop, &mut notes);
         self.rate_limit(&mut agent, now, &mut c, &mut notes);
 
         if self.critical_only && c.classification != Verdict::Go {
