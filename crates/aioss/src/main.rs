@@ -34,11 +34,18 @@ enum Command {
     /// Work with policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// Decide proposals: JSON lines on stdin, one decision per line on stdout.
+    /// Decide proposals: JSON lines on stdin (or `--input FILE`), one decision per line on
+    /// stdout. Exit 0 when every proposal executes as proposed or repaired, 1 when some
+    /// decision is held, blocked, sent to review or failed, 2 when some line is not a valid
+    /// proposal.
     Decide {
         /// The policy file (TOML).
         #[arg(long)]
         policy: std::path::PathBuf,
+        /// Read proposals from this file instead of standard input (JSON lines, or one
+        /// pretty-printed JSON object).
+        #[arg(long, short, value_name = "FILE")]
+        input: Option<std::path::PathBuf>,
         /// Print a human-readable account of each decision instead of JSON.
         #[arg(long)]
         explain: bool,
@@ -355,6 +362,7 @@ fn main() -> ExitCode {
         }),
         Command::Decide {
             policy,
+            input,
             explain,
             dry_run,
             clock,
@@ -366,6 +374,7 @@ fn main() -> ExitCode {
             accept_unsigned_tail,
         } => audit_cmd::decide(&audit_cmd::DecideOptions {
             policy: &policy,
+            input: input.as_deref(),
             audit: &audit,
             key: key.as_deref(),
             checkpoint_every,
@@ -404,6 +413,7 @@ fn main() -> ExitCode {
         }) => audit_cmd::bench(&policy, n, mix, runs.max(1), checkpoint_every),
         Command::Decide {
             policy,
+            input,
             explain,
             dry_run,
             clock,
@@ -412,6 +422,7 @@ fn main() -> ExitCode {
             ..
         } => decide_cmd::decide(&decide_cmd::Options {
             policy: &policy,
+            input: input.as_deref(),
             explain,
             dry_run,
             wall_clock: clock == "wall",

@@ -213,6 +213,12 @@ fn proposal(id: &str, vx: f64, ts: u64) -> String {
 }
 
 fn run_decide(args: &[&str], input: &str) -> (String, String, bool) {
+    let (out, err, code) = run_decide_code(args, input);
+    (out, err, code == Some(0))
+}
+
+/// [`run_decide`], with the exit code.
+fn run_decide_code(args: &[&str], input: &str) -> (String, String, Option<i32>) {
     use std::io::Write;
     let mut child = aioss()
         .arg("decide")
@@ -234,7 +240,7 @@ fn run_decide(args: &[&str], input: &str) -> (String, String, bool) {
     (
         String::from_utf8(out.stdout).unwrap(),
         String::from_utf8(out.stderr).unwrap(),
-        out.status.success(),
+        out.status.code(),
     )
 }
 
@@ -275,8 +281,9 @@ fn decide_answers_bad_lines_with_error_objects_and_goes_on() {
         proposal("d", 0.9, 4),
     ]
     .join("\n");
-    let (out, err, ok) = run_decide(&["--clock", "logical"], &input);
-    assert!(ok, "{err}");
+    let (out, err, code) = run_decide_code(&["--clock", "logical"], &input);
+    // 2: some line was not a valid proposal.
+    assert_eq!(code, Some(2), "{err}");
     let lines: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -391,11 +398,16 @@ fn readme_first_command_decides_the_example_stream() {
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("aioss-audit.db");
     let input = std::fs::read(repo().join("policies/examples/warehouse.jsonl")).unwrap();
-    let (out, err, ok) = run_decide(
+    let (out, err, code) = run_decide_code(
         &["--audit", db.to_str().unwrap()],
         &String::from_utf8(input).unwrap(),
     );
-    assert!(ok, "{err}");
+    // 1, as the README says: its third example is refused (FAILED_GOVERNANCE).
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        readme.contains("exits 1 on purpose"),
+        "the README no longer says why its first command exits 1"
+    );
     // Every decision is in the embedded store, and the chain verifies.
     let v = aioss()
         .arg("audit")
@@ -702,5 +714,60 @@ fn policy_test_on_a_file_that_does_not_load_prints_pass() {
         stdout.contains("REFUSED: 1 of 1 policy files did not load"),
         "{stdout}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Exit codes by verdict (spec/interfaces.md): 0 every line executed as proposed or
+/// repaired, 1 some decision held, blocked, sent to review or failed, 2 some line not a
+/// valid proposal.
+#[test]
+fn decide_exits_by_verdict() {
+    let allow = proposal("a", 0.5, 1);
+    let (_, err, code) = run_decide_code(&["--clock", "logical"], &(allow.clone() + "\n"));
+    assert_eq!(code, Some(0), "{err}");
+    let (_, err, code) = run_decide_code(
+        &["--clock", "logical", "--dry-run"],
+        &(proposal("b", 0.9, 1) + "\n"),
+    );
+    assert_eq!(code, Some(0), "{err}"); // repaired: executed as repaired in enforce mode
+    let hold = proposal("h", 0.5, 1).replace("\"battery\":80", "\"battery\":1");
+    let (_, err, code) = run_decide_code(&["--clock", "logical"], &(hold + "\n"));
+    assert_eq!(code, Some(1), "{err}");
+    let (_, err, code) = run_decide_code(&["--clock", "logical"], &(allow + "\nvx = 1\n"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("hint: line 2 is not a JSON object"), "{err}");
+}
+
+/// `decide --input FILE`, and a single pretty-printed JSON object is read whole.
+#[test]
+fn decide_reads_a_file_and_a_pretty_printed_object() {
+    let dir = std::env::temp_dir().join(format!("aioss-input-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("p.json");
+    let v: serde_json::Value = serde_json::from_str(&proposal("pretty", 0.5, 1)).unwrap();
+    std::fs::write(
+        &f,
+        serde_json::to_string_pretty(&v).unwrap() + "\n" + &proposal("next", 0.5, 2) + "\n",
+    )
+    .unwrap();
+    let out = aioss()
+        .args(["decide", "--clock", "logical", "--policy"])
+        .arg(warehouse())
+        .arg("--input")
+        .arg(&f)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let ids: Vec<String> = stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids, ["pretty", "next"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
