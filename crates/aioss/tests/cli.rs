@@ -771,3 +771,47 @@ fn decide_reads_a_file_and_a_pretty_printed_object() {
     assert_eq!(ids, ["pretty", "next"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A top-level `--help` says what AIOSS is, not only its commands.
+#[test]
+fn top_level_help_says_what_aioss_is() {
+    let out = stdout_of(aioss().arg("--help"));
+    assert!(out.contains("execution governor for AI actions"), "{out}");
+    assert!(out.contains("Capability is not permission"), "{out}");
+    assert!(out.contains("FAILED_GOVERNANCE"), "{out}");
+}
+
+/// `policy check --format json` and `policy test --format json --run PATTERN`: one JSON
+/// object each, with the same exit codes.
+#[test]
+fn policy_check_and_test_speak_json() {
+    let out = aioss()
+        .args(["policy", "check", "--format", "json"])
+        .args(bundled())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["refused"], 0);
+    assert!(v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["ok"] == true && f["hash"].is_string()));
+    let out = aioss()
+        .args([
+            "policy",
+            "test",
+            "--format",
+            "json",
+            "--run",
+            "rule-agent-suspended",
+        ])
+        .arg(repo().join("policies/agent-tools.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["passed"], 1, "{v:#}");
+    assert_eq!(v["files"][0]["cases"][0]["passed"], true, "{v:#}");
+}
