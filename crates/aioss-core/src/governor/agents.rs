@@ -51,7 +51,8 @@ impl OperatingMode {
 pub(crate) struct Observation {
     /// The decision's time.
     pub time: f64,
-    /// The midpoint of every input of the proposal (for the Lipschitz quotient).
+    /// The midpoint of each input slot in `Monitors::watched` (what the rows with a
+    /// declared `lipschitz` read), for the Lipschitz quotient.
     pub inputs: Vec<f64>,
     /// The margin's midpoint of each row with a declared `lipschitz` (in the order of
     /// `Monitors::lipschitz`), `None` where inactive or undefined.

@@ -150,8 +150,12 @@ pub(super) fn report(p: &Policy, f: &Findings, notes: &mut Notes) {
 /// What the monitors know of a policy, computed once per governor.
 #[derive(Clone, Debug)]
 pub(crate) struct Monitors {
-    /// The rows with a declared `lipschitz`: `(row index, L, the input slots the row reads)`.
-    pub lipschitz: Vec<(usize, f64, Vec<u32>)>,
+    /// The rows with a declared `lipschitz`: `(row index, L, the positions in
+    /// [`Monitors::watched`] of the input slots the row reads)`.
+    pub lipschitz: Vec<(usize, f64, Vec<usize>)>,
+    /// The input slots some row with a declared `lipschitz` reads, sorted: what an agent's
+    /// last proposal keeps of its inputs (not the whole box).
+    pub watched: Vec<u32>,
     /// The metric's condition number (its largest eigenvalue over its smallest).
     pub metric_condition: f64,
 }
@@ -159,7 +163,7 @@ pub(crate) struct Monitors {
 impl Monitors {
     /// The monitors of `p`.
     pub fn new(p: &Policy) -> Monitors {
-        let lipschitz = p
+        let rows: Vec<(usize, f64, Vec<u32>)> = p
             .lattice
             .rows
             .iter()
@@ -169,8 +173,22 @@ impl Monitors {
                 Some((i, l, row_reads(p, row)))
             })
             .collect();
+        let mut watched: Vec<u32> = rows.iter().flat_map(|r| r.2.iter().copied()).collect();
+        watched.sort_unstable();
+        watched.dedup();
+        let lipschitz = rows
+            .into_iter()
+            .map(|(i, l, slots)| {
+                let at = slots
+                    .iter()
+                    .filter_map(|s| watched.binary_search(s).ok())
+                    .collect();
+                (i, l, at)
+            })
+            .collect();
         Monitors {
             lipschitz,
+            watched,
             metric_condition: condition(&p.governor.metric),
         }
     }
@@ -270,7 +288,7 @@ pub(super) fn lipschitz(
     t1: &Checker,
     notes: &mut Notes,
 ) {
-    for (k, (row, l, slots)) in m.lipschitz.iter().enumerate() {
+    for (k, (row, l, at)) in m.lipschitz.iter().enumerate() {
         let (Some(Some(before)), Some(chk)) = (last.margins.get(k), t1.rows().get(*row)) else {
             continue;
         };
@@ -278,11 +296,15 @@ pub(super) fn lipschitz(
             continue;
         }
         let now = chk.margin.mid();
-        let moved: f64 = slots
+        let moved: f64 = at
             .iter()
-            .map(|&s| {
-                let a = last.inputs.get(s as usize).copied().unwrap_or(f64::NAN);
-                let b = inputs.get(s as usize).map_or(f64::NAN, |x| x.mid());
+            .map(|&k| {
+                let a = last.inputs.get(k).copied().unwrap_or(f64::NAN);
+                let b = m
+                    .watched
+                    .get(k)
+                    .and_then(|&s| inputs.get(s as usize))
+                    .map_or(f64::NAN, |x| x.mid());
                 (b - a).abs()
             })
             .sum();

@@ -51,11 +51,12 @@ impl Governor {
                     .map(|c| c.margin.mid())
             })
             .collect();
-        let inputs = if self.monitors.lipschitz.is_empty() {
-            Vec::new()
-        } else {
-            self.inputs.iter().map(|x| x.mid()).collect()
-        };
+        let inputs = self
+            .monitors
+            .watched
+            .iter()
+            .map(|&s| self.inputs.get(s as usize).map_or(f64::NAN, |x| x.mid()))
+            .collect();
         Observation {
             time: now,
             inputs,
