@@ -309,8 +309,7 @@ pub fn open_writer(
         }
         if r.other_policy > 0 {
             notes.push(format!(
-                "note: {} of {} records in {arg} were made under another policy; the governor state is rebuilt under this one",
-                r.other_policy, r.records
+                "note: {arg} was last written under another policy: the governor state rebuilt under the policies its records name (where it keeps their texts) goes on under this one"
             ));
         }
         if r.last_digest_matches == Some(false) {
@@ -320,6 +319,9 @@ pub fn open_writer(
             ));
         }
     }
+    // INVARIANT (policies-kept): every policy a writer decides under is in the store, by
+    // its hash, before the writer's first record.
+    store.put_policy(&g.policy().hash, &g.policy().source)?;
     Ok(Opened {
         writer: Writer::new(store, key, checkpoint_every)?,
         notes,
@@ -443,6 +445,11 @@ impl Writer {
         self.pending.clear();
         self.pending_checkpoints.clear();
         r
+    }
+
+    /// Keep the text of a policy this writer decides under ([`Store::put_policy`]).
+    pub fn put_policy(&mut self, hash: &str, text: &str) -> Result<(), Error> {
+        self.store.put_policy(hash, text)
     }
 
     /// The store's housekeeping between commits ([`Store::maintain`]).

@@ -121,6 +121,15 @@ pub fn compare_json(recorded: &str, replayed: &str) -> Vec<(String, String, Stri
             }
         }
     }
+    // A log written before the decision counter was renamed `decision_seq` (issue 23,
+    // item 9) still replays.
+    if let Some(o) = rec.as_object_mut() {
+        if o.contains_key("decision_id") && !o.contains_key("decision_seq") {
+            if let Some(v) = o.remove("seq") {
+                o.insert("decision_seq".to_string(), v);
+            }
+        }
+    }
     let mut out = Vec::new();
     diff_values("", &rec, &parse(replayed), &mut out);
     out
@@ -138,7 +147,94 @@ pub fn compare_json(recorded: &str, replayed: &str) -> Vec<(String, String, Stri
 /// governor); a `snapshot` is compared with this governor's own and then put in force
 /// (`Governor::restore_snapshot`), as a restarted server put it in force.
 pub fn replay(store: &mut dyn Store, g: &mut Governor, compare: bool) -> Result<Replay, Error> {
-    replay_records(store, g, 0, HashMap::new(), compare)
+    replay_records(store, g, 0, HashMap::new(), compare, None)
+}
+
+/// The policy texts a store keeps, by hash, each loaded when first needed.
+struct Policies {
+    texts: HashMap<String, String>,
+    /// Whether `--dry-run` was forced on the governor replay started with.
+    forced_dry_run: bool,
+}
+
+impl Policies {
+    fn of(store: &mut dyn Store, g: &Governor) -> Result<Policies, Error> {
+        Ok(Policies {
+            texts: store.policies()?.into_iter().collect(),
+            forced_dry_run: g.dry_run() && g.policy().mode != aioss_core::policy::Mode::DryRun,
+        })
+    }
+
+    /// Put the policy of `hash` in force in `g` when it is not already, as a reload does
+    /// (the state carried over where it means the same). `Ok(false)` when the store does
+    /// not keep its text; an error when the text kept is not that policy.
+    fn follow(&self, g: &mut Governor, hash: &str) -> Result<bool, Error> {
+        if g.policy().hash == hash {
+            return Ok(true);
+        }
+        let Some(text) = self.texts.get(hash) else {
+            return Ok(false);
+        };
+        let p = aioss_core::load(hash, text).map_err(|e| {
+            Error::Store(format!(
+                "the policy `{hash}` kept in the store does not load: {e}"
+            ))
+        })?;
+        if p.hash != hash {
+            return Err(Error::Store(format!(
+                "the policy kept as `{hash}` in the store hashes to `{}`: the store was altered",
+                p.hash
+            )));
+        }
+        self.switch(g, p);
+        Ok(true)
+    }
+
+    fn switch(&self, g: &mut Governor, p: aioss_core::Policy) {
+        let mut n = Governor::new(p);
+        n.carry_state_from(g);
+        n.set_prev_source(g.prev_source());
+        if self.forced_dry_run {
+            n.set_dry_run(true);
+        }
+        *g = n;
+    }
+}
+
+/// Replay every record of `store` under the policy it was made under: the store keeps
+/// every policy text its writers used ([`Store::put_policy`]), and at a record under
+/// another policy than the one in force, that policy takes over as a reload does (the
+/// state carried over). `g` is the governor to start with (its settings: dry-run, the
+/// source of `prev.`); records whose policy the store does not keep are replayed under
+/// the one in force and counted in [`Replay::other_policy`].
+pub fn replay_following(
+    store: &mut dyn Store,
+    g: &mut Governor,
+    compare: bool,
+) -> Result<Replay, Error> {
+    let policies = Policies::of(store, g)?;
+    replay_records(store, g, 0, HashMap::new(), compare, Some(&policies))
+}
+
+/// The policy text under which the first record of `store` was made, if the store keeps
+/// it (what `aioss audit replay STORE` starts with).
+pub fn first_policy(store: &mut dyn Store) -> Result<Option<aioss_core::Policy>, Error> {
+    let mut hash = None;
+    store.scan_from(0, &mut |r| {
+        hash = Some(r.policy_hash);
+        Ok(false)
+    })?;
+    let texts: HashMap<String, String> = store.policies()?.into_iter().collect();
+    let Some(text) = hash.as_ref().and_then(|h| texts.get(h)) else {
+        return Ok(None);
+    };
+    aioss_core::load(hash.as_deref().unwrap_or_default(), text)
+        .map(Some)
+        .map_err(|e| {
+            Error::Store(format!(
+                "the first record's policy kept in the store does not load: {e}"
+            ))
+        })
 }
 
 /// Rebuild `g`'s state for a writer continuing `store`: put the last `snapshot` record in
@@ -148,14 +244,35 @@ pub fn replay(store: &mut dyn Store, g: &mut Governor, compare: bool) -> Result<
 /// last record is compared ([`Replay::last_digest_matches`]);
 /// [`Replay::from_snapshot`] names the snapshot used.
 pub fn rebuild(store: &mut dyn Store, g: &mut Governor) -> Result<Replay, Error> {
+    // The state is rebuilt under the policies the records were made under, then handed
+    // to this writer's policy as a reload hands it over: a later replay of the store does
+    // the same at this writer's first record, and agrees.
+    let policies = Policies::of(store, g)?;
+    let mine = g.policy().clone();
+    let mut rep = rebuild_following(store, g, &policies)?;
+    if g.policy().hash != mine.hash {
+        policies.switch(g, mine);
+        if rep.other_policy == 0 {
+            rep.other_policy = 1;
+        }
+    }
+    Ok(rep)
+}
+
+fn rebuild_following(
+    store: &mut dyn Store,
+    g: &mut Governor,
+    policies: &Policies,
+) -> Result<Replay, Error> {
     let Some(snap) = store.last_of_kind(Kind::Snapshot.as_str())? else {
-        return replay(store, g, false);
+        return replay_records(store, g, 0, HashMap::new(), false, Some(policies));
     };
+    policies.follow(g, &snap.policy_hash)?;
     if g.restore_snapshot(&snap.decision).is_err() {
-        return replay(store, g, false);
+        return replay_records(store, g, 0, HashMap::new(), false, Some(policies));
     }
     let held = held_at(store, snap.seq)?;
-    let mut rep = replay_records(store, g, snap.seq + 1, held, false)?;
+    let mut rep = replay_records(store, g, snap.seq + 1, held, false, Some(policies))?;
     rep.from_snapshot = Some(snap.seq);
     if rep.records == 0 {
         let ok = g.state_digest() == snap.state_digest;
@@ -227,9 +344,9 @@ fn replay_records(
     from: u64,
     mut held: HashMap<String, String>,
     compare: bool,
+    follow: Option<&Policies>,
 ) -> Result<Replay, Error> {
     let mut rep = Replay::default();
-    let policy_hash = g.policy().hash.clone();
     let mut last_digest: Option<String> = None;
     // Decisions an outcome record may report on, as the writer kept them (the server keeps
     // its last `decision_cache`, `aioss decide` its last 4,096; replay keeps as many as the
@@ -239,7 +356,12 @@ fn replay_records(
     // action, which the governor charges to its budgets (`Governor::record_execution`).
     store.scan_from(from, &mut |r| {
         rep.records += 1;
-        if r.policy_hash != policy_hash {
+        if let Some(p) = follow {
+            // INVARIANT (replay-follows-policies): each record under the policy it names,
+            // when the store keeps its text.
+            p.follow(g, &r.policy_hash)?;
+        }
+        if r.policy_hash != g.policy().hash {
             rep.other_policy += 1;
         }
         let now = r.time.parse::<f64>().unwrap_or(f64::NAN);

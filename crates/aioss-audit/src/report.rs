@@ -285,12 +285,19 @@ pub fn gather(store: &mut dyn Store, name: &str) -> Result<Stats, Error> {
     Ok(s)
 }
 
-/// A histogram of repair distances: `(lo, hi, count)` for 10 equal bins.
+/// A histogram of repair distances: `(lo, hi, count)` for equal bins, ⌈√count⌉ of them (at
+/// most 10; one when all values are equal).
 pub fn histogram(sorted: &[f64]) -> Vec<(f64, f64, u64)> {
     let (Some(&lo), Some(&hi)) = (sorted.first(), sorted.last()) else {
         return Vec::new();
     };
-    let n = 10usize;
+    // As many bins as the data can fill: ⌈√count⌉, at most 10, and one when every value
+    // is the same (2 repairs were spread over 10 bars, 8 of them empty).
+    let n = if hi > lo {
+        (1..=10usize).find(|k| k * k >= sorted.len()).unwrap_or(10)
+    } else {
+        1
+    };
     let w = ((hi - lo) / n as f64).max(1e-12);
     let mut c = vec![0u64; n];
     for x in sorted {
@@ -568,6 +575,29 @@ fn list_md(o: &mut String, items: impl Iterator<Item = String>) {
 }
 
 /// Escape text for HTML/XML.
+/// [`esc`], with each `` `name` `` in backticks set as `<code>name</code>` (reasons quote
+/// names that way); an unpaired backtick stays as it is.
+pub fn esc_code(s: &str) -> String {
+    let parts: Vec<&str> = s.split('`').collect();
+    let mut o = String::with_capacity(s.len() + 16);
+    let n = parts.len();
+    for (i, part) in parts.iter().enumerate() {
+        // Odd pieces lie between a pair of backticks, unless the last backtick is unpaired.
+        if i % 2 == 1 && !(n.is_multiple_of(2) && i + 1 == n) {
+            o.push_str("<code>");
+            o.push_str(&esc(part));
+            o.push_str("</code>");
+        } else {
+            if i % 2 == 1 {
+                o.push('`');
+            }
+            o.push_str(&esc(part));
+        }
+    }
+    o
+}
+
+/// Text for HTML: `&`, `<`, `>` and quotes escaped, control characters blanked.
 pub fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
@@ -626,7 +656,7 @@ fn svg_bars(title: &str, rows: &[(String, u64, &str)], unit: &str) -> String {
 
 /// Stacked columns: outcome counts per time bucket.
 fn svg_trend(trend: &[(String, [u64; 6])]) -> String {
-    let (w, h, top, bottom, left) = (640.0, 260.0, 28.0, 40.0, 50.0);
+    let (w, h, top, bottom, left) = (640.0, 290.0, 28.0, 70.0, 50.0);
     let plot_h = h - top - bottom;
     let max = trend
         .iter()
@@ -667,25 +697,33 @@ fn svg_trend(trend: &[(String, [u64; 6])]) -> String {
             );
         }
         if i == 0 || i + 1 == trend.len() {
+            // The last label ends at the right edge (it was clipped there).
+            let (lx, anchor) = if i == 0 {
+                (x, "start")
+            } else {
+                (w - 2.0, "end")
+            };
             let _ = write!(
                 o,
-                "<text x=\"{x:.1}\" y=\"{:.1}\" class=\"s\">{}</text>",
+                "<text x=\"{lx:.1}\" y=\"{:.1}\" class=\"s\" text-anchor=\"{anchor}\">{}</text>",
                 top + plot_h + 16.0,
                 esc(t.get(..19).unwrap_or(t))
             );
         }
     }
     // Legend.
+    // Whole names (they were cut at 13 characters), in two rows of three.
     for (k, name) in OUTCOMES.iter().enumerate() {
-        let x = left + 98.0 * k as f64;
+        let x = left + 190.0 * (k % 3) as f64;
+        let y = h - 30.0 + 16.0 * (k / 3) as f64;
         let _ = write!(
             o,
             "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"10\" height=\"10\" fill=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\" class=\"s\">{}</text>",
-            h - 12.0,
+            y - 9.0,
             COLORS.get(k).copied().unwrap_or("#999"),
             x + 13.0,
-            h - 3.0,
-            name.get(..name.len().min(13)).unwrap_or(name)
+            y,
+            name
         );
     }
     o.push_str("</svg>");
@@ -809,7 +847,7 @@ pub fn to_html(s: &Stats) -> String {
                 fl.id.as_ref().map(|i| format!(" ({})", esc(i))).unwrap_or_default(),
                 esc(&fl.agent),
                 esc(&fl.outcome),
-                fl.reasons.iter().map(|r| esc(r)).collect::<Vec<_>>().join("<br/>")
+                fl.reasons.iter().map(|r| esc_code(r)).collect::<Vec<_>>().join("<br/>")
             );
         }
         o.push_str("</table>");
@@ -940,5 +978,39 @@ fn html_table(o: &mut String, what: &str, rows: impl Iterator<Item = (String, St
         o.push_str("</table>");
     } else {
         let _ = write!(o, "<p>No {}s.</p>", esc(what));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+
+    /// Issue 23, item 11: the HTML report truncated its legend labels, clipped its axis
+    /// label, printed backticks literally, and binned 2 repairs into 10 bars.
+    #[test]
+    fn the_html_report_truncates_clips_prints_backticks_and_bins_2_repairs_into_10_bars() {
+        let trend = vec![
+            ("2025-01-01T09:00:00Z".to_string(), [1, 0, 1, 0, 0, 0]),
+            ("2025-01-01T10:00:00Z".to_string(), [0, 1, 0, 0, 1, 0]),
+        ];
+        let svg = svg_trend(&trend);
+        for name in OUTCOMES {
+            assert!(svg.contains(&format!(">{name}</text>")), "{name} in {svg}");
+        }
+        assert!(
+            svg.contains("text-anchor=\"end\">2025-01-01T10:00:00</text>"),
+            "{svg}"
+        );
+        assert_eq!(
+            esc_code("constraint `speed` is <VIOLATED> `x"),
+            "constraint <code>speed</code> is &lt;VIOLATED&gt; `x"
+        );
+        assert_eq!(histogram(&[0.25, 0.75]).len(), 2);
+        assert_eq!(histogram(&[0.5, 0.5, 0.5]).len(), 1);
+        assert_eq!(
+            histogram(&(0..400).map(f64::from).collect::<Vec<_>>()).len(),
+            10
+        );
     }
 }

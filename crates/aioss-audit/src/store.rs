@@ -64,6 +64,13 @@ pub trait Store: Send {
     ) -> Result<(), Error> {
         self.scan(&mut |r| if r.seq < seq { Ok(true) } else { f(r) })
     }
+    /// Keep the text of a policy a writer decides under, by its hash (`sha256:…` of the
+    /// text): `aioss audit replay STORE` re-decides every record under the policy it names,
+    /// across any number of policy changes. Keeping a text already kept changes nothing.
+    fn put_policy(&mut self, hash: &str, text: &str) -> Result<(), Error>;
+    /// Every policy text kept ([`Store::put_policy`]), as `(hash, text)`; none in a store
+    /// written before they were kept.
+    fn policies(&mut self) -> Result<Vec<(String, String)>, Error>;
     /// The last record of this kind, if any. The default scans the whole store.
     fn last_of_kind(&mut self, kind: &str) -> Result<Option<Record>, Error> {
         let mut last = None;
@@ -167,6 +174,7 @@ CREATE TABLE IF NOT EXISTS signed_head (
     public_key TEXT NOT NULL,
     signature TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS policies (hash TEXT PRIMARY KEY, text TEXT NOT NULL);
 ";
 
 /// The tables a store must have (`signed_head` is optional: stores written before it).
@@ -573,6 +581,34 @@ impl Store for SqliteStore {
             }
         }
         Ok(())
+    }
+
+    fn put_policy(&mut self, hash: &str, text: &str) -> Result<(), Error> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO policies (hash, text) VALUES (?1, ?2)",
+            params![hash, text],
+        )?;
+        Ok(())
+    }
+
+    fn policies(&mut self) -> Result<Vec<(String, String)>, Error> {
+        // A store written before policy texts were kept has no such table (and a
+        // read-only one cannot be given one).
+        let has: i64 = self.conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'policies'",
+            [],
+            |r| r.get(0),
+        )?;
+        if has == 0 {
+            return Ok(Vec::new());
+        }
+        let mut st = self
+            .conn
+            .prepare("SELECT hash, text FROM policies ORDER BY hash")?;
+        let v = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(v)
     }
 
     fn last_of_kind(&mut self, kind: &str) -> Result<Option<Record>, Error> {

@@ -173,6 +173,10 @@ pub struct ActionVar {
     pub slot: u32,
     /// Input slot of `prev.<name>`.
     pub prev_slot: u32,
+    /// May the repair search choose another value than the proposal's (`repairable`;
+    /// default: no for an enum, whose value is the user's choice, yes otherwise)? A rule's
+    /// `set` changes it regardless.
+    pub repairable: bool,
 }
 
 /// A state variable.
@@ -487,6 +491,8 @@ pub struct Policy {
     pub lattice: crate::lattice::Lattice,
     /// `sha256:` and the hex SHA-256 of the policy text.
     pub hash: String,
+    /// The policy text itself (what an audit store keeps by `hash`, for replay).
+    pub source: std::sync::Arc<str>,
     /// The policy's own `[[test]]` cases.
     pub tests: Vec<PolicyTest>,
 }

@@ -254,17 +254,61 @@ fn row_1_an_uncertifiable_fallback_is_failed_governance() {
     assert!(fm.contains("left_safe_set"), "{d:#}");
 }
 
+/// The verdict fields a dry-run reports as enforce mode's (issue 23, item 1).
+const VERDICT_FIELDS: [&str; 9] = [
+    "final_outcome",
+    "classification",
+    "evaluation",
+    "audit",
+    "repair_status",
+    "report_type",
+    "human_action_required",
+    "guarantees",
+    "failure_modes",
+];
+
+/// Issue 23, item 1: `--dry-run` changed the verdict (a FAILED_GOVERNANCE in enforce mode
+/// was BLOCK_NO_REPAIR/NEUTRAL in dry-run). Every verdict field is enforce mode's; `action`
+/// is the proposal, which goes out; `enforce_action` is what enforce mode executes.
 #[test]
-fn dry_run_passes_the_proposal_through_and_is_neutral() {
-    let mut g = Governor::new(outcomes());
-    g.set_dry_run(true);
-    let d = decide(&mut g, &prop(1.2, "auto", 5.0, "none"));
-    assert_eq!(d["evaluation"], "NEUTRAL");
-    assert_eq!(d["classification"], "REPAIR");
-    assert_eq!(d["action"], json!({"vx": 1.2, "mode": "auto"}));
-    let d = decide(&mut g, &prop(0.5, "auto", 5.0, "stop"));
-    assert_eq!(d["evaluation"], "NEUTRAL");
-    assert_eq!(d["action"], json!({"vx": 0.5, "mode": "auto"}));
+fn dry_run_changes_the_verdict() {
+    let cases = [
+        prop(1.2, "auto", 5.0, "none"),
+        prop(0.5, "auto", 5.0, "stop"),
+        prop(0.5, "auto", 5.0, "none"),
+        prop(0.5, "auto", 8.5, "none"),
+    ];
+    for case in &cases {
+        let mut enforce = Governor::new(outcomes());
+        let mut dry = Governor::new(outcomes());
+        dry.set_dry_run(true);
+        let e = decide(&mut enforce, case);
+        let d = decide(&mut dry, case);
+        for f in VERDICT_FIELDS {
+            assert_eq!(d[f], e[f], "`{f}` differs in dry-run\n{e:#}\n{d:#}");
+        }
+        let reasons = |v: &Value| -> Vec<String> {
+            v["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap().to_string())
+                .filter(|r| !r.contains("the fallback"))
+                .collect()
+        };
+        assert_eq!(reasons(&d), reasons(&e), "{e:#}\n{d:#}");
+        assert_eq!(d["action"], case["action"], "{d:#}");
+        assert_eq!(d["dry_run"], true, "{d:#}");
+        assert_eq!(d["enforce_action"], e["action"], "{d:#}");
+        assert!(e.get("dry_run").is_none() && e.get("enforce_action").is_none());
+    }
+    // The third case of the list above is the one the issue saw: FAILED_GOVERNANCE in
+    // both modes.
+    let mut dry = Governor::new(outcomes());
+    dry.set_dry_run(true);
+    let d = decide(&mut dry, &prop(0.5, "auto", 8.5, "none"));
+    assert_eq!(d["final_outcome"], "FAILED_GOVERNANCE", "{d:#}");
+    assert_eq!(d["evaluation"], "FAILED", "{d:#}");
 }
 
 #[test]
@@ -277,8 +321,10 @@ fn dry_run_mode_in_the_policy_file() {
     .replace("version = \"1\"", "version = \"1\"\nmode = \"dry-run\"");
     let mut g = Governor::new(aioss_core::load("dry.toml", &text).unwrap());
     let d = decide(&mut g, &prop(1.2, "auto", 5.0, "none"));
-    assert_eq!(d["evaluation"], "NEUTRAL");
+    assert_eq!(d["classification"], "REPAIR");
+    assert_eq!(d["dry_run"], true);
     assert_eq!(d["action"]["vx"], 1.2);
+    assert_ne!(d["enforce_action"]["vx"], 1.2);
 }
 
 fn transfer(amount: f64, t: f64) -> Value {
@@ -993,5 +1039,101 @@ fn a_state_outside_its_declared_range_is_flagged_and_the_fallback_executes() {
             .to_string()
             .contains("excessive_uncertainty"),
         "{d:#}"
+    );
+}
+
+/// A `finance` agent deleting a file nobody confirmed (agent-tools): the rule holds it, and
+/// the `write-authority` row (critical) is VIOLATED.
+fn finance_deletes_a_file() -> Value {
+    json!({
+        "agent": "agent-1", "timestamp": 1_735_722_000,
+        "agent_attributes": {"role": "finance", "trust": 0.9, "status": "active"},
+        "action": {"tool": "delete_file", "amount": 0, "recipients": 0, "file_count": 1,
+                   "write_mb": 0, "tokens": 100, "external": false, "preview": false},
+        "state": {"session_risk": "low", "user_confirmed": false, "sandboxed": true,
+                  "protected_dir": false, "pii_detected": false, "injection_score": 0.05,
+                  "balance": 100000, "task_description": "clean up"}
+    })
+}
+
+/// Issue 23, item 5: a HOLD whose critical row is VIOLATED could never be approved (the
+/// approval re-checks the held action: 409 `unsafe_now`). With no certified repair to hold
+/// instead, it is a BLOCK.
+#[test]
+fn a_hold_whose_critical_row_is_violated_can_never_be_approved() {
+    let mut g = Governor::new(load("../../policies/agent-tools.toml"));
+    let d = decide(&mut g, &finance_deletes_a_file());
+    assert_eq!(d["rule"], "rule-delete-unconfirmed", "{d:#}");
+    assert_eq!(d["final_outcome"], "BLOCK_NO_REPAIR", "{d:#}");
+    assert_eq!(d["classification"], "BLOCK", "{d:#}");
+    assert_eq!(d["repair_status"], "NO_REPAIR_AVAILABLE", "{d:#}");
+    assert_eq!(d["evaluation"], "EFFECTIVE", "{d:#}");
+    assert!(d.get("candidate").is_none(), "{d:#}");
+    // A hold whose proposal is safe stays a hold (a developer may delete files).
+    let mut dev = finance_deletes_a_file();
+    dev["agent_attributes"]["role"] = json!("developer");
+    let d = decide(&mut g, &dev);
+    assert_eq!(d["final_outcome"], "HOLD_FOR_CONFIRMATION", "{d:#}");
+}
+
+/// Issue 23, item 6: an unconfirmed `delete_file` was "repaired" into `read_file`. A repair
+/// keeps an enum's value (the tool the user asked for) unless the policy says
+/// `repairable = true` for it (or a rule's `set` changes it).
+#[test]
+fn a_repair_changes_the_tool_the_user_asked_for() {
+    let mut g = Governor::new(load("../../policies/agent-tools.toml"));
+    let d = decide(&mut g, &finance_deletes_a_file());
+    for a in [&d["action"], &d["candidate"]] {
+        assert_ne!(a["tool"], "read_file", "{d:#}");
+    }
+    // Said explicitly, the search may choose another tool again.
+    let text = std::fs::read_to_string(format!(
+        "{}/../../policies/agent-tools.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+    .replace(
+        "description = \"the tool the agent calls\"",
+        "description = \"the tool the agent calls\"\nrepairable = true",
+    );
+    let p = aioss_core::load("agent-tools-repairable.toml", &text).unwrap();
+    let mut g = Governor::new(p);
+    let d = decide(&mut g, &finance_deletes_a_file());
+    assert_eq!(d["final_outcome"], "HOLD_FOR_CONFIRMATION", "{d:#}");
+    assert_ne!(d["candidate"]["tool"], "delete_file", "{d:#}");
+    // `repairable` on a real variable is an error naming it.
+    let bad = text
+        .replace("repairable = true", "")
+        .replace("[action.amount]", "[action.amount]\nrepairable = false");
+    let e = aioss_core::load("bad.toml", &bad).unwrap_err().to_string();
+    assert!(
+        e.contains("`repairable` applies to enum, bool and int"),
+        "{e}"
+    );
+}
+
+/// Issue 23, item 4: a missing attribute was explained as a fact ("the agent is
+/// suspended") instead of "`agent.status` was not given, so this fails closed".
+#[test]
+fn a_missing_attribute_is_explained_as_a_fact() {
+    let mut g = Governor::new(load("../../policies/agent-tools.toml"));
+    let mut p = finance_deletes_a_file();
+    p["action"]["tool"] = json!("search");
+    p["action"]["file_count"] = json!(0);
+    p["agent_attributes"] = json!({"role": "admin", "trust": 0.9});
+    let d = decide(&mut g, &p);
+    assert_eq!(d["final_outcome"], "BLOCK_NO_REPAIR", "{d:#}");
+    let first = d["reasons"][0].as_str().unwrap();
+    assert!(
+        first.starts_with("rule `rule-agent-suspended`: `agent.status` was not given, so its condition may hold and this fails closed"),
+        "{first}"
+    );
+    // Given, the rule's own reason is the fact.
+    p["agent_attributes"]["status"] = json!("suspended");
+    let d = decide(&mut g, &p);
+    let first = d["reasons"][0].as_str().unwrap();
+    assert!(
+        first.starts_with("rule `rule-agent-suspended`: the agent is suspended"),
+        "{first}"
     );
 }

@@ -298,6 +298,7 @@ max = 2.169227229396873
 [action.mode]
 type = "enum"
 values = ["go", "slow", "stop"]
+repairable = true
 [state.s0]
 min = 0.0
 max = 0.25393160015754496

@@ -23,6 +23,40 @@ fn policy(tag: &str) -> aioss_core::Policy {
     aioss_core::load(&path, &std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
+/// agent-tools with `repairable = true` on `tool`: the search may choose another tool
+/// (by default a repair keeps the tool the agent asked for, issue 23 item 6).
+fn agent_tools_any_tool() -> aioss_core::Policy {
+    let path = format!(
+        "{}/../../policies/agent-tools.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "description = \"the tool the agent calls\"",
+        "description = \"the tool the agent calls\"\nrepairable = true",
+    );
+    aioss_core::load("agent-tools-any-tool.toml", &text).unwrap()
+}
+
+/// [`decide`] under [`agent_tools_any_tool`].
+fn decide_any_tool(id: &str) -> Value {
+    let path = format!(
+        "{}/tests/data/repair-bugs.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let line = text
+        .lines()
+        .find_map(|l| {
+            let (_, json) = l.split_once(' ')?;
+            let v: Value = serde_json::from_str(json).ok()?;
+            (v["id"] == id).then(|| json.to_string())
+        })
+        .unwrap_or_else(|| panic!("no proposal `{id}`"));
+    let mut g = Governor::new(agent_tools_any_tool());
+    let d = g.decide_line(&line).unwrap();
+    serde_json::from_str(&d.to_json(g.policy())).unwrap()
+}
+
 /// The decision for the proposal with this id.
 fn decide(id: &str) -> Value {
     let path = format!(
@@ -134,7 +168,13 @@ fn two_high_rows_are_relaxed_together() {
 /// hopeless) and never tried another tool.
 #[test]
 fn a_hopeless_node_advances_only_what_its_failing_rows_read() {
+    // The bundled policy keeps the tool: no repair, so the hold is a BLOCK (the proposal
+    // fails a critical row, issue 23 items 5 and 6).
     let d = decide("b3-dev-email");
+    assert_eq!(d["action"]["tool"], "noop", "{d}");
+    assert!(d.get("candidate").is_none(), "{d}");
+    // Told it may change the tool, the search finds another quickly.
+    let d = decide_any_tool("b3-dev-email");
     assert_ne!(d["action"]["tool"], "send_email", "{d}");
     // The repair offered for confirmation changes the tool and keeps the rest (the
     // fallback would zero `tokens`).

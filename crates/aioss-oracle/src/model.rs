@@ -357,7 +357,17 @@ fn read_actions(root: &DeTable<'_>) -> Result<Vec<Var>, ReadError> {
         let t = table(av, &what)?;
         keys_in(
             t,
-            &["type", "min", "max", "values", "description", "unit"],
+            // `repairable` says what a repair may change, not what is safe: Tier 1's
+            // verdicts (what the oracle checks) do not depend on it.
+            &[
+                "type",
+                "min",
+                "max",
+                "values",
+                "description",
+                "unit",
+                "repairable",
+            ],
             &what,
         )?;
         let ty = var_type(t, &what)?;

@@ -117,6 +117,11 @@ pub fn run(o: &Options) -> Result<(), Error> {
     if key.is_none() {
         eprintln!("aioss serve: no --key: the audit chain is written without signed checkpoints");
     }
+    // Listen before the store is opened: a start that fails here (the port in use) leaves
+    // no store behind (issue 23, item 8).
+    let listener = std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| Error::Io(format!("cannot listen on {addr}: {e}")))?;
     let mut g = Governor::new(policy);
     let (w, notes, start) = open_store(
         &mut g,
@@ -132,7 +137,7 @@ pub fn run(o: &Options) -> Result<(), Error> {
         .enable_all()
         .build()
         .map_err(|e| Error::Io(format!("starting the runtime: {e}")))?;
-    rt.block_on(serve(g, w, config, o, addr, start))
+    rt.block_on(serve(g, w, config, o, listener, start))
 }
 
 /// A started server without its listener: the governor and committer threads and the
@@ -265,12 +270,11 @@ async fn serve(
     w: aioss_audit::Writer,
     config: Option<Config>,
     o: &Options,
-    addr: SocketAddr,
+    listener: std::net::TcpListener,
     start: Option<serde_json::Value>,
 ) -> Result<(), Error> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| Error::Io(format!("cannot listen on {addr}: {e}")))?;
+    let listener = tokio::net::TcpListener::from_std(listener)
+        .map_err(|e| Error::Io(format!("cannot listen: {e}")))?;
     let local = listener
         .local_addr()
         .map_err(|e| Error::Io(e.to_string()))?;

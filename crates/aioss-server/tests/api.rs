@@ -1046,6 +1046,12 @@ impl aioss_audit::Store for PanickingStore {
     fn count(&mut self) -> Result<u64, aioss_audit::Error> {
         Ok(0)
     }
+    fn put_policy(&mut self, _: &str, _: &str) -> Result<(), aioss_audit::Error> {
+        Ok(())
+    }
+    fn policies(&mut self) -> Result<Vec<(String, String)>, aioss_audit::Error> {
+        Ok(Vec::new())
+    }
 }
 
 /// Caught: `/healthz` said ok while the governor thread was dead. Now it says which
@@ -1823,4 +1829,78 @@ async fn a_huge_long_poll_setting_does_not_panic_a_handler() {
     .await;
     assert_eq!(st, 200, "{g}");
     finish(s);
+}
+
+/// Issue 23, item 5: a hold whose proposal fails a critical row could never be approved
+/// (the approval re-checks the held action: `unsafe_now`). The warehouse's battery hold
+/// (1 % charge at 0.5 m/s breaks critical rows) is a hold of the offered repair:
+/// it is listed with the repair's action and digest, and approving it executes the repair.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_whose_critical_row_is_violated_can_never_be_approved() {
+    let s = server("hold-of-repair", Some(&config_text()));
+    let mut b = baseline();
+    b["action"]["vx"] = json!(0.5);
+    b["state"]["battery"] = json!(1.0);
+    let (st, h) = call(&s, "POST", "/v1/decisions", Some(R1), &b.to_string()).await;
+    assert_eq!(st, 200, "{h}");
+    assert_eq!(h["final_outcome"], "HOLD_FOR_CONFIRMATION", "{h:#}");
+    assert!(h["candidate"].is_object(), "{h:#}");
+    let id = h["decision_id"].as_str().unwrap().to_string();
+    let p = pending(&s, &id).await;
+    assert_eq!(p["action"], h["candidate"], "{p:#}");
+    let body = json!({"action_digest": p["action_digest"], "reason": "crawl to the charger"});
+    let (st, a) = call(
+        &s,
+        "POST",
+        &format!("/v1/confirmations/{id}/approve"),
+        Some(ALICE),
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(st, 200, "{a}");
+    assert_eq!(a["status"], "approved");
+    assert_eq!(a["action"], h["candidate"], "{a:#}");
+    finish(s);
+}
+
+/// A confirmed transfer of `amount` EUR by `fin`.
+async fn spend_as_fin(s: &Server, amount: f64) -> (u16, Value) {
+    let body = transfer(amount, "balance");
+    call(s, "POST", "/v1/decisions", Some("token-fin"), &body).await
+}
+
+/// Issue 23, item 10: a log spanning policy changes (a reload of an edited policy, then a
+/// restart under another edit) replays with no `--policy`: the store keeps every policy
+/// text by hash, and each record is re-decided under the policy it names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_that_spans_a_policy_change_cannot_be_replayed() {
+    let (s, cfg) = agent_tools_server("policy-change-replay", "");
+    let (_, d) = spend_as_fin(&s, 20_000.0).await;
+    assert_eq!(d["final_outcome"], "ALLOW", "{d}");
+    let text = std::fs::read_to_string(&s.policy).unwrap();
+    let edit = |from: &str, to: &str| {
+        text.replace(&format!("max = {from}"), &format!("max = {to}"))
+            .replace(&format!("<= {from}"), &format!("<= {to}"))
+    };
+    std::fs::write(&s.policy, edit("50000", "45000")).unwrap();
+    let (st, v) = call(&s, "POST", "/v1/policy/reload", Some(ALICE), "").await;
+    assert_eq!(st, 200, "{v}");
+    let (_, d) = spend_as_fin(&s, 20_000.0).await;
+    assert_eq!(d["final_outcome"], "ALLOW", "{d}");
+    std::fs::write(&s.policy, edit("50000", "60000")).unwrap();
+    let s = restart(s, &cfg);
+    let (_, d) = spend_as_fin(&s, 15_000.0).await;
+    assert_eq!(d["final_outcome"], "ALLOW", "{d}");
+    let store = s.store.clone();
+    finish(s);
+    let mut st = aioss_audit::open_store(store.to_str().unwrap(), false).unwrap();
+    let first = aioss_audit::replay::first_policy(st.as_mut())
+        .unwrap()
+        .unwrap();
+    let mut g = aioss_core::Governor::new(first);
+    g.set_prev_source(aioss_core::governor::PrevSource::Governor);
+    let rep = aioss_audit::replay::replay_following(st.as_mut(), &mut g, true).unwrap();
+    assert!(rep.agrees(), "{:?}", rep.differences);
+    assert_eq!(rep.other_policy, 0);
+    assert_eq!(st.policies().unwrap().len(), 3);
 }

@@ -7,7 +7,7 @@
 //! prints the batch's decisions. An interactive caller (one line at a time) gets each
 //! decision as soon as its record is on disk; a stream gets group commit.
 
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufRead, BufWriter, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -29,6 +29,8 @@ pub const BATCH_TIME: Duration = Duration::from_millis(10);
 pub struct DecideOptions<'a> {
     /// The policy file.
     pub policy: &'a Path,
+    /// Read proposals from this file instead of standard input.
+    pub input: Option<&'a Path>,
     /// The store.
     pub audit: &'a str,
     /// The checkpoint signing key file.
@@ -66,6 +68,8 @@ pub struct RunStats {
     pub lines: u64,
     /// Refused lines.
     pub errors: u64,
+    /// Decisions held, blocked, sent to review or failed.
+    pub not_executed: u64,
     /// Seconds the deciding thread spent making records.
     pub store_secs: f64,
     /// Seconds the committer thread spent chaining (hashing, signing) and committing.
@@ -162,6 +166,7 @@ fn produce(
 ) -> Result<RunStats, String> {
     let mut stats = RunStats::default();
     let mut lineno = 0u64;
+    let mut hinted = false;
     let mut done = false;
     let mut recent = aioss_core::governor::RecentDecisions::new(crate::decide_cmd::OUTCOME_WINDOW);
     while !done {
@@ -177,7 +182,9 @@ fn produce(
                     break;
                 }
             };
-            lineno += 1;
+            // A pretty-printed object arrives whole, over several lines.
+            let first = lineno + 1;
+            lineno += 1 + raw.bytes().filter(|b| *b == b'\n').count() as u64;
             if raw.trim().is_empty() {
                 continue;
             }
@@ -216,6 +223,12 @@ fn produce(
                     (r, o)
                 }
                 Ok(crate::decide_cmd::Answer::Decision(d)) => {
+                    if !matches!(
+                        d.final_outcome,
+                        aioss_core::Outcome::Allow | aioss_core::Outcome::AllowAfterRepair
+                    ) {
+                        stats.not_executed += 1;
+                    }
                     let json = d.to_json(g.policy());
                     t = Instant::now();
                     let o = if explain {
@@ -229,6 +242,7 @@ fn produce(
                 }
                 Err(e) => {
                     stats.errors += 1;
+                    crate::decide_cmd::hint_not_json_lines(&mut hinted, first, &raw);
                     let r = aioss_audit::error_record(
                         g.policy(),
                         &raw,
@@ -237,11 +251,11 @@ fn produce(
                         g.state_digest(),
                     );
                     let o = if explain {
-                        Out::Text(format!("line {lineno}: error: {e}\n"))
+                        Out::Text(format!("line {first}: error: {e}\n"))
                     } else {
                         let j = e.to_json();
                         let body = j.strip_suffix('}').unwrap_or(&j);
-                        Out::Json(format!("{body},\"line\":{lineno}}}"))
+                        Out::Json(format!("{body},\"line\":{first}}}"))
                     };
                     (r, o)
                 }
@@ -262,14 +276,28 @@ fn produce(
 /// that writes one line at a time gets it through alone.
 type Chunk = std::io::Result<Vec<String>>;
 
-fn reader_thread() -> Receiver<Chunk> {
+fn reader_thread(source: Box<dyn Read + Send>) -> Receiver<Chunk> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk>(16);
     std::thread::spawn(move || {
-        let mut input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin());
+        let mut input = std::io::BufReader::with_capacity(1 << 16, source);
         let mut chunk: Vec<String> = Vec::new();
         loop {
             let mut line = String::new();
-            match input.read_line(&mut line) {
+            let mut read = input.read_line(&mut line);
+            if matches!(read, Ok(n) if n > 0) && crate::decide_cmd::is_open_object(&line) {
+                // A pretty-printed object: read on until it is complete.
+                while crate::decide_cmd::still_open(&line) {
+                    match input.read_line(&mut line) {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        Err(e) => {
+                            read = Err(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            match read {
                 Ok(0) => break,
                 Ok(_) => {
                     while line.ends_with('\n') || line.ends_with('\r') {
@@ -357,7 +385,14 @@ pub fn decide(o: &DecideOptions<'_>) -> ExitCode {
         g.set_prev_source(PrevSource::Governor);
     }
     g.set_critical_only(o.critical_only);
-    let rx = reader_thread();
+    let source = match crate::decide_cmd::input_source(o.input) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(exit::BAD_INPUT);
+        }
+    };
+    let rx = reader_thread(source);
     let mut read_error: Option<std::io::Error> = None;
     let mut pending: std::collections::VecDeque<String> = std::collections::VecDeque::new();
     let mut next = |block: bool| -> Next {
@@ -384,7 +419,11 @@ pub fn decide(o: &DecideOptions<'_>) -> ExitCode {
     let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout());
     let r = run(&mut g, &mut w, &mut next, &mut out, o.explain, o.wall_clock);
     match (r, read_error) {
-        (Ok(_), None) => ExitCode::SUCCESS,
+        (Ok(s), None) => crate::decide_cmd::Tally {
+            errors: s.errors,
+            not_executed: s.not_executed,
+        }
+        .exit_code(),
         (Ok(_), Some(e)) => {
             eprintln!("error: reading input: {e}");
             ExitCode::from(exit::INTERNAL)
@@ -499,9 +538,9 @@ pub fn verify(store: &str, public_key: Option<&str>, min_records: u64) -> ExitCo
     }
 }
 
-/// `aioss audit replay STORE --policy FILE`
-pub fn replay_cmd(store: &str, policy: &Path, limit: usize, dry_run: bool) -> ExitCode {
-    let p = match crate::policy_cmd::load_file(policy) {
+/// `aioss audit replay STORE [--policy FILE]`
+pub fn replay_cmd(store: &str, policy: Option<&Path>, limit: usize, dry_run: bool) -> ExitCode {
+    let given = match policy.map(crate::policy_cmd::load_file).transpose() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{e}");
@@ -512,11 +551,33 @@ pub fn replay_cmd(store: &str, policy: &Path, limit: usize, dry_run: bool) -> Ex
         Ok(s) => s,
         Err(c) => return c,
     };
+    let follow = given.is_none();
+    let p = match given {
+        Some(p) => p,
+        None => match replay::first_policy(&mut s) {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                eprintln!(
+                    "error: `{store}` keeps no policy text for its first record (written by an older aioss, or empty): give the policy with `--policy FILE`"
+                );
+                return ExitCode::from(exit::BAD_INPUT);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(exit::INTERNAL);
+            }
+        },
+    };
     let mut g = Governor::new(p);
     if dry_run {
         g.set_dry_run(true);
     }
-    let rep = match replay::replay(&mut s, &mut g, true) {
+    let replayed = if follow {
+        replay::replay_following(&mut s, &mut g, true)
+    } else {
+        replay::replay(&mut s, &mut g, true)
+    };
+    let rep = match replayed {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -542,8 +603,13 @@ pub fn replay_cmd(store: &str, policy: &Path, limit: usize, dry_run: bool) -> Ex
     }
     if rep.other_policy > 0 {
         println!(
-            "note: {} records were made under another policy hash",
-            rep.other_policy
+            "note: {} records were made under {}",
+            rep.other_policy,
+            if follow {
+                "a policy the store does not keep (replayed under the one before it)"
+            } else {
+                "another policy hash"
+            }
         );
     }
     println!(

@@ -23,22 +23,50 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// AIOSS: an execution governor for AI actions.
 #[derive(Parser, Debug)]
-#[command(name = "aioss", version, about)]
+#[command(
+    name = "aioss",
+    version,
+    about,
+    long_about = LONG_ABOUT,
+    after_help = "Start with: aioss decide --policy policies/warehouse-robot.toml --explain < policies/examples/warehouse.jsonl"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// What `aioss --help` says AIOSS is.
+const LONG_ABOUT: &str = "AIOSS: an execution governor for AI actions.
+
+AIOSS sits between an untrusted generator (an LLM agent's tool calls, a planner, a learned \
+controller) and the world. Each proposed action is checked against a policy (TOML: rules, \
+typed constraints, budgets, a certified fallback) by a small trusted checker with sound \
+interval arithmetic; an unsafe action is repaired to the nearest safe one, held for a \
+human, or blocked, and the fallback runs instead. Every decision ends in one of six \
+outcomes (ALLOW, ALLOW_AFTER_REPAIR, HOLD_FOR_CONFIRMATION, BLOCK_NO_REPAIR, \
+REVIEW_AUDIT, FAILED_GOVERNANCE) and is written to a tamper-evident, replayable audit log.
+
+Capability is not permission: a generator may propose anything; only what the governor \
+admits is executed.";
 
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Work with policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// Decide proposals: JSON lines on stdin, one decision per line on stdout.
+    /// Decide proposals: JSON lines on stdin (or `--input FILE`), one decision per line on
+    /// stdout.
+    ///
+    /// Exit 0 when every proposal executes as proposed or repaired, 1 when some decision is
+    /// held, blocked, sent to review or failed, 2 when some line is not a valid proposal.
     Decide {
         /// The policy file (TOML).
         #[arg(long)]
         policy: std::path::PathBuf,
+        /// Read proposals from this file instead of standard input (JSON lines, or one
+        /// pretty-printed JSON object).
+        #[arg(long, short, value_name = "FILE")]
+        input: Option<std::path::PathBuf>,
         /// Print a human-readable account of each decision instead of JSON.
         #[arg(long)]
         explain: bool,
@@ -166,13 +194,15 @@ enum AuditCommand {
         min_records: u64,
     },
     /// Re-decide every record from its proposal with the governor state rebuilt from the
-    /// log; report every difference; exit 0 only if all agree.
+    /// log; report every difference; exit 0 only if all agree. Each record is re-decided
+    /// under the policy it was made under (the store keeps every policy text its writers
+    /// used), across reloads and restarts under other policies.
     Replay {
         /// The audit store.
         store: String,
-        /// The policy file (TOML).
+        /// Re-decide every record under this policy instead: what it would have decided.
         #[arg(long)]
-        policy: std::path::PathBuf,
+        policy: Option<std::path::PathBuf>,
         /// Print at most this many differences.
         #[arg(long, default_value_t = 1000)]
         limit: usize,
@@ -276,6 +306,9 @@ enum PolicyCommand {
         /// Policy files (TOML).
         #[arg(required = true)]
         files: Vec<std::path::PathBuf>,
+        /// Output format: `text`, or `json` (one object for all files, on standard output).
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
     },
     /// Run a policy's own `[[test]]` cases and print a pass/fail table; exit 1 if any fails.
     Test {
@@ -285,6 +318,12 @@ enum PolicyCommand {
         /// Show every case, not only failures.
         #[arg(long, short)]
         verbose: bool,
+        /// Run only the cases whose name contains PATTERN.
+        #[arg(long, value_name = "PATTERN")]
+        run: Option<String>,
+        /// Output format: `text`, or `json` (one object for all files, on standard output).
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
     },
     /// Tier 3: from an audit store's decisions and outcomes, each row's observed Lipschitz
     /// quotient and each dynamics equation's observed error, printed against the policy's
@@ -331,11 +370,16 @@ fn main() -> ExitCode {
             mix,
             fraction,
         }) => serve_cmd::bench(&policy, connections.max(1), secs, mix, fraction),
-        Command::Policy(PolicyCommand::Check { files }) => policy_cmd::check(&files),
-        Command::Policy(PolicyCommand::Suggest { from, file }) => tier3_cmd::suggest(&file, &from),
-        Command::Policy(PolicyCommand::Test { files, verbose }) => {
-            policy_cmd::test(&files, verbose)
+        Command::Policy(PolicyCommand::Check { files, format }) => {
+            policy_cmd::check(&files, format == "json")
         }
+        Command::Policy(PolicyCommand::Suggest { from, file }) => tier3_cmd::suggest(&file, &from),
+        Command::Policy(PolicyCommand::Test {
+            files,
+            verbose,
+            run,
+            format,
+        }) => policy_cmd::test(&files, verbose, run.as_deref(), format == "json"),
         Command::Bench(BenchCommand::Decide {
             policy,
             n,
@@ -353,6 +397,7 @@ fn main() -> ExitCode {
         }),
         Command::Decide {
             policy,
+            input,
             explain,
             dry_run,
             clock,
@@ -364,6 +409,7 @@ fn main() -> ExitCode {
             accept_unsigned_tail,
         } => audit_cmd::decide(&audit_cmd::DecideOptions {
             policy: &policy,
+            input: input.as_deref(),
             audit: &audit,
             key: key.as_deref(),
             checkpoint_every,
@@ -385,7 +431,7 @@ fn main() -> ExitCode {
             policy,
             limit,
             dry_run,
-        }) => audit_cmd::replay_cmd(&store, &policy, limit, dry_run),
+        }) => audit_cmd::replay_cmd(&store, policy.as_deref(), limit, dry_run),
         Command::Audit(AuditCommand::Export { store }) => audit_cmd::export(&store),
         Command::Report {
             store,
@@ -402,6 +448,7 @@ fn main() -> ExitCode {
         }) => audit_cmd::bench(&policy, n, mix, runs.max(1), checkpoint_every),
         Command::Decide {
             policy,
+            input,
             explain,
             dry_run,
             clock,
@@ -410,6 +457,7 @@ fn main() -> ExitCode {
             ..
         } => decide_cmd::decide(&decide_cmd::Options {
             policy: &policy,
+            input: input.as_deref(),
             explain,
             dry_run,
             wall_clock: clock == "wall",

@@ -126,64 +126,144 @@ fn monitors(p: &Policy) -> String {
     s
 }
 
-/// `aioss policy check FILE...`
-pub fn check(files: &[PathBuf]) -> ExitCode {
+/// `aioss policy check FILE... [--format json]`
+pub fn check(files: &[PathBuf], json: bool) -> ExitCode {
     let mut failed = 0usize;
+    let mut results = Vec::new();
     for f in files {
         match load_file(f) {
             Ok(p) => {
-                println!("{}: ok: {}", f.display(), summary(&p));
-                println!("  monitors: {}", monitors(&p));
+                if json {
+                    results.push(serde_json::json!({
+                        "file": f.display().to_string(),
+                        "ok": true,
+                        "name": p.name,
+                        "version": p.version,
+                        "hash": p.hash,
+                        "summary": summary(&p),
+                        "monitors": monitors(&p),
+                    }));
+                } else {
+                    println!("{}: ok: {}", f.display(), summary(&p));
+                    println!("  monitors: {}", monitors(&p));
+                }
             }
             Err(e) => {
                 failed += 1;
-                eprintln!("{e}");
+                if json {
+                    results.push(serde_json::json!({
+                        "file": f.display().to_string(),
+                        "ok": false,
+                        "errors": e,
+                    }));
+                } else {
+                    eprintln!("{e}");
+                }
             }
         }
     }
-    if failed > 0 {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"files": results, "refused": failed})
+        );
+    } else if failed > 0 {
         eprintln!("{failed} of {} policies refused", files.len());
+    }
+    if failed > 0 {
         ExitCode::from(crate::exit::BAD_INPUT)
     } else {
         ExitCode::SUCCESS
     }
 }
 
-/// `aioss policy test FILE...`: each policy's `[[test]]` cases, as a table.
-pub fn test(files: &[PathBuf], verbose: bool) -> ExitCode {
+/// `aioss policy test FILE... [--run PATTERN] [--format json]`: each policy's `[[test]]`
+/// cases, as a table (or one JSON object).
+pub fn test(files: &[PathBuf], verbose: bool, pattern: Option<&str>, json: bool) -> ExitCode {
     let (mut passed, mut failed, mut refused) = (0usize, 0usize, 0usize);
+    let mut out = Vec::new();
     for f in files {
         let p = match load_file(f) {
             Ok(p) => p,
             Err(e) => {
                 refused += 1;
-                eprintln!("{e}");
+                if json {
+                    out.push(serde_json::json!({
+                        "file": f.display().to_string(), "loaded": false, "errors": e,
+                    }));
+                } else {
+                    eprintln!("{e}");
+                }
                 continue;
             }
         };
-        println!("{}:", f.display());
-        if p.tests.is_empty() {
-            println!("  (no [[test]] cases)");
+        if !json {
+            println!("{}:", f.display());
+            if p.tests.is_empty() {
+                println!("  (no [[test]] cases)");
+            }
         }
+        let mut cases = Vec::new();
         for r in aioss_core::governor::run_tests(&p) {
+            if pattern.is_some_and(|pat| !r.name.contains(pat)) {
+                continue;
+            }
             if r.passed() {
                 passed += 1;
-                if verbose {
+                if verbose && !json {
                     println!("  PASS  {}", r.name);
                 }
             } else {
                 failed += 1;
-                println!("  FAIL  {}", r.name);
-                for (field, want, got) in &r.failures {
-                    println!("        {field}: expected {want}, got {got}");
+                if !json {
+                    println!("  FAIL  {}", r.name);
+                    for (field, want, got) in &r.failures {
+                        println!("        {field}: expected {want}, got {got}");
+                    }
                 }
             }
+            if json {
+                let failures: Vec<serde_json::Value> = r
+                    .failures
+                    .iter()
+                    .map(|(field, want, got)| {
+                        serde_json::json!({"field": field, "expected": want, "got": got})
+                    })
+                    .collect();
+                cases.push(serde_json::json!({
+                    "name": r.name, "passed": r.passed(), "failures": failures,
+                }));
+            }
+        }
+        if json {
+            out.push(serde_json::json!({
+                "file": f.display().to_string(), "loaded": true, "cases": cases,
+            }));
         }
     }
-    println!("--------------------------------------------------------------------------------");
-    println!("PASS: {passed}/{}", passed + failed);
-    if failed > 0 {
-        println!("FAIL: {failed}/{}", passed + failed);
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "files": out, "passed": passed, "failed": failed, "refused": refused,
+            })
+        );
+    } else {
+        println!(
+            "--------------------------------------------------------------------------------"
+        );
+        if passed + failed > 0 || refused == 0 {
+            println!("PASS: {passed}/{}", passed + failed);
+        }
+        if failed > 0 {
+            println!("FAIL: {failed}/{}", passed + failed);
+        }
+        if refused > 0 {
+            println!(
+                "REFUSED: {refused} of {} policy files did not load: their tests did not run",
+                files.len()
+            );
+        }
     }
     if refused > 0 {
         ExitCode::from(crate::exit::BAD_INPUT)

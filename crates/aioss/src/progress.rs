@@ -197,6 +197,12 @@ impl Store for Watched {
         p.finish();
         r
     }
+    fn put_policy(&mut self, hash: &str, text: &str) -> Result<(), Error> {
+        self.inner.put_policy(hash, text)
+    }
+    fn policies(&mut self) -> Result<Vec<(String, String)>, Error> {
+        self.inner.policies()
+    }
     fn checkpoints(&mut self) -> Result<Vec<Checkpoint>, Error> {
         self.inner.checkpoints()
     }

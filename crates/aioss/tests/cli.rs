@@ -213,6 +213,12 @@ fn proposal(id: &str, vx: f64, ts: u64) -> String {
 }
 
 fn run_decide(args: &[&str], input: &str) -> (String, String, bool) {
+    let (out, err, code) = run_decide_code(args, input);
+    (out, err, code == Some(0))
+}
+
+/// [`run_decide`], with the exit code.
+fn run_decide_code(args: &[&str], input: &str) -> (String, String, Option<i32>) {
     use std::io::Write;
     let mut child = aioss()
         .arg("decide")
@@ -234,7 +240,7 @@ fn run_decide(args: &[&str], input: &str) -> (String, String, bool) {
     (
         String::from_utf8(out.stdout).unwrap(),
         String::from_utf8(out.stderr).unwrap(),
-        out.status.success(),
+        out.status.code(),
     )
 }
 
@@ -275,8 +281,9 @@ fn decide_answers_bad_lines_with_error_objects_and_goes_on() {
         proposal("d", 0.9, 4),
     ]
     .join("\n");
-    let (out, err, ok) = run_decide(&["--clock", "logical"], &input);
-    assert!(ok, "{err}");
+    let (out, err, code) = run_decide_code(&["--clock", "logical"], &input);
+    // 2: some line was not a valid proposal.
+    assert_eq!(code, Some(2), "{err}");
     let lines: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -391,11 +398,16 @@ fn readme_first_command_decides_the_example_stream() {
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("aioss-audit.db");
     let input = std::fs::read(repo().join("policies/examples/warehouse.jsonl")).unwrap();
-    let (out, err, ok) = run_decide(
+    let (out, err, code) = run_decide_code(
         &["--audit", db.to_str().unwrap()],
         &String::from_utf8(input).unwrap(),
     );
-    assert!(ok, "{err}");
+    // 1, as the README says: its third example is refused (FAILED_GOVERNANCE).
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        readme.contains("exits 1 on purpose"),
+        "the README no longer says why its first command exits 1"
+    );
     // Every decision is in the embedded store, and the chain verifies.
     let v = aioss()
         .arg("audit")
@@ -633,4 +645,173 @@ fn decide_keeps_the_time_and_with_untrusted_the_prev() {
     assert_eq!(d[0]["error"]["code"], "prev_mismatch", "{d:?}");
     let d = decide_lines(&w, &[], &[&line]);
     assert!(d[0]["final_outcome"].is_string(), "{d:?}");
+}
+
+/// The README's example stream under `--explain` (and any further flags).
+fn explain_examples(args: &[&str]) -> String {
+    let input = std::fs::read_to_string(repo().join("policies/examples/warehouse.jsonl")).unwrap();
+    let mut all = vec!["--explain"];
+    all.extend_from_slice(args);
+    let (out, err, _) = run_decide(&all, &input);
+    assert!(err.is_empty(), "{err}");
+    out
+}
+
+/// Issue 23, item 2: `--dry-run --explain` said `executes: … (the repaired action)` for the
+/// unchanged proposal, and "passes through unchanged", "the fallback is executed now" and
+/// "(the proposal (dry-run))" for one decision.
+#[test]
+fn dry_run_explain_contradicts_itself() {
+    let out = explain_examples(&["--dry-run"]);
+    for bad in [
+        "executes:",
+        "passes through unchanged",
+        "the fallback is executed now",
+        "(the proposal (dry-run))",
+    ] {
+        assert!(!out.contains(bad), "`{bad}` in\n{out}");
+    }
+    assert_eq!(out.matches("goes out:").count(), 3, "{out}");
+    assert_eq!(
+        out.matches("(dry-run: the proposal, unchanged)").count(),
+        3,
+        "{out}"
+    );
+    assert!(out.contains("(the repaired action: `vx` 0.9 →"), "{out}");
+    assert!(out.contains("FAILED_GOVERNANCE"), "{out}");
+}
+
+/// Issue 23, item 3: "the executed action is not certified … executes: … (the certified
+/// fallback)".
+#[test]
+fn explain_calls_an_uncertified_fallback_certified() {
+    let out = explain_examples(&[]);
+    let third = out.split("\n\n").nth(2).unwrap();
+    assert!(third.contains("is not certified at this state"), "{third}");
+    assert!(!third.contains("(the certified fallback)"), "{third}");
+    assert!(
+        third.contains("(the fallback, which Tier 1 could NOT certify at this state)"),
+        "{third}"
+    );
+}
+
+/// Issue 23, item 7: `policy test` on a file that does not load printed `PASS: 0/0`.
+#[test]
+fn policy_test_on_a_file_that_does_not_load_prints_pass() {
+    let dir = std::env::temp_dir().join(format!("aioss-test-refused-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[policy]\nname = \"x\"\nversion = \"1\"\n[action.vx]\nmin = 0\n",
+    )
+    .unwrap();
+    let out = aioss().args(["policy", "test"]).arg(&bad).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(!stdout.contains("PASS"), "{stdout}");
+    assert!(
+        stdout.contains("REFUSED: 1 of 1 policy files did not load"),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Exit codes by verdict (spec/interfaces.md): 0 every line executed as proposed or
+/// repaired, 1 some decision held, blocked, sent to review or failed, 2 some line not a
+/// valid proposal.
+#[test]
+fn decide_exits_by_verdict() {
+    let allow = proposal("a", 0.5, 1);
+    let (_, err, code) = run_decide_code(&["--clock", "logical"], &(allow.clone() + "\n"));
+    assert_eq!(code, Some(0), "{err}");
+    let (_, err, code) = run_decide_code(
+        &["--clock", "logical", "--dry-run"],
+        &(proposal("b", 0.9, 1) + "\n"),
+    );
+    assert_eq!(code, Some(0), "{err}"); // repaired: executed as repaired in enforce mode
+    let hold = proposal("h", 0.5, 1).replace("\"battery\":80", "\"battery\":1");
+    let (_, err, code) = run_decide_code(&["--clock", "logical"], &(hold + "\n"));
+    assert_eq!(code, Some(1), "{err}");
+    let (_, err, code) = run_decide_code(&["--clock", "logical"], &(allow + "\nvx = 1\n"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("hint: line 2 is not a JSON object"), "{err}");
+}
+
+/// `decide --input FILE`, and a single pretty-printed JSON object is read whole.
+#[test]
+fn decide_reads_a_file_and_a_pretty_printed_object() {
+    let dir = std::env::temp_dir().join(format!("aioss-input-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("p.json");
+    let v: serde_json::Value = serde_json::from_str(&proposal("pretty", 0.5, 1)).unwrap();
+    std::fs::write(
+        &f,
+        serde_json::to_string_pretty(&v).unwrap() + "\n" + &proposal("next", 0.5, 2) + "\n",
+    )
+    .unwrap();
+    let out = aioss()
+        .args(["decide", "--clock", "logical", "--policy"])
+        .arg(warehouse())
+        .arg("--input")
+        .arg(&f)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let ids: Vec<String> = stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids, ["pretty", "next"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A top-level `--help` says what AIOSS is, not only its commands.
+#[test]
+fn top_level_help_says_what_aioss_is() {
+    let out = stdout_of(aioss().arg("--help"));
+    assert!(out.contains("execution governor for AI actions"), "{out}");
+    assert!(out.contains("Capability is not permission"), "{out}");
+    assert!(out.contains("FAILED_GOVERNANCE"), "{out}");
+}
+
+/// `policy check --format json` and `policy test --format json --run PATTERN`: one JSON
+/// object each, with the same exit codes.
+#[test]
+fn policy_check_and_test_speak_json() {
+    let out = aioss()
+        .args(["policy", "check", "--format", "json"])
+        .args(bundled())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["refused"], 0);
+    assert!(v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["ok"] == true && f["hash"].is_string()));
+    let out = aioss()
+        .args([
+            "policy",
+            "test",
+            "--format",
+            "json",
+            "--run",
+            "rule-agent-suspended",
+        ])
+        .arg(repo().join("policies/agent-tools.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["passed"], 1, "{v:#}");
+    assert_eq!(v["files"][0]["cases"][0]["passed"], true, "{v:#}");
 }

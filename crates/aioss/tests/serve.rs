@@ -542,3 +542,25 @@ fn a_kill_9_loses_no_budget_and_replay_agrees() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// Issue 23, item 8: a failed start (the port in use) left an empty audit store behind.
+#[test]
+fn a_failed_start_leaves_an_empty_audit_store_behind() {
+    let dir = tmpdir("port-in-use");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let store = dir.join("a.db");
+    let out = aioss()
+        .args(["serve", "--policy"])
+        .arg(repo().join("policies/warehouse-robot.toml"))
+        .arg("--audit")
+        .arg(&store)
+        .args(["--listen", &addr])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("cannot listen on"), "{err}");
+    assert!(!store.exists(), "{err}");
+    drop(taken);
+}

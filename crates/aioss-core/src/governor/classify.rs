@@ -7,7 +7,7 @@ use crate::policy::{Criticality, OnViolation, Policy, Verdict};
 use crate::tier1::{RowCheck, Status};
 
 use super::decision::{fmt_margin, fmt_num, RowReport};
-use super::Notes;
+use super::{Notes, Proposal};
 
 /// What classification found.
 #[derive(Clone, Debug)]
@@ -42,10 +42,11 @@ pub(super) fn classify(
     p: &Policy,
     rule_truth: impl Fn(u32) -> Truth,
     rows: &[RowCheck],
-    action: &[f64],
+    prop: &Proposal,
     notes: &mut Notes,
 ) -> Classified {
-    let (rule_verdict, rule) = rules(p, rule_truth, notes);
+    let action = prop.action.as_slice();
+    let (rule_verdict, rule) = rules(p, rule_truth, prop, notes);
     let mut c = Classified {
         rule,
         rule_verdict,
@@ -63,7 +64,12 @@ pub(super) fn classify(
 
 /// The rules: the first match. A rule whose condition is unknown over the state box may be
 /// the first match, so the verdict is the most severe of the possible first matches.
-fn rules(p: &Policy, truth: impl Fn(u32) -> Truth, notes: &mut Notes) -> (Verdict, Option<usize>) {
+fn rules(
+    p: &Policy,
+    truth: impl Fn(u32) -> Truth,
+    prop: &Proposal,
+    notes: &mut Notes,
+) -> (Verdict, Option<usize>) {
     let mut matched = false;
     let mut possible: Vec<usize> = Vec::new();
     for (i, &s) in p.lattice.rule_slots.iter().enumerate() {
@@ -88,17 +94,32 @@ fn rules(p: &Policy, truth: impl Fn(u32) -> Truth, notes: &mut Notes) -> (Verdic
     }
     let (verdict, rule) = best.unwrap_or((p.default_verdict, None));
     if let Some(r) = rule.and_then(|i| p.rules.get(i)) {
-        let maybe = if possible.last() == Some(&rule.unwrap_or(usize::MAX)) && matched {
-            ""
+        let sure = possible.last() == Some(&rule.unwrap_or(usize::MAX)) && matched;
+        let absent = missing_attributes(p, r, prop);
+        if !sure && !absent.is_empty() {
+            // Not a fact about the agent: an attribute the rule reads was not given, and
+            // an unknown condition fails closed (issue 23, item 4).
+            notes.reasons.push(format!(
+                "rule `{}`: {} {} not given, so its condition may hold and this fails closed (the rule says: {}) → {}",
+                r.id,
+                absent.join(", "),
+                if absent.len() == 1 { "was" } else { "were" },
+                r.reason.as_deref().unwrap_or("matched"),
+                r.verdict.as_str()
+            ));
         } else {
-            " (its condition may hold for this state box)"
-        };
-        notes.reasons.push(format!(
-            "rule `{}`{maybe}: {} → {}",
-            r.id,
-            r.reason.as_deref().unwrap_or("matched"),
-            r.verdict.as_str()
-        ));
+            let maybe = if sure {
+                ""
+            } else {
+                " (its condition may hold for this state box)"
+            };
+            notes.reasons.push(format!(
+                "rule `{}`{maybe}: {} → {}",
+                r.id,
+                r.reason.as_deref().unwrap_or("matched"),
+                r.verdict.as_str()
+            ));
+        }
     } else if verdict != Verdict::Go || !p.rules.is_empty() {
         notes.reasons.push(format!(
             "no rule matched: the policy default is {}",
@@ -106,6 +127,19 @@ fn rules(p: &Policy, truth: impl Fn(u32) -> Truth, notes: &mut Notes) -> (Verdic
         ));
     }
     (verdict, rule)
+}
+
+/// The agent attributes rule `r` reads that the proposal did not give, as `` `agent.x` ``.
+fn missing_attributes(p: &Policy, r: &crate::policy::Rule, prop: &Proposal) -> Vec<String> {
+    let mut slots = Vec::new();
+    r.when.inputs(&mut |s| slots.push(s));
+    p.layout
+        .attrs
+        .iter()
+        .filter(|a| slots.contains(&a.slot))
+        .filter(|a| !prop.attributes.iter().any(|(k, _)| *k == a.name))
+        .map(|a| format!("`agent.{}`", a.name))
+        .collect()
 }
 
 /// The lattice's verdict: what each violated (then each uncertain) row calls for.

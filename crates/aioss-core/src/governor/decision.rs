@@ -238,6 +238,9 @@ pub struct Decision {
     pub action: Vec<f64>,
     /// The proposal's action (encoded).
     pub proposed: Vec<f64>,
+    /// Dry-run: the action enforce mode would have executed. Every verdict field is
+    /// enforce mode's; only `action` (the proposal, which goes out) differs.
+    pub enforce_action: Option<Vec<f64>>,
     /// A certified repair offered to the approver of a hold.
     pub candidate: Option<Vec<f64>>,
     /// The repair's distance in the policy's metric (with discrete-change costs).
@@ -412,7 +415,9 @@ impl Decision {
         }
         s.push_str("\"decision_id\":");
         json_str(&mut s, &self.decision_id);
-        let _ = write!(s, ",\"seq\":{}", self.seq);
+        // `decision_seq`, not `seq`: the record's position in the log is `record.seq`, and
+        // a hold is named by `decision_id` (issue 23, item 9).
+        let _ = write!(s, ",\"decision_seq\":{}", self.seq);
         s.push_str(",\"time\":");
         json_num(&mut s, self.time);
         s.push_str(",\"agent\":");
@@ -430,6 +435,10 @@ impl Decision {
         );
         s.push_str(",\"action\":");
         action_json(&mut s, p, &self.action);
+        if let Some(e) = &self.enforce_action {
+            s.push_str(",\"dry_run\":true,\"enforce_action\":");
+            action_json(&mut s, p, e);
+        }
         if let Some(c) = &self.candidate {
             s.push_str(",\"candidate\":");
             action_json(&mut s, p, c);
@@ -571,13 +580,34 @@ impl Decision {
         }
         let mut e = String::new();
         action_json(&mut e, p, &self.action);
+        let enforced = self.enforce_action.as_deref().unwrap_or(&self.action);
         let what = match self.final_outcome {
             Outcome::Allow => "the proposal",
             Outcome::AllowAfterRepair => "the repaired action",
-            _ if self.evaluation == Evaluation::Neutral => "the proposal (dry-run)",
+            _ if !self.guarantees.pointwise_safety => {
+                "the fallback, which Tier 1 could NOT certify at this state"
+            }
+            _ if enforced != p.fallback.as_slice() => {
+                "the agent's last certified action, frozen in the fallback mode"
+            }
             _ => "the certified fallback",
         };
-        let _ = writeln!(s, "  executes:       {e}  ({what})");
+        if self.enforce_action.is_some() {
+            let changed = if enforced == self.action.as_slice() {
+                "the same action".to_string()
+            } else {
+                format!("{what}: {}", describe_change(p, &self.action, enforced))
+            };
+            let _ = writeln!(
+                s,
+                "  goes out:       {e}  (dry-run: the proposal, unchanged)"
+            );
+            let mut f = String::new();
+            action_json(&mut f, p, enforced);
+            let _ = writeln!(s, "  enforce mode:   {f}  ({changed})");
+        } else {
+            let _ = writeln!(s, "  executes:       {e}  ({what})");
+        }
         if let Some(c) = &self.candidate {
             let mut t = String::new();
             action_json(&mut t, p, c);

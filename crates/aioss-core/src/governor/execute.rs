@@ -1,6 +1,8 @@
 //! Evaluation, audit and the final outcome (DESIGN.md, "Evaluation, audit" and the table),
 //! and the action that executes: only one Tier 1 certified, or the fallback under
-//! FAILED_GOVERNANCE, or the proposal in dry-run.
+//! FAILED_GOVERNANCE, or the proposal in dry-run. Dry-run changes nothing but what goes
+//! out: its verdicts are enforce mode's, and the action enforce mode would execute is
+//! reported beside the proposal (`enforce_action`).
 
 use crate::failure::{FailureMode, Guarantee};
 use crate::policy::{ConstraintKind, Criticality, Verdict};
@@ -29,15 +31,13 @@ enum Executed {
     Certified(Certified),
     /// The fallback, which Tier 1 could not certify at this state: FAILED_GOVERNANCE.
     Uncertified(Vec<f64>),
-    /// Dry-run: the proposal, passed through whatever Tier 1 said.
-    DryRun(Vec<f64>),
 }
 
 impl Executed {
     fn into_action(self) -> Vec<f64> {
         match self {
             Executed::Certified(c) => c.into_action(),
-            Executed::Uncertified(a) | Executed::DryRun(a) => a,
+            Executed::Uncertified(a) => a,
         }
     }
 }
@@ -48,8 +48,13 @@ pub(super) struct Execution {
     pub evaluation: Evaluation,
     pub audit: Audit,
     pub outcome: Outcome,
-    /// The action that executes now.
+    /// The action that executes now: enforce mode's, or in dry-run the proposal.
     pub action: Vec<f64>,
+    /// Dry-run: the action enforce mode would have executed (its verdicts and guarantees
+    /// are the ones reported).
+    pub enforce_action: Option<Vec<f64>>,
+    /// Tier 1 certified `action` (in dry-run, the proposal).
+    pub action_certified: bool,
     pub guarantees: Guarantees,
 }
 
@@ -84,12 +89,9 @@ fn verdicts(
     c: &Classified,
     r: &Repaired,
     audit: Audit,
-    dry_run: bool,
     certified: bool,
 ) -> (Evaluation, Audit, Outcome) {
-    let evaluation = if dry_run {
-        Evaluation::Neutral
-    } else if !certified {
+    let evaluation = if !certified {
         Evaluation::Failed
     } else if c.classification == Verdict::Block {
         if c.block_cause == Some(Criticality::Critical) {
@@ -134,18 +136,17 @@ impl Governor {
         };
         let proposal_certified = proposal_cert.is_some();
         let mut cert = self.certify(exec, &proposal_cert, r, freeze);
-        let (mut evaluation, mut audit_v, mut outcome) =
-            verdicts(c, r, audit, dry_run, cert.is_some());
+        let (mut evaluation, mut audit_v, mut outcome) = verdicts(c, r, audit, cert.is_some());
         // ...and the one the outcome executes: only ALLOW and ALLOW_AFTER_REPAIR run
         // anything but the fallback.
         if !matches!(outcome, Outcome::Allow | Outcome::AllowAfterRepair) && exec != Exec::Fallback
         {
             exec = Exec::Fallback;
             cert = self.certify(exec, &proposal_cert, r, freeze);
-            (evaluation, audit_v, outcome) = verdicts(c, r, audit, dry_run, cert.is_some());
+            (evaluation, audit_v, outcome) = verdicts(c, r, audit, cert.is_some());
         }
         let p = &self.policy;
-        if cert.is_none() && !dry_run {
+        if cert.is_none() {
             notes.modes.add(FailureMode::FallbackNotCertified);
             let bad: Vec<String> = p
                 .lattice
@@ -166,30 +167,27 @@ impl Governor {
         }
         // INVARIANT (certified-execution): what executes is a `Certified` action; the
         // fallback uncertified only under FAILED_GOVERNANCE (evaluation FAILED); the
-        // proposal uncertified only in dry-run, which passes it through by design.
-        let executed = if dry_run {
-            notes
-                .reasons
-                .push("dry-run: the proposal passes through unchanged".to_string());
-            Executed::DryRun(prop.action.clone())
+        // proposal uncertified only in dry-run, which passes it through by design (its
+        // verdicts and guarantees stay enforce mode's, for `enforce_action`).
+        let executed = match cert {
+            Some(cert) => Executed::Certified(cert),
+            None => Executed::Uncertified(p.fallback.clone()),
+        };
+        let certified = matches!(executed, Executed::Certified(_));
+        let enforced = executed.into_action();
+        let guarantees = self.guarantees(&enforced, certified, outcome, r, notes);
+        let (action, enforce_action, action_certified) = if dry_run {
+            (prop.action.clone(), Some(enforced), proposal_certified)
         } else {
-            match cert {
-                Some(cert) => Executed::Certified(cert),
-                None => Executed::Uncertified(p.fallback.clone()),
-            }
+            (enforced, None, certified)
         };
-        let certified = match &executed {
-            Executed::DryRun(_) => proposal_certified,
-            Executed::Certified(_) => true,
-            Executed::Uncertified(_) => false,
-        };
-        let action = executed.into_action();
-        let guarantees = self.guarantees(&action, certified, outcome, r, notes);
         Execution {
             evaluation,
             audit: audit_v,
             outcome,
             action,
+            enforce_action,
+            action_certified,
             guarantees,
         }
     }
@@ -233,7 +231,7 @@ impl Governor {
     ) -> Guarantees {
         let p = &self.policy;
         // The verdicts of what executes (no work when it is the action the checker saw
-        // last, as it is but in dry-run).
+        // last).
         self.t1.check(&p.lattice, &self.inputs, action);
         let rows = self.t1.rows();
         let kind_ok = |k: ConstraintKind| -> Option<bool> {

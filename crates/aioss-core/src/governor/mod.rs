@@ -235,6 +235,11 @@ impl Governor {
         self.dry_run = on;
     }
 
+    /// Does this governor decide in dry-run (the policy's `mode`, or forced)?
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
     /// The current value of each budget, as of the logical clock.
     pub fn budgets(&self) -> Vec<(String, f64)> {
         self.policy
@@ -620,7 +625,7 @@ impl Governor {
                 .unwrap_or(Interval::INVALID)
                 .truth()
         };
-        let mut c = classify::classify(p, truth, self.t1.rows(), &prop.action, &mut notes);
+        let mut c = classify::classify(p, truth, self.t1.rows(), prop, &mut notes);
         self.rate_limit(&mut agent, now, &mut c, &mut notes);
 
         if self.critical_only && c.classification != Verdict::Go {
@@ -694,8 +699,13 @@ impl Governor {
         };
         if outcome == Outcome::HoldForConfirmation || outcome == Outcome::BlockNoRepair {
             notes.reasons.push(format!(
-                "{}: the fallback is executed now{}",
+                "{}: {} now{}",
                 outcome.as_str(),
+                if x.enforce_action.is_some() {
+                    "enforce mode executes the fallback"
+                } else {
+                    "the fallback is executed"
+                },
                 if outcome.human_action_required() && outcome != Outcome::BlockNoRepair {
                     " and the proposal waits for a human"
                 } else {
@@ -716,6 +726,7 @@ impl Governor {
             repair_status: r.status,
             action: x.action,
             proposed: prop.action.clone(),
+            enforce_action: x.enforce_action,
             candidate,
             distance,
             constraints: c.constraints,

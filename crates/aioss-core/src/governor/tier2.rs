@@ -90,7 +90,12 @@ impl Governor {
                 &prop.action,
                 &[],
             );
-            if rep.outcome != RepairOutcome::Fallback {
+            // Offered only when Tier 1 certifies it, like any repair.
+            self.t1
+                .check(&self.policy.lattice, &self.inputs, &rep.action);
+            if rep.outcome != RepairOutcome::Fallback
+                && self.t1.certify(&self.policy.lattice).is_ok()
+            {
                 r.distance = Some(crate::repair::distance(
                     &self.policy,
                     &prop.action,
@@ -99,6 +104,7 @@ impl Governor {
                 r.candidate = Some(rep);
             }
         }
+        unapprovable_hold(&self.policy, prop, c, &mut r, notes);
         r
     }
 
@@ -184,6 +190,37 @@ impl Governor {
             }
         }
     }
+}
+
+/// A hold of a proposal that fails a critical row (HOLD, or a `confirmable` BLOCK) cannot
+/// be approved as proposed: an approval re-checks the held action with Tier 1 and refuses it
+/// (`unsafe_now`). With a certified repair the hold is of that repair (what an approval
+/// executes); without one the decision is a BLOCK (issue 23, item 5).
+fn unapprovable_hold(
+    p: &Policy,
+    prop: &Proposal,
+    c: &mut Classified,
+    r: &mut Repaired,
+    notes: &mut Notes,
+) {
+    let held = c.classification == Verdict::Hold
+        || (c.classification == Verdict::Block && r.status == RepairStatus::ConfirmationRequired);
+    if !held || c.violated_crit != Some(Criticality::Critical) {
+        return;
+    }
+    if let Some(rep) = &r.candidate {
+        notes.reasons.push(format!(
+            "the proposal fails a critical constraint: an approval executes the offered repair ({})",
+            describe_change(p, &prop.action, &rep.action)
+        ));
+        return;
+    }
+    c.classification = Verdict::Block;
+    r.status = RepairStatus::NoRepairAvailable;
+    c.block_cause = Some(Criticality::Critical);
+    notes.reasons.push(
+        "the proposal fails a critical constraint and no certified repair exists, so no approval could execute it: a BLOCK, not a hold".to_string(),
+    );
 }
 
 /// The repairer's answer, in the governor's mode: the critical-rows-only mode (overload)

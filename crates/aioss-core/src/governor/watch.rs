@@ -203,7 +203,7 @@ impl Governor {
         }
         // What `freeze` holds: the last action certified while the agent was not in the
         // fallback mode (in it, what executes is the fallback or the frozen action itself).
-        if x.guarantees.pointwise_safety && agent.mode != OperatingMode::Fallback {
+        if x.action_certified && agent.mode != OperatingMode::Fallback {
             agent.last_certified = Some(x.action.clone());
         }
         observed.model_inputs = self.model_inputs(&x.action);

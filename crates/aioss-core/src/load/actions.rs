@@ -2,12 +2,20 @@
 
 use toml::de::DeTable;
 
-use super::reader::{entries, Loader};
+use super::reader::{entries, span_of, Loader};
 use super::scope::Enums;
 use crate::error::{ErrorKind, PolicyError};
 use crate::policy::{ActionVar, VarType};
 
-const KEYS: &[&str] = &["type", "min", "max", "values", "description", "unit"];
+const KEYS: &[&str] = &[
+    "type",
+    "min",
+    "max",
+    "values",
+    "description",
+    "unit",
+    "repairable",
+];
 
 /// The action variables (slots unassigned) and the enum id of each.
 pub(super) fn actions(
@@ -63,6 +71,23 @@ pub(super) fn actions(
             }
             VarType::Text => {}
         }
+        // Which value the proposal chose is the user's for an enum (a tool, a mode): the
+        // repair search keeps it unless the policy says `repairable = true` (a rule's `set`
+        // is explicit too). Bool and int values are searched unless `repairable = false`.
+        let repairable = match l.boolean(at, "repairable", &section) {
+            Some(r) if matches!(ty, VarType::Real | VarType::Text) => {
+                l.err(PolicyError::new(
+                    ErrorKind::InvalidValue,
+                    at.get("repairable").map_or(nspan, span_of),
+                    format!(
+                        "`repairable` applies to enum, bool and int action variables, not to `{n}`: remove it"
+                    ),
+                ));
+                r
+            }
+            Some(r) => r,
+            None => !matches!(ty, VarType::Enum(_)),
+        };
         let eid = if let VarType::Enum(vals) = &ty {
             Some(enums.id(n, vals))
         } else {
@@ -76,6 +101,7 @@ pub(super) fn actions(
             max,
             slot: 0,
             prev_slot: 0,
+            repairable,
         });
     }
     (actions, enum_of_action)

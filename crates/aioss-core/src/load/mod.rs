@@ -188,6 +188,7 @@ fn load_inner(l: &mut Loader<'_>) -> Option<Policy> {
         symbols: names.symbols,
         lattice: Lattice::default(),
         hash: source_hash(l.src),
+        source: l.src.into(),
         tests: Vec::new(),
     };
     let lattice = Lattice::compile(&policy);

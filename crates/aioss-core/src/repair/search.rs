@@ -408,6 +408,9 @@ fn value_options(p: &Policy, ai: usize, v0: f64, int_span: i32) -> Vec<(f64, f64
     };
     let w = p.governor.discrete_cost.get(ai).copied().unwrap_or(1.0);
     let mut opts: Vec<(f64, f64)> = match &a.ty {
+        // The proposal's (or a rule's `set`) value is kept: the policy did not say that a
+        // repair may change it.
+        VarType::Bool | VarType::Enum(_) | VarType::Int if !a.repairable => vec![v0],
         VarType::Bool => vec![0.0, 1.0],
         VarType::Enum(vals) => (0..vals.len())
             .filter_map(|i| u32::try_from(i).ok())

@@ -110,6 +110,13 @@ pub(super) fn run_committer(
                 body,
                 effect,
             } = it;
+            if let Effect::Policy(p) = &effect {
+                // The new policy's text is kept before its first record is durable, so
+                // that `aioss audit replay STORE` follows the reload.
+                if let Err(e) = w.put_policy(&p.hash, &p.source) {
+                    failed.get_or_insert_with(|| e.to_string());
+                }
+            }
             let rr = w.push(record);
             let answer = Answered {
                 reply,

@@ -106,6 +106,30 @@ impl HoldEnd {
     }
 }
 
+/// The action a hold of `d` holds instead of the proposal: its certified candidate when the
+/// proposal fails a critical row (Tier 1 would refuse the proposal at approval, issue 23,
+/// item 5; the core makes such a decision a BLOCK when it has no candidate).
+fn approvable_instead(d: &Decision) -> Option<&Vec<f64>> {
+    let fails_critical = d
+        .constraints
+        .iter()
+        .any(|c| c.criticality == aioss_core::policy::Criticality::Critical);
+    d.candidate.as_ref().filter(|_| fails_critical)
+}
+
+/// [`approvable_instead`] of a recorded decision's JSON.
+fn approvable_instead_json(d: &Value) -> Option<&Value> {
+    let fails_critical = d
+        .get("constraints")
+        .and_then(Value::as_array)
+        .is_some_and(|rows| {
+            rows.iter()
+                .any(|r| r.get("criticality").and_then(Value::as_str) == Some("critical"))
+        });
+    d.get("candidate")
+        .filter(|c| fails_critical && c.is_object())
+}
+
 /// A pending hold: the held proposal, its action's digest, its policy and expiry.
 #[derive(Clone, Debug)]
 pub(super) struct Hold {
@@ -214,7 +238,11 @@ impl Engine {
             return None;
         }
         let policy = self.g.policy();
-        let hold = Hold::of(p.clone(), policy, now + self.settings.hold_expiry_secs);
+        let mut held = p.clone();
+        if let Some(c) = approvable_instead(d) {
+            held.action = c.clone();
+        }
+        let hold = Hold::of(held, policy, now + self.settings.hold_expiry_secs);
         let candidate = d
             .candidate
             .as_ref()
@@ -239,8 +267,22 @@ impl Engine {
             .and_then(Value::as_f64)
             .filter(|t| t.is_finite())
             .ok_or("its decision has no finite `time`")?;
-        let p = Proposal::parse(self.g.policy(), &r.proposal)
+        let mut p = Proposal::parse(self.g.policy(), &r.proposal)
             .map_err(|e| format!("its proposal does not parse under the policy in force ({e})"))?;
+        if let Some(c) = approvable_instead_json(&d) {
+            // The hold is of the offered repair (as when it was made): the proposal with
+            // the candidate's action.
+            let mut prop: Value = serde_json::from_str(&r.proposal)
+                .map_err(|e| format!("its proposal is not JSON ({e})"))?;
+            if let Some(o) = prop.as_object_mut() {
+                o.insert("action".to_string(), c.clone());
+            }
+            p.action = Proposal::parse(self.g.policy(), &prop.to_string())
+                .map_err(|e| {
+                    format!("its offered repair does not parse under the policy in force ({e})")
+                })?
+                .action;
+        }
         let expires = time.min(wall_now()) + self.settings.hold_expiry_secs;
         let hold = Hold::of(p, self.g.policy(), expires);
         let view = hold.view(
