@@ -607,3 +607,27 @@ fn an_outcome_names_one_of_the_recent_decisions_once() {
     assert!(ask("000000000000-1").is_err());
     assert!(ask("x").is_err());
 }
+
+#[test]
+fn adversarial_probing_through_its_hook_suspends_g3_questions_the_audit_and_latches_fallback() {
+    let mut g = load(BASE);
+    let ok = json!({"a": 1, "b": 1});
+    g.flag_adversarial("m", "bisection of `lip` over 12 proposals".into());
+    let d = decide(&mut g, &p("x1", "m", 100.0, ok.clone(), json!({"x": 1})));
+    assert_eq!(modes(&d), ["adversarial_probing"], "{d:#}");
+    suspended_by(&d, "projection_stability", FailureMode::AdversarialProbing);
+    assert_eq!(d["audit"], "QUESTIONABLE");
+    assert_eq!(
+        d["action"],
+        json!({"a": 0, "b": 0}),
+        "the fallback executes"
+    );
+    assert_eq!(d["operating_mode"], "fallback");
+    // Once: the flag is consumed, and the agent stays in the fallback mode.
+    let d = decide(&mut g, &p("x2", "m", 101.0, ok.clone(), json!({"x": 1})));
+    assert_eq!(modes(&d), Vec::<String>::new(), "{d:#}");
+    assert_eq!(d["operating_mode"], "fallback");
+    // Another agent is not touched.
+    let d = decide(&mut g, &p("y1", "n", 102.0, ok, json!({"x": 1})));
+    assert_eq!(d["final_outcome"], "ALLOW", "{d:#}");
+}

@@ -80,6 +80,9 @@ pub(crate) struct AgentMonitor {
     pub repairs: VecDeque<bool>,
     /// The times of the agent's decisions within the rate limit's window, oldest first.
     pub recent: VecDeque<f64>,
+    /// A finding of the adversarial-defence detectors, named by the agent's next decision
+    /// (`adversarial_probing`): the hook of [`super::Governor::flag_adversarial`].
+    pub adversarial: Option<String>,
 }
 
 impl AgentMonitor {
@@ -132,6 +135,10 @@ impl AgentMonitor {
         for t in &self.recent {
             f(h, *t);
         }
+        if let Some(e) = &self.adversarial {
+            h(b"adversarial");
+            h(e.as_bytes());
+        }
     }
 
     /// This record as JSON (doubles as the shortest decimal text that reads back exactly).
@@ -151,6 +158,7 @@ impl AgentMonitor {
             })),
             "repairs": self.repairs.iter().collect::<Vec<_>>(),
             "recent": self.recent.iter().map(|t| f(*t)).collect::<Vec<_>>(),
+            "adversarial": self.adversarial,
         })
     }
 
@@ -220,6 +228,10 @@ impl AgentMonitor {
                 .iter()
                 .map(num)
                 .collect::<Option<VecDeque<_>>>()?,
+            adversarial: v
+                .get("adversarial")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         })
     }
 }

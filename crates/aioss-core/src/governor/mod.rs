@@ -612,6 +612,13 @@ impl Governor {
             monitor::model_mismatch(p, last, now, prop, &mut watch);
         }
         monitor::uncertain_rows(p, &self.t1, &mut watch);
+        if let Some(e) = agent.adversarial.take() {
+            watch.flag(
+                FailureMode::AdversarialProbing,
+                format!("the adversarial-defence detectors flagged this agent ({e}): projection stability (G3) is suspended and the decision is sent for review"),
+                e,
+            );
+        }
         let observed = self.observe_proposal(now);
         let p = &self.policy;
         p.lattice

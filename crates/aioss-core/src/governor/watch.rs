@@ -265,6 +265,18 @@ impl Governor {
         self.put_agent(agent, m);
     }
 
+    /// The hook of the adversarial-defence detectors (issue 21): `agent`'s next decision
+    /// names `adversarial_probing` with `evidence`, which suspends G3, sends it for review
+    /// (the fallback executes) and moves the agent to the fallback mode. Part of the
+    /// governor state (digest, snapshots) until that decision consumes it; a caller outside
+    /// the decision flow records why it called, so that replay can call it at the same
+    /// place.
+    pub fn flag_adversarial(&mut self, agent: &str, evidence: String) {
+        let mut m = self.take_agent(agent);
+        m.adversarial = Some(evidence);
+        self.put_agent(agent, m);
+    }
+
     /// An operator's reset of `agent`'s mode of operation (recorded by the caller): back to
     /// normal, its monitors' windows kept.
     pub fn reset_agent(&mut self, agent: &str) {
