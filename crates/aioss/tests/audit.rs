@@ -821,6 +821,49 @@ fn verify_is_read_only_and_with_a_key_demands_a_signed_head() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `aioss decide --clock logical --audit STORE` driven a line at a time: each answer is
+/// read before the next line is written.
+struct Interactive {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Interactive {
+    fn start(policy: &Path, store: &Path) -> Interactive {
+        let mut child = aioss()
+            .args(["decide", "--clock", "logical", "--policy"])
+            .arg(policy)
+            .arg("--audit")
+            .arg(store)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        Interactive { child, stdin, out }
+    }
+
+    fn ask(&mut self, line: &str) -> serde_json::Value {
+        writeln!(self.stdin, "{line}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut answer = String::new();
+        self.out.read_line(&mut answer).unwrap();
+        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"))
+    }
+
+    /// Close its input and wait: its exit code.
+    fn finish(self) -> Option<i32> {
+        let Interactive {
+            mut child, stdin, ..
+        } = self;
+        drop(stdin);
+        child.wait().unwrap().code()
+    }
+}
+
 /// Issue 20: `aioss decide` takes outcome lines (`{"outcome_of": ID, "state": {...}}`), and
 /// what they find moves the agent's mode of operation, recorded and replayed as the
 /// server's outcome reports are.
@@ -841,25 +884,8 @@ fn outcome_lines_feed_the_monitors_and_replay_agrees() {
     .unwrap();
     let store = dir.join("a.db");
     let _ = std::fs::remove_file(&store);
-    let mut child = aioss()
-        .args(["decide", "--clock", "logical", "--policy"])
-        .arg(&policy)
-        .arg("--audit")
-        .arg(&store)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut ask = |line: &str| -> serde_json::Value {
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
-        let mut answer = String::new();
-        out.read_line(&mut answer).unwrap();
-        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"))
-    };
+    let mut run = Interactive::start(&policy, &store);
+    let mut ask = |line: &str| run.ask(line);
     let first =
         ask(r#"{"id":"w1","agent":"m","timestamp":100,"action":{"vx":1},"state":{"px":1}}"#);
     assert_eq!(first["final_outcome"], "ALLOW", "{first}");
@@ -884,9 +910,8 @@ fn outcome_lines_feed_the_monitors_and_replay_agrees() {
     assert_eq!(again["error"]["field"], "outcome_of", "{again}");
     let bad = ask(r#"{"outcome_of":"x","state":{"px":"far"}}"#);
     assert_eq!(bad["error"]["field"], "state.px", "{bad}");
-    drop(stdin);
     // 2: two of its lines were refused.
-    assert_eq!(child.wait().unwrap().code(), Some(2));
+    assert_eq!(run.finish(), Some(2));
 
     let (code, text) = verify(&store, &[]);
     assert_eq!(code, 0, "{text}");
@@ -1007,24 +1032,8 @@ fn tier3_estimates_are_reported_and_suggested() {
     .unwrap();
     let store = dir.join("t.db");
     let _ = std::fs::remove_file(&store);
-    let mut child = aioss()
-        .args(["decide", "--clock", "logical", "--policy"])
-        .arg(&policy)
-        .arg("--audit")
-        .arg(&store)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut ask = |line: &str| -> serde_json::Value {
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
-        let mut answer = String::new();
-        out.read_line(&mut answer).unwrap();
-        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"))
-    };
+    let mut run = Interactive::start(&policy, &store);
+    let mut ask = |line: &str| run.ask(line);
     // A cart whose plant drifts 0.004 past the model each step (declared 0.001), and a
     // controller whose speed changes ten times as fast as its position.
     let mut px = 1.0f64;
@@ -1040,8 +1049,7 @@ fn tier3_estimates_are_reported_and_suggested() {
         let o = ask(&format!(r#"{{"outcome_of":"{id}","state":{{"px":{px}}}}}"#));
         assert!(o["evaluation"].is_string(), "{o}");
     }
-    drop(stdin);
-    assert!(child.wait().unwrap().success());
+    assert_eq!(run.finish(), Some(0));
 
     let out = aioss()
         .arg("report")
